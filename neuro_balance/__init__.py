@@ -1,0 +1,19 @@
+"""neuro_balance: exact synaptic balancing for spiking and neuromorphic networks.
+
+Public API (re-exports only). Brian2 is imported only by `neuro_balance.sim`.
+"""
+from .activations import Activation, parse_activation
+from .architectures import dag, mlp, rnn
+from .costs import Cost, Linf, Lp, parse_cost
+from .engines import BalanceResult, balance
+from .errors import ModelError, ProfileError
+from .metrics import ImbalanceReport, imbalance, path_norm
+from .network import Network, Population, Projection
+from .scaling import scale
+
+__all__ = [
+    "Activation", "parse_activation", "Cost", "Lp", "Linf", "parse_cost", "BalanceResult", "balance",
+    "ModelError", "ProfileError", "ImbalanceReport", "imbalance", "path_norm", "Network", "Population",
+    "Projection", "scale", "mlp", "dag", "rnn",
+]
+__version__ = "0.1.0"

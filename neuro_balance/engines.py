@@ -1,0 +1,148 @@
+"""`balance`: the front door to the three balancing engines (global, stochastic, sweep)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .balancing import SCHEDULES, run_schedule
+from .costs import Cost
+from .graph import build_graph
+from .network import Network
+from .scaling import scale
+from .solver import global_balance
+
+__all__ = ["BalanceResult", "balance", "METHODS"]
+
+METHODS = ("global", "stochastic", "sweep")
+
+
+@dataclass
+class BalanceResult:
+    """Outcome of `balance` (in the spirit of `scipy.optimize.OptimizeResult`).
+
+    Attributes
+    ----------
+    network : Network
+        The balanced network (computes the same function as the input).
+    log_scales : dict of ndarray
+        Log-scale ``u`` of every unit that was applied (``lam = exp(u)``); zero for ground units.
+    converged : bool
+        Whether the max relative imbalance reached ``tol`` (for ``scale_grid="pow2"``: whether no
+        unit could move to a better power of two).
+    iterations : int
+        Newton iterations (global) or sweeps over all units (stochastic, sweep).
+    history : dict of list
+        ``imbalance`` (max relative imbalance) and ``cost`` after every iteration, starting with the
+        initial state.
+    cost_before, cost_after : float
+    dead_units : dict of ndarray
+        Indices of dead units (zero in- or out-cost) per population: never scaled.
+    ungrounded_units : dict of ndarray
+        Indices of units held fixed to anchor a component with no path to ground (the component is
+        balanced up to one common factor), or whose cost has no minimum (skipped).
+    method, schedule : str
+    updates : int
+        Local balancing operations performed (0 for the global solver).
+    """
+
+    network: Network
+    log_scales: dict[str, np.ndarray]
+    converged: bool
+    iterations: int
+    history: dict[str, list[float]]
+    cost_before: float
+    cost_after: float
+    dead_units: dict[str, np.ndarray]
+    ungrounded_units: dict[str, np.ndarray]
+    method: str
+    schedule: str | None = None
+    updates: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def imbalance(self) -> float:
+        """Final max relative imbalance."""
+        return self.history["imbalance"][-1]
+
+    def __repr__(self) -> str:
+        dead = sum(len(v) for v in self.dead_units.values())
+        return (f"BalanceResult(method={self.method!r}{', schedule=' + repr(self.schedule) if self.schedule else ''}, "
+                f"converged={self.converged}, iterations={self.iterations}, imbalance={self.imbalance:.3g}, "
+                f"cost {self.cost_before:.6g} -> {self.cost_after:.6g}, dead units={dead})")
+
+
+def balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e-10, max_iter: int | None = None,
+            seed: int | np.random.Generator | None = 0, schedule: str | None = None, tie: str | None = None,
+            fraction: float = 1.0, scale_grid: str | None = None, inplace: bool = False) -> BalanceResult:
+    """Balance every hidden homogeneous unit of ``net`` for ``cost``.
+
+    All methods reach the same unique balanced state (theory Thm 5.1); they differ in how.
+
+    Parameters
+    ----------
+    net : Network
+    cost : Cost
+        ``Lp(p)`` for any p > 0, ``Linf()``, or a weighted sum of Lp terms.
+    method : {"global", "stochastic", "sweep"}
+        ``global``: Newton's method on the convex cost (L-infinity: sweeps to the max-balanced
+        state). ``stochastic``: the paper's algorithm, one unit at a time in random order (or
+        ``schedule``). ``sweep``: colour classes balanced at once (a layer at a time in a layered
+        network), exactly equivalent to sequential balancing.
+    tol : float
+        Stop when the max relative imbalance over balanced units is at most ``tol``.
+    max_iter : int, optional
+        Newton iterations (default 100) or sweeps (default 10000).
+    seed : int or numpy.random.Generator
+        Random order of the stochastic schedule.
+    schedule : {"random", "cyclic", "reverse", "colour"}, optional
+        Visiting order for ``stochastic`` (default ``random``).
+    tie : {None, "channel", "layer"}
+        Units forced to share one scale (see `build_graph`).
+    fraction : float in (0, 1]
+        Partial (favourable) scaling for the local methods: each step applies ``lam_star**fraction``.
+    scale_grid : {None, "pow2"}
+        Restrict every factor to a power of two (exact shifts on fixed-point hardware); local methods.
+    inplace : bool
+        Rescale ``net`` itself.
+
+    Returns
+    -------
+    BalanceResult
+
+    Examples
+    --------
+    >>> import neuro_balance as nb
+    >>> res = nb.balance(nb.mlp([8, 16, 16, 4], seed=1), nb.Lp(2))
+    >>> res.converged, res.cost_after < res.cost_before
+    (True, True)
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if schedule is not None and schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if scale_grid not in (None, "pow2"):
+        raise ValueError(f"scale_grid must be None or 'pow2', got {scale_grid!r}")
+    if not tol > 0:
+        raise ValueError(f"tol must be > 0, got {tol!r}")
+    graph = build_graph(net, cost, tie)
+    local = method != "global" or cost.is_linf or scale_grid is not None or fraction != 1.0
+    if local:
+        if schedule is None:
+            schedule = "random" if method == "stochastic" else "colour"
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        run = run_schedule(graph, schedule, tol=tol, max_sweeps=max_iter or 10_000, rng=rng,
+                           fraction=fraction, grid=scale_grid)
+        u, iterations, history, converged, updates = run.state.u, run.sweeps, run.history, run.converged, run.updates
+    else:
+        run = global_balance(graph, tol=tol, max_iter=max_iter or 100)
+        u, iterations, history, converged, updates = run.u, run.iterations, run.history, run.converged, 0
+        schedule = None
+    log_scales = {name: values for name, values in graph.expand(u).items() if net.populations[name].balanced}
+    out = scale(net, log_scales, inplace=inplace)
+    dead = {n: np.flatnonzero(graph.expand(graph.dead)[n]) for n in graph.sizes if graph.dead[n].any()}
+    ungrounded = {n: np.flatnonzero(graph.expand(graph.pinned)[n] | graph.expand(graph.unbounded)[n])
+                  for n in graph.sizes if graph.pinned[n].any() or graph.unbounded[n].any()}
+    return BalanceResult(out, log_scales, converged, iterations, history, history["cost"][0], history["cost"][-1],
+                         dead, ungrounded, method, schedule, updates,
+                         {"cg_iterations": getattr(run, "cg_iterations", 0)})

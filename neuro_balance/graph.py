@@ -1,0 +1,360 @@
+"""The cost graph: a network's parameters aggregated per pair of units (DESIGN §2).
+
+For a cost with terms ``alpha_t |w|**p_t`` the total cost after scaling by log-scales ``u`` is::
+
+    F(u) = sum_t alpha_t sum_(j->i) K_t[i, j] * exp(p_t * (u_i - c_j * u_j))
+
+where ``K_t[i, j]`` sums ``|w|**p_t`` over every parameter between unit j and unit i (a dense weight,
+a kernel slice, a bias from the ground unit), and ``c_j`` is the degree of unit j. For L-infinity,
+``K[i, j]`` is the largest ``|w|`` and sums become maxima. Balancing, the global solver and the
+metrics all work on this graph, never on single synapses, and scale the weights once at the end.
+
+Units of a population may be tied into groups that share one scale (`build_graph` ``tie=``); the
+graph is then built over groups. Parameters joining two units of one group (self-loops, and edges
+within a tied layer) are kept apart as ``loops``: they scale by ``exp(p (1 - c) u)``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from .costs import Cost
+from .kinds import get_kind
+from .network import Network
+
+__all__ = ["Block", "CostGraph", "build_graph", "TIES"]
+
+TIES = (None, "channel", "layer")
+
+
+@dataclass
+class Block:
+    """Aggregated cost of every parameter from population ``pre`` to population ``post``."""
+
+    post: str
+    pre: str
+    K: list[np.ndarray]  # one (n_post, n_pre) array per cost term; loops removed from self-blocks
+
+
+@dataclass
+class CostGraph:
+    """The cost graph of a network for one cost (see the module docstring).
+
+    Attributes
+    ----------
+    cost : Cost
+    sizes : dict
+        Number of units (scale groups) per population.
+    degree : dict
+        Degree ``c`` per population (1 for ground populations).
+    free : dict
+        Boolean mask per population: the units balancing may scale.
+    dead : dict
+        Boolean mask per population: balanced units with zero in- or out-cost, never scaled.
+    pinned : dict
+        Boolean mask per population: one unit per ground-less component, held fixed so the
+        component's common factor is defined (the component is still balanced exactly).
+    unbounded : dict
+        Boolean mask: units of ground-less components whose cost has no minimum (BiPU cycles).
+    blocks, bias, loops
+        Aggregated costs: per block, per population's bias and per population's loops, one array
+        per cost term.
+    tie_index : dict
+        Group of every unit of the network per population (identity without ties).
+    """
+
+    cost: Cost
+    sizes: dict[str, int]
+    degree: dict[str, float]
+    free: dict[str, np.ndarray]
+    dead: dict[str, np.ndarray]
+    pinned: dict[str, np.ndarray]
+    unbounded: dict[str, np.ndarray]
+    blocks: list[Block]
+    bias: dict[str, list[np.ndarray]]
+    loops: dict[str, list[np.ndarray]]
+    tie_index: dict[str, np.ndarray]
+    exponents: tuple[float, ...] = field(init=False)
+    alphas: tuple[float, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.alphas = tuple(alpha for alpha, _ in self.cost.terms)
+        self.exponents = tuple(1.0 if math.isinf(p) else p for _, p in self.cost.terms)
+
+    @property
+    def linf(self) -> bool:
+        """True when sums are maxima (L-infinity)."""
+        return self.cost.is_linf
+
+    @property
+    def n_terms(self) -> int:
+        return len(self.cost.terms)
+
+    @property
+    def n_free(self) -> int:
+        """Number of units balancing scales."""
+        return int(sum(m.sum() for m in self.free.values()))
+
+    def zeros(self) -> dict[str, np.ndarray]:
+        """Zero log-scales for every population."""
+        return {name: np.zeros(n) for name, n in self.sizes.items()}
+
+    def expand(self, u: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Log-scales of the network's units from log-scales of the graph's (tied) units."""
+        return {name: u[name][idx] for name, idx in self.tie_index.items()}
+
+    # ---------------------------------------------------------------- evaluation
+    def block_sums(self, u: dict[str, np.ndarray]) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+        """Per term and block: the block's share of each post unit's in-cost and pre unit's out-cost."""
+        sums = []
+        for t, p in enumerate(self.exponents):
+            per_block = []
+            for blk in self.blocks:
+                K = blk.K[t]
+                a = np.exp(p * u[blk.post])
+                b = np.exp(-p * self.degree[blk.pre] * u[blk.pre])
+                if self.linf:
+                    rows = (K * b).max(axis=1, initial=0.0)
+                    cols = (K * a[:, None]).max(axis=0, initial=0.0)
+                else:
+                    rows = K @ b
+                    cols = a @ K
+                per_block.append((a * rows, b * cols))
+            sums.append(per_block)
+        return sums
+
+    def unit_costs(self, u: dict[str, np.ndarray], sums=None) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per population, arrays ``A, B, S`` of shape ``(n_terms, size)`` at log-scales ``u``.
+
+        ``A`` is the in-cost (bias included if the cost says so), ``B`` the out-cost, both without
+        loops; ``S`` is the loop cost. Under L-infinity they are maxima. ``sums`` reuses
+        `block_sums` computed at the same ``u``.
+        """
+        sums = self.block_sums(u) if sums is None else sums
+        agg = np.maximum if self.linf else np.add
+        out = {name: (np.zeros((self.n_terms, n)), np.zeros((self.n_terms, n)), np.zeros((self.n_terms, n)))
+               for name, n in self.sizes.items()}
+        for t, p in enumerate(self.exponents):
+            for blk, (ins, outs) in zip(self.blocks, sums[t]):
+                agg(out[blk.post][0][t], ins, out=out[blk.post][0][t])
+                agg(out[blk.pre][1][t], outs, out=out[blk.pre][1][t])
+            for name, costs in self.bias.items():
+                agg(out[name][0][t], costs[t] * np.exp(p * u[name]), out=out[name][0][t])
+            for name, costs in self.loops.items():
+                out[name][2][t] = costs[t] * np.exp(p * (1.0 - self.degree[name]) * u[name])
+        return out
+
+    def total_cost(self, u: dict[str, np.ndarray], costs=None) -> float:
+        """``F(u)``: the cost of all parameters after scaling (the maximum under L-infinity)."""
+        costs = self.unit_costs(u) if costs is None else costs
+        if self.linf:
+            return float(max(max(A.max(initial=0.0), S.max(initial=0.0)) for A, _, S in costs.values()))
+        return float(sum(np.dot(self.alphas, A.sum(axis=1) + S.sum(axis=1)) for A, _, S in costs.values()))
+
+
+def _aggregate(values: np.ndarray, post_idx: np.ndarray, pre_idx: np.ndarray, n_post: int, n_pre: int,
+               linf: bool) -> np.ndarray:
+    """Sum (or max) ``values`` into an ``(n_post, n_pre)`` array by the parameters' unit indices."""
+    post_idx = np.broadcast_to(post_idx, values.shape)
+    pre_idx = np.broadcast_to(pre_idx, values.shape)
+    # Fast path: every parameter is its own (post, pre) pair, as in a plain dense projection.
+    if values.shape == (n_post, n_pre) and np.array_equal(post_idx[:, 0], np.arange(n_post)) \
+            and np.array_equal(pre_idx[0], np.arange(n_pre)):
+        return np.array(values, copy=True) if values.base is not None else values
+    flat = (post_idx * n_pre + pre_idx).ravel()
+    if linf:
+        K = np.zeros(n_post * n_pre)
+        np.maximum.at(K, flat, values.ravel())
+        return K.reshape(n_post, n_pre)
+    return np.bincount(flat, weights=values.ravel(), minlength=n_post * n_pre).reshape(n_post, n_pre)
+
+
+def _tie_groups(net: Network, name: str, tie: str | None) -> np.ndarray:
+    pop = net.populations[name]
+    if tie == "layer" and pop.balanced:
+        return np.zeros(pop.size, dtype=np.intp)
+    if tie == "channel" and pop.balanced and pop.shape is not None and pop.size == pop.n_features:
+        return np.arange(pop.size) // (pop.shape[1] * pop.shape[2])
+    return np.arange(pop.size)
+
+
+def _coarsen(K: np.ndarray, rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int,
+             linf: bool) -> np.ndarray:
+    if len(rows) == n_rows and len(cols) == n_cols:
+        return K
+    return _aggregate(K, rows[:, None], cols[None, :], n_rows, n_cols, linf)
+
+
+def build_graph(net: Network, cost: Cost, tie: str | None = None) -> CostGraph:
+    """Aggregate a network's parameters into its `CostGraph` for ``cost``.
+
+    Parameters
+    ----------
+    net : Network
+    cost : Cost
+    tie : {None, "channel", "layer"}
+        None: every unit has its own scale. ``"layer"``: one scale per balanced population.
+        ``"channel"``: one scale per channel of feature maps whose positions are separate units.
+
+    Returns
+    -------
+    CostGraph
+    """
+    if tie not in TIES:
+        raise ValueError(f"tie must be one of {TIES}, got {tie!r}")
+    linf = cost.is_linf
+    n_terms = len(cost.terms)
+    tie_index = {name: _tie_groups(net, name, tie) for name in net.populations}
+    sizes = {name: int(idx.max()) + 1 for name, idx in tie_index.items()}
+    degree = {name: pop.degree for name, pop in net.populations.items()}
+    combine = np.maximum if linf else np.add
+
+    blocks: dict[tuple[str, str], Block] = {}
+    loops: dict[str, list[np.ndarray]] = {}
+    for proj in net.projections:
+        pre, post = net.populations[proj.pre], net.populations[proj.post]
+        post_idx, pre_idx = get_kind(proj.kind).groups(proj, pre, post)
+        Ks = []
+        for t in range(n_terms):
+            K = _aggregate(cost.elementwise(proj.weight, t), post_idx, pre_idx, post.size, pre.size, linf)
+            Ks.append(_coarsen(K, tie_index[post.name], tie_index[pre.name], sizes[post.name], sizes[pre.name], linf))
+        if proj.pre == proj.post:
+            diag = [np.diagonal(K).copy() for K in Ks]
+            for K in Ks:
+                np.fill_diagonal(K, 0.0)
+            if proj.post in loops:
+                loops[proj.post] = [combine(a, b) for a, b in zip(loops[proj.post], diag)]
+            else:
+                loops[proj.post] = diag
+        key = (proj.post, proj.pre)
+        if key in blocks:
+            blocks[key].K = [combine(a, b) for a, b in zip(blocks[key].K, Ks)]
+        else:
+            blocks[key] = Block(proj.post, proj.pre, Ks)
+
+    bias: dict[str, list[np.ndarray]] = {}
+    if cost.include_bias:
+        for name, pop in net.populations.items():
+            if pop.bias is not None:
+                terms = []
+                for t in range(n_terms):
+                    values = cost.elementwise(pop.bias, t)
+                    grouped = np.zeros(sizes[name])
+                    (np.maximum.at if linf else np.add.at)(grouped, tie_index[name], values)
+                    terms.append(grouped)
+                bias[name] = terms
+
+    balanced = {name: np.full(sizes[name], pop.balanced) for name, pop in net.populations.items()}
+    none = {name: np.zeros(n, dtype=bool) for name, n in sizes.items()}
+    graph = CostGraph(cost, sizes, degree, balanced, none, dict(none), dict(none), list(blocks.values()),
+                      bias, loops, tie_index)
+    _mark_dead_and_floating(graph)
+    return graph
+
+
+def _mark_dead_and_floating(graph: CostGraph) -> None:
+    """Mark dead units, then ground-less components (pinned, or unbounded for BiPU cycles)."""
+    costs = graph.unit_costs(graph.zeros())
+    for name, (A, B, _) in costs.items():
+        dead = graph.free[name] & ((A.sum(axis=0) == 0) | (B.sum(axis=0) == 0))
+        graph.dead[name] = dead
+        graph.free[name] = graph.free[name] & ~dead
+    free = graph.free
+    # A unit is grounded when a path of nonzero parameters joins it to a fixed unit or a bias.
+    reached = {name: np.zeros(n, dtype=bool) for name, n in graph.sizes.items()}
+    for name, terms in graph.bias.items():
+        reached[name] |= free[name] & (terms[0] > 0)
+    fixed = {name: (~m).astype(float) for name, m in free.items()}
+    for blk in graph.blocks:
+        K = blk.K[0]
+        if fixed[blk.pre].any():
+            reached[blk.post] |= free[blk.post] & (K @ fixed[blk.pre] > 0)
+        if fixed[blk.post].any():
+            reached[blk.pre] |= free[blk.pre] & (fixed[blk.post] @ K > 0)
+    changed = True
+    while changed and any((free[n] & ~reached[n]).any() for n in free):
+        changed = False
+        for blk in graph.blocks:
+            if (free[blk.post] & ~reached[blk.post]).any() and reached[blk.pre].any():
+                new = free[blk.post] & ~reached[blk.post] & (blk.K[0] @ reached[blk.pre].astype(float) > 0)
+                if new.any():
+                    reached[blk.post] |= new
+                    changed = True
+            if (free[blk.pre] & ~reached[blk.pre]).any() and reached[blk.post].any():
+                new = free[blk.pre] & ~reached[blk.pre] & (reached[blk.post].astype(float) @ blk.K[0] > 0)
+                if new.any():
+                    reached[blk.pre] |= new
+                    changed = True
+    floating = {name: free[name] & ~reached[name] for name in free}
+    if not any(m.any() for m in floating.values()):
+        return
+    # Components of the floating units: few and small, so an explicit sparse graph is fine.
+    names = list(graph.sizes)
+    offset = dict(zip(names, np.cumsum([0] + [graph.sizes[n] for n in names[:-1]])))
+    rows, cols = [], []
+    for blk in graph.blocks:
+        mask = np.outer(floating[blk.post], floating[blk.pre]) & (blk.K[0] > 0)
+        i, j = np.nonzero(mask)
+        rows.append(i + offset[blk.post])
+        cols.append(j + offset[blk.pre])
+    total = sum(graph.sizes.values())
+    rows_a = np.concatenate(rows) if rows else np.zeros(0, dtype=int)
+    cols_a = np.concatenate(cols) if cols else np.zeros(0, dtype=int)
+    adjacency = coo_matrix((np.ones(len(rows_a)), (rows_a, cols_a)), shape=(total, total))
+    _, labels = connected_components(adjacency, directed=False)
+    flat_floating = np.concatenate([floating[n] for n in names])
+    flat_degree = np.concatenate([np.full(graph.sizes[n], graph.degree[n]) for n in names])
+    flat_pinned = np.zeros(total, dtype=bool)
+    flat_unbounded = np.zeros(total, dtype=bool)
+    for label in np.unique(labels[flat_floating]):
+        members = np.flatnonzero((labels == label) & flat_floating)
+        if np.all(flat_degree[members] == 1.0):
+            flat_pinned[members[0]] = True
+        else:
+            flat_unbounded[members] = True
+    for name in names:
+        sl = slice(offset[name], offset[name] + graph.sizes[name])
+        graph.pinned[name] = flat_pinned[sl]
+        graph.unbounded[name] = flat_unbounded[sl]
+        graph.free[name] = free[name] & ~flat_pinned[sl] & ~flat_unbounded[sl]
+
+
+def balance_statistics(graph: CostGraph, costs) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per population, the two sides of the balance equation (theory eq 3.2).
+
+    For Lp costs ``g_in = sum_t alpha_t p_t (A_t + S_t)`` and ``g_out = c * sum_t alpha_t p_t (B_t + S_t)``;
+    a unit is balanced (the cost is stationary in its scale) exactly when ``g_in == g_out``. For pure
+    BiLU Lp this is the paper's ``in-cost == out-cost``. Under L-infinity: the in and out maxima.
+    """
+    out = {}
+    for name, (A, B, S) in costs.items():
+        if graph.linf:
+            out[name] = (A[0], B[0])
+            continue
+        w = np.asarray(graph.alphas) * np.asarray(graph.exponents)
+        out[name] = (w @ (A + S), graph.degree[name] * (w @ (B + S)))
+    return out
+
+
+def relative_imbalance(graph: CostGraph, costs) -> dict[str, np.ndarray]:
+    """``|g_in - g_out| / max(g_in, g_out)`` per unit (NaN where not defined, e.g. dead units)."""
+    out = {}
+    for name, (gin, gout) in balance_statistics(graph, costs).items():
+        top = np.maximum(gin, gout)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[name] = np.where(top > 0, np.abs(gin - gout) / np.where(top > 0, top, 1.0), np.nan)
+    return out
+
+
+def max_imbalance(graph: CostGraph, costs) -> float:
+    """The largest relative imbalance over the units balancing scales (0 if there are none)."""
+    worst = 0.0
+    for name, rel in relative_imbalance(graph, costs).items():
+        mask = graph.free[name] | graph.pinned[name]
+        if mask.any():
+            worst = max(worst, float(np.max(rel[mask])))
+    return worst

@@ -1,0 +1,144 @@
+"""Per-unit balance diagnostics and scale-invariant quantities."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import parse_activation
+from .costs import Cost
+from .graph import build_graph, relative_imbalance
+from .balancing import optimal_log_step
+from .network import Network
+
+__all__ = ["ImbalanceReport", "imbalance", "path_norm"]
+
+
+@dataclass
+class ImbalanceReport:
+    """Balance diagnostics of a network for one cost.
+
+    Attributes
+    ----------
+    in_cost, out_cost : dict of ndarray
+        Per population and unit: the cost of its incoming parameters (bias included unless the
+        cost excludes it) and of its outgoing ones. Parameters joining a unit to itself count on
+        both sides.
+    lam_star : dict of ndarray
+        The factor balancing would apply to each unit now (1 for units that are never scaled).
+    relative : dict of ndarray
+        ``|in - c*out| / max(in, c*out)`` per unit in the balance equation's form (NaN where undefined).
+    deficit : dict of ndarray
+        ``(in - out)**2`` per unit (S1's deficit for the L2 cost).
+    balanced, dead : dict of ndarray of bool
+        Units balancing scales; units with zero in- or out-cost (never scaled).
+    max_relative : float
+        Largest relative imbalance over the balanced units.
+    total_cost : float
+        The cost of all parameters.
+    """
+
+    cost: Cost
+    in_cost: dict[str, np.ndarray]
+    out_cost: dict[str, np.ndarray]
+    lam_star: dict[str, np.ndarray]
+    relative: dict[str, np.ndarray]
+    deficit: dict[str, np.ndarray]
+    balanced: dict[str, np.ndarray]
+    dead: dict[str, np.ndarray]
+    max_relative: float
+    total_cost: float
+
+    @property
+    def total_deficit(self) -> float:
+        """Sum of the deficits of the balanced units."""
+        return float(sum(self.deficit[n][self.balanced[n]].sum() for n in self.deficit))
+
+    @property
+    def n_dead(self) -> int:
+        return int(sum(m.sum() for m in self.dead.values()))
+
+    def __repr__(self) -> str:
+        lines = [f"ImbalanceReport({self.cost}): total cost {self.total_cost:.6g}, "
+                 f"max relative imbalance {self.max_relative:.3g}, {self.n_dead} dead units"]
+        for name, mask in self.balanced.items():
+            if mask.any() or self.dead[name].any():
+                rel = self.relative[name][mask]
+                lines.append(f"  {name}: {int(mask.sum())} balanced, {int(self.dead[name].sum())} dead, "
+                             f"max imbalance {np.max(rel) if rel.size else 0.0:.3g}")
+        return "\n".join(lines)
+
+
+def imbalance(net: Network, cost: Cost, tie: str | None = None) -> ImbalanceReport:
+    """Per-unit in-cost, out-cost, balancing factor and imbalance of ``net`` for ``cost``.
+
+    Parameters
+    ----------
+    net : Network
+    cost : Cost
+    tie : {None, "channel", "layer"}
+        Report on tied groups instead of units (see `build_graph`).
+
+    Returns
+    -------
+    ImbalanceReport
+
+    Examples
+    --------
+    >>> import neuro_balance as nb
+    >>> rep = nb.imbalance(nb.mlp([4, 8, 3], seed=0), nb.Lp(2))
+    >>> rep.in_cost["h1"].shape
+    (8,)
+    """
+    graph = build_graph(net, cost, tie)
+    u = graph.zeros()
+    costs = graph.unit_costs(u)
+    rel = relative_imbalance(graph, costs)
+    alphas = np.asarray(graph.alphas)
+    in_cost, out_cost, lam, deficit, balanced = {}, {}, {}, {}, {}
+    for name, (A, B, S) in costs.items():
+        if graph.linf:
+            in_cost[name] = np.maximum(A[0], S[0])
+            out_cost[name] = np.maximum(B[0], S[0])
+        else:
+            in_cost[name] = alphas @ (A + S)
+            out_cost[name] = alphas @ (B + S)
+        deficit[name] = (in_cost[name] - out_cost[name]) ** 2
+        balanced[name] = graph.free[name] | graph.pinned[name]
+        step = np.zeros(graph.sizes[name])
+        if graph.free[name].any():
+            idx = graph.free[name]
+            step[idx] = optimal_log_step(graph, graph.degree[name], A[:, idx], B[:, idx], S[:, idx])
+        lam[name] = np.exp(step)
+    worst = max((float(np.max(rel[n][balanced[n]])) for n in rel if balanced[n].any()), default=0.0)
+    return ImbalanceReport(cost, in_cost, out_cost, lam, rel, deficit, balanced, dict(graph.dead),
+                           worst, graph.total_cost(u, costs))
+
+
+def path_norm(net: Network, q: float = 1.0) -> float:
+    """The Lq path-norm: ``(sum over input->output paths of prod |w|**q) ** (1/q)``, biases included.
+
+    Computed by one forward pass of the network with every parameter replaced by ``|w|**q``,
+    linear units and an all-ones input (biases start paths from the ground unit). It is invariant
+    under any rescaling of BiLU units, so balancing leaves it unchanged. Defined for feedforward
+    networks of BiLU units (recurrent networks: use the unrolled network).
+
+    Parameters
+    ----------
+    net : Network
+    q : float
+        Exponent, ``q > 0``.
+    """
+    if q <= 0:
+        raise ValueError(f"q must be > 0, got {q!r}")
+    if net.recurrent:
+        raise ValueError("path_norm is defined for feedforward networks")
+    powered = net.copy()
+    for proj in powered.projections:
+        proj.weight = np.abs(proj.weight) ** q
+    for pop in powered.populations.values():
+        if pop.bias is not None:
+            pop.bias = np.abs(pop.bias) ** q
+        pop.activation = parse_activation("linear")
+    x = np.ones((1, powered.input.n_features))
+    return float(powered.forward(x).sum() ** (1.0 / q))
