@@ -7,6 +7,7 @@ from .architectures import dag, mlp, rnn
 from .costs import Cost, Linf, Lp, parse_cost
 from .engines import BalanceResult, balance
 from .errors import ModelError, ProfileError
+from .io import load_model, save_model
 from .metrics import ImbalanceReport, imbalance, path_norm
 from .network import Network, Population, Projection
 from .scaling import scale
@@ -14,6 +15,6 @@ from .scaling import scale
 __all__ = [
     "Activation", "parse_activation", "Cost", "Lp", "Linf", "parse_cost", "BalanceResult", "balance",
     "ModelError", "ProfileError", "ImbalanceReport", "imbalance", "path_norm", "Network", "Population",
-    "Projection", "scale", "mlp", "dag", "rnn",
+    "Projection", "scale", "mlp", "dag", "rnn", "load_model", "save_model",
 ]
 __version__ = "0.1.0"

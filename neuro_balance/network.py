@@ -174,9 +174,9 @@ class Network:
                 raise ModelError(f"{where}.post: input population {proj.post!r} cannot receive projections")
             if proj.delay not in (0, 1):
                 raise ModelError(f"{where}.delay: must be 0 or 1, got {proj.delay!r}")
-            kind = get_kind(proj.kind)
             pre, post = self.populations[proj.pre], self.populations[proj.post]
             try:
+                kind = get_kind(proj.kind)
                 expected = tuple(kind.expected_shape(proj, pre, post))
             except ModelError as err:
                 raise ModelError(f"{where}: {err}") from None

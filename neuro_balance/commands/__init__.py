@@ -1,0 +1,1 @@
+"""One module per ``neuro-balance`` subcommand, each exposing ``register(subparsers)``."""

@@ -1,0 +1,42 @@
+"""``neuro-balance balance``: balance a model file and write the balanced model."""
+from __future__ import annotations
+
+import argparse
+
+from ..engines import METHODS, balance
+from ..balancing import SCHEDULES
+from ..graph import TIES
+from ..io import load_model, save_model
+from .common import cost_argument, output_path, positive_float
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "balance", help="balance a model (global, stochastic or sweep)",
+        description="Balance every hidden homogeneous unit of MODEL for a cost and write the balanced model. "
+                    "The network function is unchanged; the total cost drops to its unique minimum.")
+    parser.add_argument("model", help="model YAML file")
+    parser.add_argument("--cost", type=cost_argument, default="L2", help="L1, L2, Lp:P (any P > 0) or Linf (default L2)")
+    parser.add_argument("--method", choices=METHODS, default="global", help="engine (default global)")
+    parser.add_argument("--schedule", choices=SCHEDULES, help="visiting order for --method stochastic")
+    parser.add_argument("--tie", choices=[t for t in TIES if t], help="units sharing one scale")
+    parser.add_argument("--seed", type=int, default=0, help="random order seed (default 0)")
+    parser.add_argument("--tol", type=positive_float, default=1e-10, help="target max relative imbalance (default 1e-10)")
+    parser.add_argument("-o", "--output", help="write the balanced model here (YAML; an npz goes beside it)")
+    parser.set_defaults(func=run, parser=parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = output_path(args.parser, args.output, args.model)
+    net = load_model(args.model)
+    result = balance(net, args.cost, args.method, tol=args.tol, seed=args.seed, schedule=args.schedule, tie=args.tie)
+    dead = sum(len(v) for v in result.dead_units.values())
+    print(f"{args.model}: {args.method} balancing for {args.cost}: "
+          f"{'converged' if result.converged else 'NOT converged'} in {result.iterations} iterations")
+    print(f"  cost {result.cost_before:.6g} -> {result.cost_after:.6g} "
+          f"({100 * (1 - result.cost_after / result.cost_before) if result.cost_before else 0:.2f}% lower)")
+    print(f"  max relative imbalance {result.history['imbalance'][0]:.3g} -> {result.imbalance:.3g}; dead units: {dead}")
+    if out is not None:
+        save_model(result.network, out, comment=f"balanced by neuro-balance ({args.method}, {args.cost}) from {args.model}")
+        print(f"  wrote {out}")
+    return 0 if result.converged else 1

@@ -1,0 +1,269 @@
+"""Model files (YAML + npz) and atomic output files.
+
+A model is two files side by side::
+
+    # digits_mlp.yaml
+    format: neuro_balance.model/1
+    name: digits_mlp
+    weights: digits_mlp.npz          # relative to this file
+    populations:
+      - {name: in, size: 64, role: input, activation: linear}
+      - {name: h1, size: 32, role: hidden, activation: relu, bias: true}
+      - {name: out, size: 10, role: output, activation: linear, bias: true}
+    projections:
+      - {pre: in, post: h1}          # name defaults to "in->h1", kind to dense, delay to 0
+      - {pre: h1, post: out}
+
+and an npz archive with one array per projection (key: the projection's name) and one per bias
+(key: ``"{population}.bias"``). Feature maps add ``shape: [C, H, W]``; projection kinds other than
+dense add their own keys (``kernel``, ``stride``, ``padding``, ``groups``, ``pool``, ...), which
+become `Projection.options`. Files are read with ``yaml.safe_load`` and validated; every error
+names the file, the field and the value.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import yaml
+
+from .errors import ModelError
+from .network import ROLES, Network, Population, Projection
+
+__all__ = ["FORMAT", "load_model", "save_model", "atomic_output", "atomic_write_text"]
+
+FORMAT = "neuro_balance.model/1"
+_POPULATION_KEYS = {"name", "size", "role", "activation", "bias", "shape"}
+_PROJECTION_KEYS = {"pre", "post", "name", "kind", "delay"}
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
+
+    Nothing is left behind if the block raises, and a reader never sees a half-written file.
+
+    Examples
+    --------
+    >>> with atomic_output("out.json") as tmp:            # doctest: +SKIP
+    ...     tmp.write_text("{}")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temporary file + rename)."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+
+
+def _plain(value: Any) -> Any:
+    """Numpy scalars and arrays to plain Python values for YAML."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def save_model(net: Network, path: str | os.PathLike, comment: str | None = None) -> Path:
+    """Write ``net`` as ``path`` (YAML) and an npz beside it with the same stem, both atomically.
+
+    Parameters
+    ----------
+    net : Network
+    path : path-like
+        The YAML file; the weights go to ``path`` with suffix ``.npz``.
+    comment : str, optional
+        Lines written as ``#`` comments at the top of the YAML file.
+
+    Returns
+    -------
+    Path
+        The YAML path.
+    """
+    path = Path(path)
+    if path.suffix not in (".yaml", ".yml"):
+        raise ModelError(f"{path}: model files end in .yaml or .yml")
+    weights_path = path.with_suffix(".npz")
+    arrays = {proj.name: proj.weight for proj in net.projections}
+    populations = []
+    for pop in net.populations.values():
+        entry: dict[str, Any] = {"name": pop.name, "size": int(pop.size), "role": pop.role,
+                                 "activation": pop.activation.spec}
+        if pop.role != "input":
+            entry["bias"] = pop.bias is not None
+        if pop.shape is not None:
+            entry["shape"] = list(pop.shape)
+        if pop.bias is not None:
+            arrays[f"{pop.name}.bias"] = pop.bias
+        populations.append(entry)
+    projections = []
+    for proj in net.projections:
+        entry = {"pre": proj.pre, "post": proj.post}
+        if proj.name != f"{proj.pre}->{proj.post}":
+            entry["name"] = proj.name
+        if proj.kind != "dense":
+            entry["kind"] = proj.kind
+        if proj.delay:
+            entry["delay"] = int(proj.delay)
+        entry.update(_plain(proj.options))
+        projections.append(entry)
+    document = {"format": FORMAT, "name": net.name, "weights": weights_path.name,
+                "populations": populations, "projections": projections}
+    header = "".join(f"# {line}\n" for line in comment.splitlines()) if comment else ""
+    text = header + yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=110)
+    # The YAML refers to the npz, so it is replaced last.
+    with atomic_output(weights_path) as tmp_npz:
+        with open(tmp_npz, "wb") as handle:
+            np.savez(handle, **arrays)
+    atomic_write_text(path, text)
+    return path
+
+
+def _require(mapping: dict, key: str, where: str, path: Path) -> Any:
+    if key not in mapping:
+        raise ModelError(f"{path}: {where}: missing field {key!r}")
+    return mapping[key]
+
+
+def load_model(path: str | os.PathLike) -> Network:
+    """Read a model written by `save_model` (or by hand): YAML + npz, validated.
+
+    Parameters
+    ----------
+    path : path-like
+        The YAML file.
+
+    Returns
+    -------
+    Network
+
+    Raises
+    ------
+    ModelError
+        For anything wrong in either file; the message names the file, the field and the value.
+    FileNotFoundError
+        When the YAML or the weights file does not exist.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such model file") from None
+    except (IsADirectoryError, UnicodeDecodeError) as err:
+        raise ModelError(f"{path}: not a YAML model file ({err.__class__.__name__})") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ModelError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(doc, dict):
+        raise ModelError(f"{path}: the top level must be a mapping, got {type(doc).__name__}")
+    fmt = doc.get("format")
+    if fmt != FORMAT:
+        raise ModelError(f"{path}: format: expected {FORMAT!r}, got {fmt!r}")
+    unknown = set(doc) - {"format", "name", "weights", "populations", "projections"}
+    if unknown:
+        raise ModelError(f"{path}: unknown top-level field(s) {sorted(unknown)}")
+    name = doc.get("name", path.stem)
+    weights_name = _require(doc, "weights", "top level", path)
+    if not isinstance(weights_name, str):
+        raise ModelError(f"{path}: weights: must be a file name, got {weights_name!r}")
+    weights_path = path.parent / weights_name
+    try:
+        with np.load(weights_path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: weights: file {str(weights_path)!r} does not exist") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        raise ModelError(f"{path}: weights: {str(weights_path)!r} is not a readable npz archive ({err})") from None
+    for key, array in arrays.items():
+        if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+            raise ModelError(f"{path}: weights: array {key!r} in {weights_name} has dtype {array.dtype}, not numbers")
+    used = set()
+
+    pops_doc = _require(doc, "populations", "top level", path)
+    if not isinstance(pops_doc, list) or not pops_doc:
+        raise ModelError(f"{path}: populations: must be a non-empty list")
+    populations = []
+    for k, entry in enumerate(pops_doc):
+        where = f"populations[{k}]"
+        if not isinstance(entry, dict):
+            raise ModelError(f"{path}: {where}: must be a mapping, got {entry!r}")
+        extra = set(entry) - _POPULATION_KEYS
+        if extra:
+            raise ModelError(f"{path}: {where}: unknown field(s) {sorted(extra)}")
+        pname = _require(entry, "name", where, path)
+        if not isinstance(pname, str) or not pname:
+            raise ModelError(f"{path}: {where}.name: must be a non-empty string, got {pname!r}")
+        size = _require(entry, "size", where, path)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ModelError(f"{path}: {where}.size: must be a positive integer, got {size!r}")
+        role = _require(entry, "role", where, path)
+        if role not in ROLES:
+            raise ModelError(f"{path}: {where}.role: must be one of {', '.join(ROLES)}, got {role!r}")
+        activation = entry.get("activation", "linear" if role != "hidden" else "relu")
+        has_bias = entry.get("bias", False)
+        if not isinstance(has_bias, bool):
+            raise ModelError(f"{path}: {where}.bias: must be true or false, got {has_bias!r}")
+        bias = None
+        if has_bias:
+            key = f"{pname}.bias"
+            if key not in arrays:
+                raise ModelError(f"{path}: {where}.bias: {weights_name} has no array {key!r}")
+            bias = arrays[key]
+            used.add(key)
+        shape = entry.get("shape")
+        if shape is not None and (not isinstance(shape, list) or not all(
+                isinstance(s, int) and not isinstance(s, bool) for s in shape)):
+            raise ModelError(f"{path}: {where}.shape: must be a list of integers [C, H, W], got {shape!r}")
+        try:
+            populations.append(Population(pname, size, role, activation, bias, tuple(shape) if shape else None))
+        except ModelError as err:
+            raise ModelError(f"{path}: {where}.activation: {err}") from None
+
+    projs_doc = doc.get("projections", [])
+    if not isinstance(projs_doc, list):
+        raise ModelError(f"{path}: projections: must be a list")
+    projections = []
+    for k, entry in enumerate(projs_doc):
+        where = f"projections[{k}]"
+        if not isinstance(entry, dict):
+            raise ModelError(f"{path}: {where}: must be a mapping, got {entry!r}")
+        pre, post = _require(entry, "pre", where, path), _require(entry, "post", where, path)
+        pname = entry.get("name", f"{pre}->{post}")
+        delay = entry.get("delay", 0)
+        kind = entry.get("kind", "dense")
+        if pname not in arrays:
+            raise ModelError(f"{path}: {where} ({pname}): {weights_name} has no array {pname!r}")
+        used.add(pname)
+        options = {key: value for key, value in entry.items() if key not in _PROJECTION_KEYS}
+        if kind == "dense" and options:
+            raise ModelError(f"{path}: {where} ({pname}): unknown field(s) {sorted(options)} for kind dense")
+        projections.append(Projection(pre, post, arrays[pname], kind, delay, pname, options))
+    unused = set(arrays) - used
+    if unused:
+        raise ModelError(f"{path}: weights: {weights_name} has arrays no field refers to: {sorted(unused)}")
+    try:
+        return Network(populations, projections, str(name))
+    except ModelError as err:
+        raise ModelError(f"{path}: {err}") from None
