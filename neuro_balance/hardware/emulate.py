@@ -261,8 +261,10 @@ class QuantizedNetwork:
         return out
 
     def _accumulate(self, pop: Population, acts: dict[str, np.ndarray], counters: dict,
-                    rng: np.random.Generator) -> np.ndarray:
+                    rng: np.random.Generator, window: int | None = None) -> np.ndarray:
+        """Integer input of ``pop`` from ``acts``; register widths apply to ``acc / window``."""
         spec = self.spec
+        window = spec.window if window is None else window
         net = self.network
         total = np.zeros((next(iter(acts.values())).shape[0], pop.n_features), dtype=np.int64)
         overflow = readout_sat = 0
@@ -279,17 +281,17 @@ class QuantizedNetwork:
                 readout_sat += n
             elif spec.split_sign:
                 exc, n1 = _fit_rate(_int_propagate(proj, pre, pop, np.maximum(syn.effective, 0), a),
-                                    spec.accumulator, spec.window)
+                                    spec.accumulator, window)
                 inh, n2 = _fit_rate(_int_propagate(proj, pre, pop, np.maximum(-syn.effective, 0), a),
-                                    spec.accumulator, spec.window)
+                                    spec.accumulator, window)
                 part, overflow = exc - inh, overflow + n1 + n2
             else:
                 part = _int_propagate(proj, pre, pop, syn.effective, a)
             total += part
         if not spec.split_sign:
-            total, n = _fit_rate(total, spec.accumulator, spec.window)
+            total, n = _fit_rate(total, spec.accumulator, window)
             overflow += n
-        counters["accumulator_overflow"][pop.name] = overflow
+        counters["accumulator_overflow"][pop.name] = counters["accumulator_overflow"].get(pop.name, 0) + overflow
         if spec.readout is not None:
             counters["readout_saturated"][pop.name] = readout_sat
         return total
@@ -368,7 +370,7 @@ def _fit_rate(acc: np.ndarray, fmt: IntFormat | None, window: int) -> tuple[np.n
 
 
 # ------------------------------------------------------------------------------------ quantize
-def quantize(net: Network, profile: Profile | str, calibration: np.ndarray | None = None, *, seed: int = 0,
+def quantize(net: Network, profile: Profile | str, calibration: np.ndarray | dict | None = None, *, seed: int = 0,
              **overrides: Any) -> QuantizedNetwork:
     """Map ``net`` onto the chip described by ``profile`` the way the chip's users do.
 
@@ -378,8 +380,9 @@ def quantize(net: Network, profile: Profile | str, calibration: np.ndarray | Non
         A feedforward network (recurrent networks are not supported yet).
     profile : Profile or str
         A profile or a bundled name / YAML path (see `load_profile`).
-    calibration : ndarray of shape (batch, n_in), optional
-        Data for the activation scales; without it, interval bounds for inputs in [0, 1].
+    calibration : ndarray of shape (batch, n_in) or dict, optional
+        Data for the activation scales, or the result of `activation_ranges` for ``net`` (reused
+        across many calls); without it, interval bounds for inputs in [0, 1].
     seed : int
         Seed of analog mismatch (fixed at mapping time) and analog noise (per `forward`).
     **overrides
@@ -413,7 +416,13 @@ def quantize(net: Network, profile: Profile | str, calibration: np.ndarray | Non
                                                             and pop.activation.b == 1.0):
             raise ModelError(f"populations[{name!r}].activation: a spiking chip ({spec.name}) emulates ReLU units "
                              f"only (spike counts are non-negative), got {pop.activation.spec!r}")
-    ranges = activation_ranges(qnet.network, calibration)
+    if isinstance(calibration, dict):
+        ranges = calibration
+        missing = set(net.populations) - set(ranges)
+        if missing:
+            raise ModelError(f"quantize: calibration ranges lack populations {sorted(missing)}")
+    else:
+        ranges = activation_ranges(qnet.network, calibration)
     rng = np.random.default_rng(seed)
     stats = {"weights_clipped": {}, "biases_clipped": {}, "coarsened": {}}
 

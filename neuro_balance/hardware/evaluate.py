@@ -1,0 +1,262 @@
+"""Sweeps: float vs quantised vs balanced-then-quantised networks across chips, bit widths and seeds.
+
+Balancing rescales units without changing the float function (theory §1), so any accuracy difference
+after quantisation comes from how well each chip's shared scales fit the rescaled weights. Two
+balanced variants are compared: continuous factors (the global solver) and factors restricted to
+powers of two (``scale_grid="pow2"``: exact shifts on chip).
+
+Examples
+--------
+>>> ev = evaluate(net, X_test, y_test, calibration=X_train, profiles=["loihi1", "akida2"],
+...               bits=[None, 4])                                   # doctest: +SKIP
+>>> print(ev.table())                                               # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..costs import Cost, Lp
+from ..engines import balance
+from ..errors import ProfileError
+from ..network import Network
+from .emulate import activation_ranges, quantize
+from .profile import list_profiles, load_profile
+
+__all__ = ["Evaluation", "evaluate", "VARIANTS", "plot_evaluation", "digits_mlp"]
+
+VARIANTS = ("quantized", "balanced", "balanced_pow2")
+
+
+@dataclass
+class Evaluation:
+    """Results of `evaluate`: one record per profile x bit width x variant x seed.
+
+    Attributes
+    ----------
+    records : list of dict
+        ``profile``, ``bits`` (None = the profile's own), ``weight_bits`` (effective), ``variant``,
+        ``seed``, ``accuracy``, ``output_error`` (relative RMS error of the outputs against the
+        float network), ``saturation`` (activity, accumulator, state and readout saturation events
+        summed over populations), ``clipped_weights``, ``seconds``; ``accuracy`` is None when the
+        chip does not allow that width.
+    float_accuracy : float
+        Accuracy of the float network (identical for the balanced ones).
+    balance : dict
+        Cost before and after each balancing variant.
+    """
+
+    records: list[dict[str, Any]]
+    float_accuracy: float
+    balance: dict[str, dict[str, float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def mean(self, profile: str, bits: int | None, variant: str, key: str = "accuracy") -> float | None:
+        """Mean of ``key`` over seeds (None when not applicable)."""
+        values = [r[key] for r in self.records if r["profile"] == profile and r["bits"] == bits
+                  and r["variant"] == variant and r[key] is not None]
+        return float(np.mean(values)) if values else None
+
+    @property
+    def profiles(self) -> list[str]:
+        return list(dict.fromkeys(r["profile"] for r in self.records))
+
+    @property
+    def bits(self) -> list[int | None]:
+        return list(dict.fromkeys(r["bits"] for r in self.records))
+
+    @property
+    def variants(self) -> list[str]:
+        return list(dict.fromkeys(r["variant"] for r in self.records))
+
+    def table(self, key: str = "accuracy") -> str:
+        """A Markdown table: one row per profile, per bit width the variants' means (``a / b / c``)."""
+        bits = self.bits
+        head = ["profile"] + [f"{'native' if b is None else f'{b}-bit'}" for b in bits]
+        lines = [f"{key} (float: {self.float_accuracy:.4f}); each cell: " + " / ".join(self.variants), "",
+                 "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for prof in self.profiles:
+            cells = [prof]
+            for b in bits:
+                values = [self.mean(prof, b, v, key) for v in self.variants]
+                cells.append("n/a" if all(v is None for v in values) else
+                             " / ".join("n/a" if v is None else f"{v:.3f}" for v in values))
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return {"format": "neuro_balance.hardware_evaluation/1", "float_accuracy": self.float_accuracy,
+                "balance": self.balance, "seconds": self.seconds, "records": self.records}
+
+    def save(self, directory: str | Path, stem: str = "hardware_evaluation", figure: bool = True) -> list[Path]:
+        """Write ``stem.json`` (and ``stem.png``) into ``directory`` atomically; returns the paths."""
+        from ..io import atomic_output, atomic_write_text
+
+        directory = Path(directory)
+        paths = [directory / f"{stem}.json"]
+        atomic_write_text(paths[0], json.dumps(self.to_dict(), indent=1))
+        if figure:
+            paths.append(directory / f"{stem}.png")
+            with atomic_output(paths[1]) as tmp:
+                plot_evaluation(self, tmp)
+        return paths
+
+    def __repr__(self) -> str:
+        return (f"Evaluation({len(self.profiles)} profiles x {len(self.bits)} widths x {len(self.variants)} variants, "
+                f"{len(self.records)} records, float accuracy {self.float_accuracy:.4f}, {self.seconds:.1f} s)")
+
+
+def _accuracy(out: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.argmax(out, axis=1) == y))
+
+
+def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[str] | None = None,
+             bits: Iterable[int | None] = (None, 2, 4, 8), seeds: Iterable[int] = (0,),
+             calibration: np.ndarray | None = None, cost: Cost | None = None,
+             variants: Sequence[str] = VARIANTS, progress: Callable[[str], None] | None = None,
+             **overrides: Any) -> Evaluation:
+    """Accuracy and output error of quantised networks on every profile, bit width and seed.
+
+    Parameters
+    ----------
+    net : Network
+        A trained feedforward classifier (argmax of the output is the class).
+    X : ndarray (n, n_in)
+    y : ndarray (n,) of int
+    profiles : sequence of str, optional
+        Profile names or paths (default: every bundled profile).
+    bits : iterable of int or None
+        Weight widths to try; None = the profile's own. Widths a chip does not allow are recorded
+        with ``accuracy=None``.
+    seeds : iterable of int
+        Seeds of stochastic rounding and analog noise/mismatch.
+    calibration : ndarray, optional
+        Data for the activation scales (default: ``X``).
+    cost : Cost
+        Cost balanced before quantising (default ``Lp(2)``).
+    variants : sequence of {"quantized", "balanced", "balanced_pow2"}
+    progress : callable, optional
+        Called with a short message after each profile.
+    **overrides
+        Passed to `quantize` for every profile (e.g. ``granularity="layer"``).
+
+    Returns
+    -------
+    Evaluation
+    """
+    start = time.perf_counter()
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    cost = cost if cost is not None else Lp(2)
+    bad = set(variants) - set(VARIANTS)
+    if bad:
+        raise ValueError(f"variants must be among {VARIANTS}, got {sorted(bad)}")
+    calibration = X if calibration is None else calibration
+    reference = net.forward(X)
+    nets: dict[str, Network] = {}
+    info: dict[str, dict[str, float]] = {}
+    if "quantized" in variants:
+        nets["quantized"] = net
+    if "balanced" in variants:
+        res = balance(net, cost, method="global")
+        nets["balanced"], info["balanced"] = res.network, {"cost_before": res.cost_before, "cost_after": res.cost_after}
+    if "balanced_pow2" in variants:
+        res = balance(net, cost, method="sweep", scale_grid="pow2")
+        nets["balanced_pow2"] = res.network
+        info["balanced_pow2"] = {"cost_before": res.cost_before, "cost_after": res.cost_after}
+    ranges = {variant: activation_ranges(candidate, calibration) for variant, candidate in nets.items()}
+    norm = float(np.sqrt(np.mean(reference ** 2))) or 1.0
+    records = []
+    names = list(profiles) if profiles is not None else list_profiles()
+    for name in names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prof = load_profile(name)
+        for b in bits:
+            for seed in seeds:
+                for variant, candidate in nets.items():
+                    t0 = time.perf_counter()
+                    rec: dict[str, Any] = {"profile": prof.name, "bits": b, "variant": variant, "seed": int(seed),
+                                           "weight_bits": None, "accuracy": None, "output_error": None,
+                                           "saturation": None, "clipped_weights": None}
+                    try:
+                        extra = dict(overrides, weight_bits=b) if b is not None else dict(overrides)
+                        qnet = quantize(candidate, prof, ranges[variant], seed=int(seed), **extra)
+                    except ProfileError as err:
+                        rec["skipped"] = str(err)
+                    else:
+                        out = qnet.forward(X)
+                        rec["weight_bits"] = None if qnet.spec.ideal else qnet.spec.weight_bits
+                        rec["accuracy"] = _accuracy(out, y)
+                        rec["output_error"] = float(np.sqrt(np.mean((out - reference) ** 2)) / norm)
+                        fs = qnet.forward_stats
+                        rec["saturation"] = int(sum(sum(v.values()) for v in fs.values()))
+                        rec["clipped_weights"] = int(sum(qnet.quantization_stats.get("weights_clipped", {}).values()))
+                    rec["seconds"] = time.perf_counter() - t0
+                    records.append(rec)
+        if progress is not None:
+            progress(f"{prof.name} done")
+    return Evaluation(records, _accuracy(reference, y), info, time.perf_counter() - start)
+
+
+def plot_evaluation(ev: Evaluation, path: str | Path) -> None:
+    """Accuracy against weight bits, one panel per profile, one line per variant (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    profiles = ev.profiles
+    widths = sorted(b for b in ev.bits if b is not None)
+    cols = min(4, len(profiles))
+    rows = -(-len(profiles) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), sharey=True, squeeze=False)
+    for ax, prof in zip(axes.ravel(), profiles):
+        for variant in ev.variants:
+            points = [(b, ev.mean(prof, b, variant)) for b in widths]
+            points = [(b, a) for b, a in points if a is not None]
+            if points:
+                ax.plot(*zip(*points), marker="o", label=variant)
+            native = ev.mean(prof, None, variant)
+            if native is not None:
+                ax.axhline(native, lw=0.6, ls=":", color=ax.lines[-1].get_color() if ax.lines else "k")
+        ax.axhline(ev.float_accuracy, color="k", lw=0.8, ls="--")
+        ax.set_title(prof, fontsize=9)
+        ax.set_xlabel("weight bits")
+        ax.set_ylim(0, 1.02)
+    for ax in axes.ravel()[len(profiles):]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("accuracy")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Quantised accuracy (dashed: float; dotted: the chip's own width)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+
+
+def digits_mlp(hidden: Sequence[int] = (32, 32), seed: int = 0, epochs: int = 30):
+    """A ReLU MLP trained on scikit-learn's digits with the toolkit's own trainer, and its data.
+
+    For evaluations before a shipped model exists (``models/digits_mlp.yaml``). Adam, lr 0.01,
+    cross-entropy with ``1e-4 * Lp(2)``.
+
+    Returns
+    -------
+    (Network, Dataset)
+    """
+    from ..architectures import mlp
+    from ..datasets import digits
+    from ..training import train
+
+    data = digits(seed=seed)
+    net = mlp([data.n_features, *hidden, data.n_classes], seed=seed, name="digits_mlp")
+    res = train(net, data.X_train, data.y_train, reg=1e-4 * Lp(2), lr=0.01, epochs=epochs, optimizer="adam",
+                seed=seed)
+    return res.network, data
