@@ -7,10 +7,15 @@ Examples
 ['akida1', 'akida2', 'brainscales2']
 >>> q = nb.hardware.quantize(net, "loihi1", X, weight_bits=4)   # doctest: +SKIP
 >>> q.forward(X), q.integer_weights, q.stats                      # doctest: +SKIP
+>>> ev = nb.hardware.evaluate(net, X, y, bits=[None, 4, 8])      # doctest: +SKIP
 """
-from .emulate import QuantizedNetwork, quantize
+from .emulate import QuantizedNetwork, activation_ranges, quantize
+from .evaluate import Evaluation, digits_mlp, evaluate, plot_evaluation
+from .pow2 import Pow2Balance, apply_pow2, balance_pow2
 from .profile import PROFILE_DIR, Profile, UnverifiedProfileWarning, list_profiles, load_profile
 from .spec import ChipSpec
+from .spiking import IFSubtract, LoihiCUBA, simulate
 
 __all__ = ["Profile", "UnverifiedProfileWarning", "PROFILE_DIR", "list_profiles", "load_profile", "ChipSpec",
-           "QuantizedNetwork", "quantize"]
+           "QuantizedNetwork", "quantize", "activation_ranges", "Evaluation", "evaluate", "plot_evaluation",
+           "digits_mlp", "Pow2Balance", "balance_pow2", "apply_pow2", "LoihiCUBA", "IFSubtract", "simulate"]

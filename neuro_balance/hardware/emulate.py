@@ -99,7 +99,8 @@ class _Layer:
     s_acc: np.ndarray                  # (size,) real value of one accumulator LSB per unit
     bias: np.ndarray | None            # (size,) per-step integer bias
     theta: np.ndarray | None = None    # (size,) spiking thresholds in accumulator LSBs
-    multiplier: np.ndarray | None = None  # (size,) graded requantisation multipliers
+    multiplier: np.ndarray | None = None  # (size,) graded requantisation multipliers ...
+    shift: np.ndarray | None = None       # ... and right shifts: activity = acc * multiplier >> shift
     act_format: IntFormat | None = None
     s_act: float = 1.0
     coarsened: float = 1.0
@@ -334,7 +335,7 @@ class QuantizedNetwork:
         act = pop.activation
         if act.kind == "bilu" and act.a in (0.0, 1.0) and act.b == 1.0:
             z = acc if act.a == 1.0 else np.maximum(acc, 0)
-            value = round_div(z * np.repeat(lay.multiplier, rep), 1 << spec.requant_frac_bits,
+            value = round_div(z * np.repeat(lay.multiplier, rep), np.left_shift(1, np.repeat(lay.shift, rep)),
                               spec.activation_rounding)
         else:
             # Any other activation: a lookup table from accumulator to activity.
@@ -588,7 +589,13 @@ def _map_population(qnet: QuantizedNetwork, pop: Population, scales: dict[str, f
             mant = np.maximum(np.rint(s_act / s_acc / 2.0 ** shift), 1).astype(np.int64)
             lay.theta = np.minimum(mant << shift, int(min(_threshold_max(spec), 2.0 ** 62)))
         else:
-            lay.multiplier = np.rint(2.0 ** spec.requant_frac_bits * s_acc / s_act).astype(np.int64)
+            # Requantisation multiplier as a mantissa of requant_frac_bits significant bits and a
+            # right shift (the usual integer-only scheme): ratio = M * 2**-shift, M in [2**(b-1), 2**b).
+            ratio = s_acc / s_act
+            shift = spec.requant_frac_bits - 1 - np.floor(np.log2(ratio)).astype(np.int64)
+            shift = np.clip(shift, 0, 61)
+            lay.multiplier = np.rint(ratio * 2.0 ** shift).astype(np.int64)
+            lay.shift = shift
     qnet.layers[pop.name] = lay
 
 

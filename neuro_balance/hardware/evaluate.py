@@ -27,6 +27,7 @@ from ..engines import balance
 from ..errors import ProfileError
 from ..network import Network
 from .emulate import activation_ranges, quantize
+from .pow2 import balance_pow2
 from .profile import list_profiles, load_profile
 
 __all__ = ["Evaluation", "evaluate", "VARIANTS", "plot_evaluation", "digits_mlp"]
@@ -168,9 +169,12 @@ def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[s
         res = balance(net, cost, method="global")
         nets["balanced"], info["balanced"] = res.network, {"cost_before": res.cost_before, "cost_after": res.cost_after}
     if "balanced_pow2" in variants:
-        res = balance(net, cost, method="sweep", scale_grid="pow2")
-        nets["balanced_pow2"] = res.network
-        info["balanced_pow2"] = {"cost_before": res.cost_before, "cost_after": res.cost_after}
+        pow2 = balance_pow2(net, cost)
+        res, nets["balanced_pow2"] = pow2.result, pow2.network
+        ks = np.concatenate([np.rint(u / np.log(2.0)) for u in res.log_scales.values()] or [np.zeros(1)])
+        info["balanced_pow2"] = {"cost_before": res.cost_before, "cost_after": res.cost_after,
+                                 "min_exponent": float(ks.min()), "max_exponent": float(ks.max()),
+                                 "units_moved": int(np.count_nonzero(ks))}
     ranges = {variant: activation_ranges(candidate, calibration) for variant, candidate in nets.items()}
     norm = float(np.sqrt(np.mean(reference ** 2))) or 1.0
     records = []

@@ -294,7 +294,8 @@ def shared_exponent(max_pos: np.ndarray, min_neg: np.ndarray, qmin: int, qmax: i
     need = np.maximum(need_pos, need_neg)
     e = np.ceil(need)
     # ceil(log2) can land one below the true need through rounding of the logarithm: check exactly.
-    e = np.where(np.isfinite(e) & ((max_pos / 2.0 ** e > qmax) | (min_neg / 2.0 ** e < qmin)), e + 1, e)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = np.where(np.isfinite(e) & ((max_pos / 2.0 ** e > qmax) | (min_neg / 2.0 ** e < qmin)), e + 1, e)
     zero = ~np.isfinite(e)
     e = np.where(zero, exp_min if exp_min is not None else 0, e)
     if exp_min is not None or exp_max is not None:

@@ -99,7 +99,7 @@ class ChipSpec:
         Analog readout (BrainScaleS-2 CADC) before the digital sum.
     readout_rounding : str
     requant_frac_bits : int
-        Fractional bits of the requantisation multiplier on graded chips.
+        Significant bits of the requantisation multiplier on graded chips (``M * 2**-shift``).
     """
 
     name: str

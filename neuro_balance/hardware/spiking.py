@@ -171,11 +171,12 @@ class IFSubtract:
 
 @dataclass
 class SpikingRun:
-    """What `simulate` returns: dequantised outputs and spike counts per population."""
+    """What `simulate` returns: dequantised outputs, spike counts, final membranes, overflow counts."""
 
     output: np.ndarray
     counts: dict[str, np.ndarray]
     overflow: dict[str, dict[str, int]]
+    membranes: dict[str, np.ndarray]
 
 
 def _regular_spikes(counts: np.ndarray, window: int, t: int) -> np.ndarray:
@@ -250,4 +251,4 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None) ->
     output = net.output.activation(out_acc * lay.s_acc * (spec.window / steps))
     stats = {"accumulator": counters["accumulator_overflow"],
              **{name: dict(nrn.overflow) for name, nrn in neurons.items()}}
-    return SpikingRun(output, counts, stats)
+    return SpikingRun(output, counts, stats, {name: nrn.v.copy() for name, nrn in neurons.items()})

@@ -1,0 +1,156 @@
+"""Mapping networks onto chips: levels per shared-scale group, users' exponents, integer forward pass."""
+import numpy as np
+import pytest
+
+import neuro_balance as nb
+from neuro_balance.hardware import ChipSpec, evaluate, list_profiles, load_profile, quantize
+from neuro_balance.hardware.fixed_point import FixedPointOverflowError
+
+pytestmark = pytest.mark.filterwarnings("ignore::neuro_balance.hardware.UnverifiedProfileWarning")
+
+CHIPS = [p for p in list_profiles() if p != "float64"]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    rng = np.random.default_rng(0)
+    net = nb.mlp([16, 12, 10, 5], seed=3)
+    x = rng.random((64, 16))
+    return net, x
+
+
+def allowed_bits(name):
+    prof = load_profile(name, warn=False)
+    allowed = prof.get("weights.bits_allowed")
+    return [b for b in (2, 3, 4, 8) if not allowed or b in allowed or prof.get("weights.format") == "axon_type_lookup"]
+
+
+@pytest.mark.parametrize("name", CHIPS)
+def test_weights_take_at_most_2_to_the_bits_levels_per_shared_scale_group(setup, name):
+    net, x = setup
+    for bits in allowed_bits(name):
+        for granularity in ("layer", "neuron"):
+            q = quantize(net, name, x, weight_bits=bits, granularity=granularity)
+            spec = q.spec
+            # Two's complement: 2**b levels; symmetric: 2**b - 1; sign from the synapse type: 2**(b+1) - 1.
+            sign_by = load_profile(name, warn=False).get("weights.sign_by") or spec.weight_qmax == 2 ** bits - 1
+            assert spec.weight_levels <= (2 ** (bits + 1) - 1 if sign_by else 2 ** bits)
+            for proj in net.projections:
+                m = q.integer_weights[proj.name]
+                assert m.min() >= spec.weight_qmin and m.max() <= spec.weight_qmax
+                scale = q.synapses[proj.name].scale
+                if granularity == "layer":
+                    assert np.ptp(scale) == 0          # one scale for the whole projection
+                    assert len(np.unique(m)) <= spec.weight_levels
+                else:
+                    for row in m:
+                        assert len(np.unique(row)) <= spec.weight_levels
+
+
+def test_max_scaling_uses_the_top_level_and_loses_at_most_half_a_step(setup):
+    net, x = setup
+    q = quantize(net, "akida2", x, weight_bits=8, weight_rounding="nearest")
+    for proj in net.projections:
+        syn = q.synapses[proj.name]
+        assert np.abs(q.integer_weights[proj.name]).max(axis=1).tolist() == [127] * proj.weight.shape[0]
+        err = np.abs(syn.mantissa * syn.scale[:, None] - proj.weight)
+        assert np.all(err <= syn.scale[:, None] / 2 * (1 + 1e-12))
+
+
+def test_loihi_connection_exponents_follow_nengo_loihi_dw_exp():
+    # Two projections into one population: the weaker one gets exponent -floor(log2(t_max / t_i)),
+    # t = max|w| x activity scale, as nengo-loihi's discretize does per connection.
+    net = nb.dag([8, 6, 6, 3], skips=((0, 2),), seed=0)
+    skip = next(p for p in net.projections if p.pre == "in" and p.post == "h2")
+    skip.weight = skip.weight / 37.0
+    x = np.random.default_rng(2).random((40, 8))
+    q = quantize(net, "loihi1", x)
+    scales = q.activation_scales
+    t = {p.name: np.abs(p.weight).max() * scales[p.pre] for p in net.incoming("h2")}
+    top = max(t.values())
+    for name, tk in t.items():
+        expected = -int(np.floor(np.log2(top / tk)))
+        assert np.all(q.synapses[name].exponent == expected)
+    assert min(int(q.synapses[n].exponent[0]) for n in t) < 0
+    # The effective weights carry the 6-bit act_shift plus the exponent.
+    syn = q.synapses[skip.name]
+    assert np.array_equal(syn.effective, syn.mantissa * 2 ** (6 + syn.exponent[0]))
+
+
+def test_loihi_biases_are_13_bit_mantissas_with_exponents_0_to_7(setup):
+    net, x = setup
+    q = quantize(net, "loihi1", x)
+    for name, b in q.integer_biases.items():
+        lay = q.layers[name]
+        assert np.all(np.abs(b) <= 4095 * 2 ** 7)
+    assert all(np.all(th % 64 == 0) and np.all(th >> 6 < 2 ** 17) for th in q.thresholds.values())
+
+
+def test_float64_profile_is_the_float_network(setup):
+    net, x = setup
+    q = quantize(net, "float64", x)
+    assert np.array_equal(q.forward(x), net.forward(x))
+
+
+def test_high_precision_graded_chip_matches_the_float_network(setup):
+    net, x = setup
+    q = quantize(net, "spinnaker2", x, weight_bits=16, activation_bits=16, input_bits=16, accumulator_bits=62,
+                 activation_method="max")
+    np.testing.assert_allclose(q.forward(x), net.forward(x), rtol=0, atol=2e-3 * np.abs(net.forward(x)).max())
+
+
+def test_integer_forward_without_register_limits_matches_the_dequantised_network(setup):
+    # Graded chip, no overflow, exact requantisation: the emulation differs from the float network
+    # with quantised parameters only by activity rounding, which we make negligible.
+    net, x = setup
+    # Calibrating on 2x the data leaves headroom: no activity saturates.
+    q = quantize(net, "akida2", np.vstack([x, 2 * x]), weight_bits=8, activation_bits=8 + 12, input_bits=20)
+    np.testing.assert_allclose(q.forward(x), q.dequantized().forward(x), rtol=0, atol=1e-4)
+    assert sum(q.stats["activation_saturated"].values()) == 0
+
+
+def test_saturation_and_clipping_are_counted(setup):
+    net, x = setup
+    q = quantize(net, "akida2", x, activation_method="percentile", activation_percentile=60, method="percentile",
+                 percentile=60)
+    q.forward(x)
+    assert sum(q.stats["weights_clipped"].values()) > 0
+    assert sum(q.stats["activation_saturated"].values()) > 0
+    q = quantize(net, "loihi1", x, accumulator_bits=8, accumulator_overflow="wrap")
+    q.forward(x)
+    assert sum(q.stats["accumulator_overflow"].values()) > 0
+    with pytest.raises(FixedPointOverflowError):
+        quantize(net, "loihi1", x, accumulator_bits=8, accumulator_overflow="error").forward(x)
+
+
+def test_analog_noise_and_mismatch_are_seeded(setup):
+    net, x = setup
+    a = quantize(net, "dynapse2", x, seed=1).forward(x)
+    assert np.array_equal(a, quantize(net, "dynapse2", x, seed=1).forward(x))
+    assert not np.array_equal(a, quantize(net, "dynapse2", x, seed=2).forward(x))
+    q = quantize(net, "brainscales2", x, seed=0)
+    assert not np.array_equal(q.forward(x, seed=0), q.forward(x, seed=1))
+    ideal = quantize(net, "brainscales2", x, analog_noise=False)
+    assert np.array_equal(ideal.forward(x, seed=0), ideal.forward(x, seed=1))
+
+
+def test_spiking_chips_refuse_non_relu_hidden_units_and_recurrent_nets_are_refused(setup):
+    _, x = setup
+    leaky = nb.mlp([16, 8, 3], activation="leaky_relu:0.1", seed=0)
+    with pytest.raises(nb.ModelError, match="ReLU"):
+        quantize(leaky, "loihi1", x)
+    quantize(leaky, "akida2", x).forward(x)           # graded chips take any activation
+    with pytest.raises(nb.ModelError, match="feedforward"):
+        quantize(nb.rnn(4, [5], 2), "akida2")
+
+
+def test_evaluate_reports_every_profile_and_variant(setup):
+    net, x = setup
+    y = np.argmax(net.forward(x), axis=1)
+    ev = evaluate(net, x, y, profiles=["loihi1", "akida1", "float64"], bits=[None, 4, 8])
+    assert ev.float_accuracy == 1.0
+    assert {r["variant"] for r in ev.records} == {"quantized", "balanced", "balanced_pow2"}
+    assert ev.mean("float64", 4, "balanced") == pytest.approx(1.0)
+    assert ev.mean("akida1", 8, "quantized") is None          # 8-bit weights not allowed on Akida 1.0
+    table = ev.table()
+    assert "| akida1 |" in table and "n/a" in table

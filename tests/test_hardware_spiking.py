@@ -1,0 +1,156 @@
+"""Golden single-neuron traces derived by hand from Loihi's documented integer arithmetic.
+
+hardware.md §1 (nengo-loihi emulator/interface.py, lava proc/lif/models.py): per step
+q = acc(a << 6); u = wrap24(decay(u, du + 1) + q); v = sat(decay(v, dv) + u + bias), +-(2**23 - 1);
+v = 0 while refractory; spike if v > vth_mant << 6; v = 0 on a spike;
+decay(x, d) = sign(x) * ((|x| * (4096 - d)) >> 12).
+"""
+import numpy as np
+import pytest
+
+import neuro_balance as nb
+from neuro_balance.hardware import quantize
+from neuro_balance.hardware.spiking import IFSubtract, LoihiCUBA, loihi_decay, simulate
+
+pytestmark = pytest.mark.filterwarnings("ignore::neuro_balance.hardware.UnverifiedProfileWarning")
+
+BIG = 2**17 - 1   # largest threshold mantissa: no spike in the traces that test u and v
+
+
+def run(neuron, inputs):
+    us, vs, ss = [], [], []
+    for a in inputs:
+        s = neuron.step(np.array([a]))
+        us.append(int(neuron.u[0]))
+        vs.append(int(neuron.v[0]))
+        ss.append(int(s[0]))
+    return us, vs, ss
+
+
+def test_current_decay_halves_with_du_2047_as_in_lavas_impulse_test():
+    # 4096 - (2047 + 1) = 2048: u halves each step; an impulse a = 128 enters as 128 << 6 = 2**13.
+    n = LoihiCUBA(1, du=2047, dv=0, vth_mant=BIG)
+    us, vs, ss = run(n, [128, 0, 0, 0, 0])
+    assert us == [8192, 4096, 2048, 1024, 512]
+    assert vs == [8192, 12288, 14336, 15360, 15872]      # dv = 0: v integrates u without loss
+    assert ss == [0] * 5
+
+
+def test_decay_rounds_toward_zero_for_negative_current():
+    # du = 0: factor 4095. -960 -> -((960 * 4095) >> 12) = -(3931200 >> 12) = -959 (floor would give -960).
+    n = LoihiCUBA(1, du=0, dv=0, vth_mant=BIG)
+    us, _, _ = run(n, [-15, 0, 0])
+    assert us == [-960, -959, -958]       # 959 * 4095 = 3927105, >> 12 = 958
+    assert loihi_decay(np.array([-960]), 0, offset=1).tolist() == [-959]
+
+
+def test_current_wraps_at_24_bits():
+    # u = 2**23 - 100, du = 0: decay gives 8388508 - ceil(8388508 / 4096) = 8388508 - 2048 = 8386460;
+    # plus q = 100 << 6 = 6400 -> 8392860 > 2**23 - 1, wraps to 8392860 - 2**24 = -8384356.
+    n = LoihiCUBA(1, du=0, dv=0, vth_mant=BIG)
+    n.u[:] = 2**23 - 100
+    us, _, _ = run(n, [100, 0])
+    assert us[0] == -8384356
+    assert us[1] == -(8384356 - 2047)     # 8384356 / 4096 = 2046.96: toward zero keeps -8382309
+    assert n.overflow["u"] == 1
+
+
+def test_voltage_saturates_at_plus_minus_2_to_23_minus_1():
+    # v = -(2**23 - 10), dv = 0, du = 4095 (u = q): v + u = -8388598 - 64 = -8388662 -> -8388607.
+    n = LoihiCUBA(1, du=4095, dv=0, vth_mant=BIG)
+    n.v[:] = -(2**23 - 10)
+    _, vs, ss = run(n, [-1, -1])
+    assert vs == [-8388607, -8388607] and ss == [0, 0]
+    assert n.overflow["v"] == 2
+
+
+def test_threshold_is_strict():
+    # vth = 1 << 6 = 64, u = 64 each step: v = 64 is not > 64; v = 128 spikes and resets to 0.
+    n = LoihiCUBA(1, du=4095, dv=0, vth_mant=1)
+    _, vs, ss = run(n, [1, 1, 1, 1])
+    assert ss == [0, 1, 0, 1] and vs == [64, 0, 64, 0]
+
+
+def test_refractory_holds_voltage_at_zero_for_ref_minus_one_steps():
+    n = LoihiCUBA(1, du=4095, dv=0, vth_mant=1, refractory=3)
+    _, vs, ss = run(n, [1] * 6)
+    # spike at step 2; steps 3 and 4 held at 0 although u = 64 arrives; integration resumes at 5.
+    assert ss == [0, 1, 0, 0, 0, 1] and vs == [64, 0, 0, 0, 64, 0]
+
+
+def test_bias_is_mantissa_shifted_by_exponent():
+    # bias = 3 << 2 = 12 per step, vth = 64: v = 12, 24, ..., 72 > 64 at step 6.
+    n = LoihiCUBA(1, du=4095, dv=0, vth_mant=1, bias_mant=3, bias_exp=2)
+    _, vs, ss = run(n, [0] * 6)
+    assert vs == [12, 24, 36, 48, 60, 0] and ss == [0, 0, 0, 0, 0, 1]
+
+
+def test_synaptic_accumulator_wraps_at_22_bits():
+    # a = 2**15: q = 2**21 > 2**21 - 1 wraps to -2**21; du = 4095 makes u equal q.
+    n = LoihiCUBA(1, du=4095, dv=0, vth_mant=BIG)
+    us, _, _ = run(n, [2**15])
+    assert us == [-(2**21)] and n.overflow["accumulator"] == 1
+
+
+def test_voltage_decay_with_dv():
+    # dv = 1024: factor 3072/4096 = 3/4, exact on 64-multiples: v = 640 -> 480 -> 360.
+    n = LoihiCUBA(1, du=4095, dv=1024, vth_mant=BIG)
+    _, vs, _ = run(n, [10, 0, 0])
+    assert vs == [640, 480, 360]
+
+
+def test_if_reset_by_subtraction_ge_and_gt():
+    ge = IFSubtract(1, theta=10)
+    gt = IFSubtract(1, theta=10, compare="gt")
+    s_ge = [int(ge.step(np.array([4]))[0]) for _ in range(6)]
+    s_gt = [int(gt.step(np.array([4]))[0]) for _ in range(6)]
+    assert s_ge == [0, 0, 1, 0, 1, 0]      # v: 4, 8, 12->2, 6, 10->0, 4
+    assert s_gt == [0, 0, 1, 0, 0, 1]      # v: 4, 8, 12->2, 6, 10, 14->4
+    assert int(ge.v[0]) == 4 and int(gt.v[0]) == 4
+
+
+def test_spiking_run_reproduces_static_counts_for_excitatory_if_networks():
+    # Reset by subtraction, non-negative input and weights, no leak, no saturation (32-bit v): after
+    # T steps v = total - theta * count >= 0, so count + v // theta = floor(total / theta), the static
+    # emulation's count (v // theta > 0 only where one spike per step could not keep up).
+    rng = np.random.default_rng(0)
+    net = nb.mlp([12, 10, 6, 4], seed=0)
+    for proj in net.projections:
+        proj.weight = np.abs(proj.weight)
+    for pop in net.populations.values():
+        if pop.bias is not None:
+            pop.bias = np.abs(pop.bias)
+    x = rng.random((20, 12))
+    q = quantize(net, "spinnaker1", x, activation_bits=5)
+    run_ = simulate(q, x)
+    static = _static_counts(q, x)
+    theta = q.thresholds["h1"]
+    assert np.array_equal(run_.counts["h1"] + run_.membranes["h1"] // theta, static["h1"])
+    assert np.all(run_.membranes["h1"] >= 0) and run_.counts["h1"].sum() > 0
+    # Deeper layers inherit the first layer's withheld spikes, so they can only fall short.
+    assert np.all(run_.counts["h2"] <= static["h2"])
+
+
+def _static_counts(q, x):
+    acts = {}
+    original = q._activity
+
+    def spy(pop, lay, acc):
+        out = original(pop, lay, acc)
+        acts[pop.name] = out[0]
+        return out
+    q._activity = spy
+    q.forward(x)
+    q._activity = original
+    return acts
+
+
+def test_loihi_spiking_run_uses_wrapping_current_and_strict_threshold():
+    net = nb.mlp([8, 6, 3], seed=1)
+    x = np.random.default_rng(1).random((5, 8))
+    q = quantize(net, "loihi1", x, activation_bits=4)
+    out = simulate(q, x)
+    assert out.output.shape == (5, 3)
+    assert all(int(c.max()) <= q.spec.window for c in out.counts.values())
+    with pytest.raises(nb.ModelError, match="graded"):
+        simulate(quantize(net, "akida2", x), x)
