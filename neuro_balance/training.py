@@ -326,7 +326,8 @@ class BalanceSchedule:
     every : int
         Balance after every ``every``-th epoch (0: never).
     mode : {"partial", "full"}
-        ``partial``: one sweep visiting every unit once, in network order (S2's "NB"); ``full``:
+        ``partial``: one sweep balancing every unit once, a colour class (a layer of a layered
+        network) at a time (S2's "NB", which sweeps layer by layer); ``full``:
         balance to convergence (global solver, tolerance ``tol``).
     tol : float
     """
@@ -383,7 +384,8 @@ def _apply_balance(net: Network, schedule: BalanceSchedule, full: bool, optimize
     if full:
         res = _balance(net, schedule.cost, "global", tol=schedule.tol, seed=rng)
     else:
-        res = _balance(net, schedule.cost, "stochastic", schedule="cyclic", tol=1e-300, max_iter=1, seed=rng)
+        # one sweep of the colour schedule: every unit balanced once, a whole layer at a time
+        res = _balance(net, schedule.cost, "sweep", schedule="colour", tol=1e-300, max_iter=1, seed=rng)
     log_factors = parameter_log_factors(net, res.log_scales)
     scale(net, res.log_scales, inplace=True)
     optimizer.rescale(log_factors)
@@ -403,7 +405,8 @@ class TrainResult:
         Entry 0 is the initial state, entry k the state after epoch k: ``loss`` and ``accuracy`` on the
         training set (data loss, without the regulariser), ``deficit`` (S1: sum over balanced units of
         ``(in - out)**2`` for the L2 cost, biases included), ``max_relative_imbalance`` and ``cost``
-        for the monitored cost (``reg`` if given, else the balancing cost, else L2), and with
+        for the monitored cost (``reg`` if given, else the balancing cost, else L2), ``weight_norm``
+        (Frobenius norm of all parameters, S1's ||W||), and with
         ``validation`` data ``val_loss`` and ``val_accuracy``.
     balance_events : list of dict
         Epoch, kind and cost before/after of every balancing operation.
@@ -451,6 +454,7 @@ def _record(history: dict, net: Network, X, y, loss: str, monitor: Cost, validat
     rep = rep2 if monitor == Lp(2) else imbalance(net, monitor)
     history["max_relative_imbalance"].append(rep.max_relative)
     history["cost"].append(rep.total_cost)
+    history["weight_norm"].append(float(np.sqrt(sum(np.sum(w * w) for w in parameters(net).values()))))
     if validation is not None:
         v_loss, v_acc = evaluate(net, validation[0], validation[1], loss)
         history["val_loss"].append(v_loss)
@@ -513,7 +517,7 @@ def train(net: Network, X: np.ndarray, y: np.ndarray, *, loss: str = "cross_entr
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     net = net.copy()
     monitor = reg if reg is not None else (schedule.cost if schedule is not None else Lp(2))
-    keys = ["loss", "accuracy", "deficit", "max_relative_imbalance", "cost"]
+    keys = ["loss", "accuracy", "deficit", "max_relative_imbalance", "cost", "weight_norm"]
     keys += ["val_loss", "val_accuracy"] if validation is not None else []
     history: dict[str, list[float]] = {k: [] for k in keys}
     events: list[dict] = []
