@@ -1,0 +1,116 @@
+"""``neuro-balance quantize``: map a model onto a chip profile and report what the precision does."""
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+
+import numpy as np
+
+from ..costs import Lp
+from ..errors import ModelError
+from ..hardware.emulate import quantize
+from ..hardware.fixed_point import ROUNDING_MODES
+from ..hardware.pow2 import balance_pow2
+from ..hardware.spec import GRANULARITIES, METHODS
+from ..io import atomic_write_text, load_model
+from .common import cost_argument
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "quantize", help="emulate a model on a chip profile (integer weights, saturation, accuracy)",
+        description="Map MODEL onto the chip described by --profile the way the chip's users do, run the integer "
+                    "emulation, and print per-projection integer weights and per-population saturation counts. "
+                    "With --data, also the float and quantised accuracy and the output error. --balance first "
+                    "balances the model (continuous factors or exact powers of two); the float function is "
+                    "unchanged, only the quantisation sees the difference.")
+    parser.add_argument("model", help="model YAML file")
+    parser.add_argument("--profile", required=True, help="profile name (see `neuro-balance profiles`) or YAML path")
+    parser.add_argument("--weight-bits", type=int, help="override the weight width")
+    parser.add_argument("--activation-bits", type=int, help="override the activity width / rate-code window bits")
+    parser.add_argument("--granularity", choices=GRANULARITIES, help="which weights share a scale")
+    parser.add_argument("--method", choices=METHODS, help="weight scale from max, percentile or worst-case input")
+    parser.add_argument("--rounding", choices=ROUNDING_MODES, help="weight and bias rounding")
+    parser.add_argument("--balance", choices=("none", "continuous", "pow2"), default="none",
+                        help="balance before quantising (default none)")
+    parser.add_argument("--cost", type=cost_argument, default="L2", help="cost for --balance (default L2)")
+    parser.add_argument("--data", help="'digits' (scikit-learn digits: train split calibrates, test split scores) "
+                                       "or an .npz with X (and y) used for both")
+    parser.add_argument("--seed", type=int, default=0, help="seed of stochastic rounding and analog noise")
+    parser.add_argument("--json", help="also write the report as JSON here")
+    parser.set_defaults(func=run, parser=parser)
+
+
+def _data(spec: str | None, n_in: int):
+    if spec is None:
+        return None, None, None
+    if spec == "digits":
+        from ..datasets import digits
+
+        data = digits()
+        X_cal, X, y = data.X_train, data.X_test, data.y_test
+    else:
+        try:
+            with np.load(spec) as f:
+                X = np.asarray(f["X"], dtype=np.float64)
+                y = np.asarray(f["y"]) if "y" in f else None
+        except KeyError:
+            raise ModelError(f"{spec}: field 'X': the npz needs an array named X (and optionally y)") from None
+        X_cal = X
+    if X.ndim != 2 or X.shape[1] != n_in:
+        raise ModelError(f"{spec}: field 'X': expected shape (n, {n_in}) for this model, got {X.shape}")
+    return X_cal, X, y
+
+
+def run(args: argparse.Namespace) -> int:
+    net = load_model(args.model)
+    X_cal, X, y = _data(args.data, net.input.n_features)
+    if args.balance == "continuous":
+        from ..engines import balance
+
+        net = balance(net, args.cost or Lp(2)).network
+    elif args.balance == "pow2":
+        net = balance_pow2(net, args.cost or Lp(2)).network
+    overrides = {k: v for k, v in (("weight_bits", args.weight_bits), ("activation_bits", args.activation_bits),
+                                   ("granularity", args.granularity), ("method", args.method),
+                                   ("weight_rounding", args.rounding)) if v is not None}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        q = quantize(net, args.profile, X_cal, seed=args.seed, **overrides)
+    for w in caught:
+        print(f"warning: {w.message}")
+    print(f"{args.model} on {q.spec.name}: {q!r}")
+    report = {"model": args.model, "profile": q.spec.name, "balance": args.balance, "overrides": overrides,
+              "projections": {}, "populations": {}}
+    print(f"{'projection':<16}{'shape':<12}{'levels used':>12}{'max |q|':>9}{'clipped':>9}")
+    for proj in net.projections:
+        if q.spec.ideal:
+            break
+        m = q.integer_weights[proj.name]
+        clipped = q.stats["weights_clipped"][proj.name]
+        print(f"{proj.name:<16}{str(m.shape):<12}{len(np.unique(m)):>12}{int(np.abs(m).max()):>9}{clipped:>9}")
+        report["projections"][proj.name] = {"levels": int(len(np.unique(m))), "max_abs": int(np.abs(m).max()),
+                                            "clipped": int(clipped)}
+    if X is not None:
+        out = q.forward(X)
+        ref = net.forward(X)
+        err = float(np.sqrt(np.mean((out - ref) ** 2)) / (np.sqrt(np.mean(ref ** 2)) or 1.0))
+        report["output_error"] = err
+        print(f"relative output error {err:.4g}")
+        if y is not None:
+            acc_f, acc_q = float(np.mean(ref.argmax(1) == y)), float(np.mean(out.argmax(1) == y))
+            report.update(float_accuracy=acc_f, quantized_accuracy=acc_q)
+            print(f"accuracy: float {acc_f:.4f}, quantised {acc_q:.4f}")
+        print(f"{'population':<12}{'input sat':>10}{'acc overflow':>14}{'state overflow':>16}{'activity sat':>14}")
+        fs = q.forward_stats
+        for name in net.populations:
+            row = {k: int(fs.get(k, {}).get(name, 0)) for k in
+                   ("input_saturated", "accumulator_overflow", "state_overflow", "activation_saturated")}
+            report["populations"][name] = row
+            print(f"{name:<12}{row['input_saturated']:>10}{row['accumulator_overflow']:>14}"
+                  f"{row['state_overflow']:>16}{row['activation_saturated']:>14}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(report, indent=1))
+        print(f"wrote {args.json}")
+    return 0
