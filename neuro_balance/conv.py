@@ -276,33 +276,31 @@ class Conv2d:
         geo = geometry(proj.options, pre.shape)
         maps, padded = _input_map(geo, x)
         G = geo.groups
-        c_out = proj.weight.shape[0]
-        n = x.shape[0] * geo.out_hw[0] * geo.out_hw[1]
-        # im2col per group: (G, B*Ho*Wo, Cg*kh*kw), one batched matrix product for all groups.
+        # im2col per sample and group: (B, G, Cg*kh*kw, Ho*Wo). Products with the kernels
+        # (G, C_out/G, Cg*kh*kw) then land directly in the C-major output layout.
         win = _windows(padded, geo.kernel, geo.stride)
         B, C, Ho, Wo, kh, kw = win.shape
-        cols = win.reshape(B, G, C // G, Ho, Wo, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6).reshape(G, n, -1)
-        kernels = proj.weight.reshape(G, c_out // G, -1)
+        cols = win.reshape(B, G, C // G, Ho, Wo, kh, kw).transpose(0, 1, 2, 5, 6, 3, 4).reshape(B, G, -1, Ho * Wo)
+        kernels = proj.weight.reshape(G, proj.weight.shape[0] // G, -1)
         return geo, maps, cols, kernels
 
     def propagate(self, proj, pre, post, x):
-        geo, _, cols, kernels = self._parts(proj, pre, x)
-        y = np.matmul(cols, kernels.transpose(0, 2, 1))  # (G, B*Ho*Wo, C_out/G)
-        Ho, Wo = geo.out_hw
-        return y.reshape(-1, x.shape[0], Ho, Wo, y.shape[2]).transpose(1, 0, 4, 2, 3).reshape(x.shape[0], -1)
+        _, _, cols, kernels = self._parts(proj, pre, x)
+        return np.matmul(kernels, cols).reshape(x.shape[0], -1)  # (B, G, C_out/G, Ho*Wo) flattened
 
     def vjp(self, proj, pre, post, x, grad):
         geo, maps, cols, kernels = self._parts(proj, pre, x)
-        G = geo.groups
-        B = x.shape[0]
-        Ho, Wo = geo.out_hw
-        c_out = proj.weight.shape[0]
-        g = grad.reshape(B, G, c_out // G, Ho, Wo).transpose(1, 0, 3, 4, 2).reshape(G, B * Ho * Wo, -1)
-        grad_w = np.matmul(g.transpose(0, 2, 1), cols).reshape(proj.weight.shape)
-        gcols = np.matmul(g, kernels)  # (G, B*Ho*Wo, Cg*kh*kw)
+        B, G, K, N = cols.shape
+        g = grad.reshape(B, G, -1, N)
+        # Sum over samples and positions in one product per group: (G, C_out/G, B*N) @ (G, B*N, K).
+        g_flat = g.transpose(1, 2, 0, 3).reshape(G, -1, B * N)
+        cols_flat = cols.transpose(1, 0, 3, 2).reshape(G, B * N, K)
+        grad_w = np.matmul(g_flat, cols_flat).reshape(proj.weight.shape)
+        gcols = np.matmul(kernels.transpose(0, 2, 1), g)  # (B, G, Cg*kh*kw, Ho*Wo)
         C = geo.in_shape[0]
         kh, kw = geo.kernel
-        gwin = gcols.reshape(G, B, Ho, Wo, C // G, kh, kw).transpose(1, 0, 4, 2, 3, 5, 6).reshape(B, C, Ho, Wo, kh, kw)
+        Ho, Wo = geo.out_hw
+        gwin = gcols.reshape(B, C, kh, kw, Ho, Wo).transpose(0, 1, 4, 5, 2, 3)
         return grad_w, _input_vjp(geo, maps, _fold(gwin, _padded_hw(geo), geo.stride))
 
     def groups(self, proj, pre, post):

@@ -433,8 +433,11 @@ def test_layer_tied_balancing(net, p, seed):
     # One scale per layer shares each layer's log-scale.
     for name, u in tied.log_scales.items():
         assert np.ptp(u) == 0.0
-    # The tied optimum is a restricted optimum: never below the untied one.
-    assert tied.cost_after >= free.cost_after * (1 - 1e-12)
+    # The tied optimum is a restricted optimum: never below the untied one. (Dead units, e.g.
+    # positions of a per-position map that nothing reads, are frozen when untied but move with
+    # their layer when tied, so the comparison needs a net without them.)
+    if not free.dead_units:
+        assert tied.cost_after >= free.cost_after * (1 - 1e-12)
     x = inputs(net, np.random.default_rng(seed))
     assert_same_function(net, tied.network, x)
     assert_same_function(net, free.network, x)
