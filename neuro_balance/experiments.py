@@ -40,7 +40,7 @@ from .network import Network
 from .scaling import scale
 from .training import evaluate, parameters, train
 
-__all__ = ["EXPERIMENTS", "run", "save", "summary_text", "gd_regularizer", "balance_disrupted",
+__all__ = ["EXPERIMENTS", "QUICK", "run", "save", "summary_text", "gd_regularizer", "balance_disrupted",
            "order_independence", "balance_and_learning", "train_digits_model", "unit_l2_difference"]
 
 
@@ -259,7 +259,7 @@ def _plot_order_independence(res: dict, path: Path) -> None:
     c, s = res["curves"], res["summary"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for traj in c["cost_trajectories"]:
-        axes[0].plot(np.array(traj) - s["cost_global"] + 1e-16, lw=0.8)
+        axes[0].plot(np.maximum(np.array(traj) - s["cost_global"], 1e-16), lw=0.8)
     axes[0].set_yscale("log")
     axes[0].set_xlabel("sweep")
     axes[0].set_title("cost above the global minimum (20 runs)")
@@ -393,9 +393,12 @@ def _plot_balance_and_learning(res: dict, path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- bundled model
-def train_digits_model(sizes: Sequence[int] = (64, 32, 32, 10), epochs: int = 40, lr: float = 0.05,
+def train_digits_model(sizes: Sequence[int] = (64, 32, 32, 10), epochs: int = 40, lr: float = 0.02,
                        batch_size: int = 32, seed: int = 0) -> tuple[Network, float]:
     """Train the project's bundled ReLU MLP on digits (plain SGD, no regulariser, so it is unbalanced).
+
+    ``lr = 0.02``: at 0.05 plain SGD on this network has occasional loss spikes (test accuracy can dip
+    to ~0.6 for an epoch), at 0.02 every seed tried stays above 0.88 after epoch 20 and ends near 0.96.
 
     Returns
     -------
@@ -415,6 +418,15 @@ EXPERIMENTS: dict[str, tuple[Callable[..., dict], Callable[[dict, Path], None]]]
     "balance-disrupted": (balance_disrupted, _plot_balance_disrupted),
     "order-independence": (order_independence, _plot_order_independence),
     "balance-and-learning": (balance_and_learning, _plot_balance_and_learning),
+}
+
+
+# Small settings for smoke runs (``neuro-balance demo NAME --quick`` and the tests): same code, less work.
+QUICK: dict[str, dict[str, Any]] = {
+    "gd-regularizer": {"epochs": 4, "seeds": (0,), "sizes": (64, 12, 10)},
+    "balance-disrupted": {"lrs": (0.01, 0.2), "epochs": 2, "scaling_lrs": (0.004, 0.002), "sizes": (64, 12, 10)},
+    "order-independence": {"runs": 12},
+    "balance-and-learning": {"seeds": (0, 1), "epochs": 3, "sizes": (64, 12, 10), "conditions": ("plain", "L1 NB")},
 }
 
 

@@ -137,7 +137,7 @@ def test_l2_regulariser_balances_a_digits_mlp_within_100_epochs():
 
 def test_mlp_reaches_93_percent_on_digits():
     d = digits()
-    res = train(nb.mlp([64, 32, 32, 10], seed=0), d.X_train, d.y_train, epochs=30, seed=0,
+    res = train(nb.mlp([64, 32, 32, 10], seed=0), d.X_train, d.y_train, lr=0.02, epochs=40, seed=0,
                 validation=(d.X_test, d.y_test))
     assert res.history["val_accuracy"][-1] >= 0.93
     assert res.history["loss"][-1] < res.history["loss"][0]

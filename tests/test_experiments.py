@@ -1,0 +1,154 @@
+"""Experiments (small settings), their JSON/PNG output, the ``demo`` command and the bundled model."""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neuro_balance import experiments
+from neuro_balance.commands import demo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gd_regularizer_only_the_regularised_run_balances(tmp_path):
+    res = experiments.run("gd-regularizer", **experiments.QUICK["gd-regularizer"])
+    s = res["summary"]
+    assert s["deficit_ratio_l2"] < 0.9 * s["deficit_ratio_plain"]
+    assert len(res["curves"]["l2_deficit"]) == res["config"]["epochs"] + 1
+    # the first-epoch decay follows exp(-8 alpha t) to within the O(lr**2) terms
+    assert s["fitted_deficit_decay_rate"] == pytest.approx(s["predicted_deficit_decay_rate"], rel=0.2)
+    paths = experiments.save(res, tmp_path)
+    assert json.loads(paths["json"].read_text())["name"] == "gd-regularizer"
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_balance_disrupted_starts_balanced_and_drifts_like_lr_squared():
+    res = experiments.run("balance-disrupted", **experiments.QUICK["balance-disrupted"])
+    s = res["summary"]
+    assert s["initial_max_relative_imbalance"] < 1e-10
+    assert res["curves"]["deficit_lr0.01"][0] < 1e-16
+    assert s["final_deficit_lr0.2"] > s["final_deficit_lr0.01"]
+    (ratio,) = s["drift_ratios_per_halving"]
+    assert 3.5 < ratio < 4.5
+
+
+def test_order_independence_runs_agree_with_the_global_solution():
+    res = experiments.run("order-independence", runs=12)
+    s = res["summary"]
+    assert s["max_relative_deviation_from_global"] < 1e-8
+    assert s["max_relative_deviation_from_mean"] < 1e-8
+    assert (s["cost_max"] - s["cost_min"]) <= 1e-10 * s["cost_global"]
+    assert s["cost_global"] < s["cost_initial"] and s["norm_mean"] < s["norm_initial"]
+    assert len(res["curves"]["deviation_from_global"]) == 12
+
+
+def _idx(array: np.ndarray) -> bytes:
+    return bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + \
+        array.astype(np.uint8).tobytes()
+
+
+def test_balance_and_learning_on_digits_and_on_idx_files(tmp_path):
+    res = experiments.run("balance-and-learning", **experiments.QUICK["balance-and-learning"])
+    assert set(res["summary"]) == {"1", "0.01"}
+    for rows in res["summary"].values():
+        assert set(rows) == {"plain", "L1 NB"}
+        for r in rows.values():
+            assert 0.0 <= r["final_mean"] <= 1.0 and r["final_std"] >= 0.0
+            assert r["best_mean"] >= r["final_mean"] - 1e-12
+    assert res["summary"]["1"]["plain"]["n_train"] == 1347 and res["summary"]["0.01"]["plain"]["n_train"] == 10
+    table = experiments.summary_text(res)
+    assert "L1 NB" in table and "0.01" in table
+    # MNIST path: tiny IDX files with an easy rule (the label is the brightest of 10 pixels)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 200), ("t10k", 100)):
+        images = rng.integers(0, 100, size=(n, 4, 4))
+        labels = rng.integers(0, 10, size=n)
+        images.reshape(n, -1)[np.arange(n), labels] = 255
+        (tmp_path / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(images)))
+        (tmp_path / f"{prefix}-labels-idx1-ubyte").write_bytes(_idx(labels))
+    res = experiments.balance_and_learning(mnist=tmp_path, seeds=(0, 1), fractions=(1.0, 0.5), epochs=20,
+                                           sizes=(16, 12, 10), lr=0.1, conditions=("plain", "FB", "L2 NB"),
+                                           target=0.5)
+    assert abs(res["summary"]["0.5"]["FB"]["n_train"] - 100) <= 10  # per-class rounding
+    assert res["summary"]["1"]["plain"]["final_mean"] > 0.5  # far above chance (0.1): the pipeline learns
+    paths = experiments.save(res, tmp_path / "out", figure=False)
+    assert json.loads(paths["json"].read_text())["config"]["data"] == str(tmp_path)
+
+
+def test_save_writes_strict_json_with_nan_as_null(tmp_path):
+    res = {"name": "order-independence", "config": {}, "curves": {"a": np.arange(3)},
+           "summary": {"x": math.nan, "y": np.float64(2.5), "n": np.int64(3)}}
+    paths = experiments.save(res, tmp_path, figure=False)
+    data = json.loads(paths["json"].read_text())
+    assert data["summary"] == {"x": None, "y": 2.5, "n": 3} and data["curves"]["a"] == [0, 1, 2]
+
+
+def test_unknown_experiment_and_condition_are_rejected():
+    with pytest.raises(ValueError, match="unknown experiment 'nope'"):
+        experiments.run("nope")
+    with pytest.raises(ValueError, match="conditions"):
+        experiments.balance_and_learning(conditions=("plain", "magic"))
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="neuro-balance")
+    demo.register(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def test_demo_command_writes_json_and_png(tmp_path, capsys):
+    args = _parser().parse_args(["demo", "order-independence", "--quick", "--out", str(tmp_path)])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "max_relative_deviation_from_global" in out
+    assert (tmp_path / "order-independence.json").is_file() and (tmp_path / "order-independence.png").is_file()
+
+
+def test_demo_command_rejects_bad_options(tmp_path):
+    parser = _parser()
+    with pytest.raises(SystemExit) as err:
+        parser.parse_args(["demo", "no-such-demo"])
+    assert err.value.code == 2
+    args = parser.parse_args(["demo", "order-independence", "--seeds", "3"])
+    with pytest.raises(SystemExit):
+        args.func(args)
+    args = parser.parse_args(["demo", "balance-and-learning", "--mnist", str(tmp_path / "absent")])
+    with pytest.raises(ValueError, match="not a directory"):
+        args.func(args)
+
+
+@pytest.mark.skipif("demo" not in getattr(__import__("neuro_balance.cli").cli, "COMMANDS", ()),
+                    reason="demo not registered in neuro_balance.cli yet")
+def test_demo_through_the_command_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "neuro_balance.cli", "demo", "order-independence", "--quick",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "order-independence.json").is_file()
+
+
+def test_train_digits_model_reaches_93_percent():
+    net, accuracy = experiments.train_digits_model()
+    assert accuracy >= 0.93
+    assert [p.size for p in net.populations.values()] == [64, 32, 32, 10]
+
+
+def test_bundled_digits_model_loads_and_is_accurate():
+    path = ROOT / "models" / "digits_mlp.yaml"
+    if not path.is_file():
+        pytest.skip("models/digits_mlp.yaml not generated (scripts/train_digits_model.py)")
+    from neuro_balance.datasets import digits
+    from neuro_balance.io import load_model
+    from neuro_balance.training import evaluate
+
+    d = digits()
+    _, accuracy = evaluate(load_model(path), d.X_test, d.y_test)
+    assert accuracy >= 0.93
