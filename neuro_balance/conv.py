@@ -276,31 +276,31 @@ class Conv2d:
         geo = geometry(proj.options, pre.shape)
         maps, padded = _input_map(geo, x)
         G = geo.groups
-        # im2col per sample and group: (B, G, Cg*kh*kw, Ho*Wo). Products with the kernels
-        # (G, C_out/G, Cg*kh*kw) then land directly in the C-major output layout.
+        # im2col per group, samples and positions together: (G, Cg*kh*kw, B*Ho*Wo), so each group
+        # is one large matrix product with its kernels (G, C_out/G, Cg*kh*kw).
         win = _windows(padded, geo.kernel, geo.stride)
         B, C, Ho, Wo, kh, kw = win.shape
-        cols = win.reshape(B, G, C // G, Ho, Wo, kh, kw).transpose(0, 1, 2, 5, 6, 3, 4).reshape(B, G, -1, Ho * Wo)
+        cols = win.reshape(B, G, C // G, Ho, Wo, kh, kw).transpose(1, 2, 5, 6, 0, 3, 4).reshape(G, -1, B * Ho * Wo)
         kernels = proj.weight.reshape(G, proj.weight.shape[0] // G, -1)
         return geo, maps, cols, kernels
 
     def propagate(self, proj, pre, post, x):
         _, _, cols, kernels = self._parts(proj, pre, x)
-        return np.matmul(kernels, cols).reshape(x.shape[0], -1)  # (B, G, C_out/G, Ho*Wo) flattened
+        y = np.matmul(kernels, cols)  # (G, C_out/G, B*Ho*Wo)
+        G, Og, _ = y.shape
+        return y.reshape(G, Og, x.shape[0], -1).transpose(2, 0, 1, 3).reshape(x.shape[0], -1)
 
     def vjp(self, proj, pre, post, x, grad):
         geo, maps, cols, kernels = self._parts(proj, pre, x)
-        B, G, K, N = cols.shape
-        g = grad.reshape(B, G, -1, N)
-        # Sum over samples and positions in one product per group: (G, C_out/G, B*N) @ (G, B*N, K).
-        g_flat = g.transpose(1, 2, 0, 3).reshape(G, -1, B * N)
-        cols_flat = cols.transpose(1, 0, 3, 2).reshape(G, B * N, K)
-        grad_w = np.matmul(g_flat, cols_flat).reshape(proj.weight.shape)
-        gcols = np.matmul(kernels.transpose(0, 2, 1), g)  # (B, G, Cg*kh*kw, Ho*Wo)
+        G, Og, _ = kernels.shape
+        B = x.shape[0]
+        Ho, Wo = geo.out_hw
+        g = grad.reshape(B, G, Og, Ho * Wo).transpose(1, 2, 0, 3).reshape(G, Og, -1)
+        grad_w = np.matmul(g, cols.transpose(0, 2, 1)).reshape(proj.weight.shape)
+        gcols = np.matmul(kernels.transpose(0, 2, 1), g)  # (G, Cg*kh*kw, B*Ho*Wo)
         C = geo.in_shape[0]
         kh, kw = geo.kernel
-        Ho, Wo = geo.out_hw
-        gwin = gcols.reshape(B, C, kh, kw, Ho, Wo).transpose(0, 1, 4, 5, 2, 3)
+        gwin = gcols.reshape(G, C // G, kh, kw, B, Ho, Wo).transpose(4, 0, 1, 5, 6, 2, 3).reshape(B, C, Ho, Wo, kh, kw)
         return grad_w, _input_vjp(geo, maps, _fold(gwin, _padded_hw(geo), geo.stride))
 
     def groups(self, proj, pre, post):
