@@ -154,3 +154,18 @@ def test_evaluate_reports_every_profile_and_variant(setup):
     assert ev.mean("akida1", 8, "quantized") is None          # 8-bit weights not allowed on Akida 1.0
     table = ev.table()
     assert "| akida1 |" in table and "n/a" in table
+
+
+@pytest.mark.slow
+def test_digits_evaluation_on_every_profile():
+    # The table: a digits MLP trained by the toolkit, every profile, native width and 4/8 bits.
+    from neuro_balance.hardware import digits_mlp
+
+    net, data = digits_mlp()
+    ev = evaluate(net, data.X_test, data.y_test, calibration=data.X_train, bits=[None, 4, 8], seeds=[0, 1])
+    assert ev.float_accuracy > 0.9
+    assert set(ev.profiles) == set(list_profiles())
+    for prof in ev.profiles:
+        native = ev.mean(prof, None, "quantized")
+        assert native is not None and native > ev.float_accuracy - 0.05, (prof, native)
+    assert ev.mean("float64", 4, "balanced") == pytest.approx(ev.float_accuracy)

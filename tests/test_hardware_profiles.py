@@ -35,7 +35,7 @@ def test_every_profile_loads_with_sources_and_warns_only_when_unverified(name):
 
 
 def test_loihi_profile_carries_the_documented_numbers():
-    prof = load_profile("loihi1")
+    prof = load_profile("loihi1", warn=False)
     assert prof.get("state.u.overflow") == "wrap" and prof.get("state.v.overflow") == "saturate"
     assert prof.get("state.v.range") == [-8388607, 8388607]
     assert prof.get("accumulator.bits") == 22 and prof.get("threshold.mantissa_bits") == 17
@@ -43,7 +43,7 @@ def test_loihi_profile_carries_the_documented_numbers():
 
 
 def test_unverified_leaf_is_unwrapped_and_listed():
-    prof = load_profile("loihi2")
+    prof = load_profile("loihi2", warn=False)
     assert prof.get("limits.neurons_per_core") == 8000
     assert "limits.neurons_per_core" in prof.unverified and prof.is_unverified("limits.neurons_per_core")
     assert not prof.is_unverified("state.u.bits")

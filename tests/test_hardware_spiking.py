@@ -10,7 +10,10 @@ import pytest
 
 import neuro_balance as nb
 from neuro_balance.hardware import quantize
-from neuro_balance.hardware.spiking import IFSubtract, LoihiCUBA, loihi_decay, simulate
+import yaml
+
+from neuro_balance.hardware.profile import PROFILE_DIR
+from neuro_balance.hardware.spiking import IntegrateFire, LoihiCUBA, loihi_decay, simulate
 
 pytestmark = pytest.mark.filterwarnings("ignore::neuro_balance.hardware.UnverifiedProfileWarning")
 
@@ -99,9 +102,11 @@ def test_voltage_decay_with_dv():
     assert vs == [640, 480, 360]
 
 
-def test_if_reset_by_subtraction_ge_and_gt():
-    ge = IFSubtract(1, theta=10)
-    gt = IFSubtract(1, theta=10, compare="gt")
+def test_if_reset_by_subtraction_ge_and_gt_and_reset_to_zero():
+    ge = IntegrateFire(1, theta=10)
+    gt = IntegrateFire(1, theta=10, compare="gt")
+    zero = IntegrateFire(1, theta=10, reset="zero")
+    assert [int(zero.step(np.array([4]))[0]) for _ in range(6)] == [0, 0, 1, 0, 0, 1]   # 4, 8, 12->0, 4, 8, 12
     s_ge = [int(ge.step(np.array([4]))[0]) for _ in range(6)]
     s_gt = [int(gt.step(np.array([4]))[0]) for _ in range(6)]
     assert s_ge == [0, 0, 1, 0, 1, 0]      # v: 4, 8, 12->2, 6, 10->0, 4
@@ -109,7 +114,7 @@ def test_if_reset_by_subtraction_ge_and_gt():
     assert int(ge.v[0]) == 4 and int(gt.v[0]) == 4
 
 
-def test_spiking_run_reproduces_static_counts_for_excitatory_if_networks():
+def test_spiking_run_reproduces_static_counts_for_excitatory_if_networks(tmp_path):
     # Reset by subtraction, non-negative input and weights, no leak, no saturation (32-bit v): after
     # T steps v = total - theta * count >= 0, so count + v // theta = floor(total / theta), the static
     # emulation's count (v // theta > 0 only where one spike per step could not keep up).
@@ -121,7 +126,11 @@ def test_spiking_run_reproduces_static_counts_for_excitatory_if_networks():
         if pop.bias is not None:
             pop.bias = np.abs(pop.bias)
     x = rng.random((20, 12))
-    q = quantize(net, "spinnaker1", x, activation_bits=5)
+    # A user profile: Speck with a 32-bit membrane, so nothing saturates.
+    data = yaml.safe_load((PROFILE_DIR / "speck.yaml").read_text())
+    data["state"]["v"] = {"bits": 32, "signed": True, "overflow": "saturate"}
+    (tmp_path / "wide.yaml").write_text(yaml.safe_dump(data))
+    q = quantize(net, str(tmp_path / "wide.yaml"), x, activation_bits=5)
     run_ = simulate(q, x)
     static = _static_counts(q, x)
     theta = q.thresholds["h1"]
@@ -154,3 +163,14 @@ def test_loihi_spiking_run_uses_wrapping_current_and_strict_threshold():
     assert all(int(c.max()) <= q.spec.window for c in out.counts.values())
     with pytest.raises(nb.ModelError, match="graded"):
         simulate(quantize(net, "akida2", x), x)
+
+
+@pytest.mark.parametrize("per_step", [1, 2, 3, 5, 7, 9, 10, 11, 20, 64])
+def test_static_reset_to_zero_rate_matches_stepping_with_constant_input(per_step):
+    # The static emulation's count for reset to zero: floor(T / k), k = steps to cross the threshold
+    # (ceil(theta / I) for >=, floor(theta / I) + 1 for the strict > of Loihi).
+    T, theta = 31, 10
+    ge = IntegrateFire(1, theta=theta, reset="zero")
+    assert sum(int(ge.step(np.array([per_step]))[0]) for _ in range(T)) == T // -(-theta // per_step)
+    loihi = LoihiCUBA(1, du=4095, dv=0, vth_mant=theta)          # input per_step << 6, threshold theta << 6
+    assert sum(int(loihi.step(np.array([per_step]))[0]) for _ in range(T)) == T // (theta // per_step + 1)

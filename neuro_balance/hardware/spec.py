@@ -262,7 +262,9 @@ class ChipSpec:
             activation_bits=int(act_bits), input_bits=int(input_bits), activation_method=act_method,
             activation_percentile=float(act_pct),
             activation_rounding=g("activations.rounding", "nearest"),
-            reset="zero" if g("neuron.reset") == "zero" else "subtract", compare=g("neuron.compare", "ge"),
+            # Reset to a value (sPyNNaker's v_reset, assumed 0 for converted networks) loses the overshoot
+            # like reset to zero; subtractive and multi-mode resets (TrueNorth) keep it.
+            reset="zero" if g("neuron.reset") in ("zero", "value") else "subtract", compare=g("neuron.compare", "ge"),
             accumulator=acc, current=current, membrane=membrane,
             threshold_bits=g("threshold.mantissa_bits") or g("threshold.bits"),
             threshold_shift=int(g("threshold.shift", 0)), threshold_signed=bool(g("threshold.signed", False)),

@@ -16,7 +16,8 @@ with ``decay(x, d) = sign(x) * ((|x| * (4096 - d)) >> 12)`` (round toward zero) 
 lava's CPU model keeps ``+2**23`` unwrapped, a one-value difference at the boundary).
 
 Other digital chips: non-leaky integrate-and-fire, ``v = fit(v + a + bias)``, spike when
-``v >= theta`` (``> theta`` for ``compare: gt``), reset by subtracting ``theta`` (DESIGN §6).
+``v >= theta`` (``> theta`` for ``compare: gt``), reset by subtracting ``theta`` (DESIGN §6) or, for
+chips that reset to a value (sPyNNaker), to zero.
 
 `simulate` runs a `QuantizedNetwork` of a spiking chip step by step: inputs become regular spike
 trains with their integer counts over the rate-code window, hidden units are the neurons above, and
@@ -32,7 +33,7 @@ from ..errors import ModelError
 from .fixed_point import IntFormat
 from .emulate import QuantizedNetwork
 
-__all__ = ["loihi_decay", "LoihiCUBA", "IFSubtract", "SpikingRun", "simulate"]
+__all__ = ["loihi_decay", "LoihiCUBA", "IntegrateFire", "SpikingRun", "simulate"]
 
 DECAY_BITS = 12
 ACT_SHIFT = 6
@@ -129,8 +130,8 @@ class LoihiCUBA:
 
 
 @dataclass
-class IFSubtract:
-    """Non-leaky integrate-and-fire with reset by subtraction, in integer arithmetic.
+class IntegrateFire:
+    """Non-leaky integrate-and-fire in integer arithmetic, reset by subtraction (default) or to zero.
 
     Parameters
     ----------
@@ -142,6 +143,7 @@ class IFSubtract:
     v_format : IntFormat, optional
         Membrane register (None: unbounded).
     compare : {"ge", "gt"}
+    reset : {"subtract", "zero"}
     """
 
     n: int
@@ -149,6 +151,7 @@ class IFSubtract:
     bias: int | np.ndarray = 0
     v_format: IntFormat | None = None
     compare: str = "ge"
+    reset: str = "subtract"
 
     def __post_init__(self) -> None:
         self.v = np.zeros(self.n, dtype=np.int64)
@@ -165,7 +168,7 @@ class IFSubtract:
             self.overflow["v"] += n
         theta = np.asarray(self.theta, dtype=np.int64)
         spikes = v > theta if self.compare == "gt" else v >= theta
-        self.v = np.where(spikes, v - theta, v)
+        self.v = np.where(spikes, v - theta if self.reset == "subtract" else 0, v)
         return spikes
 
 
@@ -189,7 +192,7 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None) ->
 
     Loihi profiles (``neuron.model: cuba_lif``) use `LoihiCUBA` with ``du = 4095`` (the current is
     the step's input), ``dv = 0`` and refractory 1, so a hidden unit behaves like the static
-    emulation's reset-to-zero rate model; other chips use `IFSubtract`.
+    emulation's reset-to-zero rate model; other chips use `IntegrateFire` with their reset.
 
     Parameters
     ----------
@@ -223,8 +226,8 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None) ->
                                       accumulator=IntFormat(62, True, name="accumulator"), u_format=spec.current,
                                       v_format=spec.membrane)
         else:
-            neurons[name] = IFSubtract(pop.n_features, theta=lay.theta, bias=bias, v_format=spec.membrane,
-                                       compare=spec.compare)
+            neurons[name] = IntegrateFire(pop.n_features, theta=lay.theta, bias=bias, v_format=spec.membrane,
+                                          compare=spec.compare, reset=spec.reset)
     batch = x.shape[0]
     counts = {name: np.zeros((batch, net.populations[name].n_features), dtype=np.int64) for name in net.populations}
     out_name = net.output.name
