@@ -527,8 +527,8 @@ def _map_population(qnet: QuantizedNetwork, pop: Population, scales: dict[str, f
         gain = spec.analog_gain * max(1.0, np.floor(spec.readout.max / peak) if peak > 0 else 1.0)
     bias_real = pop.bias
     s_act = scales[pop.name]
-    coarsen = 1.0
-    for _ in range(2):  # second pass only when biases or thresholds forced a coarser scale
+    coarsen: float | np.ndarray = 1.0
+    for attempt in range(2):  # the second pass checks the coarser scale forced by biases or thresholds
         s_acc = base * coarsen * 2.0 ** -spec.exp_offset / gain
         need = np.ones(pop.size)
         beta = bias_real / (s_acc * window) if bias_real is not None else None
@@ -536,11 +536,9 @@ def _map_population(qnet: QuantizedNetwork, pop: Population, scales: dict[str, f
             bias_max = ((1 << (spec.bias_bits - 1)) - 1) * 2.0 ** (spec.bias_exp_range[1] if spec.bias_exp_range
                                                                     else 0)
             need = np.maximum(need, np.abs(beta) / bias_max)
-        theta_real = s_act / s_acc if (spec.spiking and pop.role == "hidden") else None
-        if theta_real is not None:
-            theta_max = _threshold_max(spec)
-            need = np.maximum(need, theta_real / theta_max)
-        if np.all(need <= 1.0 + 1e-12) or coarsen > 1.0:
+        if spec.spiking and pop.role == "hidden":
+            need = np.maximum(need, s_act / s_acc / _threshold_max(spec))
+        if attempt == 1 or np.all(need <= 1.0 + 1e-12):
             break
         factor = need.max() if spec.granularity in ("network", "layer") else need
         if spec.weight_form == "pow2":

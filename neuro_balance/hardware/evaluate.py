@@ -66,14 +66,17 @@ class Evaluation:
 
     @property
     def profiles(self) -> list[str]:
+        """Profile names in the order evaluated."""
         return list(dict.fromkeys(r["profile"] for r in self.records))
 
     @property
     def bits(self) -> list[int | None]:
+        """Weight widths in the order evaluated (None = each profile's own)."""
         return list(dict.fromkeys(r["bits"] for r in self.records))
 
     @property
     def variants(self) -> list[str]:
+        """Variants in the order evaluated."""
         return list(dict.fromkeys(r["variant"] for r in self.records))
 
     def table(self, key: str = "accuracy") -> str:
