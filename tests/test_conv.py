@@ -570,6 +570,22 @@ def test_per_position_locally_connected_maps_are_exact():
     assert_same_function(net, res.network, x)
 
 
+def test_recurrent_conv_map_scales_and_balances_exactly():
+    """A delay-1 convolution of a map onto itself: kernel slices [o, o] are loops (scale-free)."""
+    base = conv_net((2, 6, 6), [{"channels": 3, "kernel": 3, "padding": 1}], dense=[4], n_out=2, seed=1)
+    rng = np.random.default_rng(0)
+    loop = Projection("h1", "h1", 0.2 * rng.normal(size=(3, 3, 3, 3)), kind="conv2d", delay=1,
+                      options={"kernel": 3, "padding": 1})
+    net = Network(list(base.populations.values()), base.projections + [loop])
+    x = rng.normal(size=(5, 2, net.input.n_features))
+    assert_same_function(net, nb.scale(net, random_log_scales(net, rng)), x)
+    glob = balanced(net, nb.Lp(2))
+    stoch = balanced(net, nb.Lp(2), method="stochastic", seed=3)
+    assert_same_function(net, glob.network, x)
+    assert_same_weights(glob.network, stoch.network, rtol=1e-8)
+    assert_channels_balanced(glob.network, 2.0, glob.dead_units, rtol=1e-10)
+
+
 def test_options_are_plain_yaml_values():
     net = conv_net((3, 8, 8), [{"channels": 4, "kernel": 3, "padding": 1, "pool": {"kind": "avg", "size": 2}},
                                {"channels": 4, "kind": "locally_connected", "kernel": [2, 3]}], n_out=2)
