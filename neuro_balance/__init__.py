@@ -5,7 +5,7 @@ Public API (re-exports only). Brian2 is imported only by `neuro_balance.sim`.
 from .activations import Activation, parse_activation
 from .architectures import dag, mlp, rnn
 from .costs import Cost, Linf, Lp, parse_cost
-from .engines import BalanceResult, balance
+from .engines import BalanceResult, balance, balance_unit
 from .errors import ModelError, ProfileError
 from .io import load_model, save_model
 from .metrics import ImbalanceReport, imbalance, path_norm
@@ -13,7 +13,7 @@ from .network import Network, Population, Projection
 from .scaling import scale
 
 __all__ = [
-    "Activation", "parse_activation", "Cost", "Lp", "Linf", "parse_cost", "BalanceResult", "balance",
+    "Activation", "parse_activation", "Cost", "Lp", "Linf", "parse_cost", "BalanceResult", "balance", "balance_unit",
     "ModelError", "ProfileError", "ImbalanceReport", "imbalance", "path_norm", "Network", "Population",
     "Projection", "scale", "mlp", "dag", "rnn", "load_model", "save_model",
 ]

@@ -188,6 +188,8 @@ class BalanceState:
         if grid == "pow2":
             delta = _best_pow2_step(self.graph, c, A, B, S, delta)
         self.shift(name, idx, delta)
+        if grid == "pow2":  # keep u an exact multiple of log 2, so the factors are exact powers of two
+            self.u[name][idx] = np.round(self.u[name][idx] / _LN2) * _LN2
         return delta
 
 

@@ -5,14 +5,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .balancing import SCHEDULES, run_schedule
+from .balancing import SCHEDULES, BalanceState, run_schedule
 from .costs import Cost
+from .errors import ModelError
 from .graph import build_graph
 from .network import Network
 from .scaling import scale
 from .solver import global_balance
 
-__all__ = ["BalanceResult", "balance", "METHODS"]
+__all__ = ["BalanceResult", "balance", "balance_unit", "METHODS"]
 
 METHODS = ("global", "stochastic", "sweep")
 
@@ -146,3 +147,47 @@ def balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e
     return BalanceResult(out, log_scales, converged, iterations, history, history["cost"][0], history["cost"][-1],
                          dead, ungrounded, method, schedule, updates,
                          {"cg_iterations": getattr(run, "cg_iterations", 0)})
+
+
+def balance_unit(net: Network, cost: Cost, population: str, unit: int, *, inplace: bool = False) -> tuple[Network, float]:
+    """Balance one unit: scale its incoming parameters by ``lam_star`` and outgoing ones by ``1/lam_star**c``.
+
+    Implements the balancing operation B(i) of theory §1 (closed form eq 3.3 for Lp and BiLU:
+    ``lam_star = (B / A) ** (1 / (2 p))``; BiPU ``(c B / A) ** (1 / (p (1 + c)))``; a 1-D convex solve
+    for weighted sums or units with self-loops; ``(B / A) ** (1 / (1 + c))`` with maxima for L-infinity).
+
+    Parameters
+    ----------
+    net : Network
+    cost : Cost
+    population : str
+        A hidden population with a homogeneous activation.
+    unit : int
+        Index of the unit in ``population``.
+    inplace : bool
+
+    Returns
+    -------
+    (Network, float)
+        The network after balancing and the factor applied (1.0 for dead units, which are skipped).
+
+    Examples
+    --------
+    >>> import neuro_balance as nb
+    >>> net2, lam = nb.balance_unit(nb.mlp([3, 4, 2], seed=0), nb.Lp(2), "h1", 0)
+    >>> round(nb.balance_unit(net2, nb.Lp(2), "h1", 0)[1], 12)   # idempotent
+    1.0
+    """
+    if population not in net.populations or not net.populations[population].balanced:
+        raise ModelError(f"population: {population!r} is not a hidden population with a homogeneous activation")
+    if not 0 <= unit < net.populations[population].size:
+        raise ModelError(f"unit: {unit} is out of range for population {population!r} "
+                         f"of size {net.populations[population].size}")
+    graph = build_graph(net, cost)
+    if not graph.free[population][unit]:
+        return (net if inplace else net.copy()), 1.0
+    state = BalanceState(graph)
+    step = float(state.balance(population, np.array([unit]))[0])
+    u = np.zeros(net.populations[population].size)
+    u[unit] = step
+    return scale(net, {population: u}, inplace=inplace), float(np.exp(step))

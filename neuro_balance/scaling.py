@@ -9,7 +9,16 @@ from .errors import ModelError
 from .kinds import get_kind
 from .network import Network
 
-__all__ = ["scale"]
+__all__ = ["scale", "factors"]
+
+_LN2 = np.log(2.0)
+
+
+def factors(log_scales: np.ndarray) -> np.ndarray:
+    """``exp(u)``, exactly ``2**k`` where ``u`` is an exact multiple ``k * log(2)`` (a fixed-point shift)."""
+    u = np.asarray(log_scales, dtype=np.float64)
+    k = np.round(u / _LN2)
+    return np.where(k * _LN2 == u, np.exp2(k), np.exp(u))
 
 
 def scale(net: Network, log_scales: Mapping[str, np.ndarray], *, inplace: bool = False,
@@ -64,11 +73,11 @@ def scale(net: Network, log_scales: Mapping[str, np.ndarray], *, inplace: bool =
         post_idx, pre_idx = get_kind(proj.kind).groups(proj, pre, post)
         # Two in-place products: no temporary the size of the weights.
         if proj.post in u:
-            proj.weight *= np.exp(u[proj.post])[post_idx]
+            proj.weight *= factors(u[proj.post])[post_idx]
         if proj.pre in u:
-            proj.weight *= np.exp(-pre.degree * u[proj.pre])[pre_idx]
+            proj.weight *= factors(-pre.degree * u[proj.pre])[pre_idx]
     for name, values in u.items():
         pop = out.populations[name]
         if pop.bias is not None:
-            pop.bias *= np.exp(values)
+            pop.bias *= factors(values)
     return out

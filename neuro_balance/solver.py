@@ -190,8 +190,8 @@ def global_balance(graph: CostGraph, *, tol: float = 1e-10, max_iter: int = 100,
         newton = _Newton(graph, u, sums, costs)
         if not newton.names:
             break
-        rtol = min(0.1, max(history["imbalance"][-1], 1e-12))
-        d, k = _conjugate_gradient(newton, rtol, max_iter=200)
+        rtol = min(0.1, max(history["imbalance"][-1], 1e-14))
+        d, k = _conjugate_gradient(newton, rtol, max_iter=100)
         cg_total += k
         biggest = max(float(np.max(np.abs(v))) for v in d.values())
         t = min(1.0, max_step / biggest) if biggest > 0 else 1.0
@@ -201,10 +201,13 @@ def global_balance(graph: CostGraph, *, tol: float = 1e-10, max_iter: int = 100,
             trial_sums = graph.block_sums(trial)
             trial_costs = graph.unit_costs(trial, trial_sums)
             trial_F = graph.total_cost(trial, trial_costs)
-            if trial_F <= F + 1e-4 * t * slope or t < 1e-12:
+            # Armijo, with room for rounding: near the optimum F changes by less than its last bit.
+            if trial_F <= F + 1e-4 * t * slope + 8 * np.finfo(float).eps * abs(F):
                 break
             t *= 0.5
-        if trial_F > F:  # no decrease possible in floating point: at the optimum to rounding
+            if t < 1e-12:
+                break
+        if t < 1e-12:  # no decrease possible in floating point
             break
         u, sums, costs, F = trial, trial_sums, trial_costs, trial_F
         history["imbalance"].append(max_imbalance(graph, costs))
