@@ -169,3 +169,20 @@ def test_digits_evaluation_on_every_profile():
         native = ev.mean(prof, None, "quantized")
         assert native is not None and native > ev.float_accuracy - 0.05, (prof, native)
     assert ev.mean("float64", 4, "balanced") == pytest.approx(ev.float_accuracy)
+
+
+def test_conv_networks_map_per_channel_and_run_in_both_emulations():
+    from neuro_balance.conv import conv_net
+    from neuro_balance.hardware import simulate
+
+    net = conv_net((1, 8, 8), [{"channels": 4, "kernel": 3, "padding": 1, "pool": {"kind": "max", "size": 2}}],
+                   dense=[8], n_out=3)
+    x = np.random.default_rng(0).random((40, 64))
+    ref = net.forward(x)
+    q = quantize(net, "akida2", x, granularity="channel", weight_bits=8)
+    conv = next(p for p in net.projections if p.kind == "conv2d")
+    m = q.integer_weights[conv.name]
+    assert all(len(np.unique(m[c])) <= 255 and np.abs(m[c]).max() == 127 for c in range(m.shape[0]))
+    assert np.abs(q.forward(x) - ref).max() < 0.05 * np.abs(ref).max()
+    spiking = simulate(quantize(net, "loihi1", x), x)
+    assert spiking.output.shape == ref.shape and spiking.counts["h1"].shape == (40, 4 * 4 * 4)

@@ -219,14 +219,16 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None) ->
         pop = net.populations[name]
         if pop.role != "hidden":
             continue
-        bias = lay.bias if lay.bias is not None else np.zeros(pop.size, dtype=np.int64)
+        rep = pop.n_features // pop.size       # a channel's parameters apply to all its positions
+        bias = np.repeat(lay.bias if lay.bias is not None else np.zeros(pop.size, dtype=np.int64), rep)
+        theta = np.repeat(lay.theta, rep)
         if loihi:
             # Effective weights already carry the act_shift (and each connection's exponent).
-            neurons[name] = LoihiCUBA(pop.n_features, vth_mant=lay.theta >> ACT_SHIFT, bias_mant=bias, act_shift=0,
+            neurons[name] = LoihiCUBA(pop.n_features, vth_mant=theta >> ACT_SHIFT, bias_mant=bias, act_shift=0,
                                       accumulator=IntFormat(62, True, name="accumulator"), u_format=spec.current,
                                       v_format=spec.membrane)
         else:
-            neurons[name] = IntegrateFire(pop.n_features, theta=lay.theta, bias=bias, v_format=spec.membrane,
+            neurons[name] = IntegrateFire(pop.n_features, theta=theta, bias=bias, v_format=spec.membrane,
                                           compare=spec.compare, reset=spec.reset)
     batch = x.shape[0]
     counts = {name: np.zeros((batch, net.populations[name].n_features), dtype=np.int64) for name in net.populations}
@@ -249,9 +251,10 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None) ->
             counts[name] += spikes[name]
         counts[net.input.name] += spikes[net.input.name]
     lay = qnet.layers[out_name]
+    rep = net.output.n_features // net.output.size
     if lay.bias is not None:
-        out_acc = out_acc + lay.bias * steps
-    output = net.output.activation(out_acc * lay.s_acc * (spec.window / steps))
+        out_acc = out_acc + np.repeat(lay.bias, rep) * steps
+    output = net.output.activation(out_acc * np.repeat(lay.s_acc, rep) * (spec.window / steps))
     stats = {"accumulator": counters["accumulator_overflow"],
              **{name: dict(nrn.overflow) for name, nrn in neurons.items()}}
     return SpikingRun(output, counts, stats, {name: nrn.v.copy() for name, nrn in neurons.items()})
