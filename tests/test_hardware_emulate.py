@@ -22,7 +22,8 @@ def setup():
 def allowed_bits(name):
     prof = load_profile(name, warn=False)
     allowed = prof.get("weights.bits_allowed")
-    return [b for b in (2, 3, 4, 8) if not allowed or b in allowed or prof.get("weights.format") == "axon_type_lookup"]
+    types = prof.get("weights.axon_types") or 64
+    return [b for b in (2, 3, 4, 8) if (not allowed or b in allowed) and b <= types]
 
 
 @pytest.mark.parametrize("name", CHIPS)
@@ -158,10 +159,17 @@ def test_evaluate_reports_every_profile_and_variant(setup):
 
 @pytest.mark.slow
 def test_digits_evaluation_on_every_profile():
-    # The table: a digits MLP trained by the toolkit, every profile, native width and 4/8 bits.
+    # The table: the shipped digits model (or one trained here), every profile, native width and 4/8 bits.
+    from pathlib import Path
+
+    from neuro_balance.datasets import digits
     from neuro_balance.hardware import digits_mlp
 
-    net, data = digits_mlp()
+    model = Path(__file__).resolve().parent.parent / "models" / "digits_mlp.yaml"
+    if model.exists():
+        net, data = nb.load_model(model), digits()
+    else:
+        net, data = digits_mlp()
     ev = evaluate(net, data.X_test, data.y_test, calibration=data.X_train, bits=[None, 4, 8], seeds=[0, 1])
     assert ev.float_accuracy > 0.9
     assert set(ev.profiles) == set(list_profiles())

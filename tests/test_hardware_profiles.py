@@ -120,5 +120,7 @@ def test_unverified_required_field_is_accepted_with_a_warning(tmp_path):
 def test_weight_bits_outside_the_allowed_set_are_a_profile_error():
     with pytest.raises(ProfileError, match=r"akida1.yaml: field 'weights.bits_allowed': weight_bits=8"):
         ChipSpec.from_profile(load_profile("akida1", warn=False), weight_bits=8)
+    with pytest.raises(ProfileError, match=r"truenorth.yaml: field 'weights.axon_types': 4 axon types"):
+        ChipSpec.from_profile(load_profile("truenorth", warn=False), weight_bits=6)
     with pytest.raises(ValueError, match="unknown override"):
         ChipSpec.from_profile("loihi1", wieght_bits=4)

@@ -182,9 +182,14 @@ class ChipSpec:
         bits = g("conversion_defaults.weight_bits") or g("weights.bits") or (max(allowed) if allowed else None)
         if overrides.get("weight_bits") is not None:
             bits = int(overrides["weight_bits"])
-            if allowed and g("weights.format") != "axon_type_lookup" and bits not in allowed:
+            if allowed and bits not in allowed:
                 raise ProfileError(f"{where}: field 'weights.bits_allowed': weight_bits={bits} is not allowed "
                                    f"on this chip (allowed {allowed}), got {bits!r}")
+            types = g("weights.axon_types")
+            if g("weights.format") == "axon_type_lookup" and types is not None and bits > types:
+                # One binary-weighted axon type per bit (s, 2s, 4s, -8s): as many bits as types.
+                raise ProfileError(f"{where}: field 'weights.axon_types': {types} axon types encode at most "
+                                   f"{types}-bit weights, got weight_bits={bits!r}")
         if not isinstance(bits, int) or bits < 1:
             raise ProfileError(f"{where}: field 'weights.bits': must be a positive integer, got {bits!r}")
         sign_by = g("weights.sign_by") or (g("weights.format") == "base_weight_select")
