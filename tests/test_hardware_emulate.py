@@ -194,3 +194,23 @@ def test_conv_networks_map_per_channel_and_run_in_both_emulations():
     assert np.abs(q.forward(x) - ref).max() < 0.05 * np.abs(ref).max()
     spiking = simulate(quantize(net, "loihi1", x), x)
     assert spiking.output.shape == ref.shape and spiking.counts["h1"].shape == (40, 4 * 4 * 4)
+
+
+def test_without_calibration_interval_bounds_leave_no_saturation_for_inputs_in_the_unit_box(setup):
+    net, x = setup
+    q = quantize(net, "akida2", weight_bits=8)
+    out = q.forward(x)
+    assert sum(q.stats["activation_saturated"].values()) == 0 and sum(q.stats["input_saturated"].values()) == 0
+    assert np.abs(out - net.forward(x)).max() < 0.1 * np.abs(net.forward(x)).max()
+
+
+def test_percentile_scaling_clips_the_largest_weights_of_each_unit(setup):
+    net, x = setup
+    q = quantize(net, "akida2", x, method="percentile", percentile=90.0, granularity="neuron")
+    w = net.projections[0].weight
+    m = q.integer_weights[net.projections[0].name]
+    # Per unit, about a tenth of the weights lie above the 90th percentile of |w| and saturate.
+    clipped = np.mean(np.abs(m) == 127, axis=1)
+    assert np.all(clipped >= 0.05) and np.all(clipped <= 0.2)
+    assert q.stats["weights_clipped"][net.projections[0].name] == int(np.sum(np.abs(w) > np.percentile(
+        np.abs(w), 90.0, axis=1, keepdims=True) * (127.5 / 127)))

@@ -471,8 +471,6 @@ def _group_scale(spec: ChipSpec, proj: Projection, pre: Population, post: Popula
     if spec.method == "input":
         # sPyNNaker: the worst-case per-step input (every pre unit spiking) must fit the buffer.
         limit = spec.accumulator.max if spec.accumulator is not None else spec.weight_qmax
-        pos = np.zeros(post.n_features)
-        neg = np.zeros(post.n_features)
         kind = get_kind(proj.kind)
         ones = np.ones((1, pre.n_features))
         pos = kind.propagate(_with_weight(proj, np.maximum(w, 0.0)), pre, post, ones)[0]
@@ -486,7 +484,12 @@ def _group_scale(spec: ChipSpec, proj: Projection, pre: Population, post: Popula
     elif spec.method == "percentile":
         mags = np.abs(w).ravel()
         flat = group.ravel()
-        scale = np.array([np.percentile(mags[flat == g], spec.percentile) for g in range(n)]) / spec.weight_qmax
+        order = np.argsort(flat, kind="stable")
+        sizes = np.bincount(flat, minlength=n)
+        if np.all(sizes == sizes[0]):   # every unit has as many parameters (dense rows, conv kernels)
+            scale = np.percentile(mags[order].reshape(n, -1), spec.percentile, axis=1) / spec.weight_qmax
+        else:
+            scale = np.array([np.percentile(mags[flat == g], spec.percentile) for g in range(n)]) / spec.weight_qmax
     else:
         hi = np.zeros(n)
         lo = np.zeros(n)
