@@ -17,7 +17,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_output", help="output directory")
     args = parser.parse_args()
-    result = experiments.run("order-independence", runs=1000, sizes=(8, 12, 12, 6))
+    result = experiments.run("order-independence", runs=1000, sizes=(6, 10, 10, 4))
     paths = experiments.save(result, args.out)
     print(experiments.summary_text(result))
     print("wrote", *paths.values())

@@ -421,8 +421,9 @@ class TrainResult:
     def __repr__(self) -> str:
         h = self.history
         acc = f", val_accuracy={h['val_accuracy'][-1]:.4f}" if "val_accuracy" in h else ""
+        deficit = f", deficit={h['deficit'][-1]:.3g}" if "deficit" in h else ""
         return (f"TrainResult(epochs={len(h['loss']) - 1}, loss={h['loss'][-1]:.4g}, accuracy={h['accuracy'][-1]:.4f}"
-                f"{acc}, deficit={h['deficit'][-1]:.3g}, balancing operations={len(self.balance_events)})")
+                f"{acc}{deficit}, balancing operations={len(self.balance_events)})")
 
 
 def _check_data(net: Network, X, y, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -445,16 +446,30 @@ def _check_data(net: Network, X, y, where: str) -> tuple[np.ndarray, np.ndarray]
     return X, y
 
 
-def _record(history: dict, net: Network, X, y, loss: str, monitor: Cost, validation) -> None:
+def _check_targets(net: Network, X: np.ndarray, y: np.ndarray, loss: str, where: str) -> None:
+    n_out = net.output.n_features
+    if np.issubdtype(y.dtype, np.integer):
+        if y.size and (y.min() < 0 or y.max() >= n_out):
+            raise ValueError(f"{where} y: labels must lie in [0, {n_out}) for {n_out} outputs, got "
+                             f"{y.min()}..{y.max()}")
+    elif loss == "cross_entropy":
+        raise ValueError(f"{where} y: must hold integer class labels for the cross_entropy loss, got {y.dtype}")
+    elif y.shape[-1] != n_out or y.ndim != (3 if _per_step(net, y, X.shape[0]) else 2):
+        raise ValueError(f"{where} y: real-valued mse targets need shape (n_samples, {n_out})"
+                         f"{' or (T, n_samples, ' + str(n_out) + ')' if net.recurrent else ''}, got {y.shape}")
+
+
+def _record(history: dict, net: Network, X, y, loss: str, monitor: Cost | None, validation) -> None:
     value, acc = evaluate(net, X, y, loss)
     history["loss"].append(value)
     history["accuracy"].append(acc)
-    rep2 = imbalance(net, Lp(2))
-    history["deficit"].append(float(sum(d[rep2.balanced[n]].sum() for n, d in rep2.deficit.items())))
-    rep = rep2 if monitor == Lp(2) else imbalance(net, monitor)
-    history["max_relative_imbalance"].append(rep.max_relative)
-    history["cost"].append(rep.total_cost)
-    history["weight_norm"].append(float(np.sqrt(sum(np.sum(w * w) for w in parameters(net).values()))))
+    if monitor is not None:
+        rep2 = imbalance(net, Lp(2))
+        history["deficit"].append(float(sum(d[rep2.balanced[n]].sum() for n, d in rep2.deficit.items())))
+        rep = rep2 if monitor == Lp(2) else imbalance(net, monitor)
+        history["max_relative_imbalance"].append(rep.max_relative)
+        history["cost"].append(rep.total_cost)
+        history["weight_norm"].append(float(np.sqrt(sum(np.sum(w * w) for w in parameters(net).values()))))
     if validation is not None:
         v_loss, v_acc = evaluate(net, validation[0], validation[1], loss)
         history["val_loss"].append(v_loss)
@@ -464,7 +479,8 @@ def _record(history: dict, net: Network, X, y, loss: str, monitor: Cost, validat
 def train(net: Network, X: np.ndarray, y: np.ndarray, *, loss: str = "cross_entropy", reg: Cost | None = None,
           lr: float = 0.05, epochs: int = 10, batch_size: int = 32, optimizer: str = "sgd",
           balance: str | BalanceSchedule | None = None, seed: int | np.random.Generator = 0,
-          validation: tuple[np.ndarray, np.ndarray] | None = None, momentum: float = 0.9) -> TrainResult:
+          validation: tuple[np.ndarray, np.ndarray] | None = None, momentum: float = 0.9,
+          diagnostics: bool = True) -> TrainResult:
     """Train ``net`` by minibatch gradient descent on ``E + R``, optionally balancing along the way.
 
     Under gradient flow on ``E`` alone each unit's ``sum_in w**2 - sum_out w**2`` is conserved; a step
@@ -494,6 +510,9 @@ def train(net: Network, X: np.ndarray, y: np.ndarray, *, loss: str = "cross_entr
         Held-out data evaluated after every epoch.
     momentum : float
         Coefficient of the ``momentum`` optimiser.
+    diagnostics : bool
+        Record the balance diagnostics (``deficit``, ``max_relative_imbalance``, ``cost``,
+        ``weight_norm``) every epoch; False keeps only losses and accuracies (faster on small data).
 
     Returns
     -------
@@ -508,16 +527,19 @@ def train(net: Network, X: np.ndarray, y: np.ndarray, *, loss: str = "cross_entr
     if reg is not None and not isinstance(reg, Cost):
         raise ValueError(f"reg must be a Cost such as 1e-3 * nb.Lp(2), got {reg!r}")
     X, y = _check_data(net, X, y, "train:")
-    if loss == "cross_entropy" and not np.issubdtype(y.dtype, np.integer):
-        raise ValueError("train: y must hold integer class labels for the cross_entropy loss")
+    _check_targets(net, X, y, loss, "train:")
     if validation is not None:
         validation = _check_data(net, *validation, "train: validation")
+        _check_targets(net, *validation, loss, "train: validation")
     schedule = parse_schedule(balance)
     opt = Optimizer(optimizer, lr, momentum)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     net = net.copy()
     monitor = reg if reg is not None else (schedule.cost if schedule is not None else Lp(2))
-    keys = ["loss", "accuracy", "deficit", "max_relative_imbalance", "cost", "weight_norm"]
+    if not diagnostics:
+        monitor = None
+    keys = ["loss", "accuracy"]
+    keys += ["deficit", "max_relative_imbalance", "cost", "weight_norm"] if diagnostics else []
     keys += ["val_loss", "val_accuracy"] if validation is not None else []
     history: dict[str, list[float]] = {k: [] for k in keys}
     events: list[dict] = []

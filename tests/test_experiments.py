@@ -19,6 +19,14 @@ from neuro_balance.commands import demo
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """These tests multiply matrices of a few thousand entries: BLAS threads only add overhead."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def test_gd_regularizer_only_the_regularised_run_balances(tmp_path):
     res = experiments.run("gd-regularizer", **experiments.QUICK["gd-regularizer"])
     s = res["summary"]

@@ -10,6 +10,14 @@ from neuro_balance.training import (BalanceSchedule, Optimizer, _apply_balance, 
                                     parameters, parse_schedule, train)
 
 
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """These tests multiply matrices of a few thousand entries: BLAS threads only add overhead."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def _unit_l2_difference(net):
     """Per balanced unit: sum_in w**2 - sum_out w**2 (biases on the in side), concatenated."""
     rep = nb.imbalance(net, nb.Lp(2))
@@ -256,5 +264,11 @@ def test_train_rejects_mismatched_data():
         train(net, np.ones((5, 4)), np.zeros(4, dtype=int))
     with pytest.raises(ValueError, match="integer class labels"):
         train(net, np.ones((5, 4)), np.zeros(5))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
+        train(net, np.ones((5, 4)), np.array([0, 1, 2, 0, 1]))
+    with pytest.raises(ValueError, match=r"mse targets need shape \(n_samples, 2\)"):
+        train(net, np.ones((5, 4)), np.zeros(5), loss="mse")
+    with pytest.raises(ValueError, match="validation y"):
+        train(net, np.ones((5, 4)), np.zeros(5, dtype=int), validation=(np.ones((3, 4)), np.full(3, 7)))
     with pytest.raises(ValueError, match="recurrent"):
         train(nb.rnn(4, [3], 2), np.ones((5, 4)), np.zeros(5, dtype=int))
