@@ -15,8 +15,9 @@ Example
 -------
 >>> import neuro_balance as nb
 >>> from neuro_balance.datasets import digits
+>>> from neuro_balance.training import train          # also nb.train
 >>> data = digits()
->>> res = nb.train(nb.mlp([64, 32, 10]), data.X_train, data.y_train, epochs=2)
+>>> res = train(nb.mlp([64, 32, 10]), data.X_train, data.y_train, epochs=2)
 >>> len(res.history["loss"])  # the initial state, then one entry per epoch
 3
 """
