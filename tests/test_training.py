@@ -151,13 +151,14 @@ def test_mlp_reaches_93_percent_on_digits():
     assert res.history["loss"][-1] < res.history["loss"][0]
 
 
+@pytest.mark.parametrize("arch", ["dag_skip", "rnn_every_step", "conv2d", "locally_connected"])
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
-def test_rescaled_optimizer_state_equals_state_built_from_gradients_at_rescaled_weights(optimizer):
+def test_rescaled_optimizer_state_equals_state_built_from_gradients_at_rescaled_weights(optimizer, arch):
     # E is invariant under rescaling, so grad E(S w) = grad E(w) / s: the buffers after rescaling must be
     # exactly the buffers an optimiser would hold had every past gradient been taken at S(w_k).
     rng = np.random.default_rng(2)
-    net, X, y = _case("dag_skip", rng)
-    log_scales = {"h1": rng.normal(0, 0.7, 6), "h2": rng.normal(0, 0.7, 4)}
+    net, X, y = _case(arch, rng)
+    log_scales = {n: rng.normal(0, 0.7, p.size) for n, p in net.populations.items() if p.balanced}
     opt = Optimizer(optimizer, lr=0.01)
     replay = Optimizer(optimizer, lr=0.01)
     work = net.copy()
@@ -235,6 +236,18 @@ def test_parse_schedule():
     for bad in ("sometimes", "partial:x", "before:2", "partial@L7x"):
         with pytest.raises(ValueError, match="balance|cost"):
             parse_schedule(bad)
+
+
+def test_conv_network_trains_with_partial_balancing_on_digits():
+    conv = pytest.importorskip("neuro_balance.conv")
+    d = digits()
+    net = conv.conv_net((1, 8, 8), [{"channels": 4, "kernel": 3, "padding": 1, "pool": {"kind": "max", "size": 2}}],
+                        dense=[16], n_out=10, seed=0)
+    res = train(net, d.X_train, d.y_train, lr=0.02, epochs=4, optimizer="momentum", balance="partial",
+                validation=(d.X_test, d.y_test))
+    assert res.history["val_accuracy"][-1] > 0.6 > res.history["val_accuracy"][0]
+    assert res.history["max_relative_imbalance"][-1] < 0.1 * res.history["max_relative_imbalance"][0]
+    assert all(e["cost_after"] <= e["cost_before"] for e in res.balance_events)
 
 
 def test_recurrent_network_trains_with_bptt():
