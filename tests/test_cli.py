@@ -1,0 +1,77 @@
+"""The command line through a subprocess, as a user runs it."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import neuro_balance as nb
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "neuro_balance.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def model(tmp_path):
+    path = tmp_path / "model.yaml"
+    nb.save_model(nb.dag([6, 8, 8, 3], skips=[(0, 2)], seed=0), path)
+    return path
+
+
+def snapshot(folder):
+    return {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder))}
+
+
+@pytest.mark.parametrize("method", ["global", "stochastic", "sweep"])
+def test_balance_writes_a_balanced_model_with_the_same_function(model, tmp_path, method):
+    out = tmp_path / "balanced.yaml"
+    proc = cli("balance", model, "--cost", "Lp:0.7", "--method", method, "--tol", "1e-9", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "converged" in proc.stdout and str(out) in proc.stdout
+    before, after = nb.load_model(model), nb.load_model(out)
+    x = np.random.default_rng(0).normal(size=(4, 6))
+    np.testing.assert_allclose(after.forward(x), before.forward(x), rtol=1e-10, atol=1e-12)
+    assert nb.imbalance(after, nb.Lp(0.7)).max_relative <= 1e-9
+
+
+def test_inspect_prints_a_table_per_population(model):
+    proc = cli("inspect", model, "--cost", "L1")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("in", "h1", "h2", "out", "total cost", "max imbalance"):
+        assert name in proc.stdout
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["balance", "{model}", "--cost", "Lp:-1"], 2, "p must be"),
+    (["balance", "{model}", "--cost", "L0"], 2, "p must be"),
+    (["balance", "{model}", "--method", "magic"], 2, "invalid choice"),
+    (["balance", "{model}", "--tol", "-3"], 2, "must be > 0"),
+    (["balance", "{model}", "-o", "{model}"], 2, "would overwrite the input"),
+    (["balance", "{model}", "-o", "{dir}/x.json"], 2, "must end in .yaml"),
+    (["balance", "{dir}/absent.yaml", "-o", "{dir}/x.yaml"], 1, "absent.yaml: no such model file"),
+    (["balance", "{bad}", "-o", "{dir}/x.yaml"], 1, "populations[1].size: must be a positive integer, got -4"),
+    (["inspect", "{bad}"], 1, "populations[1].size"),
+    (["frobnicate"], 2, "invalid choice"),
+    ([], 2, "required"),
+])
+def test_bad_input_fails_cleanly_and_touches_nothing(model, tmp_path, args, code, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(model.read_text().replace("size: 8", "size: -4", 1))
+    before = snapshot(tmp_path)
+    proc = cli(*[a.format(model=model, dir=tmp_path, bad=bad) for a in args])
+    assert proc.returncode == code
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_help_explains_every_command():
+    proc = cli("--help")
+    assert proc.returncode == 0
+    for name in ("balance", "inspect"):
+        assert name in proc.stdout
+        sub = cli(name, "--help")
+        assert sub.returncode == 0 and "usage" in sub.stdout
