@@ -11,10 +11,11 @@ from .io import load_model, save_model
 from .metrics import ImbalanceReport, imbalance, path_norm
 from .network import Network, Population, Projection
 from .scaling import scale
+from . import hardware
 
 __all__ = [
     "Activation", "parse_activation", "Cost", "Lp", "Linf", "parse_cost", "BalanceResult", "balance", "balance_unit",
     "ModelError", "ProfileError", "ImbalanceReport", "imbalance", "path_norm", "Network", "Population",
-    "Projection", "scale", "mlp", "dag", "rnn", "load_model", "save_model",
+    "Projection", "scale", "mlp", "dag", "rnn", "load_model", "save_model", "hardware",
 ]
 __version__ = "0.1.0"
