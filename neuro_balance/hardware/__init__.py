@@ -11,11 +11,10 @@ Examples
 """
 from .emulate import QuantizedNetwork, activation_ranges, quantize
 from .evaluate import Evaluation, digits_mlp, evaluate, plot_evaluation
-from .pow2 import Pow2Balance, apply_pow2, balance_pow2
 from .profile import PROFILE_DIR, Profile, UnverifiedProfileWarning, list_profiles, load_profile
 from .spec import ChipSpec
 from .spiking import IntegrateFire, LoihiCUBA, simulate
 
 __all__ = ["Profile", "UnverifiedProfileWarning", "PROFILE_DIR", "list_profiles", "load_profile", "ChipSpec",
            "QuantizedNetwork", "quantize", "activation_ranges", "Evaluation", "evaluate", "plot_evaluation",
-           "digits_mlp", "Pow2Balance", "balance_pow2", "apply_pow2", "LoihiCUBA", "IntegrateFire", "simulate"]
+           "digits_mlp", "LoihiCUBA", "IntegrateFire", "simulate"]

@@ -27,7 +27,6 @@ from ..engines import balance
 from ..errors import ProfileError
 from ..network import Network
 from .emulate import activation_ranges, quantize
-from .pow2 import balance_pow2
 from .profile import list_profiles, load_profile
 
 __all__ = ["Evaluation", "evaluate", "VARIANTS", "plot_evaluation", "digits_mlp"]
@@ -172,8 +171,8 @@ def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[s
         res = balance(net, cost, method="global")
         nets["balanced"], info["balanced"] = res.network, {"cost_before": res.cost_before, "cost_after": res.cost_after}
     if "balanced_pow2" in variants:
-        pow2 = balance_pow2(net, cost)
-        res, nets["balanced_pow2"] = pow2.result, pow2.network
+        res = balance(net, cost, method="sweep", scale_grid="pow2")
+        nets["balanced_pow2"] = res.network
         ks = np.concatenate([np.rint(u / np.log(2.0)) for u in res.log_scales.values()] or [np.zeros(1)])
         info["balanced_pow2"] = {"cost_before": res.cost_before, "cost_after": res.cost_after,
                                  "min_exponent": float(ks.min()), "max_exponent": float(ks.max()),
