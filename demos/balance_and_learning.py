@@ -7,7 +7,7 @@ Prints mean ± std of the final and best test accuracy and the epochs to 90 % te
 writes balance-and-learning.json and balance-and-learning.png.
 
     python demos/balance_and_learning.py --out demo_output
-    python demos/balance_and_learning.py --mnist ~/data/mnist      # the four IDX files (slow: minutes)
+    python demos/balance_and_learning.py --mnist ~/data/mnist --epochs 5   # the four IDX files; long
 """
 import argparse
 
@@ -18,9 +18,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_output", help="output directory")
     parser.add_argument("--mnist", help="directory with MNIST / Fashion-MNIST IDX files (default: digits)")
+    parser.add_argument("--epochs", type=int, help="epochs (default 40 on the full set; more on 1 %%)")
     args = parser.parse_args()
-    result = experiments.run("balance-and-learning", blas_threads=None if args.mnist else 1, mnist=args.mnist,
-                             seeds=(0, 1, 2, 3, 4), fractions=(1.0, 0.01))
+    result = experiments.run("balance-and-learning", mnist=args.mnist, seeds=(0, 1, 2, 3, 4), fractions=(1.0, 0.01),
+                             epochs=args.epochs)
     paths = experiments.save(result, args.out)
     print(experiments.summary_text(result))
     print("wrote", *paths.values())

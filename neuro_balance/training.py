@@ -197,7 +197,11 @@ def gradients(net: Network, X: np.ndarray, y: np.ndarray, *, loss: str = "cross_
     y = np.asarray(y)
     steps = _forward_cache(net, X)
     value, out_grads = _data_loss(net, steps, y, loss)
-    grads = {key: np.zeros_like(w) for key, w in parameters(net).items()}
+    grads: dict[str, np.ndarray] = {}
+
+    def add(key: str, g: np.ndarray) -> None:  # never in place: a kind may hand back a view
+        grads[key] = grads[key] + g if key in grads else g
+
     out_name = net.output.name
     carry: dict[str, np.ndarray] = {}  # gradients reaching step t - 1 through delay-1 projections
     for t in range(len(steps) - 1, -1, -1):
@@ -213,24 +217,25 @@ def gradients(net: Network, X: np.ndarray, y: np.ndarray, *, loss: str = "cross_
                 continue
             g_pre = g_act[name] * pop.activation.derivative(pres[name])
             if pop.bias is not None:
-                grads[f"{name}.bias"] += g_pre.sum(axis=0).reshape(pop.size, -1).sum(axis=1)
+                add(f"{name}.bias", g_pre.sum(axis=0).reshape(pop.size, -1).sum(axis=1))
             for proj in net.incoming(name):
                 if proj.delay == 1 and previous is None:
                     continue
                 source = previous[proj.pre] if proj.delay == 1 else acts[proj.pre]
                 pre_pop = net.populations[proj.pre]
                 g_w, g_x = get_kind(proj.kind).vjp(proj, pre_pop, pop, source, g_pre)
-                grads[proj.name] += g_w
+                add(proj.name, g_w)
                 if pre_pop.role == "input":
                     continue
                 target = carry if proj.delay == 1 else g_act
                 target[proj.pre] = target[proj.pre] + g_x if proj.pre in target else g_x
+    params = parameters(net)
     if reg is not None:
-        r_value, r_grads = regularizer_gradient(reg, parameters(net))
+        r_value, r_grads = regularizer_gradient(reg, params)
         value += r_value
         for key, g in r_grads.items():
-            grads[key] += g
-    return value, grads
+            add(key, g)
+    return value, {key: grads[key] if key in grads else np.zeros_like(w) for key, w in params.items()}
 
 
 def evaluate(net: Network, X: np.ndarray, y: np.ndarray, loss: str = "cross_entropy",
