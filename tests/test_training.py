@@ -253,6 +253,20 @@ def test_conv_network_trains_with_partial_balancing_on_digits():
     assert all(e["cost_after"] <= e["cost_before"] for e in res.balance_events)
 
 
+def test_five_unit_model_on_circles_stays_balanced_with_balancing_every_epoch():
+    # S2's toy experiment (Figs 1-2): with balancing every epoch lam_star -> 1 for every unit
+    from neuro_balance.datasets import circles
+
+    d = circles(seed=0)
+    net = nb.mlp([2, 5, 2], seed=0)
+    plain = train(net, d.X_train, d.y_train, lr=0.1, epochs=20)
+    partial = train(net, d.X_train, d.y_train, lr=0.1, epochs=20, balance="partial")
+    assert max(partial.history["max_relative_imbalance"][1:]) < 1e-10  # one layer: a sweep balances exactly
+    assert min(plain.history["max_relative_imbalance"]) > 0.1
+    lam = nb.imbalance(partial.network, nb.Lp(2)).lam_star["h1"]
+    np.testing.assert_allclose(lam, 1.0, atol=1e-10)
+
+
 def test_recurrent_network_trains_with_bptt():
     rng = np.random.default_rng(0)
     # label = sign of the sum of the first input over the sequence: needs memory across steps
