@@ -1,0 +1,174 @@
+"""Brian2 agents (numpy target) against the numpy replay of their own recorded events."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import neuro_balance as nb
+
+pytest.importorskip("brian2")
+from neuro_balance.graph import build_graph  # noqa: E402
+from neuro_balance.sim import BalanceEvents, BalancingNetwork, max_relative_difference, replay  # noqa: E402
+
+# Rounding only: each event multiplies weights in Brian2 and adds log-scales in the replay, so the
+# two differ by a few ulps per event (measured ~1e-15 after ~100 events); 1e-12 leaves headroom
+# while any wrong schedule or lambda moves weights by >= 1e-3.
+EXACT = 1e-12
+
+NETS = {
+    "mlp": lambda: nb.mlp([6, 5, 4, 3], seed=1),
+    "dag": lambda: nb.dag([6, 5, 4, 3], skips=((0, 2), (1, 3)), seed=2),
+    "rnn": lambda: nb.rnn(6, [5, 4], 3, seed=3),
+}
+PS = (0.5, 1.0, 2.0, 3.0)
+
+
+def simulate(net, cost, duration=0.02, rate=500.0, monitor_dt=None, **kwargs):
+    bn = BalancingNetwork(net, cost, rate=rate, monitor_dt=monitor_dt, **kwargs)
+    bn.run(duration)
+    return bn
+
+
+def share_a_parameter(graph, a, b) -> bool:
+    """Whether units ``a`` and ``b`` (each ``(population, index)``) are joined by a nonzero cost."""
+    for blk in graph.blocks:
+        for (post, i), (pre, j) in ((a, b), (b, a)):
+            if blk.post == post and blk.pre == pre and blk.K[0][i, j] > 0:
+                return True
+    return False
+
+
+@pytest.mark.parametrize("kind", sorted(NETS))
+@pytest.mark.parametrize("p", PS)
+def test_agents_equal_replay_of_their_events(kind, p):
+    net, cost = NETS[kind](), nb.Lp(p)
+    bn = simulate(net, cost)
+    events = bn.events
+    assert len(events) > 50
+    assert max_relative_difference(bn.network, replay(net, cost, events).network) <= EXACT
+    # the agents' cumulative factors are the replay's log-scales
+    rep = replay(net, cost, events)
+    for name, u in bn.log_scales.items():
+        np.testing.assert_allclose(u, rep.log_scales[name], atol=1e-12)
+
+
+def test_replay_detects_a_missing_event():
+    """The oracle is sharp: dropping the first recorded event changes the weights far beyond EXACT.
+
+    (A later event may be a no-op: a unit balanced again before any neighbour moved.)"""
+    net, cost = NETS["dag"](), nb.Lp(2)
+    bn = simulate(net, cost)
+    ev = bn.events
+    keep = np.ones(len(ev), dtype=bool)
+    keep[0] = False
+    fewer = BalanceEvents(ev.t[keep], ev.step[keep], ev.population[keep], ev.index[keep], ev.order)
+    assert max_relative_difference(bn.network, replay(net, cost, fewer).network) > 1e-6
+
+
+@pytest.mark.parametrize("kind", sorted(NETS))
+def test_colour_gating_keeps_neighbours_apart(kind):
+    """No two units sharing a parameter balance in the same step (so the semantics are sequential)."""
+    net = NETS[kind]()
+    graph = build_graph(net, nb.Lp(2))
+    bn = simulate(net, nb.Lp(2), rate=1000.0)
+    ev = bn.events
+    steps, counts = np.unique(ev.step, return_counts=True)
+    if bn.n_colours < sum(net.populations[n].size for n in bn.agents):  # else every class is one unit
+        assert counts.max() > 1
+    for step in steps[counts > 1]:
+        units = [(name, i) for name, i in zip(ev.population[ev.step == step], ev.index[ev.step == step])]
+        for k, a in enumerate(units):
+            for b in units[k + 1:]:
+                assert not share_a_parameter(graph, a, b), f"step {step}: neighbours {a} and {b} balanced together"
+
+
+def test_without_colouring_replay_still_matches():
+    """Population-staggered orders alone: neighbours in different populations are sequential."""
+    net, cost = NETS["dag"](), nb.Lp(2)
+    bn = simulate(net, cost, colouring=False, rate=3000.0)
+    ev = bn.events
+    steps, counts = np.unique(ev.step, return_counts=True)
+    assert counts.max() > 1  # several units really balance in one step
+    assert max_relative_difference(bn.network, replay(net, cost, ev).network) <= EXACT
+
+
+@pytest.mark.parametrize("cost", [nb.Linf(), nb.Lp(2).without_bias(), nb.Lp(1.5)], ids=repr)
+def test_other_costs_equal_replay(cost):
+    net = NETS["dag"]()
+    bn = simulate(net, cost)
+    assert max_relative_difference(bn.network, replay(net, cost, bn.events).network) <= EXACT
+
+
+def test_biases_left_out_of_the_cost_are_still_scaled():
+    net = NETS["mlp"]()
+    bn = simulate(net, nb.Lp(2).without_bias())
+    x = np.random.default_rng(0).normal(size=(20, 6))
+    np.testing.assert_allclose(bn.network.forward(x), net.forward(x), rtol=0, atol=1e-12)
+    assert not np.allclose(bn.network.populations["h1"].bias, net.populations["h1"].bias)
+
+
+def test_dead_unit_keeps_lambda_one():
+    """A unit with no outgoing weight fires events but its guard keeps lam = 1 (no NaN)."""
+    net = NETS["mlp"]()
+    net.projection("h1->h2").weight[:, 2] = 0.0
+    bn = simulate(net, nb.Lp(2))
+    assert bn.events.counts()["h1"][2] > 0
+    assert bn.log_scales["h1"][2] == 0.0
+    out = bn.network
+    assert all(np.all(np.isfinite(p.weight)) for p in out.projections)
+    assert max_relative_difference(out, replay(net, nb.Lp(2), bn.events).network) <= EXACT
+
+
+def test_non_homogeneous_populations_are_never_agents():
+    net = nb.mlp([6, 5, 4, 4, 3], activation=["relu", "tanh", "leaky_relu:0.1"], seed=1)
+    bn = simulate(net, nb.Lp(2))
+    assert bn.agents == ["h1", "h3"]
+    assert set(bn.events.population) == {"h1", "h3"}
+    x = np.random.default_rng(1).normal(size=(10, 6))
+    np.testing.assert_allclose(bn.network.forward(x), net.forward(x), rtol=0, atol=1e-12)
+    assert max_relative_difference(bn.network, replay(net, nb.Lp(2), bn.events).network) <= EXACT
+
+
+def test_power_units_scale_by_lambda_to_the_degree():
+    net = nb.mlp([6, 5, 4, 3], activation=["bipu:2", "relu"], seed=1)
+    bn = simulate(net, nb.Lp(2))
+    assert max_relative_difference(bn.network, replay(net, nb.Lp(2), bn.events).network) <= EXACT
+    x = np.random.default_rng(2).normal(size=(10, 6))
+    np.testing.assert_allclose(bn.network.forward(x), net.forward(x), rtol=1e-12, atol=1e-12)
+
+
+def test_self_loops_are_invariant_and_ignored():
+    net = NETS["rnn"]()
+    bn = simulate(net, nb.Lp(2))
+    for name in ("h1", "h2"):
+        w0 = np.diagonal(net.projection(f"{name}->{name}").weight)
+        np.testing.assert_array_equal(np.diagonal(bn.network.projection(f"{name}->{name}").weight), w0)
+
+
+def test_history_monitors_lambda_and_imbalance():
+    net, cost = NETS["mlp"](), nb.Lp(2)
+    bn = simulate(net, cost, monitor_dt=1e-3, rate=1000.0, duration=0.06)
+    hist = bn.history
+    assert hist["t"].shape == hist["max_imbalance"].shape and len(hist["t"]) == 60
+    assert hist["max_imbalance"][0] > 0.3 and hist["max_imbalance"][-1] < 1e-3
+    np.testing.assert_allclose(hist["lam"]["h1"][-1], np.exp(bn.log_scales["h1"]))
+
+
+def test_bad_arguments_are_rejected():
+    net = NETS["mlp"]()
+    with pytest.raises(nb.ModelError, match="single Lp"):
+        BalancingNetwork(net, nb.Lp(1) + nb.Lp(2))
+    with pytest.raises(ValueError, match="target"):
+        BalancingNetwork(net, nb.Lp(2), target="gpu")
+    with pytest.raises(ValueError, match="n_colours"):
+        BalancingNetwork(net, nb.Lp(2), rate=20000.0)
+    with pytest.raises(nb.ModelError, match="not balanced populations"):
+        BalancingNetwork(net, nb.Lp(2), rate={"out": 10.0})
+
+
+def test_import_neuro_balance_does_not_import_brian2():
+    code = "import sys, neuro_balance; assert 'brian2' not in sys.modules and 'neuro_balance.sim' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
