@@ -1,6 +1,8 @@
 """Training: gradients, conservation laws of gradient descent (theory §4), optimiser state under balancing."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -176,6 +178,32 @@ def test_rescaled_optimizer_state_equals_state_built_from_gradients_at_rescaled_
         np.testing.assert_allclose(opt.m[key], replay.m[key], rtol=1e-10, atol=1e-14)
     for key in opt.v:
         np.testing.assert_allclose(opt.v[key], replay.v[key], rtol=1e-10, atol=1e-20)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_next_update_after_balancing_is_the_unbalanced_update_mapped_through_the_scaling(optimizer):
+    # grad E(S w) = grad E(w) / s and buffers / s (second moments / s**2), so the next step is
+    # delta / s for SGD and momentum, and delta itself for Adam (scale-free, up to its eps)
+    rng = np.random.default_rng(4)
+    net, X, y = _case("dag_skip", rng)
+    net = nb.scale(net, {"h1": rng.normal(0, 1, 6), "h2": rng.normal(0, 1, 4)})
+    opt = Optimizer(optimizer, lr=0.01, eps=1e-15)  # Adam's eps is the only scale it sees: make it negligible
+    for _ in range(3):
+        _, g = gradients(net, X, y)
+        opt.step(parameters(net), g)
+    twin, twin_opt = net.copy(), copy.deepcopy(opt)
+    log_factors = parameter_log_factors(net, nb.balance(net, nb.Lp(2)).log_scales)
+    _apply_balance(twin, BalanceSchedule(nb.Lp(2)), True, twin_opt, np.random.default_rng(0))
+    before = {k: w.copy() for k, w in parameters(net).items()}
+    twin_before = {k: w.copy() for k, w in parameters(twin).items()}
+    for n, o in ((net, opt), (twin, twin_opt)):
+        _, g = gradients(n, X, y)
+        o.step(parameters(n), g)
+    for key, w in parameters(net).items():
+        delta = w - before[key]
+        delta_balanced = parameters(twin)[key] - twin_before[key]
+        expected = delta if optimizer == "adam" else delta * np.exp(-log_factors[key])
+        np.testing.assert_allclose(delta_balanced, expected, rtol=1e-8, atol=1e-13)
 
 
 @pytest.mark.parametrize("full", [True, False])
