@@ -8,10 +8,10 @@ import warnings
 import numpy as np
 
 from ..costs import Lp
+from ..engines import balance
 from ..errors import ModelError
 from ..hardware.emulate import quantize
 from ..hardware.fixed_point import ROUNDING_MODES
-from ..hardware.pow2 import balance_pow2
 from ..hardware.spec import GRANULARITIES, METHODS
 from ..io import atomic_write_text, load_model
 from .common import cost_argument
@@ -67,11 +67,9 @@ def run(args: argparse.Namespace) -> int:
     net = load_model(args.model)
     X_cal, X, y = _data(args.data, net.input.n_features)
     if args.balance == "continuous":
-        from ..engines import balance
-
         net = balance(net, args.cost or Lp(2)).network
     elif args.balance == "pow2":
-        net = balance_pow2(net, args.cost or Lp(2)).network
+        net = balance(net, args.cost or Lp(2), method="sweep", scale_grid="pow2").network
     overrides = {k: v for k, v in (("weight_bits", args.weight_bits), ("activation_bits", args.activation_bits),
                                    ("granularity", args.granularity), ("method", args.method),
                                    ("weight_rounding", args.rounding)) if v is not None}
