@@ -289,6 +289,12 @@ def _epochs_to(curve: Sequence[float], target: float) -> float:
     return float(hits[0]) if hits else math.nan
 
 
+def _subset(data: datasets.Dataset, fraction: float, seed: int) -> datasets.Dataset:
+    keep = datasets.stratified_subset(data.y_train, fraction, seed)
+    return datasets.Dataset(data.X_train[keep], data.y_train[keep], data.X_test, data.y_test,
+                            f"{data.name} ({fraction:g} of training)")
+
+
 def balance_and_learning(mnist: str | os.PathLike | None = None, seeds: Sequence[int] = (0, 1, 2, 3, 4),
                          fractions: Sequence[float] = (1.0, 0.01), epochs: int | None = None,
                          lr: float = 0.01, batch_size: int = 32, l1: float = 1e-4, l2: float = 1e-3,
@@ -297,9 +303,10 @@ def balance_and_learning(mnist: str | os.PathLike | None = None, seeds: Sequence
     """S2's protocol: plain vs L1/L2 regularised vs full balance first (FB) vs partial balancing every
     epoch (L1 NB, L2 NB), over ``seeds``, on the full training set and on stratified fractions of it.
 
-    Each seed fixes the init (``mlp(sizes, seed)``) and the minibatch order, shared by all conditions.
-    FB balances the init fully for L2 (global solver); NB runs one sweep over the units in network order
-    after every epoch for the named cost, with no regulariser in the loss (S2's definitions).
+    Each seed fixes the init (``mlp(sizes, seed)``), the minibatch order and the training subset, shared
+    by all conditions; the train/test split is fixed (digits: seed 0; MNIST: its own). FB balances the
+    init fully for L2 (global solver); NB balances every unit once after every epoch for the named cost
+    (one colour sweep: a layer at a time), with no regulariser in the loss (S2's definitions).
 
     Parameters
     ----------
@@ -330,42 +337,43 @@ def balance_and_learning(mnist: str | os.PathLike | None = None, seeds: Sequence
     curves: dict[str, Any] = {}
     summary: dict[str, Any] = {}
     used_epochs = {}
+    base = datasets.mnist(mnist) if mnist is not None else datasets.digits()
+    layer_sizes = list(sizes) if sizes is not None else (
+        [base.n_features, 32, 32, base.n_classes] if mnist is None else [base.n_features, 256, 128, base.n_classes])
     for fraction in fractions:
-        load = (lambda s: datasets.mnist(mnist, train_fraction=fraction, seed=s)) if mnist is not None else \
-            (lambda s: datasets.digits(train_fraction=fraction, seed=0 if fraction == 1.0 else s))
-        data0 = load(seeds[0])
-        layer_sizes = list(sizes) if sizes is not None else (
-            [data0.n_features, 32, 32, data0.n_classes] if mnist is None else [data0.n_features, 256, 128, 10])
+        # one stratified training subset per seed (the test set is always the full one)
+        subsets = {seed: base if fraction == 1.0 else _subset(base, fraction, seed) for seed in seeds}
+        n_train = len(subsets[seeds[0]].y_train)
         n_epochs = epochs if epochs is not None else (
-            40 if fraction == 1.0 else max(40, -(-200 // _steps_per_epoch(len(data0.y_train), batch_size))))
-        used_epochs[str(fraction)] = n_epochs
+            40 if fraction == 1.0 else max(40, -(-200 // _steps_per_epoch(n_train, batch_size))))
         key = f"{fraction:g}"
+        used_epochs[key] = n_epochs
         curves[key], summary[key] = {}, {}
         for cond in conditions:
             spec = CONDITIONS[cond]
             reg = {"l1": l1 * Lp(1), "l2": l2 * Lp(2), None: None}[spec.get("reg")]
             accs = []
             for seed in seeds:
-                data = load(seed) if fraction != 1.0 else data0
+                data = subsets[seed]
                 res = train(mlp(layer_sizes, seed=seed), data.X_train, data.y_train, reg=reg, lr=lr,
                             epochs=n_epochs, batch_size=batch_size, balance=spec.get("balance"), seed=seed,
                             validation=(data.X_test, data.y_test), diagnostics=False)
                 accs.append(res.history["val_accuracy"])
             acc = np.asarray(accs)
-            reach = [_epochs_to(a, target) for a in accs]
-            reached = [r for r in reach if not math.isnan(r)]
+            reached = [r for r in (_epochs_to(a, target) for a in accs) if not math.isnan(r)]
             curves[key][cond] = {"mean": acc.mean(axis=0).tolist(), "std": acc.std(axis=0).tolist()}
             summary[key][cond] = {
                 "final_mean": float(acc[:, -1].mean()), "final_std": float(acc[:, -1].std()),
                 "best_mean": float(acc.max(axis=1).mean()), "best_std": float(acc.max(axis=1).std()),
                 "epochs_to_target_mean": float(np.mean(reached)) if reached else math.nan,
                 "epochs_to_target_std": float(np.std(reached)) if reached else math.nan,
-                "reached": len(reached), "n_train": int(len(load(seeds[0]).y_train)),
+                "reached": len(reached), "n_train": int(n_train),
             }
     config = {"data": str(mnist) if mnist is not None else "digits", "seeds": list(seeds),
               "fractions": list(fractions), "epochs": used_epochs, "lr": lr, "batch_size": batch_size, "l1": l1,
-              "l2": l2, "sizes": sizes, "target": target, "conditions": list(conditions), "optimizer": "sgd",
-              "full_balance": "L2, global solver, before training", "partial_balance": "one colour sweep (layer at a time) per epoch"}
+              "l2": l2, "sizes": layer_sizes, "target": target, "conditions": list(conditions), "optimizer": "sgd",
+              "full_balance": "L2, global solver, before training",
+              "partial_balance": "one colour sweep (a layer at a time) after every epoch"}
     return {"name": "balance-and-learning", "config": config, "curves": curves, "summary": summary}
 
 
