@@ -11,11 +11,13 @@ from .io import load_model, save_model
 from .metrics import ImbalanceReport, imbalance, path_norm
 from .network import Network, Population, Projection
 from .scaling import scale
-from . import hardware
+from . import datasets, hardware
+from .training import BalanceSchedule, TrainResult, train
 
 __all__ = [
     "Activation", "parse_activation", "Cost", "Lp", "Linf", "parse_cost", "BalanceResult", "balance", "balance_unit",
     "ModelError", "ProfileError", "ImbalanceReport", "imbalance", "path_norm", "Network", "Population",
-    "Projection", "scale", "mlp", "dag", "rnn", "load_model", "save_model", "hardware",
+    "Projection", "scale", "mlp", "dag", "rnn", "load_model", "save_model", "hardware", "datasets", "train", "TrainResult",
+    "BalanceSchedule",
 ]
 __version__ = "0.1.0"

@@ -14,7 +14,7 @@ from .errors import ModelError, ProfileError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-COMMANDS = ("balance", "inspect", "profiles", "quantize")
+COMMANDS = ("balance", "inspect", "quantize", "profiles", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

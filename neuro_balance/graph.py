@@ -80,15 +80,12 @@ class CostGraph:
     tie_index: dict[str, np.ndarray]
     exponents: tuple[float, ...] = field(init=False)
     alphas: tuple[float, ...] = field(init=False)
+    linf: bool = field(init=False)  # sums are maxima (L-infinity)
 
     def __post_init__(self) -> None:
         self.alphas = tuple(alpha for alpha, _ in self.cost.terms)
         self.exponents = tuple(1.0 if math.isinf(p) else p for _, p in self.cost.terms)
-
-    @property
-    def linf(self) -> bool:
-        """True when sums are maxima (L-infinity)."""
-        return self.cost.is_linf
+        self.linf = self.cost.is_linf
 
     @property
     def n_terms(self) -> int:
