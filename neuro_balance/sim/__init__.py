@@ -2,8 +2,10 @@
 
 Importing this package imports Brian2; ``import neuro_balance`` never does.
 """
+from .agents import AgentRun, run_agents
+from .bounds import QuantisationBound, quantisation_bound
 from .brian import CODINGS, READOUTS, TARGETS, BalancingNetwork, SpikeMeasurement
 from .replay import BalanceEvents, ReplayResult, max_relative_difference, replay
 
-__all__ = ["BalancingNetwork", "SpikeMeasurement", "BalanceEvents", "ReplayResult", "replay", "max_relative_difference", "TARGETS", "CODINGS",
+__all__ = ["run_agents", "AgentRun", "quantisation_bound", "QuantisationBound", "BalancingNetwork", "SpikeMeasurement", "BalanceEvents", "ReplayResult", "replay", "max_relative_difference", "TARGETS", "CODINGS",
            "READOUTS"]

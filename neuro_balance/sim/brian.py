@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 import tempfile
 import warnings
@@ -385,7 +386,7 @@ class BalancingNetwork:
             if not self._started:
                 b2.seed(self.seed)
                 self._started = True
-            self.net.run(seconds * b2.second, report=progress, namespace=self.namespace)
+            self.net.run(seconds * b2.second, report=progress, report_period=0.5 * b2.second, namespace=self.namespace)
         self._runs += 1
 
     def set_balance_rate(self, rate: float | Mapping[str, float]) -> None:
@@ -478,8 +479,14 @@ class BalancingNetwork:
             import brian2 as b2
             if self._runs == 0:
                 raise RuntimeError("cpp_standalone: call run() before reading results")
-            with self._codegen():
-                b2.device.build(directory=self._directory, compile=True, run=True)
+            make = b2.prefs.devices.cpp_standalone
+            old_args = list(make.extra_make_args_unix)
+            make.extra_make_args_unix = [f"-j{os.cpu_count() or 2}"]  # Brian2's bare -j forks one compiler per file
+            try:
+                with self._codegen():
+                    b2.device.build(directory=self._directory, compile=True, run=True)
+            finally:
+                make.extra_make_args_unix = old_args
             self._cache = self._read()
             b2.device.reinit()
             b2.set_device("runtime")

@@ -1,0 +1,93 @@
+"""Spiking mode: integrate-and-fire units keep the output while they balance (neuro_balance.sim.bounds)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import neuro_balance as nb
+
+pytest.importorskip("brian2")
+from neuro_balance.sim import BalancingNetwork  # noqa: E402
+from neuro_balance.sim.bounds import quantisation_bound  # noqa: E402
+
+R, T = 1000.0, 1.0  # an activity of 1 is 1 kHz; 1 s windows: ~1000 spikes per active unit
+
+
+@pytest.fixture(scope="module")
+def online():
+    """Measure, balance while spiking, measure again (balancing paused during the windows)."""
+    net = nb.mlp([10, 8, 8, 4], seed=5)
+    x = np.random.default_rng(0).uniform(0.0, 1.0, 10)
+    bn = BalancingNetwork(net, nb.Lp(2), rate=1000.0, spiking=True, dt=1e-4, input_rate=R, monitor_dt=None)
+    bn.set_input(x)
+    bn.measure(0.1)  # transient from v = 0
+    before = bn.measure(T)
+    bn.run(0.1)  # ~100 balance events per unit, concurrent with spikes
+    bn.measure(0.1)
+    after = bn.measure(T)
+    return net, x, bn, before, after
+
+
+def test_balancing_while_spiking_reaches_balance(online):
+    net, _, bn, _, _ = online
+    assert nb.imbalance(bn.network, nb.Lp(2)).max_relative < 1e-9
+    lam = np.concatenate([np.exp(u) for u in bn.log_scales.values()])
+    assert lam.min() < 0.9 and lam.max() > 1.1  # balancing really moved the units
+
+
+def test_output_unchanged_within_quantisation_bound(online):
+    net, x, bn, before, after = online
+    bound = quantisation_bound(net, x, bn.log_scales, R, T)
+    diff = np.abs(before.output - after.output)
+    assert np.all(diff <= bound.output)
+    # the bound is meaningful: far below the output's scale, and both readouts track the ANN
+    y = net.forward(x[None, :])[0]
+    assert np.max(bound.output) < 0.05 * np.max(np.abs(y))
+    assert np.max(np.abs(before.output - y)) <= np.max(bound.output)
+
+
+def test_hidden_rates_scale_by_lambda(online):
+    net, x, bn, before, after = online
+    bound = quantisation_bound(net, x, bn.log_scales, R, T)
+    active = 0
+    for name in ("h1", "h2"):
+        lam = np.exp(bn.log_scales[name])
+        n0 = before.counts[name]
+        on = n0 > 0
+        ratio = after.rates[name][on] / (lam[on] * before.rates[name][on])
+        assert np.all(np.abs(ratio - 1) <= bound.ratio(name, n0)[on])
+        assert np.all(np.abs(ratio - 1) <= 0.01), (name, ratio)
+        # units the ANN says are silent stay silent
+        acts = net.forward(x[None, :], return_all=True)[name][0]
+        assert np.all(n0[acts <= 0] == 0) and np.all(after.counts[name][acts <= 0] == 0)
+        active += on.sum()
+    assert active >= 6
+
+
+def test_rate_ceiling_warns():
+    net = nb.mlp([4, 3, 2], seed=0)
+    bn = BalancingNetwork(net, nb.Lp(2), spiking=True, dt=1e-3, input_rate=5000.0, monitor_dt=None)
+    with pytest.warns(RuntimeWarning, match="1/dt"):
+        bn.set_input(np.ones(4))
+
+
+def test_poisson_input_and_rate_readout_run():
+    net = nb.mlp([6, 5, 3], seed=2, output_activation="relu")
+    bn = BalancingNetwork(net, nb.Lp(2), spiking=True, coding="poisson", readout="rate", input_rate=500.0,
+                          monitor_dt=None)
+    bn.set_input(np.full(6, 0.5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        m = bn.measure(0.2, balance=True)
+    assert set(m.rates) >= {"h1", "out"} and m.output.shape == (3,)
+    assert len(bn.events) > 0
+
+
+def test_spiking_refuses_units_that_are_not_relu():
+    with pytest.raises(nb.ModelError, match="integrate-and-fire"):
+        BalancingNetwork(nb.mlp([4, 3, 2], activation="leaky_relu:0.1"), nb.Lp(2), spiking=True)
+    bn = BalancingNetwork(nb.mlp([4, 3, 2]), nb.Lp(2), spiking=True, monitor_dt=None)
+    with pytest.raises(nb.ModelError, match=">= 0"):
+        bn.set_input(-np.ones(4))

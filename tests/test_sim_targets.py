@@ -1,0 +1,70 @@
+"""The same agents on Brian2's compiled targets: cython here, cpp_standalone (slow) in a subprocess."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import neuro_balance as nb
+
+brian2 = pytest.importorskip("brian2")
+from neuro_balance.sim import BalancingNetwork, max_relative_difference, replay  # noqa: E402
+
+EXACT = 1e-12  # see test_sim_replay.py
+NETS = {
+    "mlp": "nb.mlp([6, 5, 4, 3], seed=1)",
+    "dag": "nb.dag([6, 5, 4, 3], skips=((0, 2), (1, 3)), seed=2)",
+    "rnn": "nb.rnn(6, [5, 4], 3, seed=3)",
+}
+PS = (0.5, 1.0, 2.0, 3.0)
+
+
+@pytest.fixture(scope="module")
+def quick_cython():
+    """Compile Cython at -O0: the tests check exactness, not speed, and -O3 takes twice as long to build.
+
+    The floating-point flags stay as Brian2's defaults.
+    """
+    prefs = brian2.prefs.codegen.cpp
+    old = list(prefs.extra_compile_args_gcc)
+    prefs.extra_compile_args_gcc = ["-w", "-O0", "-ffast-math", "-fno-finite-math-only", "-std=c++11"]
+    yield
+    prefs.extra_compile_args_gcc = old
+
+
+@pytest.mark.parametrize("kind", sorted(NETS))
+@pytest.mark.parametrize("p", PS)
+def test_cython_agents_equal_replay(quick_cython, kind, p):
+    net, cost = eval(NETS[kind]), nb.Lp(p)
+    bn = BalancingNetwork(net, cost, rate=500.0, target="cython", monitor_dt=None)
+    bn.run(0.02)
+    assert len(bn.events) > 50
+    assert max_relative_difference(bn.network, replay(net, cost, bn.events).network) <= EXACT
+
+
+STANDALONE = textwrap.dedent("""
+    import json, sys, numpy as np, neuro_balance as nb
+    from neuro_balance.sim import BalancingNetwork, max_relative_difference, replay
+    net, cost = {net}, nb.Lp({p})
+    bn = BalancingNetwork(net, cost, rate=500.0, target="cpp_standalone", monitor_dt=1e-3)
+    bn.run(0.01)
+    bn.run(0.01)  # several runs before the (lazy) build
+    err = max_relative_difference(bn.network, replay(net, cost, bn.events).network)
+    print(json.dumps({{"err": err, "events": len(bn.events), "samples": len(bn.history["t"])}}))
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(NETS))
+@pytest.mark.parametrize("p", PS)
+def test_cpp_standalone_agents_equal_replay(kind, p, tmp_path):
+    """One standalone build per case (~20 s each), each in a fresh process (the device is global)."""
+    code = STANDALONE.format(net=NETS[kind], p=p)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["events"] > 50 and result["samples"] == 20
+    assert result["err"] <= EXACT
