@@ -4,6 +4,7 @@ Public API (re-exports only). Brian2 is imported only by `neuro_balance.sim`.
 """
 from .activations import Activation, parse_activation
 from .architectures import dag, mlp, rnn
+from .conv import conv_net  # also registers the conv2d and locally_connected kinds
 from .costs import Cost, Linf, Lp, parse_cost
 from .engines import BalanceResult, balance, balance_unit
 from .errors import ModelError, ProfileError
@@ -17,7 +18,7 @@ from .training import BalanceSchedule, TrainResult, train
 __all__ = [
     "Activation", "parse_activation", "Cost", "Lp", "Linf", "parse_cost", "BalanceResult", "balance", "balance_unit",
     "ModelError", "ProfileError", "ImbalanceReport", "imbalance", "path_norm", "Network", "Population",
-    "Projection", "scale", "mlp", "dag", "rnn", "load_model", "save_model", "hardware", "datasets", "train", "TrainResult",
+    "Projection", "scale", "mlp", "dag", "rnn", "conv_net", "load_model", "save_model", "hardware", "datasets", "train", "TrainResult",
     "BalanceSchedule",
 ]
 __version__ = "0.1.0"
