@@ -2,13 +2,15 @@
 
 * ``digits_dag``: 64-32-32-10 ReLU network with skip projections in->h2 and h1->out;
 * ``digits_rnn``: a recurrent ReLU network reading a digit one row of 8 pixels per step (8 steps);
-* ``digits_mixed``: mixed activations (leaky ReLU, tanh, ReLU): the tanh units are never balanced.
+* ``digits_mixed``: mixed activations (leaky ReLU, tanh, ReLU): the tanh units are never balanced;
+* ``digits_cnn``: two 3x3 convolutions (8 and 16 channels, the second with stride 2) and a dense head.
 
 No regulariser, so the trained networks are unbalanced. Run from the repository
-root: ``python scripts/make_example_models.py``.
+root: ``python scripts/make_example_models.py [NAME ...]``.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +36,19 @@ def main() -> None:
                                 name="digits_mixed"), False,
                          "mixed activations: leaky ReLU (balanced), tanh (never balanced: ground), ReLU (balanced)",
                          "sgd", 0.02),
+        "digits_cnn": (nb.conv_net((1, 8, 8), [{"channels": 8, "kernel": 3, "padding": 1},
+                                               {"channels": 16, "kernel": 3, "stride": 2, "padding": 1}],
+                                   dense=[32], n_out=10, seed=4, name="digits_cnn"), False,
+                       "convolutional ReLU network: conv 3x3 (8 channels), conv 3x3 stride 2 (16 channels), "
+                       "dense 32; one scale per channel", "sgd", 0.02),
         "digits_rnn": (nb.rnn(8, [48], 10, seed=3, spectral_radius=0.9, name="digits_rnn"), True,
                        "recurrent ReLU network (delay-1 projection h1->h1 with self-loops) reading one 8-pixel row per step",
                        "adam", 0.005),
     }
+    only = set(sys.argv[1:]) or set(jobs)
     for name, (net, sequences, what, optimizer, lr) in jobs.items():
+        if name not in only:
+            continue
         X_train, X_test = (as_rows(data.X_train), as_rows(data.X_test)) if sequences else (data.X_train, data.X_test)
         res = train(net, X_train, data.y_train, lr=lr, optimizer=optimizer, epochs=40, batch_size=32, seed=0,
                     diagnostics=False)
