@@ -172,3 +172,14 @@ def test_bad_arguments_are_rejected():
 def test_import_neuro_balance_does_not_import_brian2():
     code = "import sys, neuro_balance; assert 'brian2' not in sys.modules and 'neuro_balance.sim' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_slower_agent_clock_keeps_the_semantics():
+    """balance_every=10: events only on the agents' ticks, same mean rate, still the exact algorithm."""
+    net, cost = NETS["dag"](), nb.Lp(2)
+    bn = simulate(net, cost, balance_every=10, duration=0.05)
+    ev = bn.events
+    assert np.all(ev.step % 10 == 0)
+    expected = 500.0 * 0.05 * sum(net.populations[n].size for n in bn.agents)
+    assert 0.7 * expected < len(ev) < 1.3 * expected
+    assert max_relative_difference(bn.network, replay(net, cost, ev).network) <= EXACT

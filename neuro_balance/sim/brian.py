@@ -144,6 +144,13 @@ class BalancingNetwork:
         Sampling period of the lambda and imbalance monitors (default 1 ms; None: no monitors).
     directory : str, optional
         Build directory for cpp_standalone (default: a new temporary directory).
+    balancing : bool
+        False builds the same spiking network without any agent (the baseline of the agents'
+        overhead); requires ``spiking=True``.
+    balance_every : int
+        The agents' own clock ticks every this many time steps (the balance events, lambda and
+        scaling run only then; spikes every step). The mean balance rate is unchanged; what it saves
+        is the agents' fixed cost per step when few events fire.
 
     Examples
     --------
@@ -158,7 +165,8 @@ class BalancingNetwork:
     def __init__(self, net: Network, cost: Cost, rate: float | Mapping[str, float] = 100.0, spiking: bool = False,
                  target: str = "numpy", dt=None, seed: int = 0, colouring: bool = True, *,
                  input_rate: float = 200.0, coding: str = "current", readout: str = "potential",
-                 monitor_dt: float | None = 1e-3, directory: str | None = None) -> None:
+                 monitor_dt: float | None = 1e-3, directory: str | None = None, balancing: bool = True,
+                 balance_every: int = 1) -> None:
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         if coding not in CODINGS:
@@ -172,24 +180,31 @@ class BalancingNetwork:
         self.colouring = bool(colouring)
         self.seed = int(seed)
         self.dt = 1e-4 if dt is None else _seconds(dt, "dt")
+        if not (isinstance(balance_every, (int, np.integer)) and balance_every >= 1):
+            raise ValueError(f"balance_every must be an integer >= 1, got {balance_every!r}")
+        self.balance_every = int(balance_every)
+        self.balance_dt = self.dt * self.balance_every
         self.input_rate = _hertz(input_rate, "input_rate")
         self.coding, self.readout = coding, readout
         self.monitor_dt = None if monitor_dt is None else _seconds(monitor_dt, "monitor_dt")
         self.code = cost_code(cost)
         self.graph = build_graph(net, cost)
-        self.agents = [name for name in net.order if net.populations[name].balanced]
+        if not (balancing or spiking):
+            raise ValueError("balancing=False needs spiking=True (otherwise there is nothing to simulate)")
+        self.agents = [name for name in net.order if net.populations[name].balanced] if balancing else []
         self.rates = self._rates(rate)
         self._check(net)
         self._colours, self.n_colours = self._compact_colours()
         if self.colouring:
             worst = max((self.rates[n] for n in self.agents), default=0.0)
-            if self.n_colours * worst * self.dt > 1:
-                raise ValueError(f"rate: {self.n_colours} colours x {worst} Hz x dt {self.dt} s > 1; colour gating "
-                                 f"needs n_colours * rate * dt <= 1 (lower rate or dt)")
+            if self.n_colours * worst * self.balance_dt > 1:
+                raise ValueError(f"rate: {self.n_colours} colours x {worst} Hz x {self.balance_dt} s > 1; colour "
+                                 f"gating needs n_colours * rate * dt * balance_every <= 1 (lower rate or dt)")
         self._x: np.ndarray | None = None
         self._runs = 0
         self._started = False
         self._cache: dict | None = None
+        self.standalone_run_time: float | None = None  # seconds the cpp_standalone binary ran
         self._directory = directory
         with self._codegen():
             self._build()
@@ -278,9 +293,28 @@ class BalancingNetwork:
                 self.state_monitors[name] = b2.StateMonitor(G, ["lam_cum", "imb"], record=True, when="end",
                                                             dt=self.monitor_dt * b2.second, name=G.name + "_states")
                 objects.append(self.state_monitors[name])
+        if self.balance_every > 1:
+            self._move_agents_to_their_clock(b2)
         if self.spiking:
             self.set_input(np.zeros(net.input.size), _check=False)
         self.net = b2.Network(*objects, name="nb_network")
+
+    def _move_agents_to_their_clock(self, b2) -> None:
+        """Run every balance stage (event check, lambda, pathways, event monitor) on a slower clock.
+
+        Brian2 gives these objects their group's clock and has no argument to choose another, so
+        the clock is reassigned before the first run; the Network then runs them only on the ticks
+        of ``balance_clock`` (which fall on steps of the main clock), in the same slots and orders.
+        """
+        self.balance_clock = b2.Clock(self.balance_dt * b2.second, name="nb_balance_clock")
+        moved = []
+        for name in self.agents:
+            G = self.groups[name]
+            moved += [G.thresholder["balance"], G.resetter["balance"], self.event_monitors[name]]
+        for s in self.synapses:
+            moved += [path for path in s.synapses._pathways if path.event == "balance"]
+        for obj in moved:
+            obj._clock = self.balance_clock
 
     def _make_group(self, b2, k: int, name: str, rank: dict[str, int]):
         pop = self.source.populations[name]
@@ -317,6 +351,8 @@ class BalancingNetwork:
             imb = relative_imbalance(self.graph, self.graph.unit_costs(self.graph.zeros()))[name]
             G.imb = np.where(self.graph.free[name], np.nan_to_num(imb), 0.0)
             G.n_colours = self.n_colours
+            G.balance_every = self.balance_every
+            G.dt_bal = self.balance_dt * b2.second
             G.expo = self.code.exponent(pop.degree)
             G.c_out = 1.0 if self.code.linf else pop.degree
             if self.code.generic:
@@ -343,6 +379,7 @@ class BalancingNetwork:
             on_pre, on_post, on_event = {}, {}, {}
             if self.spiking:
                 on_pre["pre"] = "v_post += w"
+                on_event["pre"] = "spike"
             if balance and proj.pre in rank:
                 on_pre["acc_out"] = self.code.accumulate("cout_pre", "w", "p_cost_pre")
                 on_pre["scale_out"] = scale_out_code(pre.degree)
@@ -352,7 +389,7 @@ class BalancingNetwork:
                 on_post["scale_in"] = SCALE_IN
                 on_event.update(acc_in="balance", scale_in="balance")
             S = b2.Synapses(self.groups[proj.pre], self.groups[proj.post], "w : 1\nk : integer (constant)",
-                            on_pre=on_pre or None, on_post=on_post or None, on_event=on_event or None,
+                            on_pre=on_pre or None, on_post=on_post or None, on_event=on_event,
                             namespace=self.namespace, clock=self.clock, name=_identifier("s", k, proj.name) + suffix)
             S.connect(i=pre_idx[mask], j=post_idx[mask])
             S.w = proj.weight.ravel()[mask]
@@ -393,8 +430,8 @@ class BalancingNetwork:
         """Change the balance rate (Hz) of every agent, or per population; 0 switches balancing off."""
         import brian2 as b2
         rates = self._rates(rate)
-        if self.colouring and self.n_colours * max(rates.values(), default=0.0) * self.dt > 1:
-            raise ValueError("rate: n_colours * rate * dt must be <= 1")
+        if self.colouring and self.n_colours * max(rates.values(), default=0.0) * self.balance_dt > 1:
+            raise ValueError("rate: n_colours * rate * dt * balance_every must be <= 1")
         self.rates = rates
         for name in self.agents:
             self.groups[name].rate_bal = rates[name] * b2.Hz
@@ -488,6 +525,7 @@ class BalancingNetwork:
             finally:
                 make.extra_make_args_unix = old_args
             self._cache = self._read()
+            self.standalone_run_time = float(b2.device._last_run_time)
             b2.device.reinit()
             b2.set_device("runtime")
         return self._cache

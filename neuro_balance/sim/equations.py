@@ -101,6 +101,7 @@ def neuron_balance_model(has_bias: bool, code: CostCode) -> str:
         "cin : 1", "cout : 1", "lam : 1", "lam_cum : 1", "imb : 1",
         "colour : integer (constant)", "agent : integer (constant)",
         "rate_bal : Hz (shared)", "n_colours : integer (shared, constant)",
+        "balance_every : integer (shared, constant)", "dt_bal : second (shared, constant)",
         "expo : 1 (shared, constant)", "c_out : 1 (shared, constant)",
     ]
     if has_bias:
@@ -113,13 +114,14 @@ def neuron_balance_model(has_bias: bool, code: CostCode) -> str:
 def balance_condition(colouring: bool) -> str:
     """The ``balance`` event: a Poisson clock, gated by colour so neighbours never fire together.
 
-    With ``n_colours`` colours, a unit of colour ``k`` may fire only in steps ``t % n_colours == k``,
-    with probability ``n_colours * rate_bal * dt``: the same mean rate, never two neighbours in a step.
+    With ``n_colours`` colours, a unit of colour ``k`` may fire only on ticks ``t % n_colours == k`` of
+    its balance clock (every ``balance_every`` steps, ``dt_bal`` apart), with probability
+    ``n_colours * rate_bal * dt_bal``: the same mean rate, never two neighbours in a step.
     """
     if colouring:
-        return ("agent > 0 and (t_in_timesteps % n_colours) == colour "
-                "and rand() < n_colours*rate_bal*dt")
-    return "agent > 0 and rand() < rate_bal*dt"
+        return ("agent > 0 and ((t_in_timesteps // balance_every) % n_colours) == colour "
+                "and rand() < n_colours*rate_bal*dt_bal")
+    return "agent > 0 and rand() < rate_bal*dt_bal"
 
 
 def lambda_code(code: CostCode, bias_in_cost: bool, has_bias: bool) -> str:
