@@ -5,17 +5,20 @@ For a [N]*5 ReLU MLP (3 hidden layers, 4 weight matrices; N = 158: 99,856 synaps
 
 * numpy sweep: one layer-synchronous sweep over every hidden unit (p = 2 fast path, in place),
   best of 5, measured inside the same process as the Brian2 numbers it divides;
-* per event: (wall time balancing at 100 Hz per unit - wall time with the agents idle) / events;
+* per event: (wall time balancing at 1 kHz per unit - wall time with the agents idle) / events;
 * per simulated second: wall time of one simulated second balancing at 100 Hz per unit;
 * agents' overhead: a spiking network (integrate-and-fire, constant-current input) with idle agents
   (rate 0: no balance event fires) over the same spiking network built without agents, with the
   agents' clock ticking every step (``balance_every=1``) or every 10 steps (``balance_every=10``).
 
+Runtime targets: every configuration is warmed up, then timed in 5 interleaved rounds (best of 5);
+cpp_standalone: the binary's run time for 1 s simulated, one build per configuration.
+
 Ratios: "event x N_hidden / sweep" is the Brian2 work worth one sweep over the numpy sweep;
 "sim s / sweep" is one simulated second at 100 Hz over the numpy sweep.
 
 Run: ``python benchmarks/brian_agents.py [--sizes 158 500] [--targets numpy cython cpp_standalone]``.
-Budget ~20-40 s per cpp_standalone build (4 builds per size) and ~1-3 min for a cold Cython cache.
+Budget ~20-40 s per cpp_standalone build (6 builds per size) and ~1-3 min for a cold Cython cache.
 """
 from __future__ import annotations
 
@@ -54,26 +57,33 @@ def sweep_time(net) -> float:
     return best
 
 
-def timed_run(make, duration: float, target: str) -> tuple[float, int]:
-    """Wall seconds of ``duration`` simulated and the events it had.
-
-    Runtime targets: best of 3 runs after a warm-up run. cpp_standalone: the binary's run time
-    (one run, which includes writing results to disk).
-    """
+def standalone_time(make, duration: float) -> tuple[float, int]:
+    """cpp_standalone: the binary's run time for ``duration`` simulated (includes writing results)."""
     bn = make()
-    if target == "cpp_standalone":
-        bn.run(duration)
-        n = len(bn.events) if bn.agents else 0  # builds, runs, reads
-        return bn.standalone_run_time, n
-    bn.run(0.002)  # code generation / compilation and first-run costs stay out of the timing
-    walls, counts = [], []
-    for _ in range(3):  # best of 3 on a shared machine
-        n0 = len(bn.events) if bn.agents else 0
-        t0 = time.perf_counter()
-        bn.run(duration)
-        walls.append(time.perf_counter() - t0)
-        counts.append((len(bn.events) - n0) if bn.agents else 0)
-    return min(walls), int(np.mean(counts))
+    bn.run(duration)
+    bn.network  # builds, runs and reads the results
+    return bn.standalone_run_time, (len(bn.events) if bn.agents else 0)
+
+
+def runtime_times(makers: dict, durations: dict, rounds: int = 5) -> dict[str, tuple[float, int]]:
+    """Runtime targets: each configuration warmed up, then timed in interleaved rounds (best of ``rounds``).
+
+    Interleaving spreads the load of a shared machine evenly over the configurations.
+    """
+    nets = {key: make() for key, make in makers.items()}
+    for bn in nets.values():
+        bn.run(0.002)  # code generation / compilation and first-run costs stay out of the timing
+    best = {key: (np.inf, 0) for key in nets}
+    for _ in range(rounds):
+        for key, bn in nets.items():
+            n0 = len(bn.events) if bn.agents else 0
+            t0 = time.perf_counter()
+            bn.run(durations[key])
+            wall = time.perf_counter() - t0
+            n = (len(bn.events) - n0) if bn.agents else 0
+            if wall < best[key][0]:
+                best[key] = (wall, n)
+    return best
 
 
 def worker(target: str, n: int) -> dict:
@@ -85,7 +95,6 @@ def worker(target: str, n: int) -> dict:
     hidden = sum(p.size for p in net.populations.values() if p.role == "hidden")
     synapses = sum(p.weight.size for p in net.projections)
     sweep = sweep_time(net)
-    duration = {"numpy": 0.1, "cython": 0.1, "cpp_standalone": 1.0}[target]
     x = np.random.default_rng(0).uniform(0.0, 1.0, n)
 
     def balancing(rate):
@@ -99,16 +108,22 @@ def worker(target: str, n: int) -> dict:
             return bn
         return make
 
-    active, events = timed_run(balancing(RATE), duration, target)
-    idle, _ = timed_run(balancing(0.0), duration, target)
-    with_agents, _ = timed_run(spiking(True), duration, target)
-    with_agents10, _ = timed_run(spiking(True, 10), duration, target)
-    without, _ = timed_run(spiking(False), duration, target)
-    per_event = max(active - idle, 0.0) / max(events, 1)
+    # per event: a dense run (1 kHz per unit) against the idle agents, so event work dominates
+    makers = {"dense": balancing(1000.0), "rate": balancing(RATE), "idle": balancing(0.0),
+              "spiking_agents": spiking(True), "spiking_agents10": spiking(True, 10), "spiking": spiking(False)}
+    if target == "cpp_standalone":
+        durations = dict.fromkeys(makers, 1.0)
+        times = {key: standalone_time(make, durations[key]) for key, make in makers.items()}
+    else:
+        durations = {key: (0.02 if key == "dense" else 0.05) for key in makers}
+        times = runtime_times(makers, durations)
+    per_s = {key: times[key][0] / durations[key] for key in makers}
+    events = times["dense"][1]
+    per_event = max(per_s["dense"] - per_s["idle"], 0.0) * durations["dense"] / max(events, 1)
     return {"target": target, "n": n, "synapses": synapses, "hidden": hidden, "sweep": sweep, "events": events,
-            "per_event": per_event, "per_sim_second": active / duration, "idle_per_sim_second": idle / duration,
-            "spiking_with_idle_agents": with_agents / duration, "spiking_with_idle_agents10": with_agents10 / duration,
-            "spiking_without_agents": without / duration}
+            "per_event": per_event, "per_sim_second": per_s["rate"], "idle_per_sim_second": per_s["idle"],
+            "spiking_with_idle_agents": per_s["spiking_agents"], "spiking_with_idle_agents10": per_s["spiking_agents10"],
+            "spiking_without_agents": per_s["spiking"]}
 
 
 def table(rows: list[dict]) -> str:

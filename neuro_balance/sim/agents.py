@@ -72,13 +72,17 @@ class AgentRun:
             return float("nan")
         return float(np.max(np.abs(self.before.output - self.after.output)))
 
-    def rate_ratios(self) -> dict[str, np.ndarray]:
-        """``r_after / (lam r_before)`` of every hidden unit that spiked before (1 when exact)."""
+    def rate_ratios(self, min_count: int = 1) -> dict[str, np.ndarray]:
+        """``r_after / (lam r_before)`` of every hidden unit with at least ``min_count`` spikes before.
+
+        1 up to the spike-count quantisation (``bound.ratio``): a unit with ``N`` spikes in the window
+        can be off by a few spikes, so ratios of units with few spikes spread more.
+        """
         if self.before is None:
             return {}
         out = {}
         for name, u in self.log_scales.items():
-            on = self.before.counts[name] > 0
+            on = self.before.counts[name] >= max(min_count, 1)
             out[name] = self.after.rates[name][on] / (np.exp(u[on]) * self.before.rates[name][on])
         return out
 

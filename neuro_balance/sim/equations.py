@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from ..costs import Cost
 from ..errors import ModelError
 
-__all__ = ["CostCode", "cost_code", "neuron_balance_model", "balance_condition", "lambda_code"]
+__all__ = ["CostCode", "cost_code", "neuron_balance_model", "balance_condition", "lambda_code", "scale_out_code", "SCALE_IN"]
 
 
 @dataclass(frozen=True)
