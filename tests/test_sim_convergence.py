@@ -42,9 +42,14 @@ def test_run_agents_reports_agreement_and_spiking_rates():
     from neuro_balance.sim import run_agents
     net = nb.mlp([8, 6, 6, 3], seed=11)
     x = np.random.default_rng(1).uniform(0.0, 1.0, 8)
-    run = run_agents(net, nb.Lp(2), x, duration=0.08, window=0.3, input_rate=1000.0)
+    run = run_agents(net, nb.Lp(2), x, duration=0.08, window=0.3, input_rate=1000.0, record_spikes=True)
     assert run.global_difference <= 1e-8 and run.function_change <= 1e-10
     assert run.imbalance_before > 0.1 and run.imbalance_after <= 1e-9
     assert run.history["imbalance"][0] > run.history["imbalance"][-1]
     assert np.all(np.abs(run.before.output - run.after.output) <= run.bound.output)
     assert all(len(r) for r in run.rate_ratios().values())
+    t, i = run.spikes["h1"]
+    total = 0.1 + 0.3 + 0.08 + 0.1 + 0.3
+    assert len(t) == len(i) > 0 and t.max() < total and i.max() < 6
+    before = (t >= 0.1) & (t < 0.4)
+    np.testing.assert_array_equal(np.bincount(i[before], minlength=6), run.before.counts["h1"])

@@ -49,6 +49,11 @@ class AgentRun:
         Spike-count quantisation bound of the before/after comparison.
     wall_time : float
         Seconds spent in the whole call.
+    warnings : list of str
+        Rate-ceiling warnings raised while spiking.
+    spikes : dict of (times, indices) or None
+        Every spike per spiking population (``record_spikes=True``): the windows start at 0.1 s
+        (before), then ``duration`` of balancing, 0.1 s, and the after window.
     """
 
     network: Network
@@ -64,6 +69,7 @@ class AgentRun:
     bound: QuantisationBound | None = None
     wall_time: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    spikes: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def output_difference(self) -> float:
@@ -98,7 +104,7 @@ class AgentRun:
 
 def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target: str = "numpy",
                rate: float = 1000.0, duration: float = 0.1, window: float = 1.0, input_rate: float = 2000.0,
-               dt: float = 1e-4, seed: int = 0, progress=None) -> AgentRun:
+               dt: float = 1e-4, seed: int = 0, progress=None, record_spikes: bool = False) -> AgentRun:
     """Balance ``net`` with Brian2 agents and check the result against the global solution.
 
     Parameters
@@ -123,6 +129,8 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
     seed : int
     progress : callable, optional
         Brian2 ``report`` callable, called while balancing.
+    record_spikes : bool
+        Keep every spike of the spiking run (`AgentRun.spikes`).
 
     Returns
     -------
@@ -138,7 +146,7 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
     start = time.perf_counter()
     spiking = x is not None
     bn = BalancingNetwork(net, cost, rate=rate, spiking=spiking, target=target, dt=dt, seed=seed,
-                          input_rate=input_rate, monitor_dt=min(1e-3, duration / 20))
+                          input_rate=input_rate, monitor_dt=min(1e-3, duration / 20), record_spikes=record_spikes)
     before = after = bound = None
     caught: list[str] = []
     with warnings.catch_warnings(record=True) as record:
@@ -164,4 +172,4 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
     return AgentRun(result, bn.events, {"t": hist["t"], "imbalance": hist["max_imbalance"]},
                     imbalance(net, cost).max_relative, imbalance(result, cost).max_relative,
                     max_relative_difference(result, best.network), change, bn.log_scales, before, after, bound,
-                    time.perf_counter() - start, caught)
+                    time.perf_counter() - start, caught, bn.spikes if bn.record_spikes else None)

@@ -151,6 +151,8 @@ class BalancingNetwork:
         The agents' own clock ticks every this many time steps (the balance events, lambda and
         scaling run only then; spikes every step). The mean balance rate is unchanged; what it saves
         is the agents' fixed cost per step when few events fire.
+    record_spikes : bool
+        Record every spike (SpikeMonitor per spiking population; see `spikes`).
 
     Examples
     --------
@@ -166,7 +168,7 @@ class BalancingNetwork:
                  target: str = "numpy", dt=None, seed: int = 0, colouring: bool = True, *,
                  input_rate: float = 200.0, coding: str = "current", readout: str = "potential",
                  monitor_dt: float | None = 1e-3, directory: str | None = None, balancing: bool = True,
-                 balance_every: int = 1) -> None:
+                 balance_every: int = 1, record_spikes: bool = False) -> None:
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         if coding not in CODINGS:
@@ -187,6 +189,7 @@ class BalancingNetwork:
         self.input_rate = _hertz(input_rate, "input_rate")
         self.coding, self.readout = coding, readout
         self.monitor_dt = None if monitor_dt is None else _seconds(monitor_dt, "monitor_dt")
+        self.record_spikes = bool(record_spikes) and self.spiking
         self.code = cost_code(cost)
         self.graph = build_graph(net, cost)
         if not (balancing or spiking):
@@ -275,6 +278,7 @@ class BalancingNetwork:
         self.clock = b2.Clock(self.dt * b2.second, name="nb_clock")
         rank = {name: r for r, name in enumerate(self.agents)}
         self.groups, self.synapses, self.event_monitors, self.state_monitors = {}, [], {}, {}
+        self.spike_monitors = {}
         needed = set(self.agents) | ({n for n in net.populations} if self.spiking else set())
         for proj in net.projections:
             if proj.pre in rank or proj.post in rank:
@@ -293,6 +297,11 @@ class BalancingNetwork:
                 self.state_monitors[name] = b2.StateMonitor(G, ["lam_cum", "imb"], record=True, when="end",
                                                             dt=self.monitor_dt * b2.second, name=G.name + "_states")
                 objects.append(self.state_monitors[name])
+        if self.record_spikes:
+            for name, G in self.groups.items():
+                if "spike" in G.events:
+                    self.spike_monitors[name] = b2.SpikeMonitor(G, record=True, name=G.name + "_spikes")
+                    objects.append(self.spike_monitors[name])
         if self.balance_every > 1:
             self._move_agents_to_their_clock(b2)
         if self.spiking:
@@ -536,7 +545,9 @@ class BalancingNetwork:
                "lam_cum": {n: np.array(self.groups[n].lam_cum[:]) for n in self.agents},
                "events": {n: (np.array(m.t_[:]), np.array(m.i[:])) for n, m in self.event_monitors.items()},
                "states": {n: (np.array(m.t_[:]), np.array(m.lam_cum[:]), np.array(m.imb[:]))
-                          for n, m in self.state_monitors.items()}}
+                          for n, m in self.state_monitors.items()},
+               "spikes": {n: (np.array(m.t_[:]), np.array(m.i[:]).astype(np.int64))
+                          for n, m in self.spike_monitors.items()}}
         return out
 
     @property
@@ -568,6 +579,11 @@ class BalancingNetwork:
             else np.zeros(0, int)
         order = np.lexsort((idx, rank, step))
         return BalanceEvents(t[order], step[order], pop[order], idx[order], tuple(self.agents))
+
+    @property
+    def spikes(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Spike times (s) and unit indices per spiking population (``record_spikes=True``), in network order."""
+        return self._results()["spikes"]
 
     @property
     def history(self) -> dict:
