@@ -14,7 +14,7 @@ from .errors import ModelError, ProfileError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-COMMANDS = ("balance", "inspect", "quantize", "profiles", "demo")
+COMMANDS = ("run", "balance", "inspect", "simulate", "quantize", "profiles", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

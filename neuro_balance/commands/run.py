@@ -1,0 +1,44 @@
+"""``neuro-balance run``: the main job on the bundled digits model (see `neuro_balance.mainjob`)."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..hardware import list_profiles
+from ..mainjob import run_main_job
+from .common import cost_argument
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "run", help="the main job: agents, global agreement, spiking equivalence, chips (report + figures)",
+        description="Load the bundled digits model (train it if missing); balance it with neurons as Brian2 agents "
+                    "until converged; compare with the global solution; check spiking rate equivalence before and "
+                    "after balancing; quantise on every hardware profile with and without balancing. Writes "
+                    "report.md, report.json and figures to --out.")
+    parser.add_argument("--out", help="output folder (default results/<timestamp>/)")
+    parser.add_argument("--quick", action="store_true", help="reduced sizes: well under a minute")
+    parser.add_argument("--model", help="model YAML (default models/digits_mlp.yaml)")
+    parser.add_argument("--profiles", help="comma-separated hardware profiles (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the agents' clocks and the data split (default 0)")
+    parser.add_argument("--target", choices=("numpy", "cython", "cpp_standalone"), default="numpy",
+                        help="Brian2 target of the agents (default numpy: no compilation)")
+    parser.add_argument("--cost", type=cost_argument, default="L2", help="L1, L2, Lp:P or Linf (default L2)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run, parser=parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    profiles = None
+    if args.profiles:
+        profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
+        known = set(list_profiles())
+        unknown = [p for p in profiles if p not in known and not Path(p).suffix in (".yaml", ".yml")]
+        if unknown:
+            args.parser.error(f"--profiles: unknown profile(s) {unknown}; known: {', '.join(sorted(known))}")
+    out = Path(args.out) if args.out else Path("results") / time.strftime("%Y%m%d-%H%M%S")
+    report = run_main_job(out, model=args.model, quick=args.quick, profiles=profiles, seed=args.seed,
+                          target=args.target, cost=args.cost, show_progress=not args.no_progress,
+                          log=print)
+    return 0 if report["agents"]["converged"] else 1

@@ -1,0 +1,59 @@
+"""The main job, ``neuro-balance run --quick``, end to end through a subprocess."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "neuro_balance.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "report"
+    proc = cli("run", "--quick", "--out", out, "--profiles", "loihi1,speck,brainscales2", "--no-progress")
+    return proc, out
+
+
+def test_quick_run_succeeds_and_writes_its_report(quick_run):
+    proc, out = quick_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    for name in ("report.md", "report.json", "accuracy_vs_bits.json"):
+        assert (out / name).stat().st_size > 0
+    text = (out / "report.md").read_text()
+    for section in ("Neurons as balancing agents", "Spiking network", "Quantised accuracy", "loihi1", "speck"):
+        assert section in text
+
+
+def test_quick_run_numbers_hold_the_claims(quick_run):
+    _, out = quick_run
+    r = json.loads((out / "report.json").read_text())
+    assert r["agents"]["converged"] and r["agents"]["imbalance_after"] <= 1e-8
+    assert r["agreement"]["max_relative_weight_difference"] <= 1e-6
+    assert r["agreement"]["function_relative_change"] <= 1e-10
+    s = r["spiking"]
+    assert s["output_change"] <= s["output_bound"]
+    assert abs(s["rate_ratio_mean"] - 1) <= 0.01 and s["active_units"] > 0
+    assert {rec["profile"] for rec in r["hardware"]["records"]} == {"loihi1", "speck", "brainscales2"}
+
+
+@pytest.mark.parametrize("name", ["agents_convergence", "balance_histogram", "spiking_raster", "accuracy_vs_bits"])
+def test_quick_run_figures_are_rendered_and_not_blank(quick_run, name):
+    import matplotlib.image as mpimg
+
+    _, out = quick_run
+    image = mpimg.imread(out / f"{name}.png")
+    assert image.shape[0] > 200 and image.shape[1] > 300
+    assert np.std(image[..., :3]) > 0.05  # more than a blank canvas
+
+
+def test_run_refuses_unknown_profiles_and_models(tmp_path):
+    proc = cli("run", "--quick", "--profiles", "loihi9", "--out", tmp_path / "x")
+    assert proc.returncode == 2 and "unknown profile" in proc.stderr
+    proc = cli("run", "--quick", "--model", tmp_path / "absent.yaml", "--out", tmp_path / "y")
+    assert proc.returncode == 1 and "absent.yaml" in proc.stderr and "Traceback" not in proc.stderr
