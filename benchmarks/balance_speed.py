@@ -15,12 +15,12 @@ the weights. Run: ``python benchmarks/balance_speed.py [--sizes 1M 10M] [--repea
 from __future__ import annotations
 
 import argparse
-import time
 import tracemalloc
 
 import numpy as np
 
 import neuro_balance as nb
+from timing import best_time
 
 SIZES = {"100k": 158, "1M": 500, "10M": 1581}
 
@@ -31,15 +31,6 @@ def make_net(width: int, seed: int = 0) -> nb.Network:
     for proj in net.projections:  # spread row gains: units start far from balance
         proj.weight *= np.exp(rng.normal(size=(proj.weight.shape[0], 1)))
     return net
-
-
-def best_time(fn, repeats: int) -> tuple[float, object]:
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def read_pass(net: nb.Network, p: float) -> float:

@@ -30,6 +30,8 @@ import time
 
 import numpy as np
 
+from timing import best_time
+
 RATE = 100.0  # balance events per unit per second
 
 
@@ -48,13 +50,8 @@ def sweep_time(net) -> float:
             b *= lam
             W_out /= lam[None, :]
 
-    sweep()
-    best = np.inf
-    for _ in range(5):
-        t0 = time.perf_counter()
-        sweep()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    sweep()  # warm-up
+    return best_time(sweep, 5)[0]
 
 
 def standalone_time(make, duration: float) -> tuple[float, int]:

@@ -16,13 +16,13 @@ Run: ``python benchmarks/conv_speed.py`` (``--batch``, ``--repeats``, ``--thread
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 from numpy.lib.stride_tricks import sliding_window_view
 
 import neuro_balance as nb
+from timing import best_time
 from neuro_balance.conv import conv_net, geometry
 from neuro_balance.graph import build_graph
 from neuro_balance.kinds import get_kind
@@ -36,15 +36,6 @@ LAYERS = [
     {"channels": 256, "kernel": 3, "padding": 1, "pool": {"kind": "avg", "size": 2}},
     {"channels": 32, "kernel": 3, "kind": "locally_connected"},
 ]
-
-
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def weight_pass(net: nb.Network, p: float) -> float:
@@ -95,10 +86,10 @@ def run(args: argparse.Namespace) -> None:
           f"{'iterations':>12}{'imbalance':>11}")
     for p in (2.0, 1.0):
         cost = nb.Lp(p)
-        t_pass = best_of(lambda: weight_pass(net, p), args.repeats)
-        t_graph = best_of(lambda: build_graph(net, cost), args.repeats)
+        t_pass = best_time(lambda: weight_pass(net, p), args.repeats)[0]
+        t_graph = best_time(lambda: build_graph(net, cost), args.repeats)[0]
         results = []
-        t_bal = best_of(lambda: results.append(nb.balance(net, cost, method="global", tol=1e-10)), args.repeats)
+        t_bal = best_time(lambda: results.append(nb.balance(net, cost, method="global", tol=1e-10)), args.repeats)[0]
         res = results[-1]
         print(f"L{p:<5g}{1e3 * t_pass:>11.2f}{1e3 * t_graph:>12.2f}{1e3 * t_bal:>14.2f}{t_bal / t_pass:>16.1f}"
               f"{res.iterations:>12d}{res.imbalance:>11.1e}")
@@ -116,8 +107,8 @@ def run(args: argparse.Namespace) -> None:
         ours = kind.propagate(proj, pre, post, x)
         ref = reference_propagate(proj, pre, x)
         assert np.allclose(ours, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max()), proj.name
-        t_ours = best_of(lambda: kind.propagate(proj, pre, post, x), args.repeats)
-        t_ref = best_of(lambda: reference_propagate(proj, pre, x), args.repeats)
+        t_ours = best_time(lambda: kind.propagate(proj, pre, post, x), args.repeats)[0]
+        t_ref = best_time(lambda: reference_propagate(proj, pre, x), args.repeats)[0]
         total_ours += t_ours
         total_ref += t_ref
         opts = {k: v for k, v in proj.options.items() if k not in ("stride", "padding") or v != [1, 1]}
@@ -125,7 +116,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"{proj.name:<12}{proj.kind:<19}{text[:43]:<44}{1e3 * t_ours:>10.2f}{1e3 * t_ref:>10.2f}"
               f"{t_ref / t_ours:>11.2f}")
     print(f"{'all':<75}{1e3 * total_ours:>10.2f}{1e3 * total_ref:>10.2f}{total_ref / total_ours:>11.2f}")
-    t_net = best_of(lambda: net.forward(acts["in"]), args.repeats)
+    t_net = best_time(lambda: net.forward(acts["in"]), args.repeats)[0]
     print(f"\nwhole Network.forward (batch {args.batch}): {1e3 * t_net:.1f} ms")
 
 

@@ -17,16 +17,8 @@ import warnings
 import numpy as np
 
 import neuro_balance as nb
+from timing import best_time
 from neuro_balance.hardware import list_profiles, quantize, simulate
-
-
-def best_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:
@@ -42,7 +34,7 @@ def main() -> None:
     X = load_digits().data / 16.0
     X = np.resize(X, (args.batch, 64))
     net = nb.mlp([64, 32, 32, 10], seed=0)
-    t_float = best_time(lambda: net.forward(X), args.repeat)
+    t_float = best_time(lambda: net.forward(X), args.repeat)[0]
     print(f"network {net!r}, batch {args.batch}, best of {args.repeat}")
     print(f"float64 Network.forward: {args.batch / t_float:,.0f} samples/s")
     header = f"{'profile':<14}{'map (ms)':>10}{'int samples/s':>15}{'int / float time':>18}{'spiking samples/s':>19}{'steps':>7}"
@@ -52,12 +44,12 @@ def main() -> None:
         t0 = time.perf_counter()
         q = quantize(net, name, X)
         t_map = time.perf_counter() - t0
-        t_int = best_time(lambda: q.forward(X), args.repeat)
+        t_int = best_time(lambda: q.forward(X), args.repeat)[0]
         spiking = "-"
         steps = "-"
         if q.spec.spiking and not args.no_spiking:
             xs = X[:args.spiking_batch]
-            t_spk = best_time(lambda: simulate(q, xs), 1)
+            t_spk = best_time(lambda: simulate(q, xs), 1)[0]
             spiking, steps = f"{len(xs) / t_spk:,.0f}", str(q.spec.window)
         print(f"{name:<14}{1e3 * t_map:>10.1f}{args.batch / t_int:>15,.0f}{t_int / t_float:>18.2f}{spiking:>19}{steps:>7}")
 

@@ -31,7 +31,6 @@ import numpy as np
 
 from .costs import Cost, Lp, parse_cost
 from .engines import balance as _balance
-from .errors import ModelError
 from .kinds import get_kind
 from .metrics import imbalance
 from .network import Network

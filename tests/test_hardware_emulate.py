@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import neuro_balance as nb
-from neuro_balance.hardware import ChipSpec, evaluate, list_profiles, load_profile, quantize
+from neuro_balance.hardware import evaluate, list_profiles, load_profile, quantize
 from neuro_balance.hardware.fixed_point import FixedPointOverflowError
 
 pytestmark = pytest.mark.filterwarnings("ignore::neuro_balance.hardware.UnverifiedProfileWarning")
@@ -81,8 +81,7 @@ def test_loihi_connection_exponents_follow_nengo_loihi_dw_exp():
 def test_loihi_biases_are_13_bit_mantissas_with_exponents_0_to_7(setup):
     net, x = setup
     q = quantize(net, "loihi1", x)
-    for name, b in q.integer_biases.items():
-        lay = q.layers[name]
+    for b in q.integer_biases.values():
         assert np.all(np.abs(b) <= 4095 * 2 ** 7)
     assert all(np.all(th % 64 == 0) and np.all(th >> 6 < 2 ** 17) for th in q.thresholds.values())
 

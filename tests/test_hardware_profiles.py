@@ -1,6 +1,5 @@
 """Every bundled profile loads; bad profiles are rejected with file, field and value in the message."""
 import warnings
-from pathlib import Path
 
 import pytest
 import yaml
