@@ -247,6 +247,7 @@ def load_model(path: str | os.PathLike) -> Network:
     projs_doc = doc.get("projections", [])
     if not isinstance(projs_doc, list):
         raise ModelError(f"{path}: projections: must be a list")
+    names = {pop.name for pop in populations}
     projections = []
     for k, entry in enumerate(projs_doc):
         where = f"projections[{k}]"
@@ -254,7 +255,7 @@ def load_model(path: str | os.PathLike) -> Network:
             raise ModelError(f"{path}: {where}: must be a mapping, got {entry!r}")
         pre, post = _require(entry, "pre", where, path), _require(entry, "post", where, path)
         for end, value in (("pre", pre), ("post", post)):
-            if value not in {p.name for p in populations}:
+            if value not in names:
                 raise ModelError(f"{path}: {where}.{end}: no population named {value!r}")
         pname = entry.get("name", f"{pre}->{post}")
         delay = entry.get("delay", 0)
