@@ -4,7 +4,7 @@ Two tables, every time a ratio against a baseline measured in the same run (best
 
 1. Global balancing (L2 and L1) as a multiple of one pass over the weights (``sum |W|**p`` over all
    projections): cost graph aggregation, the Newton solver and the final rescaling, end to end.
-2. The forward pass of every map projection (`neuro_balance.conv` kinds) against a plain numpy
+2. The forward pass of every map projection (`neuro_balance.model.conv` kinds) against a plain numpy
    reference: ``sliding_window_view`` windows contracted with ``numpy.einsum`` (``optimize=True``,
    i.e. tensordot/BLAS where einsum finds it); both are checked to agree first.
 
@@ -23,9 +23,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 import neuro_balance as nb
 from timing import best_time
-from neuro_balance.conv import conv_net, geometry
-from neuro_balance.graph import build_graph
-from neuro_balance.kinds import get_kind
+from neuro_balance.model.conv import conv_net, geometry
+from neuro_balance.balancing.graph import build_graph
+from neuro_balance.model.kinds import get_kind
 
 LAYERS = [
     {"channels": 64, "kernel": 3, "padding": 1},

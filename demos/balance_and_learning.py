@@ -11,7 +11,7 @@ writes balance-and-learning.json and balance-and-learning.png.
 """
 import argparse
 
-from neuro_balance import experiments
+from neuro_balance.learn import experiments
 
 
 def main() -> None:

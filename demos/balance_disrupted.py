@@ -10,7 +10,7 @@ Writes balance-disrupted.json and balance-disrupted.png.
 """
 import argparse
 
-from neuro_balance import experiments
+from neuro_balance.learn import experiments
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import neuro_balance as nb
-from neuro_balance.io import atomic_output
+from neuro_balance.model.files import atomic_output
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "digits_mlp.yaml"
 PROFILES = ("loihi1", "speck", "spinnaker2", "xylo_audio2")

@@ -9,7 +9,7 @@ sum D**2 follows exp(-8 alpha t). Writes gd-regularizer.json and gd-regularizer.
 """
 import argparse
 
-from neuro_balance import experiments
+from neuro_balance.learn import experiments
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ order-independence.json and order-independence.png.
 """
 import argparse
 
-from neuro_balance import experiments
+from neuro_balance.learn import experiments
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import neuro_balance as nb
-from neuro_balance.plots import plot_spiking_raster
+from neuro_balance.app.plots import plot_spiking_raster
 from neuro_balance.sim.agents import run_agents
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "digits_mlp.yaml"

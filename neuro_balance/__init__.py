@@ -2,18 +2,19 @@
 
 Public API (re-exports only). Brian2 is imported only by `neuro_balance.sim`.
 """
-from .activations import Activation, parse_activation
-from .architectures import dag, mlp, rnn
-from .conv import conv_net  # also registers the conv2d and locally_connected kinds
-from .costs import Cost, Linf, Lp, parse_cost
-from .engines import BalanceResult, balance, balance_unit
+from .model.activations import Activation, parse_activation
+from .model.builders import dag, mlp, rnn
+from .model.conv import conv_net  # also registers the conv2d and locally_connected kinds
+from .balancing.costs import Cost, Linf, Lp, parse_cost
+from .balancing.balance import BalanceResult, balance, balance_unit
 from .errors import ModelError, ProfileError
-from .io import load_model, save_model
-from .metrics import ImbalanceReport, imbalance, path_norm
-from .network import Network, Population, Projection
-from .scaling import scale
-from . import datasets, hardware
-from .training import BalanceSchedule, TrainResult, train
+from .model.files import load_model, save_model
+from .balancing.metrics import ImbalanceReport, imbalance, path_norm
+from .model.network import Network, Population, Projection
+from .balancing.scaling import scale
+from .learn import datasets
+from . import hardware
+from .learn.training import BalanceSchedule, TrainResult, train
 
 __all__ = [
     "Activation", "parse_activation", "Cost", "Lp", "Linf", "parse_cost", "BalanceResult", "balance", "balance_unit",

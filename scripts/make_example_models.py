@@ -17,7 +17,7 @@ import numpy as np
 
 import neuro_balance as nb
 from neuro_balance import datasets
-from neuro_balance.training import evaluate, train
+from neuro_balance.learn.training import evaluate, train
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 

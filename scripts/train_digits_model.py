@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from neuro_balance.experiments import train_digits_model
-from neuro_balance.io import save_model
+from neuro_balance.learn.digits_models import train_digits_model
+from neuro_balance.model.files import save_model
 
 
 def main() -> int:

@@ -6,9 +6,9 @@ from hypothesis import assume, given, settings, strategies as st
 from scipy.optimize import minimize_scalar
 
 import neuro_balance as nb
-from neuro_balance.balancing import BalanceState, colour_classes
-from neuro_balance.graph import build_graph
-from neuro_balance.scaling import factors
+from neuro_balance.balancing.local import BalanceState, colour_classes
+from neuro_balance.balancing.graph import build_graph
+from neuro_balance.balancing.scaling import factors
 
 from strategies import costs, exponents, inputs_for, networks, relative_error, weight_distance
 

@@ -1,4 +1,4 @@
-"""Convolutional, locally connected and pooled projections (neuro_balance.conv).
+"""Convolutional, locally connected and pooled projections (neuro_balance.model.conv).
 
 The forward pass is checked against explicit-loop oracles written here; balancing is checked with
 per-channel costs recomputed here from the weights with explicit loops, not through the cost graph.
@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import neuro_balance as nb
-import neuro_balance.conv  # noqa: F401  (registers the kinds)
-from neuro_balance.conv import conv_net
+import neuro_balance.model.conv  # noqa: F401  (registers the kinds)
+from neuro_balance.model.conv import conv_net
 from neuro_balance.errors import ModelError
-from neuro_balance.kinds import get_kind
-from neuro_balance.network import Network, Population, Projection
+from neuro_balance.model.kinds import get_kind
+from neuro_balance.model.network import Network, Population, Projection
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 BALANCE = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -175,7 +175,7 @@ def conv_networks(draw, max_layers=3, activations=("relu", "leaky_relu:0.2")):
         spec = draw(conv_layer_specs(current, per_position, k == n_layers - 1))
         if spec["kind"] == "conv2d" or not spec["per_position"]:
             spec["per_position"] = False if spec["kind"] == "locally_connected" else spec.pop("per_position", False)
-        geo = neuro_balance.conv.geometry({k_: v for k_, v in spec.items()
+        geo = neuro_balance.model.conv.geometry({k_: v for k_, v in spec.items()
                                            if k_ in ("kernel", "stride", "padding", "pool")}, current)
         layers.append(spec)
         current = (spec["channels"],) + geo.out_hw
@@ -245,7 +245,7 @@ def single_projections(draw):
 @given(single_projections(), st.data())
 def test_forward_matches_loop_oracle(spec, data):
     kind, (C, H, W), O, options = spec
-    geo = neuro_balance.conv.geometry(options, (C, H, W), allow_groups=kind == "conv2d")
+    geo = neuro_balance.model.conv.geometry(options, (C, H, W), allow_groups=kind == "conv2d")
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     per_position = kind == "locally_connected" and data.draw(st.booleans())
     out_shape = (O,) + geo.out_hw
@@ -266,7 +266,7 @@ def test_forward_matches_loop_oracle(spec, data):
 @given(single_projections(), st.data())
 def test_vjp_is_the_adjoint_of_propagate(spec, data):
     kind, (C, H, W), O, options = spec
-    geo = neuro_balance.conv.geometry(options, (C, H, W), allow_groups=kind == "conv2d")
+    geo = neuro_balance.model.conv.geometry(options, (C, H, W), allow_groups=kind == "conv2d")
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     pre = Population("a", C, "input", "linear", shape=(C, H, W))
     post = Population("b", O, "output", "linear", shape=(O,) + geo.out_hw)
@@ -303,7 +303,7 @@ def test_max_pool_gradient_goes_to_the_window_maximum():
 
 def test_backpropagation_through_conv_nets_matches_finite_differences():
     """The training module's backpropagation, which asks each kind for its vjp, on every map kind."""
-    from neuro_balance.training import gradients, parameters
+    from neuro_balance.learn.training import gradients, parameters
     layers = [{"channels": 4, "kernel": 3, "padding": 1, "pool": {"kind": "max", "size": 2}},
               {"channels": 4, "kernel": 3, "padding": 1, "groups": 2, "stride": 2},
               {"channels": 4, "kernel": 2, "groups": 4, "pool": {"kind": "avg", "size": 2, "stride": 1}},
@@ -604,7 +604,7 @@ def test_options_are_plain_yaml_values():
 
 
 def test_conv_model_files_round_trip_exactly(tmp_path):
-    from neuro_balance.io import load_model, save_model
+    from neuro_balance.model.files import load_model, save_model
     layers = [{"channels": 4, "kernel": 3, "padding": 1, "pool": {"kind": "max", "size": 2}},
               {"channels": 4, "kernel": 3, "padding": 1, "groups": 4, "stride": 2},
               {"channels": 2, "kind": "locally_connected", "kernel": [2, 1]}]

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neuro_balance import experiments
-from neuro_balance.commands import demo
+from neuro_balance.learn import digits_models, experiments
+from neuro_balance.app.commands import demo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,17 +134,15 @@ def test_demo_command_rejects_bad_options(tmp_path):
         args.func(args)
 
 
-@pytest.mark.skipif("demo" not in getattr(__import__("neuro_balance.cli").cli, "COMMANDS", ()),
-                    reason="demo not registered in neuro_balance.cli yet")
 def test_demo_through_the_command_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "neuro_balance.cli", "demo", "order-independence", "--quick",
+    proc = subprocess.run([sys.executable, "-m", "neuro_balance.app.cli", "demo", "order-independence", "--quick",
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "order-independence.json").is_file()
 
 
 def test_train_digits_model_reaches_93_percent():
-    net, accuracy = experiments.train_digits_model()
+    net, accuracy = digits_models.train_digits_model()
     assert accuracy >= 0.93
     assert [p.size for p in net.populations.values()] == [64, 32, 32, 10]
 
@@ -153,9 +151,9 @@ def test_bundled_digits_model_loads_and_is_accurate():
     path = ROOT / "models" / "digits_mlp.yaml"
     if not path.is_file():
         pytest.skip("models/digits_mlp.yaml not generated (scripts/train_digits_model.py)")
-    from neuro_balance.datasets import digits
-    from neuro_balance.io import load_model
-    from neuro_balance.training import evaluate
+    from neuro_balance.learn.datasets import digits
+    from neuro_balance.model.files import load_model
+    from neuro_balance.learn.training import evaluate
 
     d = digits()
     _, accuracy = evaluate(load_model(path), d.X_test, d.y_test)

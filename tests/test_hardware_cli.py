@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import neuro_balance as nb
-from neuro_balance.commands import profiles, quantize
+from neuro_balance.app.commands import profiles, quantize
 
 pytestmark = pytest.mark.filterwarnings("ignore::neuro_balance.hardware.UnverifiedProfileWarning")
 

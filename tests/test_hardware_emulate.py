@@ -161,8 +161,8 @@ def test_digits_evaluation_on_every_profile():
     # The table: the shipped digits model (or one trained here), every profile, native width and 4/8 bits.
     from pathlib import Path
 
-    from neuro_balance.datasets import digits
-    from neuro_balance.hardware import digits_mlp
+    from neuro_balance.learn.datasets import digits
+    from neuro_balance.learn.digits_models import digits_mlp
 
     model = Path(__file__).resolve().parent.parent / "models" / "digits_mlp.yaml"
     if model.exists():
@@ -179,7 +179,7 @@ def test_digits_evaluation_on_every_profile():
 
 
 def test_conv_networks_map_per_channel_and_run_in_both_emulations():
-    from neuro_balance.conv import conv_net
+    from neuro_balance.model.conv import conv_net
     from neuro_balance.hardware import simulate
 
     net = conv_net((1, 8, 8), [{"channels": 4, "kernel": 3, "padding": 1, "pool": {"kind": "max", "size": 2}}],

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 
 import neuro_balance as nb
 from neuro_balance import ModelError
-from neuro_balance.io import atomic_output
+from neuro_balance.model.files import atomic_output
 
 from strategies import networks, weight_distance
 

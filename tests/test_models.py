@@ -7,7 +7,7 @@ import pytest
 
 import neuro_balance as nb
 from neuro_balance import datasets
-from neuro_balance.training import evaluate
+from neuro_balance.learn.training import evaluate
 
 MODELS = sorted((Path(__file__).resolve().parents[1] / "models").glob("*.yaml"))
 

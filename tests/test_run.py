@@ -8,7 +8,7 @@ import pytest
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "neuro_balance.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "neuro_balance.app.cli", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, timeout=600)
 
 

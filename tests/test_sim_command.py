@@ -9,8 +9,8 @@ import pytest
 import neuro_balance as nb
 
 pytest.importorskip("brian2")
-from neuro_balance.commands import simulate  # noqa: E402
-from neuro_balance.io import load_model, save_model  # noqa: E402
+from neuro_balance.app.commands import simulate  # noqa: E402
+from neuro_balance.model.files import load_model, save_model  # noqa: E402
 
 
 def main(argv):

@@ -10,7 +10,7 @@ import pytest
 import neuro_balance as nb
 
 pytest.importorskip("brian2")
-from neuro_balance.graph import build_graph  # noqa: E402
+from neuro_balance.balancing.graph import build_graph  # noqa: E402
 from neuro_balance.sim import BalanceEvents, BalancingNetwork, max_relative_difference, replay  # noqa: E402
 
 # Rounding only: each event multiplies weights in Brian2 and adds log-scales in the replay, so the

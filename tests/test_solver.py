@@ -4,7 +4,7 @@ from hypothesis import given, settings, strategies as st
 from scipy.optimize import minimize
 
 import neuro_balance as nb
-from neuro_balance.graph import build_graph
+from neuro_balance.balancing.graph import build_graph
 
 from strategies import costs, exponents, inputs_for, networks, random_log_scales, relative_error, weight_distance
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import neuro_balance as nb
-from neuro_balance.datasets import digits
-from neuro_balance.training import (BalanceSchedule, Optimizer, _apply_balance, gradients, parameter_log_factors,
+from neuro_balance.learn.datasets import digits
+from neuro_balance.learn.training import (BalanceSchedule, Optimizer, _apply_balance, gradients, parameter_log_factors,
                                     parameters, parse_schedule, train)
 
 
@@ -27,7 +27,7 @@ def _unit_l2_difference(net):
 
 
 def _conv_net(kind):
-    conv = pytest.importorskip("neuro_balance.conv")
+    conv = pytest.importorskip("neuro_balance.model.conv")
     layers = [{"channels": 3, "kernel": 3, "padding": 1, "pool": {"kind": "max", "size": 2}},
               {"channels": 2, "kernel": 2}]
     if kind == "locally_connected":
@@ -270,7 +270,7 @@ def test_parse_schedule():
 
 
 def test_conv_network_trains_with_partial_balancing_on_digits():
-    conv = pytest.importorskip("neuro_balance.conv")
+    conv = pytest.importorskip("neuro_balance.model.conv")
     d = digits()
     net = conv.conv_net((1, 8, 8), [{"channels": 4, "kernel": 3, "padding": 1, "pool": {"kind": "max", "size": 2}}],
                         dense=[16], n_out=10, seed=0)
@@ -283,7 +283,7 @@ def test_conv_network_trains_with_partial_balancing_on_digits():
 
 def test_five_unit_model_on_circles_stays_balanced_with_balancing_every_epoch():
     # S2's toy experiment (Figs 1-2): with balancing every epoch lam_star -> 1 for every unit
-    from neuro_balance.datasets import circles
+    from neuro_balance.learn.datasets import circles
 
     d = circles(seed=0)
     net = nb.mlp([2, 5, 2], seed=0)

@@ -10,11 +10,11 @@ Examples
 >>> ev = nb.hardware.evaluate(net, X, y, bits=[None, 4, 8])      # doctest: +SKIP
 """
 from .emulate import QuantizedNetwork, activation_ranges, quantize
-from .evaluate import Evaluation, digits_mlp, evaluate, plot_evaluation
+from .evaluate import Evaluation, evaluate, plot_evaluation
 from .profile import PROFILE_DIR, Profile, UnverifiedProfileWarning, list_profiles, load_profile
 from .spec import ChipSpec
 from .spiking import IntegrateFire, LoihiCUBA, simulate
 
 __all__ = ["Profile", "UnverifiedProfileWarning", "PROFILE_DIR", "list_profiles", "load_profile", "ChipSpec",
            "QuantizedNetwork", "quantize", "activation_ranges", "Evaluation", "evaluate", "plot_evaluation",
-           "digits_mlp", "LoihiCUBA", "IntegrateFire", "simulate"]
+           "LoihiCUBA", "IntegrateFire", "simulate"]

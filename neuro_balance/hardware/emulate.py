@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
-from ..kinds import feature_groups, get_kind
-from ..network import Network, Population, Projection
+from ..model.kinds import feature_groups, get_kind
+from ..model.network import Network, Population, Projection
 from .fixed_point import IntFormat, quantize_shared_exponent, round_div, round_int
 from .profile import Profile, load_profile
 from .spec import ChipSpec

@@ -22,14 +22,14 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..costs import Cost, Lp
-from ..engines import balance
+from ..balancing.costs import Cost, Lp
+from ..balancing.balance import balance
 from ..errors import ProfileError
-from ..network import Network
+from ..model.network import Network
 from .emulate import activation_ranges, quantize
 from .profile import list_profiles, load_profile
 
-__all__ = ["Evaluation", "evaluate", "VARIANTS", "plot_evaluation", "digits_mlp"]
+__all__ = ["Evaluation", "evaluate", "VARIANTS", "plot_evaluation"]
 
 VARIANTS = ("quantized", "balanced", "balanced_pow2")
 
@@ -100,7 +100,7 @@ class Evaluation:
 
     def save(self, directory: str | Path, stem: str = "hardware_evaluation", figure: bool = True) -> list[Path]:
         """Write ``stem.json`` (and ``stem.png``) into ``directory`` atomically; returns the paths."""
-        from ..io import atomic_output, atomic_write_text
+        from ..model.files import atomic_output, atomic_write_text
 
         directory = Path(directory)
         paths = [directory / f"{stem}.json"]
@@ -245,24 +245,3 @@ def plot_evaluation(ev: Evaluation, path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
-
-
-def digits_mlp(hidden: Sequence[int] = (32, 32), seed: int = 0, epochs: int = 30):
-    """A ReLU MLP trained on scikit-learn's digits with the toolkit's own trainer, and its data.
-
-    For evaluations before a shipped model exists (``models/digits_mlp.yaml``). Adam, lr 0.01,
-    cross-entropy with ``1e-4 * Lp(2)``.
-
-    Returns
-    -------
-    (Network, Dataset)
-    """
-    from ..architectures import mlp
-    from ..datasets import digits
-    from ..training import train
-
-    data = digits(seed=seed)
-    net = mlp([data.n_features, *hidden, data.n_classes], seed=seed, name="digits_mlp")
-    res = train(net, data.X_train, data.y_train, reg=1e-4 * Lp(2), lr=0.01, epochs=epochs, optimizer="adam",
-                seed=seed)
-    return res.network, data

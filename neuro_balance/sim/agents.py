@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..costs import Cost
-from ..engines import balance
-from ..metrics import imbalance
-from ..network import Network
+from ..balancing.costs import Cost
+from ..balancing.balance import balance
+from ..balancing.metrics import imbalance
+from ..model.network import Network
 from .bounds import QuantisationBound, quantisation_bound
 from .brian import BalancingNetwork, SpikeMeasurement
 from .replay import BalanceEvents, max_relative_difference

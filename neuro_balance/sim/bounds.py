@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..network import Network
+from ..model.network import Network
 
 __all__ = ["QuantisationBound", "quantisation_bound"]
 

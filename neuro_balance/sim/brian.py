@@ -28,12 +28,12 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from ..balancing import unit_colours
-from ..costs import Cost
+from ..balancing.local import unit_colours
+from ..balancing.costs import Cost
 from ..errors import ModelError
-from ..graph import build_graph, relative_imbalance
-from ..kinds import get_kind
-from ..network import Network
+from ..balancing.graph import build_graph, relative_imbalance
+from ..model.kinds import get_kind
+from ..model.network import Network
 from .equations import SCALE_IN, balance_condition, cost_code, lambda_code, neuron_balance_model, scale_out_code
 from .replay import BalanceEvents
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..costs import Cost
+from ..balancing.costs import Cost
 from ..errors import ModelError
 
 __all__ = ["CostCode", "cost_code", "neuron_balance_model", "balance_condition", "lambda_code", "scale_out_code", "SCALE_IN"]

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..balancing import BalanceState
-from ..costs import Cost
-from ..graph import build_graph, max_imbalance
-from ..network import Network
-from ..scaling import scale
+from ..balancing.local import BalanceState
+from ..balancing.costs import Cost
+from ..balancing.graph import build_graph, max_imbalance
+from ..model.network import Network
+from ..balancing.scaling import scale
 
 __all__ = ["BalanceEvents", "ReplayResult", "replay", "max_relative_difference"]
 

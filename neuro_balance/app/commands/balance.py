@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..engines import METHODS, balance
-from ..balancing import SCHEDULES
-from ..graph import TIES
-from ..io import load_model, save_model
+from ...balancing.balance import METHODS, balance
+from ...balancing.local import SCHEDULES
+from ...balancing.graph import TIES
+from ...model.files import load_model, save_model
 from .common import cost_argument, output_path, positive_float
 
 

@@ -34,7 +34,7 @@ flattening, so feature ``f`` belongs to channel ``f // (H*W)``.
 Examples
 --------
 >>> import neuro_balance as nb, numpy as np
->>> from neuro_balance.conv import conv_net
+>>> from neuro_balance.model.conv import conv_net
 >>> net = conv_net((1, 8, 8), [{"channels": 4, "kernel": 3, "padding": 1,
 ...                             "pool": {"kind": "max", "size": 2}}], dense=[8], n_out=3)
 >>> net.populations["h1"].shape, net.populations["h1"].size
@@ -52,7 +52,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .errors import ModelError
+from ..errors import ModelError
 from .kinds import register_kind
 from .network import Network, Population, Projection
 

@@ -1,12 +1,12 @@
-"""``neuro-balance run``: the main job on the bundled digits model (see `neuro_balance.mainjob`)."""
+"""``neuro-balance run``: the main job on the bundled digits model (see `neuro_balance.app.main_job`)."""
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
 
-from ..hardware import list_profiles
-from ..mainjob import run_main_job
+from ...hardware import list_profiles
+from ..main_job import run_main_job
 from .common import cost_argument
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 __all__ = ["Dataset", "digits", "idx", "mnist", "circles", "stratified_subset"]
 

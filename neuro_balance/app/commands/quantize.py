@@ -7,13 +7,13 @@ import warnings
 
 import numpy as np
 
-from ..costs import Lp
-from ..engines import balance
-from ..errors import ModelError
-from ..hardware.emulate import quantize
-from ..hardware.fixed_point import ROUNDING_MODES
-from ..hardware.spec import GRANULARITIES, METHODS
-from ..io import atomic_write_text, load_model
+from ...balancing.costs import Lp
+from ...balancing.balance import balance
+from ...errors import ModelError
+from ...hardware.emulate import quantize
+from ...hardware.fixed_point import ROUNDING_MODES
+from ...hardware.spec import GRANULARITIES, METHODS
+from ...model.files import atomic_write_text, load_model
 from .common import cost_argument
 
 
@@ -46,7 +46,7 @@ def _data(spec: str | None, n_in: int):
     if spec is None:
         return None, None, None
     if spec == "digits":
-        from ..datasets import digits
+        from ...learn.datasets import digits
 
         data = digits()
         X_cal, X, y = data.X_train, data.X_test, data.y_test

@@ -6,7 +6,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .io import atomic_output
+from ..model.files import atomic_output
 
 __all__ = ["plot_agent_convergence", "plot_balance_histogram", "plot_spiking_raster"]
 

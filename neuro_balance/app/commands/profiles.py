@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import warnings
 
-from ..hardware.profile import Profile, list_profiles, load_profile
-from ..hardware.spec import ChipSpec
+from ...hardware.profile import Profile, list_profiles, load_profile
+from ...hardware.spec import ChipSpec
 
 
 def register(sub) -> None:

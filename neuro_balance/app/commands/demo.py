@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..experiments import EXPERIMENTS, QUICK, run as run_experiment, save, summary_text
+from ...learn.experiments import EXPERIMENTS, QUICK, run as run_experiment, save, summary_text
 
 
 def register(sub) -> None:

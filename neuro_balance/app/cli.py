@@ -1,6 +1,6 @@
 """The ``neuro-balance`` command.
 
-Every subcommand lives in its own module under `neuro_balance.commands` and exposes
+Every subcommand lives in its own module under `neuro_balance.app.commands` and exposes
 ``register(subparsers)``. Shared conventions: ``--help`` explains, exit code 2 for usage errors,
 1 for data errors (one line on stderr naming the file and field, no traceback), atomic outputs.
 """
@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import ModelError, ProfileError
+from ..errors import ModelError, ProfileError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
-        importlib.import_module(f"neuro_balance.commands.{name}").register(sub)
+        importlib.import_module(f"neuro_balance.app.commands.{name}").register(sub)
     return parser
 
 

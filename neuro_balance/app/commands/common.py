@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..costs import Cost, parse_cost
+from ...balancing.costs import Cost, parse_cost
 
 __all__ = ["cost_argument", "positive_float", "output_path"]
 

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .activations import Activation, parse_activation
-from .errors import ModelError
+from ..errors import ModelError
 from .kinds import get_kind
 
 __all__ = ["Population", "Projection", "Network", "ROLES"]

@@ -5,11 +5,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .activations import parse_activation
+from ..model.activations import parse_activation
 from .costs import Cost
 from .graph import build_graph, relative_imbalance
-from .balancing import optimal_log_step
-from .network import Network
+from .local import optimal_log_step
+from ..model.network import Network
 
 __all__ = ["ImbalanceReport", "imbalance", "path_norm"]
 

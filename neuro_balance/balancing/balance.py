@@ -5,11 +5,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .balancing import SCHEDULES, BalanceState, run_schedule
+from .local import SCHEDULES, BalanceState, run_schedule
 from .costs import Cost
-from .errors import ModelError
+from ..errors import ModelError
 from .graph import build_graph
-from .network import Network
+from ..model.network import Network
 from .scaling import scale
 from .solver import global_balance
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
-from ..io import load_model, save_model
-from ..metrics import imbalance
+from ...errors import ModelError
+from ...model.files import load_model, save_model
+from ...balancing.metrics import imbalance
 from .common import cost_argument, output_path, positive_float
 
 TARGETS = ("numpy", "cython", "cpp_standalone")  # neuro_balance.sim.TARGETS, without importing Brian2 here
@@ -65,7 +65,7 @@ def _progress_bar(total: float, disable: bool):
 def run(args: argparse.Namespace) -> int:
     out = output_path(args.parser, args.output, args.model)
     net = load_model(args.model)
-    from ..sim import BalancingNetwork  # imports Brian2: only when the command runs
+    from ...sim import BalancingNetwork  # imports Brian2: only when the command runs
 
     bn = BalancingNetwork(net, args.cost, rate=args.rate, spiking=args.spiking, target=args.target, dt=args.dt,
                           seed=args.seed, input_rate=args.input_rate)

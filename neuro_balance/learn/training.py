@@ -14,8 +14,8 @@ rescaled weights.
 Example
 -------
 >>> import neuro_balance as nb
->>> from neuro_balance.datasets import digits
->>> from neuro_balance.training import train          # also nb.train
+>>> from neuro_balance.learn.datasets import digits
+>>> from neuro_balance.learn.training import train          # also nb.train
 >>> data = digits()
 >>> res = train(nb.mlp([64, 32, 10]), data.X_train, data.y_train, epochs=2)
 >>> len(res.history["loss"])  # the initial state, then one entry per epoch
@@ -29,12 +29,12 @@ from typing import Mapping
 
 import numpy as np
 
-from .costs import Cost, Lp, parse_cost
-from .engines import balance as _balance
-from .kinds import get_kind
-from .metrics import imbalance
-from .network import Network
-from .scaling import scale
+from ..balancing.costs import Cost, Lp, parse_cost
+from ..balancing.balance import balance as _balance
+from ..model.kinds import get_kind
+from ..balancing.metrics import imbalance
+from ..model.network import Network
+from ..balancing.scaling import scale
 
 __all__ = ["LOSSES", "OPTIMIZERS", "BalanceSchedule", "parse_schedule", "TrainResult", "Optimizer", "train",
            "gradients", "evaluate", "parameters", "parameter_log_factors", "regularizer_gradient"]

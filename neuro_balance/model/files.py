@@ -32,7 +32,7 @@ from typing import Any, Iterator
 import numpy as np
 import yaml
 
-from .errors import ModelError
+from ..errors import ModelError
 from .network import ROLES, Network, Population, Projection
 
 __all__ = ["FORMAT", "load_model", "save_model", "atomic_output", "atomic_write_text"]

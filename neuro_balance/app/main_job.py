@@ -20,13 +20,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import datasets
-from .costs import Cost, Lp
-from .engines import balance
-from .io import atomic_write_text, load_model, save_model
-from .metrics import imbalance
-from .scaling import scale
-from .network import Network
+from ..learn import datasets
+from ..balancing.costs import Cost, Lp
+from ..balancing.balance import balance
+from ..model.files import atomic_write_text, load_model, save_model
+from ..balancing.metrics import imbalance
+from ..balancing.scaling import scale
+from ..model.network import Network
 
 __all__ = ["JobSettings", "default_model_path", "run_main_job"]
 
@@ -53,7 +53,7 @@ class JobSettings:
 
 def default_model_path() -> Path:
     """``models/digits_mlp.yaml`` of the source tree."""
-    return Path(__file__).resolve().parent.parent / "models" / "digits_mlp.yaml"
+    return Path(__file__).resolve().parents[2] / "models" / "digits_mlp.yaml"
 
 
 def _stage(fn, show: bool, desc: str, *args, **kwargs):
@@ -72,7 +72,7 @@ def _load_or_train(model: str | Path | None, out: Path, log) -> tuple[Network, s
     path = Path(model) if model is not None else default_model_path()
     if path.exists() or model is not None:
         return load_model(path), str(path)
-    from .experiments import train_digits_model
+    from ..learn.digits_models import train_digits_model
 
     log("bundled model not found: training it on digits (about 10 s)")
     net, accuracy = train_digits_model()
@@ -111,8 +111,9 @@ def run_main_job(out: str | Path, *, model: str | Path | None = None, quick: boo
     dict
         The report (also written as ``report.json``).
     """
-    from . import hardware, plots
-    from .sim.agents import run_agents  # imports Brian2
+    from .. import hardware
+    from . import plots
+    from ..sim.agents import run_agents  # imports Brian2
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ import argparse
 
 import numpy as np
 
-from ..io import load_model
-from ..metrics import imbalance
+from ...model.files import load_model
+from ...balancing.metrics import imbalance
 from .common import cost_argument
 
 

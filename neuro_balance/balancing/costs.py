@@ -124,7 +124,7 @@ def Lp(p: float, include_bias: bool = True) -> Cost:
 
 
 def Linf(include_bias: bool = True) -> Cost:
-    """The cost ``max |w|`` (the limit p -> inf of Lp); see `neuro_balance.solver` for uniqueness."""
+    """The cost ``max |w|`` (the limit p -> inf of Lp); see `neuro_balance.balancing.solver` for uniqueness."""
     return Cost(((1.0, math.inf),), include_bias)
 
 

@@ -16,7 +16,7 @@ only when a figure is drawn.
 
 Example
 -------
->>> from neuro_balance import experiments
+>>> from neuro_balance.learn import experiments
 >>> res = experiments.run("order-independence", runs=10)          # doctest: +SKIP
 >>> experiments.save(res, "out")                                   # doctest: +SKIP
 """
@@ -32,16 +32,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import datasets
-from .architectures import mlp
-from .costs import Lp
-from .engines import balance
-from .metrics import imbalance
-from .network import Network
-from .scaling import scale
+from ..model.builders import mlp
+from ..balancing.costs import Lp
+from ..balancing.balance import balance
+from ..balancing.metrics import imbalance
+from ..model.network import Network
+from ..balancing.scaling import scale
 from .training import evaluate, parameters, train
 
 __all__ = ["EXPERIMENTS", "QUICK", "run", "save", "summary_text", "gd_regularizer", "balance_disrupted",
-           "order_independence", "balance_and_learning", "train_digits_model", "unit_l2_difference"]
+           "order_independence", "balance_and_learning", "unit_l2_difference"]
 
 
 def unit_l2_difference(net: Network) -> np.ndarray:
@@ -400,26 +400,6 @@ def _plot_balance_and_learning(res: dict, path: Path) -> None:
     plt.close(fig)
 
 
-# ---------------------------------------------------------------------------------------------- bundled model
-def train_digits_model(sizes: Sequence[int] = (64, 32, 32, 10), epochs: int = 40, lr: float = 0.02,
-                       batch_size: int = 32, seed: int = 0) -> tuple[Network, float]:
-    """Train the project's bundled ReLU MLP on digits (plain SGD, no regulariser, so it is unbalanced).
-
-    ``lr = 0.02``: at 0.05 plain SGD on this network has occasional loss spikes (test accuracy can dip
-    to ~0.6 for an epoch), at 0.02 every seed tried stays above 0.88 after epoch 20 and ends near 0.96.
-
-    Returns
-    -------
-    (Network, float)
-        The trained network (named ``digits_mlp``) and its test accuracy on the default digits split.
-    """
-    data = datasets.digits()
-    res = train(mlp(list(sizes), seed=seed, name="digits_mlp"), data.X_train, data.y_train, lr=lr, epochs=epochs,
-                batch_size=batch_size, seed=seed)
-    _, accuracy = evaluate(res.network, data.X_test, data.y_test)
-    return res.network, accuracy
-
-
 # ---------------------------------------------------------------------------------------------- front door
 EXPERIMENTS: dict[str, tuple[Callable[..., dict], Callable[[dict, Path], None]]] = {
     "gd-regularizer": (gd_regularizer, _plot_gd_regularizer),
@@ -478,7 +458,7 @@ def save(result: dict[str, Any], out: str | os.PathLike, figure: bool = True) ->
     dict
         ``{"json": path, "png": path}`` (no ``png`` when ``figure`` is False).
     """
-    from .io import atomic_output, atomic_write_text
+    from ..model.files import atomic_output, atomic_write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

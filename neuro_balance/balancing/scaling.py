@@ -5,9 +5,9 @@ from typing import Mapping
 
 import numpy as np
 
-from .errors import ModelError
-from .kinds import get_kind
-from .network import Network
+from ..errors import ModelError
+from ..model.kinds import get_kind
+from ..model.network import Network
 
 __all__ = ["scale", "factors"]
 

@@ -23,8 +23,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .costs import Cost
-from .kinds import get_kind
-from .network import Network
+from ..model.kinds import get_kind
+from ..model.network import Network
 
 __all__ = ["Block", "CostGraph", "build_graph", "TIES"]
 

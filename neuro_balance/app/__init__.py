@@ -1,0 +1,1 @@
+"""Applications: the command line, its subcommands, the main job's report and its figures."""

@@ -1,0 +1,1 @@
+"""Learning: backprop training with balancing schedules, datasets, and the theory's experiments."""

@@ -1,0 +1,1 @@
+"""The ground layer: the Network data model, activations, projection kinds, builders and model files."""
