@@ -13,7 +13,8 @@ from neuro_balance.hardware import quantize
 import yaml
 
 from neuro_balance.hardware.profile import PROFILE_DIR
-from neuro_balance.hardware.spiking import IntegrateFire, LoihiCUBA, loihi_decay, simulate
+from neuro_balance.hardware.neurons import IntegrateFire, LoihiCUBA, loihi_decay
+from neuro_balance.hardware.spiking import simulate
 
 pytestmark = pytest.mark.filterwarnings("ignore::neuro_balance.hardware.UnverifiedProfileWarning")
 

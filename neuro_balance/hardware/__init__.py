@@ -13,7 +13,8 @@ from .emulate import QuantizedNetwork, activation_ranges, quantize
 from .evaluate import Evaluation, evaluate, plot_evaluation
 from .profile import PROFILE_DIR, Profile, UnverifiedProfileWarning, list_profiles, load_profile
 from .spec import ChipSpec
-from .spiking import IntegrateFire, LoihiCUBA, simulate
+from .neurons import IntegrateFire, LoihiCUBA
+from .spiking import simulate
 
 __all__ = ["Profile", "UnverifiedProfileWarning", "PROFILE_DIR", "list_profiles", "load_profile", "ChipSpec",
            "QuantizedNetwork", "quantize", "activation_ranges", "Evaluation", "evaluate", "plot_evaluation",
