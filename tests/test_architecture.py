@@ -17,7 +17,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "neuro_balance"
 
 # rank of each top-level part of the package; a module may import parts of lower rank, and its own part
-RANKS = {"errors": 0, "seeding": 0, "grid": 0,
+RANKS = {"errors": 0, "seeding": 0, "grid": 0, "resources": 0,
          "model": 1, "balancing": 2, "learn": 3, "sim": 3, "hardware": 3, "torch": 4, "app": 5}
 
 

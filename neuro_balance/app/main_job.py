@@ -27,6 +27,7 @@ from ..model.files import atomic_write_text, load_model, save_model
 from ..balancing.metrics import imbalance
 from ..balancing.scaling import scale
 from ..model.network import Network
+from ..resources import resource_dir
 
 __all__ = ["JobSettings", "default_model_path", "run_main_job"]
 
@@ -52,8 +53,8 @@ class JobSettings:
 
 
 def default_model_path() -> Path:
-    """``models/digits_mlp.yaml`` of the source tree."""
-    return Path(__file__).resolve().parents[2] / "models" / "digits_mlp.yaml"
+    """``models/digits_mlp.yaml``, bundled with the package (`neuro_balance.resources.resource_dir`)."""
+    return resource_dir("models") / "digits_mlp.yaml"
 
 
 def _stage(fn, show: bool, desc: str, *args, **kwargs):

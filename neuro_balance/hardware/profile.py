@@ -2,7 +2,7 @@
 
 A profile records a chip's number formats (weights, accumulator, states, threshold, bias), its
 rounding and overflow rules and the sources every value comes from (``reference/hardware.md``). The
-bundled profiles live in ``neuro_balance/data/hardware_profiles/``; a user adds a chip by passing the
+bundled profiles live in the project's top-level ``hardware_profiles/``; a user adds a chip by passing the
 path of their own YAML file to `load_profile`.
 
 Schema (version 1; ``*`` = required, any mapping may also carry ``unverified: true`` and ``note``)::
@@ -45,12 +45,13 @@ from typing import Any, Callable
 import yaml
 
 from ..errors import ProfileError
+from ..resources import resource_dir
 from .fixed_point import OVERFLOW_MODES, ROUNDING_MODES
 
 __all__ = ["Profile", "load_profile", "list_profiles", "PROFILE_DIR", "SCHEMA_VERSION", "UnverifiedProfileWarning"]
 
 SCHEMA_VERSION = 1
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "data" / "hardware_profiles"
+PROFILE_DIR = resource_dir("hardware_profiles")
 
 
 class UnverifiedProfileWarning(UserWarning):
