@@ -113,3 +113,15 @@ def test_save_is_atomic_and_leaves_nothing_behind_on_failure(tmp_path):
 def test_save_refuses_other_suffixes(tmp_path):
     with pytest.raises(ModelError, match=".yaml"):
         nb.save_model(nb.mlp([3, 4, 2]), tmp_path / "model.json")
+
+
+def test_a_population_held_at_ground_round_trips_and_is_never_scaled(tmp_path):
+    net = nb.mlp([4, 5, 5, 3], seed=0)
+    net.populations["h1"].ground = True
+    nb.save_model(net, tmp_path / "g.yaml")
+    back = nb.load_model(tmp_path / "g.yaml")
+    assert back.populations["h1"].ground and not back.populations["h2"].ground
+    res = nb.balance(nb.scale(back, {"h2": np.log(np.arange(1.0, 6.0))}), nb.Lp(2))
+    assert "h1" not in res.log_scales or np.all(res.log_scales["h1"] == 0)
+    np.testing.assert_array_equal(res.network.projections[0].weight, back.projections[0].weight)
+    assert res.converged and res.cost_after < res.cost_before

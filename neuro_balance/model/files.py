@@ -17,7 +17,7 @@ A model is two files side by side::
 and an npz archive with one array per projection (key: the projection's name) and one per bias
 (key: ``"{population}.bias"``). Feature maps add ``shape: [C, H, W]``; projection kinds other than
 dense add their own keys (``kernel``, ``stride``, ``padding``, ``groups``, ``pool``, ...), which
-become `Projection.options`. Files are read with ``yaml.safe_load`` and validated; every error
+become `Projection.options`; ``ground: true`` holds a hidden population at scale 1. Files are read with ``yaml.safe_load`` and validated; every error
 names the file, the field and the value.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ from .network import ROLES, Network, Population, Projection
 __all__ = ["FORMAT", "load_model", "save_model", "atomic_output", "atomic_write_text"]
 
 FORMAT = "neuro_balance.model/1"
-_POPULATION_KEYS = {"name", "size", "role", "activation", "bias", "shape"}
+_POPULATION_KEYS = {"name", "size", "role", "activation", "bias", "shape", "ground"}
 _PROJECTION_KEYS = {"pre", "post", "name", "kind", "delay"}
 
 
@@ -117,6 +117,8 @@ def save_model(net: Network, path: str | os.PathLike, comment: str | None = None
             entry["bias"] = pop.bias is not None
         if pop.shape is not None:
             entry["shape"] = list(pop.shape)
+        if pop.ground:
+            entry["ground"] = True
         if pop.bias is not None:
             arrays[f"{pop.name}.bias"] = pop.bias
         populations.append(entry)
@@ -235,12 +237,16 @@ def load_model(path: str | os.PathLike) -> Network:
                 raise ModelError(f"{path}: {where}.bias: {weights_name} has no array {key!r}")
             bias = arrays[key]
             used.add(key)
+        ground = entry.get("ground", False)
+        if not isinstance(ground, bool):
+            raise ModelError(f"{path}: {where}.ground: must be true or false, got {ground!r}")
         shape = entry.get("shape")
         if shape is not None and (not isinstance(shape, list) or not all(
                 isinstance(s, int) and not isinstance(s, bool) for s in shape)):
             raise ModelError(f"{path}: {where}.shape: must be a list of integers [C, H, W], got {shape!r}")
         try:
-            populations.append(Population(pname, size, role, activation, bias, tuple(shape) if shape else None))
+            populations.append(Population(pname, size, role, activation, bias, tuple(shape) if shape else None,
+                                          ground))
         except ModelError as err:
             raise ModelError(f"{path}: {where}.activation: {err}") from None
 

@@ -39,6 +39,9 @@ class Population:
         One bias per unit (shared by all positions of a channel), or None for no bias.
     shape : tuple of int or None
         ``(C, H, W)`` for a feature map, None for a plain vector of ``size`` features.
+    ground : bool
+        Hold a hidden homogeneous population at scale 1 all the same: its units are ground. Used where
+        a parameter-free edge pins the scale, e.g. a residual stream joined by identity additions.
     """
 
     name: str
@@ -47,6 +50,7 @@ class Population:
     activation: Activation | str = "relu"
     bias: np.ndarray | None = None
     shape: tuple[int, ...] | None = None
+    ground: bool = False
 
     def __post_init__(self) -> None:
         self.activation = parse_activation(self.activation)
@@ -62,8 +66,8 @@ class Population:
 
     @property
     def balanced(self) -> bool:
-        """True for hidden populations with a homogeneous activation: the ones balancing scales."""
-        return self.role == "hidden" and self.activation.homogeneous
+        """True for hidden populations with a homogeneous activation not held at ground: the ones balancing scales."""
+        return self.role == "hidden" and self.activation.homogeneous and not self.ground
 
     @property
     def degree(self) -> float:
