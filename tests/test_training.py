@@ -8,8 +8,9 @@ import pytest
 
 import neuro_balance as nb
 from neuro_balance.learn.datasets import digits
-from neuro_balance.learn.training import (BalanceSchedule, Optimizer, _apply_balance, gradients, parameter_log_factors,
-                                    parameters, parse_schedule, train)
+from neuro_balance.learn.schedule import apply_balance
+from neuro_balance.learn.training import (BalanceSchedule, Optimizer, gradients, parameter_log_factors, parameters,
+                                          parse_schedule, train)
 
 
 @pytest.fixture(autouse=True)
@@ -193,7 +194,7 @@ def test_next_update_after_balancing_is_the_unbalanced_update_mapped_through_the
         opt.step(parameters(net), g)
     twin, twin_opt = net.copy(), copy.deepcopy(opt)
     log_factors = parameter_log_factors(net, nb.balance(net, nb.Lp(2)).log_scales)
-    _apply_balance(twin, BalanceSchedule(nb.Lp(2)), True, twin_opt, np.random.default_rng(0))
+    apply_balance(twin, BalanceSchedule(nb.Lp(2)), True, twin_opt, np.random.default_rng(0))
     before = {k: w.copy() for k, w in parameters(net).items()}
     twin_before = {k: w.copy() for k, w in parameters(twin).items()}
     for n, o in ((net, opt), (twin, twin_opt)):
@@ -217,7 +218,7 @@ def test_balancing_step_during_training_keeps_function_and_carries_buffers_to_th
     opt.v = {k: v * v for k, v in g.items()}
     before = net.forward(X)
     cost = nb.Lp(1) if full else nb.Lp(2)
-    event = _apply_balance(net, BalanceSchedule(cost), full, opt, np.random.default_rng(0))
+    event = apply_balance(net, BalanceSchedule(cost), full, opt, np.random.default_rng(0))
     assert event["cost_after"] < event["cost_before"]
     np.testing.assert_allclose(net.forward(X), before, rtol=1e-10, atol=1e-12)
     if full:
