@@ -48,7 +48,7 @@ def test_stochastic_rounding_is_seeded_unbiased_and_keeps_integers():
     assert abs(a.mean() - 0.25) < 0.005        # binomial std 0.001: five sigma
     assert np.all(round_int(np.full(100, 3.0), "stochastic", 1) == 3)
     assert np.all(round_int(np.full(100, -2.75), "stochastic", 1) >= -3)
-    q = round_div(np.full(200_000, 5), 4, "stochastic", rng=3)   # 1.25
+    q = round_div(np.full(200_000, 5), 4, "stochastic", seed=3)   # 1.25
     assert set(np.unique(q)) == {1, 2} and abs(q.mean() - 1.25) < 0.005
 
 

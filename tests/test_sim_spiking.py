@@ -10,7 +10,7 @@ import neuro_balance as nb
 
 pytest.importorskip("brian2")
 from neuro_balance.sim import BalancingNetwork  # noqa: E402
-from neuro_balance.sim.bounds import quantisation_bound  # noqa: E402
+from neuro_balance.sim.bounds import quantization_bound  # noqa: E402
 
 R, T = 1000.0, 1.0  # an activity of 1 is 1 kHz; 1 s windows: ~1000 spikes per active unit
 
@@ -37,9 +37,9 @@ def test_balancing_while_spiking_reaches_balance(online):
     assert lam.min() < 0.9 and lam.max() > 1.1  # balancing really moved the units
 
 
-def test_output_unchanged_within_quantisation_bound(online):
+def test_output_unchanged_within_quantization_bound(online):
     net, x, bn, before, after = online
-    bound = quantisation_bound(net, x, bn.log_scales, R, T)
+    bound = quantization_bound(net, x, bn.log_scales, R, T)
     diff = np.abs(before.output - after.output)
     assert np.all(diff <= bound.output)
     # the bound is meaningful: far below the output's scale, and both readouts track the ANN
@@ -50,7 +50,7 @@ def test_output_unchanged_within_quantisation_bound(online):
 
 def test_hidden_rates_scale_by_lambda(online):
     net, x, bn, before, after = online
-    bound = quantisation_bound(net, x, bn.log_scales, R, T)
+    bound = quantization_bound(net, x, bn.log_scales, R, T)
     active = 0
     for name in ("h1", "h2"):
         lam = np.exp(bn.log_scales[name])

@@ -28,6 +28,7 @@ from ..balancing.metrics import imbalance
 from ..balancing.scaling import scale
 from ..model.network import Network
 from ..resources import resource_dir
+from ..seeding import check_random_state
 
 __all__ = ["JobSettings", "default_model_path", "run_main_job"]
 
@@ -186,7 +187,7 @@ def run_main_job(out: str | Path, *, model: str | Path | None = None, quick: boo
     report["hardware_table"] = evaluation.table()
     # The same function, represented by a badly scaled member of its orbit (as conversions and training runs
     # can leave a network): quantisation depends on the representative, the balanced state does not.
-    rng = np.random.default_rng(seed)
+    rng = check_random_state(seed)
     rescaled = scale(net, {name: rng.normal(0.0, settings.rescale_sigma, pop.size)
                            for name, pop in net.populations.items() if pop.balanced})
     with warnings.catch_warnings(), tqdm(total=len(names), desc="hardware, rescaled", disable=not show_progress,

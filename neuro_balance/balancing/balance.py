@@ -10,6 +10,7 @@ from .costs import Cost
 from ..errors import ModelError
 from .graph import build_graph
 from ..model.network import Network
+from ..seeding import check_random_state
 from .scaling import scale
 from .solver import global_balance
 
@@ -131,7 +132,7 @@ def balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e
     if local:
         if schedule is None:
             schedule = "random" if method == "stochastic" else "colour"
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = check_random_state(seed)
         run = run_schedule(graph, schedule, tol=tol, max_sweeps=max_iter or 10_000, rng=rng,
                            fraction=fraction, grid=scale_grid)
         u, iterations, history, converged, updates = run.state.u, run.sweeps, run.history, run.converged, run.updates

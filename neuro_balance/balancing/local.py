@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .graph import CostGraph, max_imbalance
+from ..seeding import check_random_state
 
 __all__ = ["SCHEDULES", "BalanceState", "optimal_log_step", "colour_classes", "unit_colours", "run_schedule"]
 
@@ -276,7 +277,7 @@ def run_schedule(graph: CostGraph, schedule: str = "random", *, tol: float = 1e-
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
-    rng = rng if rng is not None else np.random.default_rng(0)
+    rng = check_random_state(0 if rng is None else rng)
     state = BalanceState(graph, u)
     units = [(name, int(i)) for name in graph.sizes for i in np.flatnonzero(graph.free[name])]
     classes = colour_classes(graph) if schedule == "colour" else None

@@ -39,6 +39,7 @@ import numpy as np
 from ..errors import ModelError
 from ..model.kinds import feature_groups, get_kind
 from ..model.network import Network, Population, Projection
+from ..seeding import check_random_state
 from .fixed_point import IntFormat, quantize_shared_exponent, round_div, round_int
 from .profile import Profile, load_profile
 from .spec import ChipSpec
@@ -234,7 +235,7 @@ class QuantizedNetwork:
         if x.ndim != 2 or x.shape[1] != net.input.n_features:
             raise ModelError(f"forward: expected inputs of shape (batch, {net.input.n_features}), got {x.shape}")
         spec = self.spec
-        rng = np.random.default_rng(self.seed if seed is None else seed)
+        rng = check_random_state(self.seed if seed is None else seed)
         counters: dict[str, dict[str, int]] = {k: {} for k in (
             "input_saturated", "accumulator_overflow", "state_overflow", "readout_saturated",
             "activation_saturated")}
@@ -424,7 +425,7 @@ def quantize(net: Network, profile: Profile | str, calibration: np.ndarray | dic
             raise ModelError(f"quantize: calibration ranges lack populations {sorted(missing)}")
     else:
         ranges = activation_ranges(qnet.network, calibration)
-    rng = np.random.default_rng(seed)
+    rng = check_random_state(seed)
     stats = {"weights_clipped": {}, "biases_clipped": {}, "coarsened": {}}
 
     # Activity formats and scales.

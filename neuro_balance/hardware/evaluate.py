@@ -214,16 +214,14 @@ def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[s
 
 def plot_evaluation(ev: Evaluation, path: str | Path) -> None:
     """Accuracy against weight bits, one panel per profile, one line per variant (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     profiles = ev.profiles
     widths = sorted(b for b in ev.bits if b is not None)
     cols = min(4, len(profiles))
     rows = -(-len(profiles) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), sharey=True, squeeze=False)
+    fig = Figure(figsize=(3.2 * cols, 2.6 * rows))
+    axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
     for ax, prof in zip(axes.ravel(), profiles):
         for variant in ev.variants:
             points = [(b, ev.mean(prof, b, variant)) for b in widths]
@@ -244,4 +242,3 @@ def plot_evaluation(ev: Evaluation, path: str | Path) -> None:
     fig.suptitle("Quantised accuracy (dashed: float; dotted: the chip's own width)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
-    plt.close(fig)

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..seeding import check_random_state
+
 __all__ = ["ROUNDING_MODES", "OVERFLOW_MODES", "FixedPointOverflowError", "round_int", "round_div",
            "shift_round", "wrap", "saturate", "IntFormat", "shared_exponent", "quantize_shared_exponent"]
 
@@ -48,18 +50,12 @@ class FixedPointOverflowError(OverflowError):
     """Raised by the ``error`` overflow policy; the message names the quantity and the range."""
 
 
-def _rng(rng: int | np.random.Generator | None) -> np.random.Generator:
-    if isinstance(rng, np.random.Generator):
-        return rng
-    return np.random.default_rng(rng)
-
-
 def _check_mode(mode: str) -> None:
     if mode not in ROUNDING_MODES:
         raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, got {mode!r}")
 
 
-def round_int(x: np.ndarray, mode: str = "nearest", rng: int | np.random.Generator | None = None) -> np.ndarray:
+def round_int(x: np.ndarray, mode: str = "nearest", seed: int | np.random.Generator | None = None) -> np.ndarray:
     """Round reals to int64 with one of `ROUNDING_MODES`.
 
     Parameters
@@ -67,7 +63,7 @@ def round_int(x: np.ndarray, mode: str = "nearest", rng: int | np.random.Generat
     x : array_like of float
     mode : str
         See the module table. ``truncate`` and ``floor`` are the same (two's complement truncation).
-    rng : int or numpy.random.Generator, optional
+    seed : int or numpy.random.Generator, optional
         Seed or generator for ``stochastic`` rounding.
 
     Returns
@@ -92,12 +88,12 @@ def round_int(x: np.ndarray, mode: str = "nearest", rng: int | np.random.Generat
     elif mode == "toward_zero":
         out = np.trunc(x)
     else:
-        out = np.floor(x + _rng(rng).random(x.shape))
+        out = np.floor(x + check_random_state(seed).random(x.shape))
     return out.astype(np.int64)
 
 
 def round_div(num: np.ndarray, den: np.ndarray | int, mode: str = "floor",
-              rng: int | np.random.Generator | None = None) -> np.ndarray:
+              seed: int | np.random.Generator | None = None) -> np.ndarray:
     """Exact integer division ``num / den`` (``den > 0``) rounded with one of `ROUNDING_MODES`.
 
     No floating point is involved, so the result is exact for any int64 inputs whose products fit.
@@ -119,7 +115,7 @@ def round_div(num: np.ndarray, den: np.ndarray | int, mode: str = "floor",
         return q + ((r != 0) & (num < 0))
     if mode == "stochastic":
         # Round up with probability r / den: compare an integer draw in [0, den) with r.
-        draw = _rng(rng).integers(0, np.broadcast_to(den, num.shape), endpoint=False)
+        draw = check_random_state(seed).integers(0, np.broadcast_to(den, num.shape), endpoint=False)
         return q + (draw < r)
     twice = 2 * r
     up = twice > den
@@ -132,7 +128,7 @@ def round_div(num: np.ndarray, den: np.ndarray | int, mode: str = "floor",
 
 
 def shift_round(x: np.ndarray, shift: np.ndarray | int, mode: str = "floor",
-                rng: int | np.random.Generator | None = None) -> np.ndarray:
+                seed: int | np.random.Generator | None = None) -> np.ndarray:
     """``x * 2**shift`` for integers: a left shift for ``shift >= 0``, a rounded right shift otherwise.
 
     Examples
@@ -145,7 +141,7 @@ def shift_round(x: np.ndarray, shift: np.ndarray | int, mode: str = "floor",
     left = np.left_shift(x, np.maximum(shift, 0))
     if not np.any(shift < 0):
         return left
-    right = round_div(x, np.left_shift(np.int64(1), np.maximum(-shift, 0)), mode, rng)
+    right = round_div(x, np.left_shift(np.int64(1), np.maximum(-shift, 0)), mode, seed)
     return np.where(shift >= 0, left, right)
 
 
@@ -253,9 +249,9 @@ class IntFormat:
         return wrap(x, self.bits, self.signed), count
 
     def from_float(self, x: np.ndarray, rounding: str = "nearest",
-                   rng: int | np.random.Generator | None = None) -> tuple[np.ndarray, int]:
+                   seed: int | np.random.Generator | None = None) -> tuple[np.ndarray, int]:
         """Quantise reals: ``round(x * 2**frac_bits)`` then the overflow policy."""
-        return self.fit(round_int(np.asarray(x, dtype=np.float64) * 2.0 ** self.frac_bits, rounding, rng))
+        return self.fit(round_int(np.asarray(x, dtype=np.float64) * 2.0 ** self.frac_bits, rounding, seed))
 
     def to_float(self, k: np.ndarray) -> np.ndarray:
         """The real value of integers ``k``."""
@@ -305,7 +301,7 @@ def shared_exponent(max_pos: np.ndarray, min_neg: np.ndarray, qmin: int, qmax: i
 
 def quantize_shared_exponent(x: np.ndarray, group: np.ndarray, n_groups: int, mantissa: IntFormat,
                              rounding: str = "nearest", exp_min: int | None = None, exp_max: int | None = None,
-                             rng: int | np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+                             seed: int | np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Store reals as integer mantissas with one power-of-two exponent per group.
 
     Parameters
@@ -341,5 +337,5 @@ def quantize_shared_exponent(x: np.ndarray, group: np.ndarray, n_groups: int, ma
     np.maximum.at(max_pos, group, flat)
     np.minimum.at(min_neg, group, flat)
     exps = shared_exponent(max_pos, min_neg, mantissa.min, mantissa.max, exp_min, exp_max)
-    mant, clipped = mantissa.fit(round_int(flat * 2.0 ** -exps[group], rounding, rng))
+    mant, clipped = mantissa.fit(round_int(flat * 2.0 ** -exps[group], rounding, seed))
     return mant.reshape(x.shape), exps, clipped

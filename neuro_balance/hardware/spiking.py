@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelError
+from ..seeding import check_random_state
 from .fixed_point import IntFormat
 from .emulate import QuantizedNetwork
 from .neurons import ACT_SHIFT, IntegrateFire, LoihiCUBA
@@ -82,7 +83,7 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None) ->
     out_name = net.output.name
     out_acc = np.zeros((batch, net.output.n_features), dtype=np.int64)
     counters: dict[str, dict[str, int]] = {"accumulator_overflow": {}, "readout_saturated": {}}
-    rng = np.random.default_rng(qnet.seed)
+    rng = check_random_state(qnet.seed)
     for t in range(steps):
         spikes = {net.input.name: _regular_spikes(counts_in, spec.window, t % spec.window)}
         for name in net.order:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from ..seeding import check_random_state
 
 __all__ = ["Dataset", "digits", "idx", "mnist", "circles", "stratified_subset"]
 
@@ -71,7 +72,7 @@ def stratified_subset(y: np.ndarray, fraction: float, seed: int | np.random.Gene
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"train_fraction must be in (0, 1], got {fraction!r}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = check_random_state(seed)
     keep = []
     for c in np.unique(y):
         members = np.flatnonzero(y == c)
@@ -204,7 +205,7 @@ def circles(n_samples: int = 1000, noise: float = 0.1, factor: float = 0.5, test
         raise ValueError(f"factor must be in (0, 1), got {factor!r}")
     if n_samples < 4:
         raise ValueError(f"n_samples must be at least 4, got {n_samples!r}")
-    rng = np.random.default_rng(seed)
+    rng = check_random_state(seed)
     y = np.arange(n_samples) % 2
     angle = rng.uniform(0.0, 2 * np.pi, n_samples)
     radius = np.where(y == 1, factor, 1.0)

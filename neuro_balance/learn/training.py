@@ -29,6 +29,7 @@ from .losses import LOSSES, batch_targets, per_step, regularizer_gradient
 from .optimizers import OPTIMIZERS, Optimizer
 from .parameters import parameter_log_factors, parameters
 from .schedule import BalanceSchedule, apply_balance, parse_schedule
+from ..seeding import check_random_state
 
 __all__ = ["LOSSES", "OPTIMIZERS", "BalanceSchedule", "parse_schedule", "TrainResult", "Optimizer", "train",
            "gradients", "evaluate", "parameters", "parameter_log_factors", "regularizer_gradient"]
@@ -174,7 +175,7 @@ def train(net: Network, X: np.ndarray, y: np.ndarray, *, loss: str = "cross_entr
         _check_targets(net, *validation, loss, "train: validation")
     schedule = parse_schedule(balance)
     opt = Optimizer(optimizer, lr, momentum)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = check_random_state(seed)
     net = net.copy()
     monitor = reg if reg is not None else (schedule.cost if schedule is not None else Lp(2))
     if not diagnostics:

@@ -8,13 +8,10 @@ from typing import Sequence
 
 import numpy as np
 
+from ..seeding import check_random_state
 from .network import Network, Population, Projection
 
 __all__ = ["mlp", "dag", "rnn"]
-
-
-def _rng(seed: int | np.random.Generator) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
 def _he(rng: np.random.Generator, n_out: int, n_in: int) -> np.ndarray:
@@ -59,7 +56,7 @@ def mlp(sizes: Sequence[int], activation: str | Sequence[str] = "relu", bias: bo
     """
     if len(sizes) < 2:
         raise ValueError("sizes: an MLP needs at least an input and an output layer")
-    rng = _rng(seed)
+    rng = check_random_state(seed)
     pops = _populations(sizes, activation, bias, output_activation, rng)
     projs = [Projection(a.name, b.name, _he(rng, b.size, a.size)) for a, b in zip(pops[:-1], pops[1:])]
     return Network(pops, projs, name)
@@ -78,7 +75,7 @@ def dag(sizes: Sequence[int], skips: Sequence[tuple[int, int]] = ((0, 2),), acti
     skips : sequence of (int, int)
         Layer indices (0 = input, ``len(sizes) - 1`` = output) of each skip projection.
     """
-    rng = _rng(seed)
+    rng = check_random_state(seed)
     pops = _populations(sizes, activation, bias, output_activation, rng)
     projs = [Projection(a.name, b.name, _he(rng, b.size, a.size)) for a, b in zip(pops[:-1], pops[1:])]
     for i, j in skips:
@@ -103,7 +100,7 @@ def rnn(n_in: int, hidden: Sequence[int], n_out: int, activation: str | Sequence
     self_loops : bool
         Keep the diagonal of the recurrent matrices (self-connections) or zero it.
     """
-    rng = _rng(seed)
+    rng = check_random_state(seed)
     sizes = [n_in, *hidden, n_out]
     pops = _populations(sizes, activation, bias, output_activation, rng)
     projs = [Projection(a.name, b.name, _he(rng, b.size, a.size)) for a, b in zip(pops[:-1], pops[1:])]

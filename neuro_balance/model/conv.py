@@ -54,6 +54,7 @@ import numpy as np
 from ..errors import ModelError
 from .conv_geometry import (POOL_KINDS, Geometry, Pool, _check_maps, _check_out_hw, _fold, _input_map, _input_vjp,
                             _ints, _padded_hw, _parse_pool, _per_position, _windows, geometry)
+from ..seeding import check_random_state
 from .kinds import register_kind
 from .network import Network, Population, Projection
 
@@ -276,7 +277,7 @@ def conv_net(input_shape: Sequence[int], layers: Sequence[Mapping[str, Any]], de
     >>> [(p.name, p.size, p.shape) for p in net.populations.values()]  # doctest: +NORMALIZE_WHITESPACE
     [('in', 3, (3, 8, 8)), ('h1', 6, (6, 4, 4)), ('h2', 6, (6, 2, 2)), ('h3', 16, None), ('out', 4, None)]
     """
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = check_random_state(seed)
     shape = _ints(list(input_shape), "input_shape", 1, count=3)
     pops = [Population("in", shape[0], "input", "linear", shape=shape)]
     projs = []

@@ -17,7 +17,8 @@ from ..balancing.costs import Cost
 from ..balancing.balance import balance
 from ..balancing.metrics import imbalance
 from ..model.network import Network
-from .bounds import QuantisationBound, quantisation_bound
+from ..seeding import check_random_state
+from .bounds import QuantizationBound, quantization_bound
 from .brian import BalancingNetwork, SpikeMeasurement
 from .replay import BalanceEvents, max_relative_difference
 
@@ -45,7 +46,7 @@ class AgentRun:
         Cumulative log-scale of every agent.
     before, after : SpikeMeasurement or None
         Spiking windows before and after online balancing (None without ``x``).
-    bound : QuantisationBound or None
+    bound : QuantizationBound or None
         Spike-count quantisation bound of the before/after comparison.
     wall_time : float
         Seconds spent in the whole call.
@@ -66,7 +67,7 @@ class AgentRun:
     log_scales: dict[str, np.ndarray]
     before: SpikeMeasurement | None = None
     after: SpikeMeasurement | None = None
-    bound: QuantisationBound | None = None
+    bound: QuantizationBound | None = None
     wall_time: float = 0.0
     warnings: list[str] = field(default_factory=list)
     spikes: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
@@ -162,9 +163,9 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
     caught = sorted({str(w.message) for w in record if issubclass(w.category, RuntimeWarning)})
     result = bn.network
     if spiking and not net.recurrent:
-        bound = quantisation_bound(net, x, bn.log_scales, input_rate, window)
+        bound = quantization_bound(net, x, bn.log_scales, input_rate, window)
     best = balance(net, cost, method="global", tol=1e-12)
-    rng = np.random.default_rng(seed)
+    rng = check_random_state(seed)
     xs = rng.normal(size=(8, 16, net.input.size)) if net.recurrent else rng.normal(size=(64, net.input.size))
     y0 = net.forward(xs)
     change = float(np.max(np.abs(result.forward(xs) - y0)) / max(np.max(np.abs(y0)), 1e-300))

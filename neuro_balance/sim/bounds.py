@@ -31,12 +31,12 @@ import numpy as np
 
 from ..model.network import Network
 
-__all__ = ["QuantisationBound", "quantisation_bound"]
+__all__ = ["QuantizationBound", "quantization_bound"]
 
 
 @dataclass
-class QuantisationBound:
-    """Bounds of `quantisation_bound`.
+class QuantizationBound:
+    """Bounds of `quantization_bound`.
 
     Attributes
     ----------
@@ -55,8 +55,8 @@ class QuantisationBound:
             return np.where(counts_before > 0, self.count[name] / np.maximum(counts_before, 1), np.inf)
 
 
-def quantisation_bound(net: Network, x: np.ndarray, log_scales: dict[str, np.ndarray], input_rate: float,
-                       duration: float) -> QuantisationBound:
+def quantization_bound(net: Network, x: np.ndarray, log_scales: dict[str, np.ndarray], input_rate: float,
+                       duration: float) -> QuantizationBound:
     """Spike-count quantisation bound of a before/after comparison (see the module docstring).
 
     Parameters
@@ -91,4 +91,4 @@ def quantisation_bound(net: Network, x: np.ndarray, log_scales: dict[str, np.nda
             continue
         lam = np.exp(log_scales.get(name, np.zeros(pop.size)))
         D[name] = np.where(acts[name][0] > 0, spread + volley * (1.0 + 1.0 / lam), 0.0)
-    return QuantisationBound(output, {n: d for n, d in D.items() if net.populations[n].role == "hidden"})
+    return QuantizationBound(output, {n: d for n, d in D.items() if net.populations[n].role == "hidden"})

@@ -9,6 +9,7 @@ import numpy as np
 from ...errors import ModelError
 from ...model.files import load_model, save_model
 from ...balancing.metrics import imbalance
+from ...seeding import check_random_state
 from .common import cost_argument, output_path, positive_float
 
 TARGETS = ("numpy", "cython", "cpp_standalone")  # neuro_balance.sim.TARGETS, without importing Brian2 here
@@ -40,7 +41,7 @@ def register(sub) -> None:
 
 def _input(path: str | None, n_in: int, seed: int) -> np.ndarray:
     if path is None:
-        return np.random.default_rng(seed).uniform(0.0, 1.0, n_in)
+        return check_random_state(seed).uniform(0.0, 1.0, n_in)
     x = np.load(path) if Path(path).suffix == ".npy" else np.loadtxt(path, ndmin=1)
     x = np.asarray(x, dtype=np.float64).ravel()
     if x.shape != (n_in,):

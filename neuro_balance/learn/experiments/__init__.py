@@ -118,9 +118,6 @@ def save(result: dict[str, Any], out: str | os.PathLike, figure: bool = True) ->
     paths = {"json": out / f"{name}.json"}
     atomic_write_text(paths["json"], json.dumps(_jsonable(result), indent=1, allow_nan=False) + "\n")
     if figure:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
         paths["png"] = out / f"{name}.png"
         with atomic_output(paths["png"]) as tmp:
             EXPERIMENTS[name].plot(result, tmp)

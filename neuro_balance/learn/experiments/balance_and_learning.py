@@ -110,10 +110,11 @@ def balance_and_learning(mnist: str | os.PathLike | None = None, seeds: Sequence
 
 
 def plot(res: dict, path: Path) -> None:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     fractions = list(res["curves"])
-    fig, axes = plt.subplots(1, len(fractions), figsize=(6 * len(fractions), 4), squeeze=False)
+    fig = Figure(figsize=(6 * len(fractions), 4))
+    axes = fig.subplots(1, len(fractions), squeeze=False)
     for ax, key in zip(axes[0], fractions):
         for cond, c in res["curves"][key].items():
             mean, std = np.array(c["mean"]), np.array(c["std"])
@@ -129,7 +130,6 @@ def plot(res: dict, path: Path) -> None:
                  f"{len(res['config']['seeds'])} seeds, mean ± std)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def text(result: dict[str, Any]) -> str:

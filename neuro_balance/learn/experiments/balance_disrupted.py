@@ -63,10 +63,11 @@ def balance_disrupted(lrs: Sequence[float] = (0.01, 0.05, 0.2), epochs: int = 30
 
 
 def plot(res: dict, path: Path) -> None:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     c = res["curves"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig = Figure(figsize=(13, 3.8))
+    axes = fig.subplots(1, 3)
     for lr in c["lrs"]:
         axes[0].plot(c["epoch"], np.maximum(c[f"deficit_lr{lr:g}"], 1e-30), label=f"lr {lr:g}")
         axes[1].plot(c["epoch"], c[f"loss_lr{lr:g}"], label=f"lr {lr:g}")
@@ -85,4 +86,3 @@ def plot(res: dict, path: Path) -> None:
     fig.suptitle("Training without a regulariser disrupts balance (S1 Fig 4; digits)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

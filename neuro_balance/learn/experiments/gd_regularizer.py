@@ -66,10 +66,11 @@ def gd_regularizer(alpha: float = 1e-2, lr: float = 0.05, epochs: int = 60, batc
 
 
 def plot(res: dict, path: Path) -> None:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     c = res["curves"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig = Figure(figsize=(13, 3.8))
+    axes = fig.subplots(1, 3)
     for label, name, colour in (("plain", "E only", "C0"), ("l2", f"E + {res['config']['alpha']:g} L2", "C1")):
         for ax, key in zip(axes, ("deficit", "loss", "weight_norm")):
             mean, std = np.array(c[f"{label}_{key}"]), np.array(c[f"{label}_{key}_std"])
@@ -84,4 +85,3 @@ def plot(res: dict, path: Path) -> None:
     fig.suptitle("Gradient descent balances only with a regulariser (S1 Fig 3; digits, mean ± std over seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

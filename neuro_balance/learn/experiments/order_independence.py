@@ -10,6 +10,7 @@ from ...balancing.balance import balance
 from ...balancing.costs import Lp
 from ...balancing.scaling import scale
 from ...model.builders import mlp
+from ...seeding import check_random_state
 from ..parameters import parameters
 
 __all__ = ["order_independence", "plot"]
@@ -29,7 +30,7 @@ def order_independence(runs: int = 1000, sizes: Sequence[int] = (6, 10, 10, 4), 
         ``summary``: the largest deviation of any weight of any run from the mean over runs and from
         the global solution (relative to the largest weight), the spread of the final cost and norm.
     """
-    rng = np.random.default_rng(seed)
+    rng = check_random_state(seed)
     base = mlp(list(sizes), seed=seed)
     init = scale(base, {n: rng.normal(0.0, spread, p.size) for n, p in base.populations.items() if p.balanced})
     reference = balance(init, Lp(2), "global", tol=1e-13)
@@ -66,10 +67,11 @@ def order_independence(runs: int = 1000, sizes: Sequence[int] = (6, 10, 10, 4), 
 
 
 def plot(res: dict, path: Path) -> None:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     c, s = res["curves"], res["summary"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    axes = fig.subplots(1, 2)
     for traj in c["cost_trajectories"]:
         axes[0].plot(np.maximum(np.array(traj) - s["cost_global"], 1e-16), lw=0.8)
     axes[0].set_yscale("log")
@@ -82,4 +84,3 @@ def plot(res: dict, path: Path) -> None:
     fig.suptitle("Stochastic balancing reaches the same weights in any order (S1 Fig 5)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
