@@ -22,6 +22,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .closed_form import linf_sides, loop_rate
 from .costs import Cost
 from ..model.kinds import get_kind
 from ..model.network import Network
@@ -142,7 +143,7 @@ class CostGraph:
             for name, costs in self.bias.items():
                 agg(out[name][0][t], costs[t] * np.exp(p * u[name]), out=out[name][0][t])
             for name, costs in self.loops.items():
-                out[name][2][t] = costs[t] * np.exp(p * (1.0 - self.degree[name]) * u[name])
+                out[name][2][t] = costs[t] * np.exp(p * loop_rate(self.degree[name]) * u[name])
         return out
 
     def total_cost(self, u: dict[str, np.ndarray], costs=None) -> float:
@@ -325,12 +326,13 @@ def balance_statistics(graph: CostGraph, costs) -> dict[str, tuple[np.ndarray, n
 
     For Lp costs ``g_in = sum_t alpha_t p_t (A_t + S_t)`` and ``g_out = c * sum_t alpha_t p_t (B_t + S_t)``;
     a unit is balanced (the cost is stationary in its scale) exactly when ``g_in == g_out``. For pure
-    BiLU Lp this is the paper's ``in-cost == out-cost``. Under L-infinity: the in and out maxima.
+    BiLU Lp this is the paper's ``in-cost == out-cost``. Under L-infinity: the rising and falling
+    maxima of `closed_form.linf_sides` (loops count on the side they move with).
     """
     out = {}
     for name, (A, B, S) in costs.items():
         if graph.linf:
-            out[name] = (A[0], B[0])
+            out[name] = linf_sides(A[0], B[0], S[0], graph.degree[name])
             continue
         w = np.asarray(graph.alphas) * np.asarray(graph.exponents)
         out[name] = (w @ (A + S), graph.degree[name] * (w @ (B + S)))

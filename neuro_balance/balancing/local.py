@@ -1,11 +1,8 @@
 """Local balancing: one unit (or one colour class of units) at a time, on the cost graph.
 
-Balancing unit i is the exact minimisation of the cost over its log-scale (theory eq 3.3)::
-
-    lam_star = (c * B / A) ** (1 / (p * (1 + c)))        # Lp, c = 1 for BiLU: (B / A) ** (1 / (2 p))
-    lam_star = (B / A) ** (1 / (1 + c))                  # L-infinity (max-balancing)
-
-and, for weighted sums of Lp terms or units with loops, a 1-D convex minimisation. Every update reads
+Balancing unit i is the exact minimisation of the cost over its log-scale: the closed forms of
+`closed_form` (theory eq 3.3; L-infinity with its loop term) and, for weighted sums of Lp terms or
+BiPU units with loops, a 1-D convex minimisation. Every update reads
 only the unit's own in- and out-costs. The schedules decide who balances next:
 
 * ``random``: a fresh random permutation of the units each sweep (the paper's stochastic algorithm);
@@ -22,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .closed_form import linf_log_step, loop_rate, lp_log_step
 from .graph import CostGraph, max_imbalance
 from ..seeding import check_random_state
 
@@ -38,10 +36,9 @@ def optimal_log_step(graph: CostGraph, degree: float, A: np.ndarray, B: np.ndarr
     """
     c = degree
     if graph.linf:
-        return np.log(B[0] / A[0]) / (1.0 + c)
+        return linf_log_step(A[0], B[0], S[0], c)
     if graph.n_terms == 1 and (c == 1.0 or not S.any()):
-        p = graph.exponents[0]
-        return np.log(c * B[0] / A[0]) / (p * (1.0 + c))
+        return lp_log_step(A[0], B[0], graph.exponents[0], c)
     return _convex_root(graph, c, A, B, S)
 
 
@@ -49,15 +46,16 @@ def _convex_root(graph: CostGraph, c: float, A: np.ndarray, B: np.ndarray, S: np
     """Safeguarded Newton on ``phi'(d) = 0``, vectorised over units (phi is strictly convex)."""
     alphas = np.asarray(graph.alphas)[:, None]
     ps = np.asarray(graph.exponents)[:, None]
+    r = loop_rate(c)
 
     def derivatives(d):
-        ea, eb, es = np.exp(ps * d), np.exp(-c * ps * d), np.exp(ps * (1 - c) * d)
-        g = (alphas * ps * (A * ea - c * B * eb + (1 - c) * S * es)).sum(axis=0)
-        h = (alphas * ps ** 2 * (A * ea + c * c * B * eb + (1 - c) ** 2 * S * es)).sum(axis=0)
+        ea, eb, es = np.exp(ps * d), np.exp(-c * ps * d), np.exp(ps * r * d)
+        g = (alphas * ps * (A * ea - c * B * eb + r * S * es)).sum(axis=0)
+        h = (alphas * ps ** 2 * (A * ea + c * c * B * eb + r * r * S * es)).sum(axis=0)
         return g, h
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        single = np.log(c * B / A) / (ps * (1.0 + c))
+        single = lp_log_step(A, B, ps, c)
     single = np.where(np.isfinite(single), single, 0.0)
     lo, hi = single.min(axis=0) - 1.0, single.max(axis=0) + 1.0
     for _ in range(200):
@@ -169,7 +167,7 @@ class BalanceState:
                 B[t] = np.maximum(B[t], cols) if g.linf else B[t] + cols
             B[t] *= eb[name][idx]
             if name in g.loops:
-                S[t] = g.loops[name][t][idx] * np.exp(p * (1.0 - g.degree[name]) * self.u[name][idx])
+                S[t] = g.loops[name][t][idx] * np.exp(p * loop_rate(g.degree[name]) * self.u[name][idx])
         return A, B, S
 
     def shift(self, name: str, idx: np.ndarray, delta: np.ndarray) -> None:
@@ -196,7 +194,7 @@ class BalanceState:
             A += g.bias[name][0][i]
         B = sum(KTs[0][i] @ ea[post] for post, KTs in self._from[name])
         c, p = g.degree[name], g.exponents[0]
-        delta = fraction * math.log(c * B * eb[name][i] / (A * ea[name][i])) / (p * (1.0 + c))
+        delta = fraction * float(lp_log_step(A * ea[name][i], B * eb[name][i], p, c))
         u = self.u[name][i] + delta
         self.u[name][i] = u
         ea[name][i] = math.exp(p * u)
@@ -219,7 +217,7 @@ class BalanceState:
 def _phi(graph: CostGraph, c: float, A, B, S, d) -> np.ndarray:
     """The units' local cost after a log step ``d`` (L-infinity: the largest of in, out, loops)."""
     ps = np.asarray(graph.exponents)[:, None]
-    parts = (A * np.exp(ps * d), B * np.exp(-c * ps * d), S * np.exp(ps * (1 - c) * d))
+    parts = (A * np.exp(ps * d), B * np.exp(-c * ps * d), S * np.exp(ps * loop_rate(c) * d))
     if graph.linf:
         return np.maximum(np.maximum(parts[0], parts[1]), parts[2])[0]
     alphas = np.asarray(graph.alphas)[:, None]

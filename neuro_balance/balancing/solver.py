@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .closed_form import loop_rate
 from .graph import CostGraph, max_imbalance
 
 __all__ = ["global_balance", "SolverRun"]
@@ -52,9 +53,9 @@ class _Newton:
         self.grad, self.diag = {}, {}
         for n in self.names:
             A, B, S = costs[n]
-            c = graph.degree[n]
-            self.grad[n] = (w1 @ (A - c * B + (1 - c) * S)) * self.free[n]
-            self.diag[n] = w2 @ (A + c * c * B + (1 - c) ** 2 * S)
+            c, r = graph.degree[n], loop_rate(graph.degree[n])
+            self.grad[n] = (w1 @ (A - c * B + r * S)) * self.free[n]
+            self.diag[n] = w2 @ (A + c * c * B + r * r * S)
         # Per block and term: the scale vectors a = exp(p u_post), b = exp(-p c u_pre).
         self.terms = []
         for t, p in enumerate(graph.exponents):
@@ -76,8 +77,7 @@ class _Newton:
                 for t, p in enumerate(g.exponents):
                     Hc[k, k] += w2[t] * np.sum(g.bias[n][t] * np.exp(p * self.u[n]) * self.free[n])
             if n in g.loops:
-                c = g.degree[n]
-                Hc[k, k] += (1 - c) ** 2 * (w2 @ costs[n][2] * self.free[n]).sum()
+                Hc[k, k] += loop_rate(g.degree[n]) ** 2 * (w2 @ costs[n][2] * self.free[n]).sum()
         for blk, K, a, b, w, ins, outs in self.terms:
             fp, fq = self.free[blk.post], self.free[blk.pre]
             c = g.degree[blk.pre]

@@ -363,7 +363,7 @@ class BalancingNetwork:
             G.balance_every = self.balance_every
             G.dt_bal = self.balance_dt * b2.second
             G.expo = self.code.exponent(pop.degree)
-            G.c_out = 1.0 if self.code.linf else pop.degree
+            G.c_out = self.code.out_factor(pop.degree)
             if self.code.generic:
                 G.p_cost = self.code.p
             G.run_on_event("balance", lambda_code(self.code, self.cost.include_bias, has_bias),

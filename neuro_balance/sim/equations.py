@@ -4,12 +4,9 @@ Every balanced unit is an agent that, on its ``balance`` event, runs three stage
 ``synapses`` scheduling slot (orders ``3 r``, ``3 r + 1``, ``3 r + 2`` for the population of rank ``r``):
 
 1. accumulate: every synapse adds ``|w|**p`` to its post unit's ``cin`` and its pre unit's ``cout``;
-2. lambda: the unit computes (theory eq 3.3, dead-unit guard ``cin == 0 or cout == 0 -> lam = 1``)::
-
-       lam = (c * cout / cin) ** (1 / (p (1 + c)))        # Lp;  c = 1 (BiLU): (B / A) ** (1 / (2 p))
-       lam = (cout / cin) ** (1 / (1 + c))                 # L-infinity (max-balancing)
-
-   and rescales its bias, ``b *= lam``;
+2. lambda: the unit computes ``lam_star`` of `neuro_balance.balancing.closed_form`, rendered to a
+   string by `render_lambda` (dead-unit guard ``cin == 0 or cout == 0 -> lam = 1``), and rescales
+   its bias, ``b *= lam``;
 3. scale: incoming synapses ``w *= lam_post``, outgoing ones ``w *= lam_pre ** -c``.
 
 The strings below are data: `BalancingNetwork` assembles them per population and projection.
@@ -19,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..balancing.closed_form import lambda_exponent, out_factor, render_lambda
 from ..balancing.costs import Cost
 from ..errors import ModelError
 
@@ -69,9 +67,11 @@ class CostCode:
 
     def exponent(self, degree: float) -> float:
         """The power applied to ``c * cout / cin`` (Lp) or ``cout / cin`` (L-infinity)."""
-        if self.linf:
-            return 1.0 / (1.0 + degree)
-        return 1.0 / (self.p * (1.0 + degree))
+        return lambda_exponent(self.p, degree, self.linf)
+
+    def out_factor(self, degree: float) -> float:
+        """The factor on ``cout`` (the agents' ``c_out``): ``c`` for Lp, 1 for L-infinity."""
+        return out_factor(degree, self.linf)
 
 
 def cost_code(cost: Cost) -> CostCode:
@@ -138,7 +138,7 @@ def lambda_code(code: CostCode, bias_in_cost: bool, has_bias: bool) -> str:
         lines.append(code.accumulate("cin", "b"))
     lines += [
         "ok = int(cin > 0 and cout > 0)",
-        f"lam = (({cout} + int(cout <= 0))/(cin + int(cin <= 0)))**(expo*ok)",
+        "lam = " + render_lambda("cin + int(cin <= 0)", "(cout + int(cout <= 0))", "c_out", "expo*ok"),
         f"imb = ok*abs(cin - {cout})/(clip(cin, {cout}, cin + {cout}) + int(ok == 0))",
         "lam_cum = lam_cum*lam",
     ]
