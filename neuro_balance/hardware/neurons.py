@@ -1,19 +1,28 @@
 """Integer spiking neuron models stepped in time: bit-accurate Loihi CUBA LIF and integrate-and-fire.
 
-Loihi (``reference/hardware.md`` §1; nengo-loihi ``emulator/interface.py``, lava ``proc/lif/models.py``),
-one step of a compartment with synaptic input ``a`` (weight mantissas summed over the spikes
-received)::
+Loihi (``reference/hardware.md`` §1), one step of a compartment with synaptic input ``a`` (weight
+mantissas summed over the spikes received), as nengo-loihi 1.1.0's emulator computes it
+(``emulator/interface.py``, ``CompartmentState.update``)::
 
-    q  = acc(a << 6)                                   # act_shift; 22-bit accumulator, wraps
+    q  = wrap22(a << 6)                                # act_shift; 21-bit + sign input accumulator
     u  = wrap24(decay(u, du + 1) + q)                  # current: ds_offset = 1
-    v  = sat(decay(v, dv) + u + bias)                  # voltage saturates at +-(2**23 - 1)
+    u2 = wrap24(u + bias)                              # the current plus bias wraps too ("u2")
+    v  = clip(decay(v, dv) + u2, vmin, vmax)           # voltage saturates (vmin..vmax)
     v  = 0 where refractory                            # held at zero
     s  = v > vth_mant << 6                             # strict threshold
     v  = 0 where s; refractory counter = ref where s, then counter = max(counter - 1, 0)
 
-with ``decay(x, d) = sign(x) * ((|x| * (4096 - d)) >> 12)`` (round toward zero) and
-``bias = bias_mant << bias_exp``. Wrapping is two's complement (nengo-loihi ``overflow_signed``;
-lava's CPU model keeps ``+2**23`` unwrapped, a one-value difference at the boundary).
+with ``decay(x, d) = sign(x) * ((|x| * (4096 - d)) >> 12)`` (round toward zero),
+``bias = bias_mant << bias_exp`` and two's complement wrapping (``u`` in ``[-2**23, 2**23 - 1]``).
+``vmin``, ``vmax`` default to ``+-(2**23 - 1)``; nengo-loihi's discretisation encodes them as
+``-(2**e) + 1`` (e 0..23) and ``2**(9 + 2e) - 1`` (e 0..7), and its converted neurons use ``vmin = 0``.
+Golden traces recorded from nengo-loihi itself (``scripts/record_nengo_loihi_traces.py``) are replayed
+bit for bit by ``tests/test_hardware_loihi_golden.py``.
+
+``variant="lava"`` follows lava's bit-accurate LIF (``proc/lif/models.py``, ``PyLifModelBitAcc``)
+where it differs: no 22-bit wrap of the input, ``u`` wraps into ``[-2**23 + 1, 2**23]`` (``-2**23``
+becomes ``+2**23``) and ``u + bias`` enters ``v`` unwrapped. (lava's model has no refractory period:
+use ``refractory=1``.)
 
 Other digital chips: non-leaky integrate-and-fire, ``v = fit(v + a + bias)``, spike when
 ``v >= theta`` (``> theta`` for ``compare: gt``), reset by subtracting ``theta`` (DESIGN §6) or, for
@@ -27,10 +36,12 @@ import numpy as np
 
 from .fixed_point import IntFormat
 
-__all__ = ["loihi_decay", "LoihiCUBA", "IntegrateFire", "DECAY_BITS", "ACT_SHIFT"]
+__all__ = ["loihi_decay", "lava_wrap", "LoihiCUBA", "IntegrateFire", "DECAY_BITS", "ACT_SHIFT", "LOIHI_VARIANTS"]
 
 DECAY_BITS = 12
 ACT_SHIFT = 6
+STATE_BITS = 24
+LOIHI_VARIANTS = ("nengo_loihi", "lava")
 
 
 def loihi_decay(x: np.ndarray, d: int | np.ndarray, offset: int = 0) -> np.ndarray:
@@ -46,51 +57,85 @@ def loihi_decay(x: np.ndarray, d: int | np.ndarray, offset: int = 0) -> np.ndarr
     return np.sign(x) * ((np.abs(x) * factor) >> DECAY_BITS)
 
 
+def lava_wrap(x: np.ndarray, bits: int = STATE_BITS) -> np.ndarray:
+    """Wrap into ``[-2**(bits-1) + 1, 2**(bits-1)]``, as lava's bit-accurate LIF wraps ``u``.
+
+    Examples
+    --------
+    >>> lava_wrap(np.array([2**23, -2**23, 2**23 + 5]))
+    array([ 8388608,  8388608, -8388603])
+    """
+    x = np.asarray(x, dtype=np.int64)
+    half = np.int64(1) << (bits - 1)
+    return np.mod(x + half - 1, np.int64(1) << bits) - half + 1
+
+
+def _per_compartment(name: str, value, lo: int, hi: int) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.int64)
+    if arr.size == 0 or np.any(arr < lo) or np.any(arr > hi):
+        raise ValueError(f"{name} must be in {lo}..{hi}, got {value!r}")
+    return arr
+
+
 @dataclass
 class LoihiCUBA:
     """A population of Loihi CUBA LIF compartments in integer arithmetic (module docstring).
 
+    Every parameter is a scalar or one value per compartment (shape ``(n,)``).
+
     Parameters
     ----------
     n : int
-    du, dv : int
+    du, dv : int or ndarray
         12-bit decay constants (0..4095); ``du = 4095`` makes ``u`` the current step's input,
         ``dv = 0`` a non-leaky voltage.
     vth_mant : int or ndarray
         Threshold mantissa (17 bits); the threshold is ``vth_mant << 6``.
     bias_mant, bias_exp : int or ndarray
         Bias ``bias_mant << bias_exp`` (13-bit signed mantissa, exponent 0..7).
-    refractory : int
+    refractory : int or ndarray
         Refractory delay (1..63): after a spike, ``v`` is held at 0 for ``refractory - 1`` steps.
     act_shift : int
         Left shift of the synaptic input (6 on Loihi; 0 when the input already includes it).
     accumulator, u_format, v_format : IntFormat
         Defaults: 22-bit wrapping accumulator, 24-bit wrapping ``u``, ``v`` saturating at
-        ``+-(2**23 - 1)``.
+        ``+-(2**23 - 1)``. ``u_format`` also wraps ``u + bias`` (nengo-loihi variant).
+    vmin, vmax : int or ndarray, optional
+        Voltage limits inside ``v_format``'s range (default: that range); nengo-loihi's converted
+        neurons use ``vmin = 0``.
+    variant : {"nengo_loihi", "lava"}
+        Whose emulator to follow where they differ (module docstring).
     """
 
     n: int
-    du: int = 4095
-    dv: int = 0
+    du: int | np.ndarray = 4095
+    dv: int | np.ndarray = 0
     vth_mant: int | np.ndarray = 1
     bias_mant: int | np.ndarray = 0
     bias_exp: int | np.ndarray = 0
-    refractory: int = 1
+    refractory: int | np.ndarray = 1
     act_shift: int = ACT_SHIFT
     accumulator: IntFormat = field(default_factory=lambda: IntFormat(22, True, overflow="wrap", name="accumulator"))
     u_format: IntFormat = field(default_factory=lambda: IntFormat(24, True, overflow="wrap", name="state u"))
     v_format: IntFormat = field(default_factory=lambda: IntFormat(24, True, overflow="saturate", lo=-(2 ** 23 - 1),
                                                                   hi=2 ** 23 - 1, name="state v"))
+    vmin: int | np.ndarray | None = None
+    vmax: int | np.ndarray | None = None
+    variant: str = "nengo_loihi"
 
     def __post_init__(self) -> None:
-        if not (0 <= self.du <= 4095 and 0 <= self.dv <= 4095):
-            raise ValueError(f"du, dv must be 12-bit (0..4095), got du={self.du}, dv={self.dv}")
-        if not 1 <= self.refractory <= 63:
-            raise ValueError(f"refractory must be in 1..63, got {self.refractory}")
+        self._du = _per_compartment("du", self.du, 0, 4095)
+        self._dv = _per_compartment("dv", self.dv, 0, 4095)
+        self._ref = _per_compartment("refractory", self.refractory, 1, 63)
+        lo, hi = self.v_format.min, self.v_format.max
+        self._vmin = _per_compartment("vmin", lo if self.vmin is None else self.vmin, lo, hi)
+        self._vmax = _per_compartment("vmax", hi if self.vmax is None else self.vmax, lo, hi)
+        if self.variant not in LOIHI_VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(LOIHI_VARIANTS)}, got {self.variant!r}")
         self.u = np.zeros(self.n, dtype=np.int64)
         self.v = np.zeros(self.n, dtype=np.int64)
         self.counter = np.zeros(self.n, dtype=np.int64)
-        self.overflow = {"accumulator": 0, "u": 0, "v": 0}
+        self.overflow = {"accumulator": 0, "u": 0, "u_bias": 0, "v": 0}
 
     @property
     def threshold(self) -> np.ndarray:
@@ -103,6 +148,16 @@ class LoihiCUBA:
         return np.broadcast_to(np.asarray(self.bias_mant, dtype=np.int64) << np.asarray(self.bias_exp, dtype=np.int64),
                                (self.n,))
 
+    def _wrap_u(self, x: np.ndarray, key: str) -> np.ndarray:
+        """Wrap a current-register value and count the wraps under ``key``."""
+        if self.variant == "lava":
+            out = lava_wrap(x, self.u_format.bits)
+            self.overflow[key] += int(np.count_nonzero(out != x))
+            return out
+        out, n = self.u_format.fit(x)
+        self.overflow[key] += n
+        return out
+
     def step(self, a: np.ndarray) -> np.ndarray:
         """Advance one step with synaptic input ``a`` (shape ``(n,)`` or ``(batch, n)``); returns spikes."""
         a = np.asarray(a, dtype=np.int64)
@@ -110,16 +165,21 @@ class LoihiCUBA:
             self.u = np.broadcast_to(self.u, a.shape).copy()
             self.v = np.broadcast_to(self.v, a.shape).copy()
             self.counter = np.broadcast_to(self.counter, a.shape).copy()
-        q, n = self.accumulator.fit(a << self.act_shift)
-        self.overflow["accumulator"] += n
-        self.u, n = self.u_format.fit(loihi_decay(self.u, self.du, offset=1) + q)
-        self.overflow["u"] += n
-        self.v, n = self.v_format.fit(loihi_decay(self.v, self.dv) + self.u + self.bias)
-        self.overflow["v"] += n
+        q = a << self.act_shift
+        if self.variant == "nengo_loihi":
+            q, n = self.accumulator.fit(q)
+            self.overflow["accumulator"] += n
+        self.u = self._wrap_u(loihi_decay(self.u, self._du, offset=1) + q, "u")
+        u2 = self.u + self.bias
+        if self.variant == "nengo_loihi":
+            u2 = self._wrap_u(u2, "u_bias")
+        v = loihi_decay(self.v, self._dv) + u2
+        self.overflow["v"] += int(np.count_nonzero((v < self._vmin) | (v > self._vmax)))
+        self.v = np.clip(v, self._vmin, self._vmax)
         self.v = np.where(self.counter > 0, 0, self.v)
         spikes = self.v > self.threshold
         self.v = np.where(spikes, 0, self.v)
-        self.counter = np.maximum(np.where(spikes, self.refractory, self.counter) - 1, 0)
+        self.counter = np.maximum(np.where(spikes, self._ref, self.counter) - 1, 0)
         return spikes
 
 
