@@ -106,7 +106,7 @@ def test_integer_forward_without_register_limits_matches_the_dequantised_network
     # Calibrating on 2x the data leaves headroom: no activity saturates.
     q = quantize(net, "akida2", np.vstack([x, 2 * x]), weight_bits=8, activation_bits=8 + 12, input_bits=20)
     np.testing.assert_allclose(q.forward(x), q.dequantized().forward(x), rtol=0, atol=1e-4)
-    assert sum(q.stats["activation_saturated"].values()) == 0
+    assert sum(q.run(x).counters["activation_saturated"].values()) == 0
 
 
 def test_saturation_and_clipping_are_counted(setup):
@@ -115,10 +115,10 @@ def test_saturation_and_clipping_are_counted(setup):
                  percentile=60)
     q.forward(x)
     assert sum(q.stats["weights_clipped"].values()) > 0
-    assert sum(q.stats["activation_saturated"].values()) > 0
+    assert sum(q.run(x).counters["activation_saturated"].values()) > 0
     q = quantize(net, "loihi1", x, accumulator_bits=8, accumulator_overflow="wrap")
     q.forward(x)
-    assert sum(q.stats["accumulator_overflow"].values()) > 0
+    assert sum(q.run(x).counters["accumulator_overflow"].values()) > 0
     with pytest.raises(FixedPointOverflowError):
         quantize(net, "loihi1", x, accumulator_bits=8, accumulator_overflow="error").forward(x)
 
@@ -199,7 +199,7 @@ def test_without_calibration_interval_bounds_leave_no_saturation_for_inputs_in_t
     net, x = setup
     q = quantize(net, "akida2", weight_bits=8)
     out = q.forward(x)
-    assert sum(q.stats["activation_saturated"].values()) == 0 and sum(q.stats["input_saturated"].values()) == 0
+    assert sum(q.run(x).counters["activation_saturated"].values()) == 0 and sum(q.run(x).counters["input_saturated"].values()) == 0
     assert np.abs(out - net.forward(x)).max() < 0.1 * np.abs(net.forward(x)).max()
 
 

@@ -26,7 +26,8 @@ from ..balancing.costs import Cost, Lp
 from ..balancing.balance import balance
 from ..errors import ProfileError
 from ..model.network import Network
-from .emulate import activation_ranges, quantize
+from .calibration import activation_ranges
+from .emulate import quantize
 from .profile import list_profiles, load_profile
 
 __all__ = ["Evaluation", "evaluate", "VARIANTS", "plot_evaluation"]
@@ -198,13 +199,13 @@ def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[s
                     except ProfileError as err:
                         rec["skipped"] = str(err)
                     else:
-                        out = qnet.forward(X)
+                        run = qnet.run(X)
+                        out = run.output
                         rec["weight_bits"] = None if qnet.spec.ideal else qnet.spec.weight_bits
                         rec["accuracy"] = _accuracy(out, y)
                         rec["output_error"] = float(np.sqrt(np.mean((out - reference) ** 2)) / norm)
-                        fs = qnet.forward_stats
-                        rec["saturation"] = int(sum(sum(v.values()) for v in fs.values()))
-                        rec["clipped_weights"] = int(sum(qnet.quantization_stats.get("weights_clipped", {}).values()))
+                        rec["saturation"] = run.saturation
+                        rec["clipped_weights"] = int(sum(qnet.stats.get("weights_clipped", {}).values()))
                     rec["seconds"] = time.perf_counter() - t0
                     records.append(rec)
         if progress is not None:

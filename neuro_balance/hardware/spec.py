@@ -15,10 +15,11 @@ from ..errors import ProfileError
 from .fixed_point import OVERFLOW_MODES, ROUNDING_MODES, IntFormat
 from .profile import Profile, load_profile
 
-__all__ = ["ChipSpec", "OVERRIDES", "GRANULARITIES", "METHODS"]
+__all__ = ["ChipSpec", "OVERRIDES", "GRANULARITIES", "METHODS", "RESETS"]
 
 GRANULARITIES = ("network", "layer", "channel", "neuron")
 METHODS = ("max", "percentile", "input")
+RESETS = ("zero", "subtract")
 
 _SHARED_TO_GRANULARITY = {
     "synapse_config": "layer", "connection": "layer", "layer": "layer", "core": "layer", "synapse_type": "layer",
@@ -41,6 +42,9 @@ OVERRIDES = {
     "accumulator_overflow": " | ".join(OVERFLOW_MODES),
     "state_overflow": "overflow policy of every neuron state: " + " | ".join(OVERFLOW_MODES),
     "analog_noise": "False disables analog gain noise and mismatch (an ideal analog chip)",
+    "max_rate": "spikes per step at the calibrated maximum activity (0 < max_rate <= 1); threshold = I_max / max_rate",
+    "reset": "spiking reset: " + " | ".join(RESETS),
+    "v_floor": "lowest membrane value of a spiking unit (None: the register's minimum)",
 }
 
 
@@ -77,9 +81,15 @@ class ChipSpec:
     activation_method, activation_percentile
     activation_rounding : str
         Rounding of the requantisation multiply on graded chips.
+    max_rate : float
+        Spikes per step of a hidden unit at the calibrated maximum activity; the threshold is
+        ``I_max / max_rate`` (``conversion_defaults.max_rate``).
     reset : {"subtract", "zero"}
         Spike rate of a spiking unit with constant input: ``floor(I T / theta)`` (subtract) or
         ``floor(T / k)`` with ``k`` steps to cross the threshold (zero).
+    v_floor : int or None
+        The membrane of a spiking unit is clipped from below here (nengo-loihi's converted neurons:
+        ``vmin = 0``); None: the register's minimum.
     compare : {"gt", "ge"}
     accumulator : IntFormat or None
     current : IntFormat or None
@@ -125,7 +135,9 @@ class ChipSpec:
     activation_method: str = "max"
     activation_percentile: float = 99.9
     activation_rounding: str = "nearest"
+    max_rate: float = 1.0
     reset: str = "subtract"
+    v_floor: int | None = None
     compare: str = "ge"
     accumulator: IntFormat | None = None
     current: IntFormat | None = None
@@ -166,7 +178,10 @@ class ChipSpec:
         * granularity: ``conversion_defaults.scale_granularity``, else the exponent's or scale's
           ``shared_per`` (connection / synapse config / per tensor -> layer; per axis -> neuron).
         * binary spikes (a neuron model and no graded ``activations`` section) make activity a
-          spike count over ``2**activation_bits - 1`` steps.
+          spike count over ``2**activation_bits - 1`` steps; the calibrated maximum fires at
+          ``conversion_defaults.max_rate`` spikes per step (default 1).
+        * reset: ``neuron.reset`` (``value`` resets count as ``zero``), unless overridden; the
+          membrane floor: ``conversion_defaults.v_floor``, else the membrane register's minimum.
         """
         prof = load_profile(profile, warn=False) if not isinstance(profile, Profile) else profile
         unknown = set(overrides) - set(OVERRIDES)
@@ -255,6 +270,16 @@ class ChipSpec:
             readout = IntFormat(int(g("analog.readout.bits")), bool(g("analog.readout.signed", True)), 0,
                                 g("analog.readout.overflow", "saturate"), name="analog readout")
         noise = overrides.get("analog_noise", True)
+        max_rate = overrides.get("max_rate") or g("conversion_defaults.max_rate", 1.0)
+        if not (isinstance(max_rate, (int, float)) and 0 < max_rate <= 1):
+            raise ProfileError(f"{where}: field 'conversion_defaults.max_rate': must be in (0, 1] spikes per step, "
+                               f"got {max_rate!r}")
+        # Reset to a value (sPyNNaker's v_reset, assumed 0 for converted networks) loses the overshoot
+        # like reset to zero; subtractive and multi-mode resets (TrueNorth) keep it.
+        reset = overrides.get("reset") or ("zero" if g("neuron.reset") in ("zero", "value") else "subtract")
+        if reset not in RESETS:
+            raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+        v_floor = overrides.get("v_floor", g("conversion_defaults.v_floor"))
         return cls(
             name=prof.name, kind=prof.kind, weight_bits=bits, weight_qmin=qmin, weight_qmax=qmax, weight_form=form,
             exp_min=g("weights.exponent.min") if form == "pow2" else None,
@@ -267,9 +292,8 @@ class ChipSpec:
             activation_bits=int(act_bits), input_bits=int(input_bits), activation_method=act_method,
             activation_percentile=float(act_pct),
             activation_rounding=g("activations.rounding", "nearest"),
-            # Reset to a value (sPyNNaker's v_reset, assumed 0 for converted networks) loses the overshoot
-            # like reset to zero; subtractive and multi-mode resets (TrueNorth) keep it.
-            reset="zero" if g("neuron.reset") in ("zero", "value") else "subtract", compare=g("neuron.compare", "ge"),
+            max_rate=float(max_rate), reset=reset, v_floor=None if v_floor is None else int(v_floor),
+            compare=g("neuron.compare", "ge"),
             accumulator=acc, current=current, membrane=membrane,
             threshold_bits=g("threshold.mantissa_bits") or g("threshold.bits"),
             threshold_shift=int(g("threshold.shift", 0)), threshold_signed=bool(g("threshold.signed", False)),

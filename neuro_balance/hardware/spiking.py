@@ -1,9 +1,14 @@
-"""The stepped network simulation: a quantised network of a spiking chip run step by step in integers.
+"""The stepped network simulation: a quantised network run step by step in the chip's integers, on every profile.
 
-`simulate` runs a `QuantizedNetwork` of a spiking chip step by step: inputs become regular spike
+`simulate` runs a `QuantizedNetwork` step by step. On spiking chips, inputs become regular spike
 trains with their integer counts over the rate-code window, hidden units are the neurons of
-`neurons` (`LoihiCUBA`, `IntegrateFire`), and the output population integrates its input (a
-non-spiking readout).
+`neurons` (`LoihiCUBA`, `IntegrateFire`) with the membrane clipped at the profile's ``v_floor``, and
+the output population integrates its input (a non-spiking readout). On graded chips every step
+passes integer activity through the whole network (`integer_pass`), drawing the analog noise anew
+each step, and the output is the mean over the steps. `QuantizedNetwork.forward` is the steady-state
+rate model of the same run: on graded chips without noise the two are equal; on spiking chips they
+differ by how far spike trains are from constant inputs (the bound is tested in
+``tests/test_hardware_emulate.py`` and stated in the README).
 """
 from __future__ import annotations
 
@@ -11,23 +16,37 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ModelError
 from ..seeding import check_random_state
 from .fixed_point import IntFormat
-from .emulate import QuantizedNetwork
+from .integer_pass import accumulate, encode_input, new_counters, run_integer
 from .neurons import ACT_SHIFT, IntegrateFire, LoihiCUBA
+from .quantized import QuantizedNetwork
 
 __all__ = ["SpikingRun", "simulate"]
 
 
 @dataclass
 class SpikingRun:
-    """What `simulate` returns: dequantised outputs, spike counts, final membranes, overflow counts."""
+    """What `simulate` returns.
+
+    Attributes
+    ----------
+    output : ndarray (batch, n_out)
+        Dequantised output.
+    counts : dict of ndarray
+        Spike counts (spiking chips) or summed integer activity (graded chips) per population.
+    overflow : dict of dict
+        Accumulator overflow per population and each neuron population's state overflow counts.
+    membranes : dict of ndarray
+        Final membrane of every spiking hidden population (empty on graded chips).
+    steps : int
+    """
 
     output: np.ndarray
     counts: dict[str, np.ndarray]
     overflow: dict[str, dict[str, int]]
     membranes: dict[str, np.ndarray]
+    steps: int = 1
 
 
 def _regular_spikes(counts: np.ndarray, window: int, t: int) -> np.ndarray:
@@ -36,32 +55,82 @@ def _regular_spikes(counts: np.ndarray, window: int, t: int) -> np.ndarray:
 
 
 def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None) -> SpikingRun:
-    """Run a quantised network of a binary-spike chip step by step in integer arithmetic.
+    """Run a quantised network step by step in integer arithmetic.
 
-    Loihi profiles (``neuron.model: cuba_lif``) use `LoihiCUBA` with ``du = 4095`` (the current is
-    the step's input), ``dv = 0`` and refractory 1, so a hidden unit behaves like the static
-    emulation's reset-to-zero rate model; other chips use `IntegrateFire` with their reset.
+    Spiking chips: Loihi profiles (``neuron.model: cuba_lif``, reset to zero) use `LoihiCUBA` with
+    ``du = 4095`` (the current is the step's input), ``dv = 0`` and refractory 1; other chips, and
+    Loihi with ``reset="subtract"``, use `IntegrateFire` with the spec's reset and comparison.
+    Graded chips: ``steps`` passes of integer activity (module docstring).
 
     Parameters
     ----------
     qnet : QuantizedNetwork
-        From `quantize` on a spiking profile.
+        From `quantize`.
     x : ndarray (batch, n_in)
     steps : int, optional
-        Time steps (default: the rate-code window).
+        Time steps (default: the rate-code window on spiking chips, 1 on graded ones).
 
     Returns
     -------
     SpikingRun
+
+    Examples
+    --------
+    >>> import neuro_balance as nb, numpy as np
+    >>> net = nb.mlp([4, 8, 3], seed=0)
+    >>> x = np.random.default_rng(0).random((16, 4))
+    >>> run = nb.hardware.simulate(nb.hardware.quantize(net, "loihi1", x), x)
+    >>> run.output.shape, run.steps
+    ((16, 3), 255)
     """
     spec = qnet.spec
-    if not spec.spiking:
-        raise ModelError(f"simulate: profile {spec.name!r} passes graded activity; use QuantizedNetwork.forward")
-    net = qnet.network
     steps = spec.window if steps is None else int(steps)
+    if steps < 1:
+        raise ValueError(f"simulate: steps must be >= 1, got {steps}")
+    if not spec.spiking:
+        return _simulate_graded(qnet, x, steps)
+    net = qnet.network
     x = np.asarray(x, dtype=np.float64)
-    counts_in, _ = qnet.input_format.fit(np.rint(x / qnet.input_scale).astype(np.int64))
-    loihi = qnet.profile.get("neuron.model") == "cuba_lif"
+    counts_in, _ = encode_input(qnet, x)
+    neurons = _neurons(qnet)
+    batch = x.shape[0]
+    counts = {name: np.zeros((batch, net.populations[name].n_features), dtype=np.int64) for name in net.populations}
+    out_name = net.output.name
+    out_acc = np.zeros((batch, net.output.n_features), dtype=np.int64)
+    counters = new_counters()
+    rng = check_random_state(qnet.seed)
+    for t in range(steps):
+        spikes = {net.input.name: _regular_spikes(counts_in, spec.window, t % spec.window)}
+        for name in net.order:
+            pop = net.populations[name]
+            if pop.role == "input":
+                continue
+            # One step's synaptic input: the emulator's accumulation with a window of one step.
+            a = accumulate(qnet, pop, spikes, counters, rng, 1)
+            if name == out_name:
+                out_acc += a
+                continue
+            nrn = neurons[name]
+            spikes[name] = nrn.step(a).astype(np.int64)
+            if spec.v_floor is not None:
+                nrn.v = np.maximum(nrn.v, spec.v_floor)
+            counts[name] += spikes[name]
+        counts[net.input.name] += spikes[net.input.name]
+    lay = qnet.layers[out_name]
+    rep = net.output.n_features // net.output.size
+    if lay.bias is not None:
+        out_acc = out_acc + np.repeat(lay.bias, rep) * steps
+    output = net.output.activation(out_acc * np.repeat(lay.s_acc, rep) * (spec.window / steps))
+    stats = {"accumulator": counters["accumulator_overflow"],
+             **{name: dict(nrn.overflow) for name, nrn in neurons.items()}}
+    return SpikingRun(output, counts, stats, {name: nrn.v.copy() for name, nrn in neurons.items()}, steps)
+
+
+def _neurons(qnet: QuantizedNetwork) -> dict:
+    """One neuron population per hidden population, with the quantised thresholds and biases."""
+    spec = qnet.spec
+    net = qnet.network
+    loihi = qnet.profile.get("neuron.model") == "cuba_lif" and spec.reset == "zero"
     neurons = {}
     for name, lay in qnet.layers.items():
         pop = net.populations[name]
@@ -78,31 +147,20 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None) ->
         else:
             neurons[name] = IntegrateFire(pop.n_features, theta=theta, bias=bias, v_format=spec.membrane,
                                           compare=spec.compare, reset=spec.reset)
-    batch = x.shape[0]
-    counts = {name: np.zeros((batch, net.populations[name].n_features), dtype=np.int64) for name in net.populations}
-    out_name = net.output.name
-    out_acc = np.zeros((batch, net.output.n_features), dtype=np.int64)
-    counters: dict[str, dict[str, int]] = {"accumulator_overflow": {}, "readout_saturated": {}}
-    rng = check_random_state(qnet.seed)
+    return neurons
+
+
+def _simulate_graded(qnet: QuantizedNetwork, x: np.ndarray, steps: int) -> SpikingRun:
+    """``steps`` integer passes with fresh analog noise each; the output is their mean."""
+    total = None
+    counts: dict[str, np.ndarray] = {}
+    overflow: dict[str, dict[str, int]] = {}
     for t in range(steps):
-        spikes = {net.input.name: _regular_spikes(counts_in, spec.window, t % spec.window)}
-        for name in net.order:
-            pop = net.populations[name]
-            if pop.role == "input":
-                continue
-            # One step's synaptic input: the emulator's accumulation with a window of one step.
-            a = qnet._accumulate(pop, spikes, counters, rng, window=1)
-            if name == out_name:
-                out_acc += a
-                continue
-            spikes[name] = neurons[name].step(a).astype(np.int64)
-            counts[name] += spikes[name]
-        counts[net.input.name] += spikes[net.input.name]
-    lay = qnet.layers[out_name]
-    rep = net.output.n_features // net.output.size
-    if lay.bias is not None:
-        out_acc = out_acc + np.repeat(lay.bias, rep) * steps
-    output = net.output.activation(out_acc * np.repeat(lay.s_acc, rep) * (spec.window / steps))
-    stats = {"accumulator": counters["accumulator_overflow"],
-             **{name: dict(nrn.overflow) for name, nrn in neurons.items()}}
-    return SpikingRun(output, counts, stats, {name: nrn.v.copy() for name, nrn in neurons.items()})
+        run = run_integer(qnet, x, seed=qnet.seed + t)
+        total = run.output if total is None else total + run.output
+        for name, a in run.activity.items():
+            counts[name] = counts.get(name, 0) + a
+        for key, per_pop in run.counters.items():
+            for name, n in per_pop.items():
+                overflow.setdefault(key, {})[name] = overflow.get(key, {}).get(name, 0) + n
+    return SpikingRun(total / steps, counts, overflow, {}, steps)

@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         report["projections"][proj.name] = {"levels": int(len(np.unique(m))), "max_abs": int(np.abs(m).max()),
                                             "clipped": int(clipped)}
     if X is not None:
-        out = q.forward(X)
+        run_ = q.run(X)
+        out = run_.output
         ref = net.forward(X)
         err = float(np.sqrt(np.mean((out - ref) ** 2)) / (np.sqrt(np.mean(ref ** 2)) or 1.0))
         report["output_error"] = err
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             report.update(float_accuracy=acc_f, quantized_accuracy=acc_q)
             print(f"accuracy: float {acc_f:.4f}, quantised {acc_q:.4f}")
         print(f"{'population':<12}{'input sat':>10}{'acc overflow':>14}{'state overflow':>16}{'activity sat':>14}")
-        fs = q.forward_stats
+        fs = run_.counters
         for name in net.populations:
             row = {k: int(fs.get(k, {}).get(name, 0)) for k in
                    ("input_saturated", "accumulator_overflow", "state_overflow", "activation_saturated")}
