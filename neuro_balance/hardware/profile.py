@@ -5,170 +5,28 @@ rounding and overflow rules and the sources every value comes from (``reference/
 bundled profiles live in the project's top-level ``hardware_profiles/``; a user adds a chip by passing the
 path of their own YAML file to `load_profile`.
 
-Schema (version 1; ``*`` = required, any mapping may also carry ``unverified: true`` and ``note``)::
-
-    schema_version*: 1
-    name*: str               family: str        kind*: digital | digital_programmable | analog | mixed | ideal
-    sources*: [str, ...]     description: str
-    neuron: {model, states, reset: zero|subtract|value|modes, compare: gt|ge,
-             refractory: {min, max, hold: zero|clamp|none}, max_spikes_per_step}
-    weights*: {format: int|mantissa_exponent|axon_type_lookup|base_weight_select|shared_scale|float,
-               bits | bits_allowed (required unless format is float), signed, symmetric,
-               sign_by: synapse_type|paired_rows, sign_modes, first_layer_bits_allowed,
-               exponent: {min, max, base, offset, shared_per}, scale: {shared_per, form},
-               axon_types, base_weights_per, rounding*: nearest|nearest_even|truncate|floor|toward_zero|stochastic,
-               clip: saturate|error}
-    inputs: {bits, signed}   activations: {bits, bits_allowed, scale: per_tensor|per_axis, rounding}
-    accumulator: {bits, signed, overflow*: wrap|saturate|error}
-    state*: {<name>: {bits, signed, frac_bits, overflow*, range: [min, max]}}
-    threshold: {bits | mantissa_bits, shift, signed}
-    bias: {bits | mantissa_bits, exponent_bits, exponent_range: [min, max], signed}
-    decay: {kind: multiplicative|bitshift|exp_fixed|analog|none, bits, offset: {<state>: int}, rounding, formula}
-    analog: {gain, noise_std, mismatch_sigma, chunk_rows, calibrate, readout: {bits, signed, rounding, overflow}}
-    conversion_defaults: {scale_granularity: network|layer|channel|neuron, method: max|percentile,
-                          percentile, weight_bits, activation_bits, activation_method, activation_percentile}
-    time, arithmetic, noise, learning, delays, limits, spike_payload_bits, stochastic,
-    synapse_connectivity_bits: documentation (type-checked loosely)
-
-A leaf whose value is not sourced is written ``{value: X, unverified: true}`` (``X`` may be null); a
-mapping with ``unverified: true`` flags all its fields. Such profiles load with one
-`UnverifiedProfileWarning` listing the fields.
+The schema, its checks and the messages they raise are in `profile_schema`.
 """
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from ..errors import ProfileError
 from ..resources import resource_dir
-from .fixed_point import OVERFLOW_MODES, ROUNDING_MODES
+from .profile_schema import SCHEMA_VERSION, validate
 
 __all__ = ["Profile", "load_profile", "list_profiles", "PROFILE_DIR", "SCHEMA_VERSION", "UnverifiedProfileWarning"]
 
-SCHEMA_VERSION = 1
 PROFILE_DIR = resource_dir("hardware_profiles")
 
 
 class UnverifiedProfileWarning(UserWarning):
     """A profile uses values flagged ``unverified: true``."""
-
-
-# ---------------------------------------------------------------------------------------- checkers
-def _enum(*choices: Any) -> Callable[[Any], str | None]:
-    def check(v):
-        return None if v in choices else f"must be one of {', '.join(map(str, choices))}"
-    return check
-
-
-def _int(lo: float = -math.inf, hi: float = math.inf) -> Callable[[Any], str | None]:
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, int):
-            return "must be an integer"
-        return None if lo <= v <= hi else f"must be in [{lo}, {hi}]"
-    return check
-
-
-def _num(lo: float = -math.inf, hi: float = math.inf) -> Callable[[Any], str | None]:
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return "must be a finite number"
-        return None if lo <= v <= hi else f"must be in [{lo}, {hi}]"
-    return check
-
-
-def _bool(v):
-    return None if isinstance(v, bool) else "must be true or false"
-
-
-def _str(v):
-    return None if isinstance(v, str) and v else "must be a non-empty string"
-
-
-def _int_list(lo: int = 1, hi: int = 64) -> Callable[[Any], str | None]:
-    def check(v):
-        if not isinstance(v, list) or not v or any(isinstance(x, bool) or not isinstance(x, int) for x in v):
-            return "must be a non-empty list of integers"
-        return None if all(lo <= x <= hi for x in v) else f"entries must be in [{lo}, {hi}]"
-    return check
-
-
-def _pair(v):
-    if (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
-            and v[0] <= v[1]):
-        return None
-    return "must be [min, max] integers with min <= max"
-
-
-def _any(v):
-    return None
-
-
-def _str_list(v):
-    if isinstance(v, list) and v and all(isinstance(s, str) and s for s in v):
-        return None
-    return "must be a non-empty list of strings"
-
-
-_BITS = _int(1, 62)
-_ROUND = _enum(*ROUNDING_MODES)
-_OVER = _enum(*OVERFLOW_MODES)
-_SHARED = _enum("synapse_config", "connection", "layer", "channel", "neuron", "core", "synapse_type",
-                "synapse_type_per_core", "per_tensor", "per_axis", "network")
-
-# Fields the emulator reads: dotted path (``*`` = any name) -> checker. Sections listed in _STRICT
-# reject unknown keys (typos there would silently change the emulation).
-_FIELDS: dict[str, Callable[[Any], str | None]] = {
-    "schema_version": _int(1, 1), "name": _str, "family": _str, "description": _str, "sources": _str_list,
-    "kind": _enum("digital", "digital_programmable", "analog", "mixed", "ideal"),
-    "neuron.model": _enum("lif", "cuba_lif", "if", "adex", "tn_lif", "programmable", "none"),
-    "neuron.states": _str_list, "neuron.reset": _enum("zero", "subtract", "value", "modes"),
-    "neuron.compare": _enum("gt", "ge"), "neuron.refractory.min": _int(0), "neuron.refractory.max": _int(0),
-    "neuron.refractory.hold": _enum("zero", "clamp", "none"), "neuron.max_spikes_per_step": _int(1),
-    "neuron.reference_models": _str_list, "neuron.synapses": _int(0), "neuron.leak": _str,
-    "neuron.reset_modes": _int(1), "neuron.threshold.stochastic_mask": _bool, "neuron.negative_threshold": _bool,
-    "weights.format": _enum("int", "mantissa_exponent", "axon_type_lookup", "base_weight_select", "shared_scale",
-                            "float"),
-    "weights.bits": _BITS, "weights.bits_allowed": _int_list(), "weights.first_layer_bits_allowed": _int_list(),
-    "weights.signed": _bool, "weights.symmetric": _bool, "weights.sign_by": _enum("synapse_type", "paired_rows"),
-    "weights.sign_modes.*": _pair, "weights.exponent.min": _int(), "weights.exponent.max": _int(),
-    "weights.exponent.base": _int(2, 2), "weights.exponent.offset": _int(), "weights.exponent.shared_per": _SHARED,
-    "weights.scale.shared_per": _SHARED, "weights.scale.form": _str, "weights.rounding": _ROUND,
-    "weights.clip": _enum("saturate", "error"), "weights.axon_types": _int(1), "weights.per": _str,
-    "weights.base_weights_per": _str, "weights.signed_via": _str, "weights.signed_range": _pair,
-    "weights.shift.*": _any,
-    "inputs.bits": _BITS, "inputs.signed": _bool,
-    "activations.bits": _BITS, "activations.bits_allowed": _int_list(), "activations.rounding": _ROUND,
-    "activations.scale": _enum("per_tensor", "per_axis"),
-    "accumulator.bits": _BITS, "accumulator.signed": _bool, "accumulator.overflow": _OVER,
-    "state.*.bits": _BITS, "state.*.signed": _bool, "state.*.frac_bits": _int(0, 62), "state.*.overflow": _OVER,
-    "state.*.range": _pair, "state.*.min": _int(),
-    "threshold.bits": _BITS, "threshold.mantissa_bits": _BITS, "threshold.shift": _int(0, 32),
-    "threshold.signed": _bool,
-    "bias.bits": _BITS, "bias.mantissa_bits": _BITS, "bias.signed": _bool, "bias.exponent_bits": _int(0, 8),
-    "bias.exponent_range": _pair,
-    "decay.kind": _enum("multiplicative", "bitshift", "exp_fixed", "analog", "none"), "decay.bits": _BITS,
-    "decay.offset.*": _int(0), "decay.rounding": _ROUND, "decay.formula": _str, "decay.signed": _bool,
-    "analog.gain": _num(0), "analog.noise_std": _num(0), "analog.mismatch_sigma": _num(0),
-    "analog.chunk_rows": _int(1), "analog.calibrate": _str, "analog.readout.bits": _BITS,
-    "analog.readout.signed": _bool, "analog.readout.rounding": _ROUND, "analog.readout.overflow": _OVER,
-    "conversion_defaults.scale_granularity": _enum("network", "layer", "channel", "neuron"),
-    "conversion_defaults.method": _enum("max", "percentile", "input"), "conversion_defaults.percentile": _num(50, 100),
-    "conversion_defaults.weight_bits": _BITS, "conversion_defaults.activation_bits": _BITS,
-    "conversion_defaults.activation_method": _enum("max", "percentile"),
-    "conversion_defaults.activation_percentile": _num(50, 100), "conversion_defaults.scale": _str,
-    "conversion_defaults.calibration": _str,
-}
-_STRICT = ("weights", "accumulator", "state", "threshold", "bias", "analog", "conversion_defaults", "neuron",
-           "inputs", "activations", "decay")
-_DOC_SECTIONS = ("time", "arithmetic", "noise", "learning", "delays", "limits", "spike_payload_bits", "stochastic",
-                 "synapse_connectivity_bits")
-_TOP = {p.split(".")[0] for p in _FIELDS} | set(_DOC_SECTIONS)
-_META = ("unverified", "note")
 
 
 @dataclass
@@ -213,108 +71,8 @@ class Profile:
         return f"Profile({self.name!r}, kind={self.kind!r}{flagged})"
 
 
-# ---------------------------------------------------------------------------------------- loading
-def _pattern(dotted: str) -> str | None:
-    """The `_FIELDS` key matching a dotted name (``state.v.bits`` -> ``state.*.bits``), if any."""
-    if dotted in _FIELDS:
-        return dotted
-    parts = dotted.split(".")
-    for i in range(1, len(parts)):
-        candidate = ".".join(parts[:i] + ["*"] + parts[i + 1:])
-        if candidate in _FIELDS:
-            return candidate
-    return None
-
-
-def _is_prefix(dotted: str) -> bool:
-    """True when some schema field lies below ``dotted`` (it is a known section)."""
-    parts = dotted.split(".")
-    for key in _FIELDS:
-        kp = key.split(".")
-        if len(kp) > len(parts) and all(a == b or a == "*" for a, b in zip(kp, parts)):
-            return True
-    return False
-
-
-def _walk(node: Any, dotted: str, where: str, unverified: list[str]) -> Any:
-    """Validate ``node`` at ``dotted``; return it with unverified leaves unwrapped."""
-    if isinstance(node, dict):
-        if node.get("unverified") is True:
-            unverified.append(dotted)
-        elif "unverified" in node and node["unverified"] is not False:
-            raise ProfileError(f"{where}: field '{dotted}.unverified': must be true or false, "
-                               f"got {node['unverified']!r}")
-        if "value" in node and set(node) <= {"value", "unverified", "note"}:
-            value = node["value"]
-            if value is None:
-                return None
-            return _walk(value, dotted, where, [])
-        out = {}
-        for key, value in node.items():
-            if key in _META:
-                continue
-            if not isinstance(key, str):
-                raise ProfileError(f"{where}: field '{dotted}': keys must be strings, got {key!r}")
-            child = f"{dotted}.{key}" if dotted else key
-            if not dotted and key not in _TOP:
-                raise ProfileError(f"{where}: field '{key}': unknown field (schema {SCHEMA_VERSION}; known: "
-                                   f"{', '.join(sorted(_TOP))}), got {value!r}")
-            section = child.split(".")[0]
-            if section in _STRICT and _pattern(child) is None and not _is_prefix(child):
-                raise ProfileError(f"{where}: field '{child}': unknown field in section '{section}', got {value!r}")
-            out[key] = _walk(value, child, where, unverified)
-        return out
-    if node is None:
-        return None
-    pattern = _pattern(dotted)
-    if pattern is not None:
-        problem = _FIELDS[pattern](node)
-        if problem:
-            raise ProfileError(f"{where}: field '{dotted}': {problem}, got {node!r}")
-    elif isinstance(node, str) and node.strip().upper() == "UNVERIFIED":
-        raise ProfileError(f"{where}: field '{dotted}': write unverified values as "
-                           f"{{value: ..., unverified: true}}, got {node!r}")
-    return node
-
-
-def _require(data: dict, profile_unverified: list[str], where: str) -> None:
-    def need(dotted: str, what: str = "is required") -> None:
-        node: Any = data
-        for key in dotted.split("."):
-            if not isinstance(node, dict) or node.get(key) is None:
-                if any(dotted == u or dotted.startswith(u + ".") for u in profile_unverified):
-                    return
-                raise ProfileError(f"{where}: field '{dotted}': {what}, got {None!r}")
-            node = node[key]
-
-    for key in ("schema_version", "name", "kind", "sources", "weights", "state"):
-        need(key)
-    if data["schema_version"] != SCHEMA_VERSION:
-        raise ProfileError(f"{where}: field 'schema_version': this version reads schema {SCHEMA_VERSION}, "
-                           f"got {data['schema_version']!r}")
-    weights = data["weights"]
-    if not isinstance(weights, dict):
-        raise ProfileError(f"{where}: field 'weights': must be a mapping, got {weights!r}")
-    need("weights.rounding")
-    if weights.get("format") != "float" and weights.get("bits") is None and weights.get("bits_allowed") is None:
-        need("weights.bits", "is required (or weights.bits_allowed) unless weights.format is float")
-    if not isinstance(data["state"], dict):
-        raise ProfileError(f"{where}: field 'state': must be a mapping of state name to format, got {data['state']!r}")
-    for name, fmt in data["state"].items():
-        if not isinstance(fmt, dict):
-            raise ProfileError(f"{where}: field 'state.{name}': must be a mapping, got {fmt!r}")
-        need(f"state.{name}.overflow")
-    exp = weights.get("exponent") or {}
-    if exp.get("min") is not None and exp.get("max") is not None and exp["min"] > exp["max"]:
-        raise ProfileError(f"{where}: field 'weights.exponent': min must be <= max, got {exp!r}")
-
-
 def _parse(data: Any, where: str) -> Profile:
-    if not isinstance(data, dict):
-        raise ProfileError(f"{where}: field '(top level)': a profile must be a mapping, got {type(data).__name__}")
-    unverified: list[str] = []
-    clean = _walk(data, "", where, unverified)
-    _require(clean, unverified, where)
+    clean, unverified = validate(data, where)
     return Profile(name=clean["name"], kind=clean["kind"], family=clean.get("family", clean["name"]),
                    sources=list(clean["sources"]), data=clean, unverified=unverified)
 
