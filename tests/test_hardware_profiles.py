@@ -40,6 +40,14 @@ def test_loihi_profile_carries_the_documented_numbers():
     assert prof.get("state.v.range") == [-8388607, 8388607]
     assert prof.get("accumulator.bits") == 22 and prof.get("threshold.mantissa_bits") == 17
     assert prof.get("weights.exponent.offset") == 6 and prof.get("neuron.compare") == "gt"
+    # nengo-loihi 1.1.0: SynapseConfig.WEIGHT_BITS_MAP = [0..6, 8]; discretize_weights uses np.round
+    # (ties to even); converted neurons clip v at vmin = 0; its emulator wraps u + bias.
+    assert prof.get("weights.bits_allowed") == [1, 2, 3, 4, 5, 6, 8]
+    assert prof.get("weights.rounding") == "nearest_even"
+    assert prof.get("conversion_defaults.v_floor") == 0 and prof.get("neuron.variant") == "nengo_loihi"
+    assert load_profile("loihi2", warn=False).get("neuron.variant") == "lava"
+    with pytest.raises(ProfileError, match=r"loihi1.yaml: field 'weights.bits_allowed': weight_bits=7"):
+        ChipSpec.from_profile(prof, weight_bits=7)
 
 
 def test_unverified_leaf_is_unwrapped_and_listed():
@@ -87,6 +95,13 @@ def test_a_user_profile_loads_from_a_path(tmp_path):
      "'UNVERIFIED'"),
     (lambda d: d["weights"].__setitem__("bits", {"value": 8, "unverified": "yes"}), "weights.bits.unverified",
      "'yes'"),
+    (lambda d: d["neuron"].__setitem__("variant", "brian"), "neuron.variant", "'brian'"),
+    (lambda d: d["neuron"].__setitem__("variant", "lava"), "neuron.variant", "'lava'"),      # speck is not CUBA
+    (lambda d: d["conversion_defaults"].__setitem__("max_rate", 1.5), "conversion_defaults.max_rate", "1.5"),
+    (lambda d: d["conversion_defaults"].__setitem__("max_rate", 0), "conversion_defaults.max_rate", "0"),
+    (lambda d: d["conversion_defaults"].__setitem__("reset", "half"), "conversion_defaults.reset", "'half'"),
+    (lambda d: d["conversion_defaults"].__setitem__("v_floor", 5), "conversion_defaults.v_floor", "5"),
+    (lambda d: d["conversion_defaults"].__setitem__("v_floor", -40000), "conversion_defaults.v_floor", "-40000"),
 ])
 def test_bad_profiles_are_rejected_naming_file_field_and_value(tmp_path, mutate, field, value):
     data = good()

@@ -6,7 +6,8 @@ Schema (version 1; ``*`` = required, any mapping may also carry ``unverified: tr
     name*: str               family: str        kind*: digital | digital_programmable | analog | mixed | ideal
     sources*: [str, ...]     description: str
     neuron: {model, states, reset: zero|subtract|value|modes, compare: gt|ge,
-             refractory: {min, max, hold: zero|clamp|none}, max_spikes_per_step}
+             refractory: {min, max, hold: zero|clamp|none}, max_spikes_per_step,
+             variant: nengo_loihi|lava (cuba_lif only: whose emulator the arithmetic follows)}
     weights*: {format: int|mantissa_exponent|axon_type_lookup|base_weight_select|shared_scale|float,
                bits | bits_allowed (required unless format is float), signed, symmetric,
                sign_by: synapse_type|paired_rows, sign_modes, first_layer_bits_allowed,
@@ -21,7 +22,9 @@ Schema (version 1; ``*`` = required, any mapping may also carry ``unverified: tr
     decay: {kind: multiplicative|bitshift|exp_fixed|analog|none, bits, offset: {<state>: int}, rounding, formula}
     analog: {gain, noise_std, mismatch_sigma, chunk_rows, calibrate, readout: {bits, signed, rounding, overflow}}
     conversion_defaults: {scale_granularity: network|layer|channel|neuron, method: max|percentile,
-                          percentile, weight_bits, activation_bits, activation_method, activation_percentile}
+                          percentile, weight_bits, activation_bits, activation_method, activation_percentile,
+                          max_rate: (0, 1] spikes per step, reset: zero|subtract,
+                          v_floor: int <= 0 within the membrane state's range}
     time, arithmetic, noise, learning, delays, limits, spike_payload_bits, stochastic,
     synapse_connectivity_bits: documentation (type-checked loosely)
 
@@ -87,6 +90,12 @@ def _pair(v):
     return "must be [min, max] integers with min <= max"
 
 
+def _rate(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+        return "must be a number in (0, 1] (spikes per step)"
+    return None
+
+
 def _any(v):
     return None
 
@@ -144,7 +153,9 @@ _FIELDS: dict[str, Callable[[Any], str | None]] = {
     "conversion_defaults.weight_bits": _BITS, "conversion_defaults.activation_bits": _BITS,
     "conversion_defaults.activation_method": _enum("max", "percentile"),
     "conversion_defaults.activation_percentile": _num(50, 100), "conversion_defaults.scale": _str,
-    "conversion_defaults.calibration": _str,
+    "conversion_defaults.calibration": _str, "conversion_defaults.max_rate": _rate,
+    "conversion_defaults.reset": _enum("zero", "subtract"), "conversion_defaults.v_floor": _int(hi=0),
+    "neuron.variant": _enum("nengo_loihi", "lava"),
 }
 _STRICT = ("weights", "accumulator", "state", "threshold", "bias", "analog", "conversion_defaults", "neuron",
            "inputs", "activations", "decay")
@@ -247,6 +258,34 @@ def _require(data: dict, profile_unverified: list[str], where: str) -> None:
     exp = weights.get("exponent") or {}
     if exp.get("min") is not None and exp.get("max") is not None and exp["min"] > exp["max"]:
         raise ProfileError(f"{where}: field 'weights.exponent': min must be <= max, got {exp!r}")
+    _check_neuron_fields(data, where)
+
+
+def _state_min(fmt: dict) -> int | None:
+    """Lowest value of a state register, from its range or its width (None when unknown)."""
+    if fmt.get("range") is not None:
+        return fmt["range"][0]
+    if fmt.get("bits") is None:
+        return None
+    return -(1 << (fmt["bits"] - 1)) if fmt.get("signed", True) else 0
+
+
+def _check_neuron_fields(data: dict, where: str) -> None:
+    """Cross-field rules: the Loihi variant needs a CUBA LIF; the v floor lies in the membrane's range."""
+    neuron = data.get("neuron") or {}
+    variant = neuron.get("variant")
+    if variant is not None and neuron.get("model") != "cuba_lif":
+        raise ProfileError(f"{where}: field 'neuron.variant': applies to neuron.model cuba_lif only "
+                           f"(model is {neuron.get('model')!r}), got {variant!r}")
+    floor = (data.get("conversion_defaults") or {}).get("v_floor")
+    states = data["state"]
+    if floor is None or not states:
+        return
+    name = "v" if "v" in states else list(states)[-1]       # the membrane: v, else the last state
+    lowest = _state_min(states[name])
+    if lowest is not None and floor < lowest:
+        raise ProfileError(f"{where}: field 'conversion_defaults.v_floor': must be >= the lowest value of "
+                           f"state.{name} ({lowest}), got {floor!r}")
 
 
 def validate(data: Any, where: str) -> tuple[dict[str, Any], list[str]]:

@@ -143,7 +143,7 @@ def _neurons(qnet: QuantizedNetwork) -> dict:
             # Effective weights already carry the act_shift (and each connection's exponent).
             neurons[name] = LoihiCUBA(pop.n_features, vth_mant=theta >> ACT_SHIFT, bias_mant=bias, act_shift=0,
                                       accumulator=IntFormat(62, True, name="accumulator"), u_format=spec.current,
-                                      v_format=spec.membrane)
+                                      v_format=spec.membrane, variant=qnet.profile.get("neuron.variant", "nengo_loihi"))
         else:
             neurons[name] = IntegrateFire(pop.n_features, theta=theta, bias=bias, v_format=spec.membrane,
                                           compare=spec.compare, reset=spec.reset)
