@@ -1,5 +1,6 @@
 """The main job, ``neuro-balance run --quick``, end to end through a subprocess."""
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -57,3 +58,26 @@ def test_run_refuses_unknown_profiles_and_models(tmp_path):
     assert proc.returncode == 2 and "unknown profile" in proc.stderr
     proc = cli("run", "--quick", "--model", tmp_path / "absent.yaml", "--out", tmp_path / "y")
     assert proc.returncode == 1 and "absent.yaml" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_run_agents_progress_covers_every_run_of_the_spiking_call():
+    import neuro_balance as nb
+    from neuro_balance.sim import run_agents
+
+    seen = []
+    net = nb.mlp([4, 5, 3], seed=0)
+    run_agents(net, nb.Lp(2), np.full(4, 0.5), duration=0.02, window=0.05,
+               progress=lambda elapsed, completed, start, duration: seen.append(completed))
+    # five runs (transient, window, balancing, transient, window): 0.1 + 0.05 + 0.02 + 0.1 + 0.05 s
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+    assert any(0 < c <= 0.15 / 0.32 for c in seen)       # reported before balancing starts
+    assert any(c > 0.17 / 0.32 for c in seen)            # and after it ends
+
+
+def test_run_agents_checks_the_function_of_a_conv_model():
+    import neuro_balance as nb
+    from neuro_balance.sim import run_agents
+
+    net = nb.load_model(Path(__file__).resolve().parents[1] / "models" / "digits_cnn.yaml")
+    run = run_agents(net, nb.Lp(2), duration=0.005)
+    assert run.function_change <= 1e-10

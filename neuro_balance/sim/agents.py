@@ -103,6 +103,16 @@ class AgentRun:
         return text + f", {self.wall_time:.1f} s)"
 
 
+def _phase_report(progress, done: float, length: float, total: float):
+    """A Brian2 ``report`` callable for one run of several: reports the fraction of the whole ``total``."""
+    if progress is None:
+        return None
+
+    def report(elapsed, completed, start, duration):
+        progress(elapsed, (done + float(completed) * length) / total, start, duration)
+    return report
+
+
 def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target: str = "numpy",
                rate: float = 1000.0, duration: float = 0.1, window: float = 1.0, input_rate: float = 2000.0,
                dt: float = 1e-4, seed: int = 0, progress=None, record_spikes: bool = False) -> AgentRun:
@@ -129,7 +139,9 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
         Time step (s).
     seed : int
     progress : callable, optional
-        Brian2 ``report`` callable, called while balancing.
+        Brian2 ``report`` callable ``(elapsed, completed, start, duration)``, called during every run of
+        the call; ``completed`` is the fraction of the call's whole simulated time (measurement windows
+        included).
     record_spikes : bool
         Keep every spike of the spiking run (`AgentRun.spikes`).
 
@@ -150,23 +162,25 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
                           input_rate=input_rate, monitor_dt=min(1e-3, duration / 20), record_spikes=record_spikes)
     before = after = bound = None
     caught: list[str] = []
+    phases = [0.1, window, duration, 0.1, window] if spiking else [duration]
+    report = [_phase_report(progress, sum(phases[:k]), length, sum(phases)) for k, length in enumerate(phases)]
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always", RuntimeWarning)
         if spiking:
             bn.set_input(np.asarray(x, dtype=np.float64))
-            bn.measure(0.1)  # transient from v = 0
-            before = bn.measure(window)
-        bn.run(duration, progress=progress)
+            bn.measure(0.1, progress=report[0])  # transient from v = 0
+            before = bn.measure(window, progress=report[1])
+        bn.run(duration, progress=report[2 if spiking else 0])
         if spiking:
-            bn.measure(0.1)
-            after = bn.measure(window)
+            bn.measure(0.1, progress=report[3])
+            after = bn.measure(window, progress=report[4])
     caught = sorted({str(w.message) for w in record if issubclass(w.category, RuntimeWarning)})
     result = bn.network
     if spiking and not net.recurrent:
         bound = quantization_bound(net, x, bn.log_scales, input_rate, window)
     best = balance(net, cost, method="global", tol=1e-12)
     rng = check_random_state(seed)
-    xs = rng.normal(size=(8, 16, net.input.size)) if net.recurrent else rng.normal(size=(64, net.input.size))
+    xs = rng.normal(size=(8, 16, net.input.n_features)) if net.recurrent else rng.normal(size=(64, net.input.n_features))
     y0 = net.forward(xs)
     change = float(np.max(np.abs(result.forward(xs) - y0)) / max(np.max(np.abs(y0)), 1e-300))
     hist = bn.history

@@ -480,7 +480,7 @@ class BalancingNetwork:
                               "integrate-and-fire units saturate at one spike per step (lower input_rate or dt)",
                               RuntimeWarning, stacklevel=3)
 
-    def measure(self, duration, balance: bool = False) -> SpikeMeasurement:
+    def measure(self, duration, balance: bool = False, progress: Callable | None = None) -> SpikeMeasurement:
         """Run a measurement window and return spike rates and the output readout (runtime targets).
 
         Parameters
@@ -488,6 +488,8 @@ class BalancingNetwork:
         duration : float or quantity
         balance : bool
             Keep balancing during the window (default: off, the agents pause).
+        progress : callable, optional
+            Brian2 ``report`` callable, as in `run`.
         """
         if not self.spiking:
             raise ModelError("measure: this BalancingNetwork was built with spiking=False")
@@ -502,7 +504,7 @@ class BalancingNetwork:
         if not balance:
             self.set_balance_rate(0.0)
         try:
-            self._run(seconds)
+            self._run(seconds, progress)
         finally:
             if not balance:
                 self.set_balance_rate(saved)
