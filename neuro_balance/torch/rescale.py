@@ -98,9 +98,8 @@ def apply_log_scales(module: torch.nn.Module, binding: TorchBinding, log_scales:
             f = f.to(param.device)
             for key in _FIRST + _SECOND:
                 buf = state.get(key)
-                if isinstance(buf, torch.Tensor):
-                    div = f if key in _FIRST else f * f
-                    buf.copy_((buf.to(torch.float64) / div).to(buf.dtype))
+                if isinstance(buf, torch.Tensor):  # a new tensor: state loaded from another optimiser may share it
+                    state[key] = (buf.to(torch.float64) / (f if key in _FIRST else f * f)).to(buf.dtype)
 
 
 def balance_(module: torch.nn.Module, cost: Cost, example_input: torch.Tensor,
@@ -156,7 +155,7 @@ def _infer_log_scales(binding: TorchBinding, net, rtol: float) -> dict[str, np.n
         if pop.bias is not None:
             for i, (a, b) in enumerate(zip(pop.bias, net.populations[name].bias)):
                 if a != 0 and b != 0:
-                    votes[i].append(np.log(b / a))
+                    votes[i].append(np.log(b / a) if b / a > 0 else np.nan)
         for proj in old.projections:
             if proj.post != name:
                 continue
@@ -166,10 +165,16 @@ def _infer_log_scales(binding: TorchBinding, net, rtol: float) -> dict[str, np.n
             posts, pres = np.broadcast_to(post_idx, shape), np.broadcast_to(pre_idx, shape)
             new = net.projection(proj.name).weight
             ok = (proj.weight != 0) & (new != 0)
-            logs = np.log(new[ok] / proj.weight[ok]) + pre.degree * u[proj.pre][pres[ok]]
+            ratio = new[ok] / proj.weight[ok]
+            if np.any(ratio <= 0):
+                raise ModelError(f"network: projection {proj.name!r} is not a rescaling of the module's weights "
+                                 "(a weight changed sign)")
+            logs = np.log(ratio) + pre.degree * u[proj.pre][pres[ok]]
             for i, value in zip(posts[ok], logs):
                 votes[i].append(value)
         u[name] = np.array([np.median(v) if v else 0.0 for v in votes])
+        if not np.all(np.isfinite(u[name])):
+            raise ModelError(f"network: the bias of {name!r} is not a rescaling of the module's (a sign changed)")
     expected = scale(old, u)
     for proj in expected.projections:
         got = net.projection(proj.name).weight

@@ -88,7 +88,13 @@ class _Tracer:
             self.graph = fx.symbolic_trace(module)
         except Exception as err:  # torch.fx raises many types for untraceable code
             raise ModelError(f"{type(module).__name__}: torch.fx cannot trace it ({err})") from None
-        ShapeProp(self.graph).propagate(example_input)
+        training = module.training
+        try:  # eval mode: reading shapes must not move batch-norm statistics
+            module.eval()
+            with torch.no_grad():
+                ShapeProp(self.graph).propagate(example_input)
+        finally:
+            module.train(training)
         self.module = module
         self.pops: dict[str, Population] = {}
         self.projections: list[Projection] = []
