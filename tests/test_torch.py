@@ -15,43 +15,10 @@ nn = torch.nn
 
 import neuro_balance as nb  # noqa: E402
 import neuro_balance.torch as nbt  # noqa: E402
+from neuro_balance.torch.resnet import small_resnet  # noqa: E402
 from neuro_balance import ModelError  # noqa: E402
 
 pytestmark = pytest.mark.torch
-
-
-class Block(nn.Module):
-    """A torchvision-style basic residual block (two 3x3 convs with batch norm, identity or 1x1 shortcut)."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.down = None
-        if stride != 1 or c_in != c_out:
-            self.down = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        identity = x if self.down is None else self.down(x)
-        return self.relu(out + identity)
-
-
-class SmallResNet(nn.Module):
-    def __init__(self, width: int = 8, n_out: int = 10) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
-        self.layer1 = Block(width, width)
-        self.layer2 = Block(width, 2 * width, stride=2)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(2 * width, n_out)
-
-    def forward(self, x):
-        return self.fc(torch.flatten(self.pool(self.layer2(self.layer1(self.stem(x)))), 1))
 
 
 def _mlp():
@@ -64,7 +31,7 @@ def _cnn():
                          nn.Linear(8 * 2 * 2, 4))
 
 
-CASES = {"mlp": (_mlp, (6,)), "cnn_bn": (_cnn, (2, 8, 8)), "resnet": (SmallResNet, (3, 8, 8))}
+CASES = {"mlp": (_mlp, (6,)), "cnn_bn": (_cnn, (2, 8, 8)), "resnet": (lambda: small_resnet(width=4, blocks=(2, 1)), (3, 8, 8))}
 
 
 def _randomised(name: str, dtype=torch.float32, seed: int = 0):

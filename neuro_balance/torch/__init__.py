@@ -14,6 +14,7 @@ True
 """
 from .rescale import OPTIMIZERS, apply_log_scales, balance_, to_module
 from .schedule import fit
+from .resnet import small_resnet
 from .trace import Term, TorchBinding, from_module
 
-__all__ = ["from_module", "TorchBinding", "Term", "balance_", "apply_log_scales", "to_module", "fit", "OPTIMIZERS"]
+__all__ = ["from_module", "TorchBinding", "Term", "balance_", "apply_log_scales", "to_module", "fit", "OPTIMIZERS", "small_resnet"]
