@@ -87,18 +87,21 @@ def balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e
     cost : Cost
         ``Lp(p)`` for any p > 0, ``Linf()``, or a weighted sum of Lp terms.
     method : {"global", "stochastic", "sweep"}
-        ``global``: Newton's method on the convex cost (L-infinity: sweeps to the max-balanced
-        state). ``stochastic``: the paper's algorithm, one unit at a time in random order (or
+        ``global``: Newton's method on the convex cost. L-infinity has no Newton step: ``global``
+        then runs colour sweeps to the max-balanced state and the result says ``method='sweep'``.
+        ``stochastic``: the paper's algorithm, one unit at a time in random order (or
         ``schedule``). ``sweep``: colour classes balanced at once (a layer at a time in a layered
         network), exactly equivalent to sequential balancing.
     tol : float
         Stop when the max relative imbalance over balanced units is at most ``tol``.
     max_iter : int, optional
-        Newton iterations (default 100) or sweeps (default 10000).
-    seed : int or numpy.random.Generator
-        Random order of the stochastic schedule.
+        Newton iterations (default 100) or sweeps (default 10000); 0 runs none and reports the
+        starting state.
+    seed : int, None or numpy.random.Generator
+        Random order of the stochastic schedule (see `neuro_balance.seeding.check_random_state`).
     schedule : {"random", "cyclic", "reverse", "colour"}, optional
-        Visiting order for ``stochastic`` (default ``random``).
+        Visiting order of the local methods (default ``random`` for ``stochastic``, ``colour`` for
+        ``sweep``); not for ``global``.
     tie : {None, "channel", "layer"}
         Units forced to share one scale (see `build_graph`).
     fraction : float in (0, 1]
@@ -111,6 +114,14 @@ def balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e
     Returns
     -------
     BalanceResult
+        ``method`` and ``schedule`` say which engine ran.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``method``, ``schedule`` or ``scale_grid``, a ``tol`` that is not > 0, a
+        ``max_iter`` that is not a non-negative int, a bad ``seed``, or ``method="global"`` with
+        ``schedule``, ``fraction != 1`` or ``scale_grid`` (options of the local methods only).
 
     Examples
     --------
@@ -127,17 +138,29 @@ def balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e
         raise ValueError(f"scale_grid must be None or 'pow2', got {scale_grid!r}")
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol!r}")
+    if max_iter is not None and (not isinstance(max_iter, (int, np.integer)) or isinstance(max_iter, bool)
+                                 or max_iter < 0):
+        raise ValueError(f"max_iter must be a non-negative int or None, got {max_iter!r}")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    rng = check_random_state(seed)
+    if method == "global":
+        local_only = {"schedule": schedule, "scale_grid": scale_grid, "fraction": None if fraction == 1 else fraction}
+        given = {k: v for k, v in local_only.items() if v is not None}
+        if given:
+            raise ValueError(f"method='global' has no {', '.join(f'{k}={v!r}' for k, v in given.items())}: "
+                             "use method='sweep' or 'stochastic'")
+        if cost.is_linf:
+            method = "sweep"  # L-infinity has no Newton step; colour sweeps reach its max-balanced state
     graph = build_graph(net, cost, tie)
-    local = method != "global" or cost.is_linf or scale_grid is not None or fraction != 1.0
-    if local:
+    if method != "global":
         if schedule is None:
             schedule = "random" if method == "stochastic" else "colour"
-        rng = check_random_state(seed)
-        run = run_schedule(graph, schedule, tol=tol, max_sweeps=max_iter or 10_000, rng=rng,
-                           fraction=fraction, grid=scale_grid)
+        run = run_schedule(graph, schedule, tol=tol, max_sweeps=10_000 if max_iter is None else int(max_iter),
+                           rng=rng, fraction=fraction, grid=scale_grid)
         u, iterations, history, converged, updates = run.state.u, run.sweeps, run.history, run.converged, run.updates
     else:
-        run = global_balance(graph, tol=tol, max_iter=max_iter or 100)
+        run = global_balance(graph, tol=tol, max_iter=100 if max_iter is None else int(max_iter))
         u, iterations, history, converged, updates = run.u, run.iterations, run.history, run.converged, 0
         schedule = None
     log_scales = {name: values for name, values in graph.expand(u).items() if net.populations[name].balanced}

@@ -128,11 +128,20 @@ def path_norm(net: Network, q: float = 1.0) -> float:
     net : Network
     q : float
         Exponent, ``q > 0``.
+
+    Raises
+    ------
+    ValueError
+        For ``q <= 0``, a recurrent network, or a population that is not BiLU (``tanh``, ``bipu:c``,
+        ...): the sum over paths is not what such a network computes, nor invariant under its rescalings.
     """
     if q <= 0:
         raise ValueError(f"q must be > 0, got {q!r}")
     if net.recurrent:
         raise ValueError("path_norm is defined for feedforward networks")
+    other = {name: pop.activation.spec for name, pop in net.populations.items() if pop.activation.kind != "bilu"}
+    if other:
+        raise ValueError(f"path_norm is defined for BiLU units only; populations {other} are not")
     powered = net.copy()
     for proj in powered.projections:
         proj.weight = np.abs(proj.weight) ** q

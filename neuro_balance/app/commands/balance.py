@@ -31,12 +31,12 @@ def run(args: argparse.Namespace) -> int:
     net = load_model(args.model)
     result = balance(net, args.cost, args.method, tol=args.tol, seed=args.seed, schedule=args.schedule, tie=args.tie)
     dead = sum(len(v) for v in result.dead_units.values())
-    print(f"{args.model}: {args.method} balancing for {args.cost}: "
+    print(f"{args.model}: {result.method} balancing for {args.cost}: "
           f"{'converged' if result.converged else 'NOT converged'} in {result.iterations} iterations")
     print(f"  cost {result.cost_before:.6g} -> {result.cost_after:.6g} "
           f"({100 * (1 - result.cost_after / result.cost_before) if result.cost_before else 0:.2f}% lower)")
     print(f"  max relative imbalance {result.history['imbalance'][0]:.3g} -> {result.imbalance:.3g}; dead units: {dead}")
     if out is not None:
-        save_model(result.network, out, comment=f"balanced by neuro-balance ({args.method}, {args.cost}) from {args.model}")
+        save_model(result.network, out, comment=f"balanced by neuro-balance ({result.method}, {args.cost}) from {args.model}")
         print(f"  wrote {out}")
     return 0 if result.converged else 1
