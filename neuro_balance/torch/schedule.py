@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..learn.schedule import BalanceSchedule, parse_schedule
+from ..seeding import check_random_state
 from .rescale import balance_
 
 __all__ = ["fit"]
@@ -49,7 +50,7 @@ def fit(module: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
         One entry per epoch: ``epoch``, ``loss`` (mean over batches) and, where balancing ran,
         ``cost_before`` and ``cost_after`` (plus an entry ``epoch = 0`` for balancing before training).
     """
-    schedule, rng = parse_schedule(balance), np.random.default_rng(seed)
+    schedule, rng = parse_schedule(balance), check_random_state(seed)
     history = []
     if schedule is not None and schedule.before:
         history.append({"epoch": 0, **_balance(module, schedule, True, example_input, optimizer, rng)})
