@@ -21,7 +21,8 @@ Groups of compartments (every parameter drawn per compartment: decays 0..4095, b
 - ``drive_u``: strong same-sign input with slow current decay; ``u`` wraps at 24 bits.
 - ``u_bias``: ``u`` starts near +-2**23 with a large same-sign bias, so ``u + bias`` wraps.
 - ``saturate``: thresholds above ``vmax``; ``v`` saturates at ``vmax`` and ``vmin``.
-- ``refractory``: low thresholds and steady input; spikes and refractory periods 1..63.
+- ``refractory``: low thresholds and steady input; spikes and refractory periods 1..63; half of
+  them integrate a bias that divides the threshold, so ``v`` equals ``vth`` (no spike: strict ``>``).
 
 The file holds the inputs, parameters, initial state, recorded ``u``, ``v`` and packed spikes, and a
 ``meta`` JSON string with the command, seed and package versions.
@@ -74,6 +75,11 @@ def draw_parameters(rng: np.random.Generator, n: int, group: str) -> dict[str, n
         p["refractory"] = np.arange(n) % 63 + 1             # every delay 1..63
         p["bias_mant"] = rng.integers(0, 4096, n)
         p["dv"] = rng.integers(0, 64, n)
+        # Half the group: no leak and a bias dividing the threshold, so v lands on vth exactly.
+        exact = np.arange(n) % 2 == 1
+        p["dv"][exact] = 0
+        p["bias_exp"][exact] = 0
+        p["bias_mant"][exact] = (p["vth_mant"][exact] << 6) // rng.choice([1, 2, 4, 8, 16, 32, 64], exact.sum())
     return p
 
 
@@ -87,6 +93,8 @@ def draw_inputs(rng: np.random.Generator, n: int, steps: int, group: str, p: dic
         q = sign * rng.integers(2**18, 2**21, (steps, n)) + q // 16
     if group == "u_bias":
         q = q // 64
+    if group == "refractory":
+        q[:, np.arange(n) % 2 == 1] = 0                      # the exact-threshold half runs on its bias
     return q
 
 

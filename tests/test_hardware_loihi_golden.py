@@ -66,6 +66,7 @@ def test_traces_cover_every_wrap_saturation_and_parameter_range(golden):
     assert np.count_nonzero((v == vmax) & (vmax < d["vth_mant"] << 6)) > 0
     assert np.count_nonzero((v == vmin) & (vmin < 0) & (vmin > -U_MAX)) > 0
     assert np.count_nonzero(v == -U_MAX) > 0
+    assert np.count_nonzero(v == d["vth_mant"] << 6) > 0                         # v == vth: strict >
     assert set(d["bias_exp"]) == set(range(8))
     assert {0, 4095} <= set(d["du"]) and {0, 4095} <= set(d["dv"])
     spiked = d["spikes"].any(axis=0)

@@ -14,6 +14,7 @@ import yaml
 
 from neuro_balance.hardware.profile import PROFILE_DIR
 from neuro_balance.hardware.neurons import IntegrateFire, LoihiCUBA, loihi_decay
+from neuro_balance.hardware.integer_pass import spike_counts
 from neuro_balance.hardware.spiking import simulate
 
 pytestmark = pytest.mark.filterwarnings("ignore::neuro_balance.hardware.UnverifiedProfileWarning")
@@ -142,22 +143,63 @@ def test_spiking_run_reproduces_static_counts_for_excitatory_if_networks(tmp_pat
 
 
 def test_loihi_spiking_run_uses_wrapping_current_and_strict_threshold():
-    net = nb.mlp([8, 6, 3], seed=1)
-    x = np.random.default_rng(1).random((5, 8))
-    q = quantize(net, "loihi1", x, activation_bits=4)
+    # A 1-2-1 net on loihi1 with hand-set integers: the input fires every step (count 255 of 255),
+    # hidden unit 0 receives w = 64 per step, unit 1 receives w = 2**22 + 128, both have
+    # theta = 640 (vth_mant 10), no bias; reset to zero, du = 4095 (u = the step's input), dv = 0.
+    # Unit 0: v = 64 n; v > 640 first at n = 11 (strict: 640 is not above 640), so a spike every
+    #   11 steps: 255 // 11 = 23 spikes (a >= comparison would fire every 10: 25).
+    # Unit 1: the 22-bit input accumulator wraps 2**22 + 128 to 128: a spike every 640 // 128 + 1
+    #   = 6 steps, 255 // 6 = 42 (saturating at 2**21 - 1, or not wrapping, would fire every step: 255).
+    net = nb.mlp([1, 2, 1], seed=1)
+    x = np.full((1, 1), 2.0)
+    q = quantize(net, "loihi1", x, activation_bits=8)
+    assert q.spec.window == 255 and q.spec.compare == "gt" and q.spec.reset == "zero"
+    q.synapses["in->h1"].effective = np.array([[64], [2**22 + 128]])
+    q.layers["h1"].theta = np.array([640, 640])
+    q.layers["h1"].bias = np.array([0, 0])
     out = simulate(q, x)
-    assert out.output.shape == (5, 3)
-    assert all(int(c.max()) <= q.spec.window for c in out.counts.values())
+    assert out.counts["in"].tolist() == [[255]]
+    assert out.counts["h1"].tolist() == [[23, 42]]
     graded = quantize(net, "akida2", x)
     np.testing.assert_allclose(simulate(graded, x, steps=3).output, graded.forward(x), rtol=1e-12)   # no noise
 
 
-@pytest.mark.parametrize("per_step", [1, 2, 3, 5, 7, 9, 10, 11, 20, 64])
-def test_static_reset_to_zero_rate_matches_stepping_with_constant_input(per_step):
-    # The static emulation's count for reset to zero: floor(T / k), k = steps to cross the threshold
-    # (ceil(theta / I) for >=, floor(theta / I) + 1 for the strict > of Loihi).
-    T, theta = 31, 10
-    ge = IntegrateFire(1, theta=theta, reset="zero")
-    assert sum(int(ge.step(np.array([per_step]))[0]) for _ in range(T)) == T // -(-theta // per_step)
-    loihi = LoihiCUBA(1, du=4095, dv=0, vth_mant=theta)          # input per_step << 6, threshold theta << 6
-    assert sum(int(loihi.step(np.array([per_step]))[0]) for _ in range(T)) == T // (theta // per_step + 1)
+def stepped_count(neuron, per_step, window):
+    return sum(int(neuron.step(np.array([per_step]))[0]) for _ in range(window))
+
+
+@pytest.mark.parametrize("theta", [10, 64, 640, 1001])
+@pytest.mark.parametrize("window", [31, 255])
+def test_emulator_spike_count_equals_a_stepped_neuron(theta, window):
+    """`integer_pass.spike_counts` (what `QuantizedNetwork.forward` uses) against neurons stepped in time.
+
+    Per-step inputs include every divisor of theta, where v reaches theta exactly: there the strict
+    comparison of Loihi (v > theta, one step later) and >= differ.
+    """
+    inputs = sorted({d for d in range(1, theta + 1) if theta % d == 0} | {3, 7, theta - 1, theta + 5})
+    for per_step in inputs:
+        acc = np.array([window * per_step])
+        # Loihi CUBA, du = 4095, dv = 0, refractory 1: input per_step << 6 against theta << 6.
+        loihi = LoihiCUBA(1, du=4095, dv=0, vth_mant=theta)
+        expected = stepped_count(loihi, per_step, window)
+        assert spike_counts(acc, np.array(theta), window, "zero", "gt").item() == expected, per_step
+        for compare in ("ge", "gt"):
+            for reset in ("zero", "subtract"):
+                stepped = stepped_count(IntegrateFire(1, theta=theta, compare=compare, reset=reset), per_step, window)
+                # One spike per step at most: `activity` caps the count at the window (its act_format).
+                static = min(spike_counts(acc, np.array(theta), window, reset, compare).item(), window)
+                assert static == stepped, (per_step, compare, reset)
+
+
+def test_loihi_static_counts_equal_the_stepped_run_at_full_input_rate():
+    # Every input fires every step, so the first hidden layer's per-step input is constant and the
+    # static emulation's spike counts must equal the stepped Loihi neurons' exactly.
+    net = nb.mlp([6, 12, 3], seed=4)
+    x = np.vstack([np.ones(6), np.full(6, 0.5)])
+    q = quantize(net, "loihi1", x, activation_bits=8)
+    x_full = np.full((1, 6), 10.0)
+    assert q.run(x_full).activity["in"].tolist() == [[q.spec.window] * 6]
+    static = q.run(x_full).activity["h1"]
+    stepped = simulate(q, x_full).counts["h1"]
+    assert static.max() > 0 and len(np.unique(static)) > 2
+    np.testing.assert_array_equal(static, stepped)
