@@ -1,7 +1,7 @@
 """The one family of exceptions raised for bad input."""
 from __future__ import annotations
 
-__all__ = ["ModelError", "ProfileError"]
+__all__ = ["ModelError", "ProfileError", "GridError"]
 
 
 class ModelError(ValueError):
@@ -10,3 +10,11 @@ class ModelError(ValueError):
 
 class ProfileError(ValueError):
     """A hardware profile that is not valid; the message names the file, field and value."""
+
+
+class GridError(RuntimeError):
+    """Cells of a grid of runs failed; ``.result`` keeps every record that was computed (`grid.GridResult`)."""
+
+    def __init__(self, message: str, result=None) -> None:
+        super().__init__(message)
+        self.result = result

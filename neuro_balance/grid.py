@@ -1,0 +1,146 @@
+"""Run a grid of independent cells in this process or on Dask, and return their records in the grid's order.
+
+A *cell* is one independent run (a model, a chip profile, a bit width, a seed, ...) described by plain,
+picklable values; ``fn(shared, cell)`` computes its record from data every cell shares (a network,
+a data set), which travels once per worker. Records come back in the order of ``cells`` whatever the
+order they finish in, so a grid gives the same report serially and on any cluster. A cell that fails
+(an exception, or a worker lost more often than Dask retries) is listed with its reason; every other
+cell's record is kept.
+
+``scheduler``:
+
+* ``None``: a plain loop in this process (no Dask needed);
+* ``"processes"`` / ``"threads"``: a local ``dask.distributed`` cluster of ``workers`` worker processes
+  (one thread each) or of ``workers`` threads in this process, started and closed by the call;
+* ``"tcp://host:8786"`` (any scheduler address): an existing cluster;
+* a ``dask.distributed.Client``: used as it is (not closed).
+
+Dask is the optional extra ``pip install "neuro-balance[dask]"``, imported only when asked for.
+
+Examples
+--------
+>>> from neuro_balance.grid import run_grid
+>>> run_grid(lambda shared, cell: shared * cell, [1, 2, 3], shared=10).records
+[10, 20, 30]
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+from .errors import GridError
+
+__all__ = ["GridResult", "run_grid", "SCHEDULERS"]
+
+SCHEDULERS = ("processes", "threads")
+
+
+@dataclass
+class GridResult:
+    """Records of a grid, in the order of its cells.
+
+    Attributes
+    ----------
+    records : list
+        One record per cell; None where the cell failed.
+    failed : list of (cell, str)
+        Each failed cell and why.
+    """
+
+    records: list[Any]
+    failed: list[tuple[Any, str]] = field(default_factory=list)
+
+    def raise_for_failures(self, what: str = "grid") -> None:
+        """Raise `GridError` naming every failed cell (the result stays on the error as ``.result``)."""
+        if self.failed:
+            lines = "; ".join(f"{cell!r}: {why}" for cell, why in self.failed[:10])
+            more = f" (and {len(self.failed) - 10} more)" if len(self.failed) > 10 else ""
+            raise GridError(f"{what}: {len(self.failed)} of {len(self.records)} cells failed: {lines}{more}",
+                            result=self)
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err).splitlines()[0] if str(err) else ""
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+@contextlib.contextmanager
+def _client(scheduler: Any, workers: int | None) -> Iterator[Any]:
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ImportError(f"scheduler={scheduler!r} needs Dask: pip install \"neuro-balance[dask]\"") from None
+    if isinstance(scheduler, Client):
+        yield scheduler
+        return
+    if scheduler in SCHEDULERS:
+        n = workers or 2
+        cluster = LocalCluster(n_workers=n if scheduler == "processes" else 1,
+                               threads_per_worker=1 if scheduler == "processes" else n,
+                               processes=scheduler == "processes", dashboard_address=None)
+        with cluster, Client(cluster) as client:
+            yield client
+    elif isinstance(scheduler, str) and "://" in scheduler:
+        with Client(scheduler) as client:
+            yield client
+    else:
+        raise ValueError(f"scheduler: expected None, {' or '.join(map(repr, SCHEDULERS))}, a scheduler address "
+                         f"such as 'tcp://host:8786' or a dask.distributed.Client, got {scheduler!r}")
+
+
+def run_grid(fn: Callable[[Any, Any], Any], cells: Sequence[Any], shared: Any = None, *, scheduler: Any = None,
+             workers: int | None = None, progress: Callable[[int, int], None] | None = None,
+             retries: int = 0) -> GridResult:
+    """``[fn(shared, cell) for cell in cells]``, serially or on Dask, with failed cells listed, not lost.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(shared, cell) -> record``; a module-level function (picklable) for process workers. Every
+        random choice inside must come from the cell (its seed), so any scheduler gives the same records.
+    cells : sequence
+        Plain, picklable descriptions of the runs.
+    shared : object
+        Data every cell reads; sent once to each worker.
+    scheduler : None, "processes", "threads", str address or dask.distributed.Client
+        See the module docstring.
+    workers : int, optional
+        Size of a local cluster (default 2).
+    progress : callable, optional
+        ``progress(done, total)`` after every finished cell.
+    retries : int
+        Extra attempts of a cell that raised (Dask only; a lost worker's cells are always rerun).
+
+    Returns
+    -------
+    GridResult
+    """
+    cells = list(cells)
+    records: list[Any] = [None] * len(cells)
+    failed: list[tuple[int, str]] = []
+    if scheduler is None:
+        for i, cell in enumerate(cells):
+            try:
+                records[i] = fn(shared, cell)
+            except Exception as err:  # a failed cell is reported, the grid goes on
+                failed.append((i, _describe(err)))
+            if progress is not None:
+                progress(i + 1, len(cells))
+    else:
+        from dask.distributed import as_completed
+
+        with _client(scheduler, workers) as client:
+            shared_future = client.scatter(shared, broadcast=True, hash=False)
+            futures = [client.submit(fn, shared_future, cell, key=f"cell-{i}-{id(cells)}", pure=False,
+                                     retries=retries) for i, cell in enumerate(cells)]
+            index = {f.key: i for i, f in enumerate(futures)}
+            for done, future in enumerate(as_completed(futures), start=1):
+                i = index[future.key]
+                if future.status == "finished":
+                    records[i] = future.result()
+                else:
+                    failed.append((i, _describe(future.exception())))
+                if progress is not None:
+                    progress(done, len(cells))
+    return GridResult(records, [(cells[i], why) for i, why in sorted(failed)])

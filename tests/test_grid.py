@@ -1,0 +1,79 @@
+"""Grids of independent runs: records in the grid's order, failed cells listed and the rest kept, on any scheduler.
+
+The serial tests run everywhere; the Dask ones (marker ``dask``) need the ``[dask]`` extra and skip without it.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from neuro_balance.errors import GridError
+from neuro_balance.grid import run_grid
+
+
+def _scaled(shared, cell):
+    if cell == "bad":
+        raise ValueError("cell refuses")
+    return shared * cell
+
+
+def _slow_scaled(shared, cell):
+    time.sleep(0.15)
+    return shared * cell
+
+
+def test_serial_grid_keeps_the_order_and_lists_failed_cells():
+    seen = []
+    res = run_grid(_scaled, [3, "bad", 1, 2], shared=10, progress=lambda done, total: seen.append((done, total)))
+    assert res.records == [30, None, 10, 20]
+    assert res.failed == [("bad", "ValueError: cell refuses")]
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    with pytest.raises(GridError, match=r"1 of 4 cells failed: 'bad': ValueError: cell refuses") as info:
+        res.raise_for_failures()
+    assert info.value.result.records[0] == 30
+
+
+def test_unknown_scheduler_is_refused_with_the_value():
+    pytest.importorskip("dask.distributed")
+    with pytest.raises(ValueError, match="scheduler: expected None.*got 'gpu'"):
+        run_grid(_scaled, [1], shared=1, scheduler="gpu")
+
+
+@pytest.fixture(scope="module")
+def dask_distributed():
+    distributed = pytest.importorskip("dask.distributed")
+    cloudpickle = pytest.importorskip("cloudpickle")
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import the tests folder
+    return distributed
+
+
+@pytest.mark.dask
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_dask_grid_gives_the_serial_records_in_order(dask_distributed, scheduler):
+    cells = [5, "bad", 1, 4, 2, 3]
+    serial = run_grid(_scaled, cells, shared=7)
+    res = run_grid(_scaled, cells, shared=7, scheduler=scheduler, workers=2)
+    assert res.records == serial.records and res.failed == serial.failed
+
+
+@pytest.mark.dask
+def test_a_worker_killed_mid_grid_loses_no_cell(dask_distributed):
+    cluster = dask_distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                            dashboard_address=None)
+    with cluster, dask_distributed.Client(cluster) as client:
+        pids = client.run(os.getpid)
+        victim = sorted(pids.values())[0]
+        killed = []
+
+        def kill_one(done, total):
+            if done == 4 and not killed:
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+
+        res = run_grid(_slow_scaled, list(range(24)), shared=3, scheduler=client, progress=kill_one)
+    assert killed
+    assert res.failed == [] and res.records == [3 * c for c in range(24)]
