@@ -1,6 +1,6 @@
 """The package's layers (ARCHITECTURE.md): imports point down only, and ``import neuro_balance`` stays light.
 
-Layers, lowest first: the base modules (errors, seeding, the grid executor) ← ``model`` ← ``balancing`` ←
+Layers, lowest first: errors ← the base modules (seeding, the grid executor, resources) ← ``model`` ← ``balancing`` ←
 ``learn`` | ``sim`` | ``hardware`` (siblings: none imports another) ← the optional adapters
 (``torch``) ← ``app``. The test parses every module's imports with ``ast`` (no code is run), resolves
 relative imports, and checks each edge against the ranks below.
@@ -17,8 +17,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "neuro_balance"
 
 # rank of each top-level part of the package; a module may import parts of lower rank, and its own part
-RANKS = {"errors": 0, "seeding": 0, "grid": 0, "resources": 0,
-         "model": 1, "balancing": 2, "learn": 3, "sim": 3, "hardware": 3, "torch": 4, "app": 5}
+RANKS = {"errors": 0, "seeding": 1, "grid": 1, "resources": 1,
+         "model": 2, "balancing": 3, "learn": 4, "sim": 4, "hardware": 4, "torch": 5, "app": 6}
 
 
 def _part(module: str) -> str | None:
