@@ -203,3 +203,23 @@ def test_loihi_static_counts_equal_the_stepped_run_at_full_input_rate():
     stepped = simulate(q, x_full).counts["h1"]
     assert static.max() > 0 and len(np.unique(static)) > 2
     np.testing.assert_array_equal(static, stepped)
+
+@pytest.mark.parametrize("variant, u, v, spike", [("nengo_loihi", -2**23, -(2**23 - 1), 0), ("lava", 2**23, 0, 1)])
+def test_u_at_minus_2_to_23_is_kept_by_nengo_loihi_and_flipped_by_lava(variant, u, v, spike):
+    # u0 = -(2**23 - 1), du = 0: decay gives -(8388607 - ceil(8388607 / 4096)) = -8386559; plus q = -2049
+    # lands on -2**23. nengo-loihi's two's complement keeps it (v then saturates at -(2**23 - 1));
+    # lava wraps u <= -2**23 up by 2**24 to +2**23, so v saturates at 2**23 - 1 > vth = 8388544 and spikes.
+    n = LoihiCUBA(1, du=0, dv=0, vth_mant=BIG, act_shift=0, variant=variant)
+    n.u[:] = -(2**23 - 1)
+    s = n.step(np.array([-2049]))
+    assert (int(n.u[0]), int(n.v[0]), int(s[0])) == (u, v, spike)
+
+
+def test_lava_variant_does_not_wrap_the_22_bit_input():
+    # du = 4095: u is the step's input. q = 2**21 wraps to -2**21 in nengo-loihi's accumulator only.
+    for variant, expected in (("nengo_loihi", -2**21), ("lava", 2**21)):
+        n = LoihiCUBA(1, du=4095, dv=0, vth_mant=BIG, act_shift=0, variant=variant)
+        n.step(np.array([2**21]))
+        assert int(n.u[0]) == expected
+    with pytest.raises(ValueError, match="variant"):
+        LoihiCUBA(1, variant="brian2")
