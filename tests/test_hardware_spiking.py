@@ -152,7 +152,7 @@ def test_loihi_spiking_run_uses_wrapping_current_and_strict_threshold():
     #   = 6 steps, 255 // 6 = 42 (saturating at 2**21 - 1, or not wrapping, would fire every step: 255).
     net = nb.mlp([1, 2, 1], seed=1)
     x = np.full((1, 1), 2.0)
-    q = quantize(net, "loihi1", x, activation_bits=8)
+    q = quantize(net, "loihi1", x, activation_bits=8, synapse_shift=0)   # du = 4095: u is the step input
     assert q.spec.window == 255 and q.spec.compare == "gt" and q.spec.reset == "zero"
     q.synapses["in->h1"].effective = np.array([[64], [2**22 + 128]])
     q.layers["h1"].theta = np.array([640, 640])
@@ -196,7 +196,7 @@ def test_loihi_static_counts_equal_the_stepped_run_at_full_input_rate():
     # static emulation's spike counts must equal the stepped Loihi neurons' exactly.
     net = nb.mlp([6, 12, 3], seed=4)
     x = np.vstack([np.ones(6), np.full(6, 0.5)])
-    q = quantize(net, "loihi1", x, activation_bits=8)
+    q = quantize(net, "loihi1", x, activation_bits=8, synapse_shift=0)   # du = 4095: u is the step input
     x_full = np.full((1, 6), 10.0)
     assert q.run(x_full).activity["in"].tolist() == [[q.spec.window] * 6]
     static = q.run(x_full).activity["h1"]

@@ -133,9 +133,10 @@ def accumulate(qnet: "QuantizedNetwork", pop: Population, acts: dict[str, np.nda
         pre = net.populations[proj.pre]
         a = acts[proj.pre]
         if syn.mismatch is not None:
-            # Analog synapses: the currents sum continuously; read at one-LSB resolution.
+            # Analog synapses: the currents sum continuously; read at one-LSB resolution (nearest,
+            # so that per-step reads in `simulate` do not drift).
             value = get_kind(proj.kind).propagate(with_weight(proj, syn.effective * syn.mismatch), pre, pop, a)
-            part = np.floor(value).astype(np.int64)
+            part = np.rint(value).astype(np.int64)
         elif spec.readout is not None:
             part, n = _analog_readout(qnet, proj, pre, pop, syn, a, rng)
             readout_sat += n

@@ -101,6 +101,8 @@ def map_population(qnet: QuantizedNetwork, pop: Population, scales: dict[str, fl
         return out
 
     window = spec.window
+    # The stepped simulation shifts biases left by the synaptic filter's gain: keep them legal.
+    bias_exp_range = spec.bias_exp_range and (spec.bias_exp_range[0], spec.bias_exp_range[1] - spec.synapse_shift)
     gain = 1.0
     if spec.readout is not None:
         # hxtorch's num_sends repeats the input to use the readout range: pick the largest repeat
@@ -115,8 +117,7 @@ def map_population(qnet: QuantizedNetwork, pop: Population, scales: dict[str, fl
         need = np.ones(pop.size)
         beta = bias_real / (s_acc * window) if bias_real is not None else None
         if beta is not None and spec.bias_bits is not None:
-            bias_max = ((1 << (spec.bias_bits - 1)) - 1) * 2.0 ** (spec.bias_exp_range[1] if spec.bias_exp_range
-                                                                    else 0)
+            bias_max = ((1 << (spec.bias_bits - 1)) - 1) * 2.0 ** (bias_exp_range[1] if bias_exp_range else 0)
             need = np.maximum(need, np.abs(beta) / bias_max)
         if spec.spiking and pop.role == "hidden":
             need = np.maximum(need, s_act / s_acc / threshold_max(spec))
@@ -150,10 +151,10 @@ def map_population(qnet: QuantizedNetwork, pop: Population, scales: dict[str, fl
     lay = LayerParams(pop.name, s_acc, None, coarsened=float(np.max(coarsen)), gain=gain)
     if bias_real is not None:
         beta = bias_real / (s_acc * window)
-        if spec.bias_bits is not None and spec.bias_exp_range is not None:
+        if spec.bias_bits is not None and bias_exp_range is not None:
             mant, exp, clipped = quantize_shared_exponent(
                 beta, np.arange(pop.size), pop.size, IntFormat(spec.bias_bits, True, name=f"bias of {pop.name}"),
-                spec.weight_rounding, spec.bias_exp_range[0], spec.bias_exp_range[1], rng)
+                spec.weight_rounding, bias_exp_range[0], bias_exp_range[1], rng)
             lay.bias = mant << exp
         elif spec.bias_bits is not None:
             lay.bias, clipped = IntFormat(spec.bias_bits, True, name=f"bias of {pop.name}").fit(
@@ -180,11 +181,15 @@ def map_population(qnet: QuantizedNetwork, pop: Population, scales: dict[str, fl
 
 
 def threshold_max(spec: ChipSpec) -> float:
-    """Largest threshold the chip stores (mantissa and shift), bounded by the membrane range."""
+    """Largest threshold the chip stores (mantissa and shift), bounded by the membrane range.
+
+    With a Loihi synaptic filter the stepped threshold is ``theta << synapse_shift``, so the
+    largest mappable ``theta`` is that much smaller.
+    """
     limit = np.inf
     if spec.threshold_bits is not None:
         bits = spec.threshold_bits - spec.threshold_signed
         limit = float(((1 << bits) - 1) << spec.threshold_shift)
     if spec.membrane is not None:
         limit = min(limit, float(spec.membrane.max))
-    return limit
+    return limit / 2.0 ** spec.synapse_shift

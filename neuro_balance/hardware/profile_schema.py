@@ -24,7 +24,8 @@ Schema (version 1; ``*`` = required, any mapping may also carry ``unverified: tr
     conversion_defaults: {scale_granularity: network|layer|channel|neuron, method: max|percentile,
                           percentile, weight_bits, activation_bits, activation_method, activation_percentile,
                           max_rate: (0, 1] spikes per step, reset: zero|subtract,
-                          v_floor: int <= 0 within the membrane state's range}
+                          v_floor: int <= 0 within the membrane state's range,
+                          synapse_shift: 0..12 (spikes filtered by a current synapse of 2**shift steps)}
     time, arithmetic, noise, learning, delays, limits, spike_payload_bits, stochastic,
     synapse_connectivity_bits: documentation (type-checked loosely)
 
@@ -155,6 +156,7 @@ _FIELDS: dict[str, Callable[[Any], str | None]] = {
     "conversion_defaults.activation_percentile": _num(50, 100), "conversion_defaults.scale": _str,
     "conversion_defaults.calibration": _str, "conversion_defaults.max_rate": _rate,
     "conversion_defaults.reset": _enum("zero", "subtract"), "conversion_defaults.v_floor": _int(hi=0),
+    "conversion_defaults.synapse_shift": _int(0, 12),
     "neuron.variant": _enum("nengo_loihi", "lava"),
 }
 _STRICT = ("weights", "accumulator", "state", "threshold", "bias", "analog", "conversion_defaults", "neuron",

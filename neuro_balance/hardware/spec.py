@@ -45,6 +45,7 @@ OVERRIDES = {
     "max_rate": "spikes per step at the calibrated maximum activity (0 < max_rate <= 1); threshold = I_max / max_rate",
     "reset": "spiking reset: " + " | ".join(RESETS),
     "v_floor": "lowest membrane value of a spiking unit (None: the register's minimum)",
+    "synapse_shift": "current synapse of 2**synapse_shift steps in the stepped simulation (0: none)",
 }
 
 
@@ -90,6 +91,10 @@ class ChipSpec:
     v_floor : int or None
         The membrane of a spiking unit is clipped from below here (nengo-loihi's converted neurons:
         ``vmin = 0``); None: the register's minimum.
+    synapse_shift : int
+        Spiking chips: the stepped simulation filters spikes with an exponential current synapse of
+        ``2**synapse_shift`` steps (Loihi's ``u`` with ``du = (4096 >> synapse_shift) - 1``); its DC
+        gain ``2**synapse_shift`` is an exact left shift of the threshold and the bias.
     compare : {"gt", "ge"}
     accumulator : IntFormat or None
     current : IntFormat or None
@@ -138,6 +143,7 @@ class ChipSpec:
     max_rate: float = 1.0
     reset: str = "subtract"
     v_floor: int | None = None
+    synapse_shift: int = 0
     compare: str = "ge"
     accumulator: IntFormat | None = None
     current: IntFormat | None = None
@@ -180,7 +186,8 @@ class ChipSpec:
         * binary spikes (a neuron model and no graded ``activations`` section) make activity a
           spike count over ``2**activation_bits - 1`` steps; the calibrated maximum fires at
           ``conversion_defaults.max_rate`` spikes per step (default 1).
-        * reset: ``neuron.reset`` (``value`` resets count as ``zero``), unless overridden; the
+        * reset: ``conversion_defaults.reset``, else ``neuron.reset`` (``value`` resets count as
+          ``zero``), unless overridden; the
           membrane floor: ``conversion_defaults.v_floor``, else the membrane register's minimum.
         """
         prof = load_profile(profile, warn=False) if not isinstance(profile, Profile) else profile
@@ -276,10 +283,15 @@ class ChipSpec:
                                f"got {max_rate!r}")
         # Reset to a value (sPyNNaker's v_reset, assumed 0 for converted networks) loses the overshoot
         # like reset to zero; subtractive and multi-mode resets (TrueNorth) keep it.
-        reset = overrides.get("reset") or ("zero" if g("neuron.reset") in ("zero", "value") else "subtract")
+        reset = overrides.get("reset") or g("conversion_defaults.reset") or \
+            ("zero" if g("neuron.reset") in ("zero", "value") else "subtract")
         if reset not in RESETS:
             raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
         v_floor = overrides.get("v_floor", g("conversion_defaults.v_floor"))
+        synapse_shift = overrides.get("synapse_shift", g("conversion_defaults.synapse_shift", 0))
+        if not (isinstance(synapse_shift, int) and 0 <= synapse_shift <= 12):
+            raise ProfileError(f"{where}: field 'conversion_defaults.synapse_shift': must be an integer in 0..12, "
+                               f"got {synapse_shift!r}")
         return cls(
             name=prof.name, kind=prof.kind, weight_bits=bits, weight_qmin=qmin, weight_qmax=qmax, weight_form=form,
             exp_min=g("weights.exponent.min") if form == "pow2" else None,
@@ -293,6 +305,7 @@ class ChipSpec:
             activation_percentile=float(act_pct),
             activation_rounding=g("activations.rounding", "nearest"),
             max_rate=float(max_rate), reset=reset, v_floor=None if v_floor is None else int(v_floor),
+            synapse_shift=synapse_shift if spiking else 0,
             compare=g("neuron.compare", "ge"),
             accumulator=acc, current=current, membrane=membrane,
             threshold_bits=g("threshold.mantissa_bits") or g("threshold.bits"),

@@ -2,7 +2,9 @@
 
 `simulate` runs a `QuantizedNetwork` step by step. On spiking chips, inputs become regular spike
 trains with their integer counts over the rate-code window, hidden units are the neurons of
-`neurons` (`LoihiCUBA`, `IntegrateFire`) with the membrane clipped at the profile's ``v_floor``, and
+`neurons` (`LoihiCUBA`, `IntegrateFire`) with the membrane clipped at the profile's ``v_floor`` and,
+where the chip's users filter spikes, an exponential current synapse of ``2**synapse_shift`` steps
+(Loihi's ``u``; a current synapse on other chips), and
 the output population integrates its input (a non-spiking readout). On graded chips every step
 passes integer activity through the whole network (`integer_pass`), drawing the analog noise anew
 each step, and the output is the mean over the steps. `QuantizedNetwork.forward` is the steady-state
@@ -58,7 +60,8 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None) ->
     """Run a quantised network step by step in integer arithmetic.
 
     Spiking chips: Loihi profiles (``neuron.model: cuba_lif``, reset to zero) use `LoihiCUBA` with
-    ``du = 4095`` (the current is the step's input), ``dv = 0`` and refractory 1; other chips, and
+    the spec's synaptic filter (``du = (4096 >> synapse_shift) - 1``; ``du = 4095`` makes the current
+    the step's input), ``dv = 0``, refractory 1 and ``vmin = v_floor``; other chips, and
     Loihi with ``reset="subtract"``, use `IntegrateFire` with the spec's reset and comparison.
     Graded chips: ``steps`` passes of integer activity (module docstring).
 
@@ -93,6 +96,8 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None) ->
     x = np.asarray(x, dtype=np.float64)
     counts_in, _ = encode_input(qnet, x)
     neurons = _neurons(qnet)
+    loihi = any(isinstance(nrn, LoihiCUBA) for nrn in neurons.values())
+    current: dict[str, np.ndarray] = {}
     batch = x.shape[0]
     counts = {name: np.zeros((batch, net.populations[name].n_features), dtype=np.int64) for name in net.populations}
     out_name = net.output.name
@@ -111,8 +116,12 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None) ->
                 out_acc += a
                 continue
             nrn = neurons[name]
+            if spec.synapse_shift and not loihi:
+                # Exponential current synapse, tau = 2**k steps, DC gain 2**k: i += a - (i >> k).
+                current[name] = current.get(name, 0) - (current.get(name, 0) >> spec.synapse_shift) + a
+                a = current[name]
             spikes[name] = nrn.step(a).astype(np.int64)
-            if spec.v_floor is not None:
+            if spec.v_floor is not None and not loihi:
                 nrn.v = np.maximum(nrn.v, spec.v_floor)
             counts[name] += spikes[name]
         counts[net.input.name] += spikes[net.input.name]
@@ -140,12 +149,17 @@ def _neurons(qnet: QuantizedNetwork) -> dict:
         bias = np.repeat(lay.bias if lay.bias is not None else np.zeros(pop.size, dtype=np.int64), rep)
         theta = np.repeat(lay.theta, rep)
         if loihi:
-            # Effective weights already carry the act_shift (and each connection's exponent).
-            neurons[name] = LoihiCUBA(pop.n_features, vth_mant=theta >> ACT_SHIFT, bias_mant=bias, act_shift=0,
+            # Effective weights already carry the act_shift (and each connection's exponent). The
+            # current filters the spikes with gain 2**k; the threshold and bias shift left by k.
+            k = spec.synapse_shift
+            neurons[name] = LoihiCUBA(pop.n_features, du=(4096 >> k) - 1, vth_mant=(theta >> ACT_SHIFT) << k,
+                                      bias_mant=bias << k, act_shift=0,
                                       accumulator=IntFormat(62, True, name="accumulator"), u_format=spec.current,
-                                      v_format=spec.membrane, variant=qnet.profile.get("neuron.variant", "nengo_loihi"))
+                                      v_format=spec.membrane, vmin=spec.v_floor,
+                                      variant=qnet.profile.get("neuron.variant", "nengo_loihi"))
         else:
-            neurons[name] = IntegrateFire(pop.n_features, theta=theta, bias=bias, v_format=spec.membrane,
+            k = spec.synapse_shift
+            neurons[name] = IntegrateFire(pop.n_features, theta=theta << k, bias=bias << k, v_format=spec.membrane,
                                           compare=spec.compare, reset=spec.reset)
     return neurons
 
