@@ -90,7 +90,7 @@ def _client(scheduler: Any, workers: int | None) -> Iterator[Any]:
 
 
 def run_grid(fn: Callable[[Any, Any], Any], cells: Sequence[Any], shared: Any = None, *, scheduler: Any = None,
-             workers: int | None = None, progress: Callable[[int, int], None] | None = None,
+             workers: int | None = None, progress: Callable[[int, int, Any], None] | None = None,
              retries: int = 0) -> GridResult:
     """``[fn(shared, cell) for cell in cells]``, serially or on Dask, with failed cells listed, not lost.
 
@@ -108,7 +108,7 @@ def run_grid(fn: Callable[[Any, Any], Any], cells: Sequence[Any], shared: Any = 
     workers : int, optional
         Size of a local cluster (default 2).
     progress : callable, optional
-        ``progress(done, total)`` after every finished cell.
+        ``progress(done, total, cell)`` after every finished (or failed) cell.
     retries : int
         Extra attempts of a cell that raised (Dask only; a lost worker's cells are always rerun).
 
@@ -126,7 +126,7 @@ def run_grid(fn: Callable[[Any, Any], Any], cells: Sequence[Any], shared: Any = 
             except Exception as err:  # a failed cell is reported, the grid goes on
                 failed.append((i, _describe(err)))
             if progress is not None:
-                progress(i + 1, len(cells))
+                progress(i + 1, len(cells), cell)
     else:
         from dask.distributed import as_completed
 
@@ -142,5 +142,5 @@ def run_grid(fn: Callable[[Any, Any], Any], cells: Sequence[Any], shared: Any = 
                 else:
                     failed.append((i, _describe(future.exception())))
                 if progress is not None:
-                    progress(done, len(cells))
+                    progress(done, len(cells), cells[i])
     return GridResult(records, [(cells[i], why) for i, why in sorted(failed)])

@@ -28,10 +28,10 @@ def _slow_scaled(shared, cell):
 
 def test_serial_grid_keeps_the_order_and_lists_failed_cells():
     seen = []
-    res = run_grid(_scaled, [3, "bad", 1, 2], shared=10, progress=lambda done, total: seen.append((done, total)))
+    res = run_grid(_scaled, [3, "bad", 1, 2], shared=10, progress=lambda done, total, cell: seen.append((done, total, cell)))
     assert res.records == [30, None, 10, 20]
     assert res.failed == [("bad", "ValueError: cell refuses")]
-    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert seen == [(1, 4, 3), (2, 4, "bad"), (3, 4, 1), (4, 4, 2)]
     with pytest.raises(GridError, match=r"1 of 4 cells failed: 'bad': ValueError: cell refuses") as info:
         res.raise_for_failures()
     assert info.value.result.records[0] == 30
@@ -69,7 +69,7 @@ def test_a_worker_killed_mid_grid_loses_no_cell(dask_distributed):
         victim = sorted(pids.values())[0]
         killed = []
 
-        def kill_one(done, total):
+        def kill_one(done, total, cell):
             if done == 4 and not killed:
                 os.kill(victim, signal.SIGKILL)
                 killed.append(victim)
@@ -77,3 +77,22 @@ def test_a_worker_killed_mid_grid_loses_no_cell(dask_distributed):
         res = run_grid(_slow_scaled, list(range(24)), shared=3, scheduler=client, progress=kill_one)
     assert killed
     assert res.failed == [] and res.records == [3 * c for c in range(24)]
+
+
+@pytest.mark.dask
+def test_hardware_evaluation_on_two_worker_processes_equals_the_serial_run(dask_distributed):
+    import numpy as np
+
+    import neuro_balance as nb
+
+    rng = np.random.default_rng(0)
+    net = nb.mlp([12, 10, 4], seed=1)
+    X = rng.normal(size=(60, 12))
+    y = rng.integers(0, 4, 60)
+    kwargs = dict(profiles=["loihi1", "akida2", "brainscales2", "float64"], bits=(None, 4), seeds=(0, 1))
+    messages = []
+    serial = nb.hardware.evaluate(net, X, y, **kwargs)
+    parallel = nb.hardware.evaluate(net, X, y, scheduler="processes", workers=2, progress=messages.append, **kwargs)
+    strip = lambda recs: [{k: v for k, v in r.items() if k != "seconds"} for r in recs]  # noqa: E731
+    assert strip(parallel.records) == strip(serial.records)
+    assert sorted(messages) == sorted(f"{p} done" for p in kwargs["profiles"])

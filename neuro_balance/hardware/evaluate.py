@@ -25,6 +25,7 @@ import numpy as np
 from ..balancing.costs import Cost, Lp
 from ..balancing.balance import balance
 from ..errors import ProfileError
+from ..grid import run_grid
 from ..model.network import Network
 from .calibration import activation_ranges
 from .emulate import quantize
@@ -121,11 +122,34 @@ def _accuracy(out: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(out, axis=1) == y))
 
 
+def _evaluate_cell(shared: dict[str, Any], cell: tuple[str, int | None, int, str]) -> dict[str, Any]:
+    """One grid cell of `evaluate`: a profile, a weight width, a seed and a variant, as a plain record."""
+    name, b, seed, variant = cell
+    t0 = time.perf_counter()
+    rec: dict[str, Any] = {"profile": name, "bits": b, "variant": variant, "seed": seed, "weight_bits": None,
+                           "accuracy": None, "output_error": None, "saturation": None, "clipped_weights": None}
+    try:
+        extra = dict(shared["overrides"], weight_bits=b) if b is not None else dict(shared["overrides"])
+        qnet = quantize(shared["nets"][variant], shared["profiles"][name], shared["ranges"][variant], seed=seed,
+                        **extra)
+    except ProfileError as err:
+        rec["skipped"] = str(err)
+    else:
+        out = (run := qnet.run(shared["X"])).output
+        rec["weight_bits"] = None if qnet.spec.ideal else qnet.spec.weight_bits
+        rec["accuracy"] = _accuracy(out, shared["y"])
+        rec["output_error"] = float(np.sqrt(np.mean((out - shared["reference"]) ** 2)) / shared["norm"])
+        rec["saturation"] = run.saturation
+        rec["clipped_weights"] = int(sum(qnet.stats.get("weights_clipped", {}).values()))
+    rec["seconds"] = time.perf_counter() - t0
+    return rec
+
+
 def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[str] | None = None,
              bits: Iterable[int | None] = (None, 2, 4, 8), seeds: Iterable[int] = (0,),
              calibration: np.ndarray | None = None, cost: Cost | None = None,
              variants: Sequence[str] = VARIANTS, progress: Callable[[str], None] | None = None,
-             **overrides: Any) -> Evaluation:
+             scheduler: Any = None, workers: int | None = None, **overrides: Any) -> Evaluation:
     """Accuracy and output error of quantised networks on every profile, bit width and seed.
 
     Parameters
@@ -147,7 +171,12 @@ def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[s
         Cost balanced before quantising (default ``Lp(2)``).
     variants : sequence of {"quantized", "balanced", "balanced_pow2"}
     progress : callable, optional
-        Called with a short message after each profile.
+        Called with a short message once each profile's cells are all done.
+    scheduler : None, "processes", "threads", scheduler address or dask.distributed.Client
+        Where the grid's cells (profile x width x seed x variant) run: in this process (None), or on
+        Dask (`neuro_balance.grid`); the records are the same, in the same order, either way.
+    workers : int, optional
+        Workers of a local Dask cluster (``"processes"`` / ``"threads"``).
     **overrides
         Passed to `quantize` for every profile (e.g. ``granularity="layer"``).
 
@@ -156,6 +185,7 @@ def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[s
     Evaluation
     """
     start = time.perf_counter()
+    bits, seeds = list(bits), list(seeds)
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
     cost = cost if cost is not None else Lp(2)
@@ -179,37 +209,25 @@ def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[s
                                  "min_exponent": float(ks.min()), "max_exponent": float(ks.max()),
                                  "units_moved": int(np.count_nonzero(ks))}
     ranges = {variant: activation_ranges(candidate, calibration) for variant, candidate in nets.items()}
-    norm = float(np.sqrt(np.mean(reference ** 2))) or 1.0
-    records = []
-    names = list(profiles) if profiles is not None else list_profiles()
-    for name in names:
+    loaded = {}
+    for name in (list(profiles) if profiles is not None else list_profiles()):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             prof = load_profile(name)
-        for b in bits:
-            for seed in seeds:
-                for variant, candidate in nets.items():
-                    t0 = time.perf_counter()
-                    rec: dict[str, Any] = {"profile": prof.name, "bits": b, "variant": variant, "seed": int(seed),
-                                           "weight_bits": None, "accuracy": None, "output_error": None,
-                                           "saturation": None, "clipped_weights": None}
-                    try:
-                        extra = dict(overrides, weight_bits=b) if b is not None else dict(overrides)
-                        qnet = quantize(candidate, prof, ranges[variant], seed=int(seed), **extra)
-                    except ProfileError as err:
-                        rec["skipped"] = str(err)
-                    else:
-                        run = qnet.run(X)
-                        out = run.output
-                        rec["weight_bits"] = None if qnet.spec.ideal else qnet.spec.weight_bits
-                        rec["accuracy"] = _accuracy(out, y)
-                        rec["output_error"] = float(np.sqrt(np.mean((out - reference) ** 2)) / norm)
-                        rec["saturation"] = run.saturation
-                        rec["clipped_weights"] = int(sum(qnet.stats.get("weights_clipped", {}).values()))
-                    rec["seconds"] = time.perf_counter() - t0
-                    records.append(rec)
-        if progress is not None:
-            progress(f"{prof.name} done")
+        loaded[prof.name] = prof
+    cells = [(name, b, int(seed), variant) for name in loaded for b in bits for seed in seeds for variant in nets]
+    shared = {"nets": nets, "ranges": ranges, "profiles": loaded, "X": X, "y": y, "reference": reference,
+              "norm": float(np.sqrt(np.mean(reference ** 2))) or 1.0, "overrides": overrides}
+    remaining = {name: sum(c[0] == name for c in cells) for name in loaded}
+
+    def cell_done(done: int, total: int, cell: tuple) -> None:  # a profile is reported once all its cells are in
+        remaining[cell[0]] -= 1
+        if remaining[cell[0]] == 0 and progress is not None:
+            progress(f"{cell[0]} done")
+
+    grid = run_grid(_evaluate_cell, cells, shared, scheduler=scheduler, workers=workers, progress=cell_done)
+    grid.raise_for_failures("evaluate")
+    records = grid.records
     return Evaluation(records, _accuracy(reference, y), info, time.perf_counter() - start)
 
 
