@@ -51,7 +51,7 @@ def test_a_hand_written_model_loads(tmp_path):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda d, a: d.update(format="other/2"), r"format: expected 'neuro_balance.model/1', got 'other/2'"),
+    (lambda d, a: d.update(format="other/2"), r"format: expected 'neuro_balance.model/1' or 'neuro_balance.model/2', got 'other/2'"),
     (lambda d, a: d["populations"][1].update(size="three"), r"populations\[1\].size: must be a positive integer, got 'three'"),
     (lambda d, a: d["populations"][1].update(activation="swish"), r"populations\[1\].activation: unknown activation 'swish'"),
     (lambda d, a: d["populations"][1].update(role="middle"), r"populations\[1\].role"),

@@ -76,7 +76,8 @@ class BalanceResult:
 
 def balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e-10, max_iter: int | None = None,
             seed: int | np.random.Generator | None = 0, schedule: str | None = None, tie: str | None = None,
-            fraction: float = 1.0, scale_grid: str | None = None, inplace: bool = False) -> BalanceResult:
+            fraction: float = 1.0, scale_grid: str | None = None, inplace: bool = False,
+            invariance: str = "exact") -> BalanceResult:
     """Balance every hidden homogeneous unit of ``net`` for ``cost``.
 
     All methods reach the same unique balanced state (theory Thm 5.1); they differ in how.
@@ -110,6 +111,10 @@ def balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e
         Restrict every factor to a power of two (exact shifts on fixed-point hardware); local methods.
     inplace : bool
         Rescale ``net`` itself.
+    invariance : {"exact", "rate"}
+        For networks with spiking units (NIR IF, LIF, CubaLIF): ``exact`` balances them with the
+        gauge (spike trains unchanged), ``rate`` with the rate-level exchange (IF only); see
+        `neuro_balance.balancing.spiking`. Ignored for networks without spiking units.
 
     Returns
     -------
@@ -130,6 +135,21 @@ def balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e
     >>> res.converged, res.cost_after < res.cost_before
     (True, True)
     """
+    if any(p.neuron is not None and p.neuron.spiking for p in net.populations.values()):
+        from .spiking import balance_spiking
+
+        if inplace:
+            raise ValueError("inplace: not available for networks with spiking units")
+        return balance_spiking(net, cost, invariance, engine=_balance, tol=tol, scale_grid=scale_grid, method=method,
+                               max_iter=max_iter, seed=seed, schedule=schedule, tie=tie, fraction=fraction)
+    return _balance(net, cost, method, tol=tol, max_iter=max_iter, seed=seed, schedule=schedule, tie=tie,
+                    fraction=fraction, scale_grid=scale_grid, inplace=inplace)
+
+
+def _balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e-10, max_iter: int | None = None,
+             seed: int | np.random.Generator | None = 0, schedule: str | None = None, tie: str | None = None,
+             fraction: float = 1.0, scale_grid: str | None = None, inplace: bool = False) -> BalanceResult:
+    """`balance` by the exchange alone (every balanced unit; spiking units are ground)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if schedule is not None and schedule not in SCHEDULES:

@@ -25,7 +25,8 @@ def scale(net: Network, log_scales: Mapping[str, np.ndarray], *, inplace: bool =
           strict: bool = True) -> Network:
     """Rescale units: every parameter on an edge j->i is multiplied by ``exp(u_i - c_j * u_j)``.
 
-    A unit's bias is an edge from the ground unit, so it is multiplied by ``exp(u_i)``. For hidden
+    A unit's bias is an edge from the ground unit, so it is multiplied by ``exp(u_i)``, and so are
+    the potentials of its neuron model, if it has one (`model.neurons`). For hidden
     units with homogeneous activations (degree ``c_j``) this leaves ``Network.forward`` unchanged.
 
     Parameters
@@ -80,4 +81,6 @@ def scale(net: Network, log_scales: Mapping[str, np.ndarray], *, inplace: bool =
         pop = out.populations[name]
         if pop.bias is not None:
             pop.bias *= factors(values)
+        if pop.neuron is not None:  # v_leak (LI) travels with the input it is added to
+            pop.neuron = pop.neuron.with_potentials_scaled(factors(values))
     return out

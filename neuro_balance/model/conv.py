@@ -21,7 +21,7 @@ Options (``Projection.options``, plain YAML values)::
     stride:  int or [sh, sw]              default 1
     padding: int or [ph, pw]              default 0 (zeros on both sides)
     groups:  int                          default 1 (conv2d only)
-    pool:    {kind: max | avg, size: int or [k, k], stride: int or [s, s] (default size)}
+    pool:    {kind: max | avg | sum, size: int or [k, k], stride: int or [s, s] (default size)}
 
 ``pool`` is applied to the pre map before the weights (then padding, then the kernel). Max and
 average pooling are positively homogeneous per channel (``pool(lam x) = lam pool(x)`` for
@@ -250,7 +250,7 @@ def conv_net(input_shape: Sequence[int], layers: Sequence[Mapping[str, Any]], de
     layers : sequence of mapping
         One feature map each: ``channels`` (required), ``kind`` (``conv2d`` or
         ``locally_connected``), ``kernel`` (default 3), ``stride`` (1), ``padding`` (0), ``groups``
-        (conv2d, 1), ``pool`` (``{"kind": "max"|"avg", "size": k, "stride": s}``), ``per_position``
+        (conv2d, 1), ``pool`` (``{"kind": "max"|"avg"|"sum", "size": k, "stride": s}``), ``per_position``
         (locally_connected, default True: every position of the map is its own unit).
     dense : sequence of int
         Sizes of the dense hidden layers.

@@ -16,7 +16,7 @@ from .network import Population
 
 __all__ = ["Geometry", "Pool", "geometry", "POOL_KINDS"]
 
-POOL_KINDS = ("max", "avg")
+POOL_KINDS = ("max", "avg", "sum")
 _COMMON_KEYS = ("kernel", "stride", "padding", "pool")
 _POOL_KEYS = ("kind", "size", "stride")
 
@@ -159,7 +159,9 @@ def _fold(windows: np.ndarray, hw: tuple[int, int], stride: tuple[int, int]) -> 
 
 def _pool_forward(x: np.ndarray, pool: Pool) -> np.ndarray:
     win = _windows(x, pool.size, pool.stride)
-    return win.max(axis=(4, 5)) if pool.kind == "max" else win.mean(axis=(4, 5))
+    if pool.kind == "max":
+        return win.max(axis=(4, 5))
+    return win.sum(axis=(4, 5)) if pool.kind == "sum" else win.mean(axis=(4, 5))
 
 
 def _pool_vjp(x: np.ndarray, pool: Pool, grad: np.ndarray) -> np.ndarray:
@@ -171,7 +173,7 @@ def _pool_vjp(x: np.ndarray, pool: Pool, grad: np.ndarray) -> np.ndarray:
         mask = np.arange(k) == flat.argmax(axis=4)[..., None]
         spread = (mask * grad[..., None]).reshape(win.shape)
     else:
-        spread = np.broadcast_to((grad / k)[..., None, None], win.shape)
+        spread = np.broadcast_to((grad if pool.kind == "sum" else grad / k)[..., None, None], win.shape)
     return _fold(spread, x.shape[2:], pool.stride)
 
 

@@ -3,7 +3,7 @@
 A model is two files side by side::
 
     # digits_mlp.yaml
-    format: neuro_balance.model/1
+    format: neuro_balance.model/2
     name: digits_mlp
     weights: digits_mlp.npz          # relative to this file
     populations:
@@ -19,6 +19,13 @@ and an npz archive with one array per projection (key: the projection's name) an
 dense add their own keys (``kernel``, ``stride``, ``padding``, ``groups``, ``pool``, ...), which
 become `Projection.options`; ``ground: true`` holds a hidden population at scale 1. Files are read with ``yaml.safe_load`` and validated; every error
 names the file, the field and the value.
+
+Format 2 (written since NIR support; format 1 files are still read) adds ``neuron: MODEL`` to a
+population read from NIR (``IF``, ``LIF``, ``CubaLIF``, ``LI``, ``CubaLI``, ``I``), with one array
+per parameter in the npz (key ``"{population}.neuron.{parameter}"``, e.g. ``lif1.neuron.tau``).
+
+`load_model` and `save_model` pick the format by extension: ``.yaml``/``.yml`` as above,
+``.nir`` a NIR graph (`neuro_balance.model.nir_read`, `neuro_balance.model.nir_write`).
 """
 from __future__ import annotations
 
@@ -34,11 +41,13 @@ import yaml
 
 from ..errors import ModelError
 from .network import ROLES, Network, Population, Projection
+from .neurons import NEURON_MODELS, Neuron
 
-__all__ = ["FORMAT", "load_model", "save_model", "atomic_output", "atomic_write_text"]
+__all__ = ["FORMAT", "READ_FORMATS", "load_model", "save_model", "atomic_output", "atomic_write_text"]
 
-FORMAT = "neuro_balance.model/1"
-_POPULATION_KEYS = {"name", "size", "role", "activation", "bias", "shape", "ground"}
+FORMAT = "neuro_balance.model/2"
+READ_FORMATS = ("neuro_balance.model/1", FORMAT)
+_POPULATION_KEYS = {"name", "size", "role", "activation", "bias", "shape", "ground", "neuron"}
 _PROJECTION_KEYS = {"pre", "post", "name", "kind", "delay"}
 
 
@@ -89,24 +98,29 @@ def _plain(value: Any) -> Any:
 
 
 def save_model(net: Network, path: str | os.PathLike, comment: str | None = None) -> Path:
-    """Write ``net`` as ``path`` (YAML) and an npz beside it with the same stem, both atomically.
+    """Write ``net`` as ``path`` (YAML) and an npz beside it with the same stem, or as NIR (``.nir``), atomically.
 
     Parameters
     ----------
     net : Network
     path : path-like
-        The YAML file; the weights go to ``path`` with suffix ``.npz``.
+        The YAML file; the weights go to ``path`` with suffix ``.npz``. A ``.nir`` path writes one
+        NIR (HDF5) file instead (`neuro_balance.model.nir_write.to_nir`).
     comment : str, optional
-        Lines written as ``#`` comments at the top of the YAML file.
+        Lines written as ``#`` comments at the top of the YAML file (not written to NIR files).
 
     Returns
     -------
     Path
-        The YAML path.
+        The YAML (or NIR) path.
     """
     path = Path(path)
+    if path.suffix == ".nir":
+        from .nir_write import write_nir
+
+        return write_nir(net, path)
     if path.suffix not in (".yaml", ".yml"):
-        raise ModelError(f"{path}: model files end in .yaml or .yml")
+        raise ModelError(f"{path}: model files end in .yaml, .yml or .nir")
     weights_path = path.with_suffix(".npz")
     arrays = {proj.name: proj.weight for proj in net.projections}
     populations = []
@@ -121,6 +135,9 @@ def save_model(net: Network, path: str | os.PathLike, comment: str | None = None
             entry["ground"] = True
         if pop.bias is not None:
             arrays[f"{pop.name}.bias"] = pop.bias
+        if pop.neuron is not None:
+            entry["neuron"] = pop.neuron.model
+            arrays.update({f"{pop.name}.neuron.{k}": v for k, v in pop.neuron.params.items()})
         populations.append(entry)
     projections = []
     for proj in net.projections:
@@ -151,13 +168,33 @@ def _require(mapping: dict, key: str, where: str, path: Path) -> Any:
     return mapping[key]
 
 
+def _neuron(entry: dict, pname: str, arrays: dict, used: set, where: str, weights_name: str) -> Neuron | None:
+    """The `Neuron` of a format-2 population entry (``neuron: MODEL``), its arrays from the npz."""
+    model = entry.get("neuron")
+    if model is None:
+        return None
+    if model not in NEURON_MODELS:
+        raise ModelError(f"{where}: unknown neuron model {model!r}; known: {', '.join(NEURON_MODELS)}")
+    params = {}
+    for key in NEURON_MODELS[model]:
+        name = f"{pname}.neuron.{key}"
+        if name not in arrays:
+            raise ModelError(f"{where}: {weights_name} has no array {name!r}")
+        params[key] = arrays[name]
+        used.add(name)
+    try:
+        return Neuron(model, params)
+    except ModelError as err:
+        raise ModelError(f"{where}: {err}") from None
+
+
 def load_model(path: str | os.PathLike) -> Network:
-    """Read a model written by `save_model` (or by hand): YAML + npz, validated.
+    """Read a model written by `save_model` (or by hand): YAML + npz, or a NIR file, validated.
 
     Parameters
     ----------
     path : path-like
-        The YAML file.
+        The YAML file (format 1 or 2), or a ``.nir`` file (`neuro_balance.model.nir_read.from_nir`).
 
     Returns
     -------
@@ -171,6 +208,10 @@ def load_model(path: str | os.PathLike) -> Network:
         When the YAML or the weights file does not exist.
     """
     path = Path(path)
+    if path.suffix == ".nir":
+        from .nir_read import from_nir
+
+        return from_nir(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -184,8 +225,8 @@ def load_model(path: str | os.PathLike) -> Network:
     if not isinstance(doc, dict):
         raise ModelError(f"{path}: the top level must be a mapping, got {type(doc).__name__}")
     fmt = doc.get("format")
-    if fmt != FORMAT:
-        raise ModelError(f"{path}: format: expected {FORMAT!r}, got {fmt!r}")
+    if fmt not in READ_FORMATS:
+        raise ModelError(f"{path}: format: expected {' or '.join(map(repr, READ_FORMATS))}, got {fmt!r}")
     unknown = set(doc) - {"format", "name", "weights", "populations", "projections"}
     if unknown:
         raise ModelError(f"{path}: unknown top-level field(s) {sorted(unknown)}")
@@ -215,6 +256,8 @@ def load_model(path: str | os.PathLike) -> Network:
         if not isinstance(entry, dict):
             raise ModelError(f"{path}: {where}: must be a mapping, got {entry!r}")
         extra = set(entry) - _POPULATION_KEYS
+        if fmt == READ_FORMATS[0] and "neuron" in entry:  # format 1 has no neuron models
+            extra.add("neuron")
         if extra:
             raise ModelError(f"{path}: {where}: unknown field(s) {sorted(extra)}")
         pname = _require(entry, "name", where, path)
@@ -244,9 +287,10 @@ def load_model(path: str | os.PathLike) -> Network:
         if shape is not None and (not isinstance(shape, list) or not all(
                 isinstance(s, int) and not isinstance(s, bool) for s in shape)):
             raise ModelError(f"{path}: {where}.shape: must be a list of integers [C, H, W], got {shape!r}")
+        neuron = _neuron(entry, pname, arrays, used, f"{path}: {where}.neuron", weights_name)
         try:
             populations.append(Population(pname, size, role, activation, bias, tuple(shape) if shape else None,
-                                          ground))
+                                          ground, neuron))
         except ModelError as err:
             raise ModelError(f"{path}: {where}.activation: {err}") from None
 

@@ -16,6 +16,7 @@ import numpy as np
 from .activations import Activation, parse_activation
 from ..errors import ModelError
 from .kinds import get_kind
+from .neurons import Neuron
 
 __all__ = ["Population", "Projection", "Network", "ROLES"]
 
@@ -42,6 +43,10 @@ class Population:
     ground : bool
         Hold a hidden homogeneous population at scale 1 all the same: its units are ground. Used where
         a parameter-free edge pins the scale, e.g. a residual stream joined by identity additions.
+    neuron : Neuron or None
+        The neuron model and its parameters (populations read from NIR); None for a plain unit
+        whose activity is ``activation(input)``. Spiking units (IF, LIF, CubaLIF) are never
+        scaled by the exchange: `balanced` is False for them (see `model.neurons`).
     """
 
     name: str
@@ -51,6 +56,7 @@ class Population:
     bias: np.ndarray | None = None
     shape: tuple[int, ...] | None = None
     ground: bool = False
+    neuron: Neuron | None = None
 
     def __post_init__(self) -> None:
         self.activation = parse_activation(self.activation)
@@ -66,8 +72,9 @@ class Population:
 
     @property
     def balanced(self) -> bool:
-        """True for hidden populations with a homogeneous activation not held at ground: the ones balancing scales."""
-        return self.role == "hidden" and self.activation.homogeneous and not self.ground
+        """True for hidden, homogeneous, non-spiking populations not held at ground: the ones the exchange scales."""
+        return (self.role == "hidden" and self.activation.homogeneous and not self.ground
+                and not (self.neuron is not None and self.neuron.spiking))
 
     @property
     def degree(self) -> float:
@@ -161,6 +168,10 @@ class Network:
                     raise ModelError(f"{where}.bias: shape {pop.bias.shape} does not match size ({pop.size},)")
                 if not np.all(np.isfinite(pop.bias)):
                     raise ModelError(f"{where}.bias: contains NaN or Inf")
+            if pop.neuron is not None:
+                if pop.role == "input":
+                    raise ModelError(f"{where}.neuron: input populations have no neuron model")
+                pop.neuron.check_size(pop.n_features, where)
         for role in ("input", "output"):
             names = [p.name for p in self.populations.values() if p.role == role]
             if len(names) != 1:

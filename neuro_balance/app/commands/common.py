@@ -28,7 +28,7 @@ def positive_float(text: str) -> float:
     return value
 
 
-def output_path(parser: argparse.ArgumentParser, output: str | None, *inputs: str, suffixes=(".yaml", ".yml")) -> Path | None:
+def output_path(parser: argparse.ArgumentParser, output: str | None, *inputs: str, suffixes=(".yaml", ".yml", ".nir")) -> Path | None:
     """Check an output path: right suffix and never one of the inputs (inputs stay untouched)."""
     if output is None:
         return None
