@@ -57,9 +57,9 @@ def sinabs_cnn():
         torch.nn.Conv2d(1, 4, 3), sl.IAFSqueeze(batch_size=batch), sl.SumPool2d(2),
         torch.nn.Conv2d(4, 4, 3, padding=1), sl.IAFSqueeze(batch_size=batch), torch.nn.Flatten(),
         torch.nn.Linear(36, 5), sl.IAFSqueeze(batch_size=batch))
-    with torch.no_grad():
-        for layer in (net[0], net[3], net[6]):
-            layer.weight.mul_(3.0)
+    with torch.no_grad():  # layers far apart in scale, as after batch-norm folding: far from balance
+        for layer, gain in ((net[0], 8.0), (net[3], 0.5), (net[6], 4.0)):
+            layer.weight.mul_(gain)
     graph = to_nir(net, torch.zeros(batch, 1, 8, 8))
     graph.infer_types()
     params = {"0.weight": net[0].weight, "0.bias": net[0].bias, "3.weight": net[3].weight, "3.bias": net[3].bias,

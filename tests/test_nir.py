@@ -121,8 +121,8 @@ def test_files_written_by_snntorch_and_sinabs_hold_the_frameworks_parameters():
         beta = ref[f"snntorch_mlp/{lif}.beta"]
         np.testing.assert_allclose(params["tau"], 1e-4 / (1 - beta), rtol=1e-5)
     cnn = nb.load_model(DATA / "sinabs_cnn.nir")
-    assert [(p.name, p.kind, p.options.get("pool", {}).get("kind")) for p in cnn.projections] == [
-        ("0", "conv2d", None), ("3", "conv2d", "sum"), ("6", "dense", None)]
+    assert {p.name: (p.kind, p.pre, p.post, p.options.get("pool", {}).get("kind")) for p in cnn.projections} == {
+        "0": ("conv2d", "input", "1", None), "3": ("conv2d", "1", "4", "sum"), "6": ("dense", "4", "7", None)}
     assert cnn.populations["1"].shape == (4, 6, 6) and cnn.populations["4"].shape == (4, 3, 3)
     for conv in ("0", "3", "6"):
         np.testing.assert_array_equal(cnn.projection(conv).weight, ref[f"sinabs_cnn/{conv}.weight"])

@@ -344,6 +344,9 @@ def _build(graph: Any, name: str) -> Network:
             pop.bias += b
     ranked = list(dict.fromkeys([in_name] + [b for _, b in pop_edges] + list(pops)))  # first reached first
     try:
-        return Network([pops[k] for k in ranked], projections, name)
+        net = Network([pops[k] for k in ranked], projections, name)
+        rank = {k: i for i, k in enumerate(net.order)}  # populations and projections in topological order
+        projections.sort(key=lambda p: rank[p.post])
+        return Network([pops[k] for k in net.order], projections, name)
     except ModelError as err:
         raise ModelError(f"graph: {err}") from None
