@@ -34,9 +34,10 @@ def test_quick_run_succeeds_and_writes_its_report(quick_run):
 def test_quick_run_numbers_hold_the_claims(quick_run):
     _, out = quick_run
     r = json.loads((out / "report.json").read_text())
+    assert all(stage["applied"] for stage in r["stages"].values())
     assert r["agents"]["converged"] and r["agents"]["imbalance_after"] <= 1e-8
-    assert r["agreement"]["max_relative_weight_difference"] <= 1e-6
-    assert r["agreement"]["function_relative_change"] <= 1e-10
+    assert r["agents"]["max_relative_weight_difference"] <= 1e-6
+    assert r["agents"]["function_relative_change"] <= 1e-10
     s = r["spiking"]
     assert s["output_change"] <= s["output_bound"]
     assert abs(s["rate_ratio_mean"] - 1) <= 0.01 and s["active_units"] > 0
@@ -53,11 +54,54 @@ def test_quick_run_figures_are_rendered_and_not_blank(quick_run, name):
     assert np.std(image[..., :3]) > 0.05  # more than a blank canvas
 
 
-def test_run_refuses_unknown_profiles_and_models(tmp_path):
+def test_quick_run_prints_plain_lines_when_stdout_is_not_a_terminal(quick_run):
+    proc, out = quick_run
+    for stage in ("agents balancing", "balancing while spiking", "hardware profiles", "hardware, rescaled"):
+        assert f"[{stage}] started" in proc.stdout and f"[{stage}] done in" in proc.stdout
+    assert "\r" not in proc.stdout + proc.stderr and "%|" not in proc.stdout + proc.stderr  # no bar text in a log
+    assert proc.stdout.strip().splitlines()[-1] == f"report: {out / 'report.md'}"
+
+
+def test_run_refuses_unknown_profiles_and_models_and_leaves_no_folder(tmp_path):
     proc = cli("run", "--quick", "--profiles", "loihi9", "--out", tmp_path / "x")
     assert proc.returncode == 2 and "unknown profile" in proc.stderr
     proc = cli("run", "--quick", "--model", tmp_path / "absent.yaml", "--out", tmp_path / "y")
     assert proc.returncode == 1 and "absent.yaml" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_run_on_a_tanh_model_with_skips_says_which_stages_did_not_apply(tmp_path):
+    """A model no file in models/ resembles: tanh units (not homogeneous: nothing to balance, no spikes) and skips."""
+    import neuro_balance as nb
+
+    net = nb.dag([64, 20, 16, 10], skips=[(0, 2), (1, 3)], activation=["relu", "tanh"], seed=0, name="tanh_skip")
+    nb.save_model(net, tmp_path / "tanh_skip.yaml")
+    out = tmp_path / "report"
+    proc = cli("run", "--quick", "--model", tmp_path / "tanh_skip.yaml", "--profiles", "loihi1,float64", "--out", out,
+               "-q")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == f"report: {out / 'report.md'}\n"                     # -q: nothing but the report's path
+    r = json.loads((out / "report.json").read_text())
+    assert r["stages"]["agents"]["applied"] and r["agents"]["converged"]
+    assert not r["stages"]["spiking"]["applied"] and "got tanh" in r["stages"]["spiking"]["reason"]
+    assert r["stages"]["hardware"]["applied"] and "ReLU units only" in r["hardware_skipped"]["loihi1"]
+    text = (out / "report.md").read_text()
+    assert "| spiking rate equivalence | no |" in text and "loihi1: not run:" in text
+    assert sorted(p.name for p in out.iterdir()) == ["accuracy_vs_bits.json", "accuracy_vs_bits.png",
+                                                     "agents_convergence.png", "balance_histogram.png",
+                                                     "report.json", "report.md"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", sorted((Path(__file__).resolve().parents[1] / "models").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_run_quick_succeeds_on_every_shipped_model(tmp_path, model):
+    proc = cli("run", "--quick", "--model", model, "--profiles", "loihi1,akida2,float64", "--out", tmp_path / "r")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    r = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert r["stages"]["agents"]["applied"] and r["agents"]["converged"]
+    for name, stage in r["stages"].items():
+        assert stage["applied"] or stage["reason"], name
 
 
 def test_run_agents_progress_covers_every_run_of_the_spiking_call():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ...hardware import list_profiles
 from ..main_job import run_main_job
+from ..progress import Progress
 from .common import cost_argument
 
 
@@ -25,7 +26,9 @@ def register(sub) -> None:
     parser.add_argument("--target", choices=("numpy", "cython", "cpp_standalone"), default="numpy",
                         help="Brian2 target of the agents (default numpy: no compilation)")
     parser.add_argument("--cost", type=cost_argument, default="L2", help="L1, L2, Lp:P or Linf (default L2)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars: one plain line per stage (the default when stdout is not a terminal)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the report's path (and errors)")
     parser.set_defaults(func=run, parser=parser)
 
 
@@ -38,7 +41,11 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             args.parser.error(f"--profiles: unknown profile(s) {unknown}; known: {', '.join(sorted(known))}")
     out = Path(args.out) if args.out else Path("results") / time.strftime("%Y%m%d-%H%M%S")
+    progress = Progress("quiet" if args.quiet else "lines" if args.no_progress else None)
     report = run_main_job(out, model=args.model, quick=args.quick, profiles=profiles, seed=args.seed,
-                          target=args.target, cost=args.cost, show_progress=not args.no_progress,
-                          log=print)
-    return 0 if report["agents"]["converged"] else 1
+                          target=args.target, cost=args.cost, progress=progress)
+    skipped = [name for name, stage in report["stages"].items() if not stage["applied"]]
+    progress.log(f"done in {report['wall_s']:.0f} s" + (f"; did not apply: {', '.join(skipped)} (reasons in the report)"
+                                                         if skipped else ""))
+    print(f"report: {out / 'report.md'}")
+    return 1 if "agents" in report and not report["agents"]["converged"] else 0

@@ -1,0 +1,124 @@
+"""What a long command shows while it works: bars on a terminal, one line per stage otherwise, or nothing.
+
+`Progress` picks its mode once: ``"bar"`` when both stdout and stderr are terminals (tqdm bars on stderr
+that advance with simulated time or work done), ``"lines"`` when output goes to a file or a pipe (one
+plain line when a stage starts and one when it ends, never bar text in a log), ``"quiet"`` with
+``-q/--quiet`` (nothing but errors and the last line).
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+__all__ = ["Progress", "Stage"]
+
+MODES = ("bar", "lines", "quiet")
+
+
+class Stage:
+    """One stage's progress: `update` to an absolute amount of work done out of ``total``."""
+
+    def __init__(self, bar, total: float):
+        self._bar = bar
+        self.total = total
+        self.note = ""
+
+    def update(self, done: float) -> None:
+        """Set the amount done (clipped to ``[0, total]``)."""
+        if self._bar is not None:
+            self._bar.n = min(max(float(done), 0.0), self.total)
+            self._bar.refresh()
+
+    def set_note(self, text: str) -> None:
+        """A short note after the bar (e.g. what is compiling)."""
+        self.note = text
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=True)
+
+    def brian_report(self, seconds: float) -> Callable:
+        """A Brian2 ``report`` callable that advances this stage with ``completed`` x ``seconds``."""
+        def report(elapsed, completed, start, duration):
+            self.update(float(completed) * seconds)
+        return report
+
+
+class Progress:
+    """Stage lines and bars of one command.
+
+    Parameters
+    ----------
+    mode : {"bar", "lines", "quiet"}, optional
+        Default: ``"bar"`` on a terminal, else ``"lines"``.
+    stream : file, optional
+        Where lines go (default stdout); bars always go to stderr.
+    """
+
+    def __init__(self, mode: str | None = None, stream=None):
+        if mode is None:
+            mode = "bar" if sys.stdout.isatty() and sys.stderr.isatty() else "lines"
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
+        self.stream = stream if stream is not None else sys.stdout
+
+    def log(self, text: str) -> None:
+        """One line for the reader (not in quiet mode)."""
+        if self.mode != "quiet":
+            print(text, file=self.stream, flush=True)
+
+    @contextlib.contextmanager
+    def stage(self, desc: str, total: float = 1.0, unit: str = "") -> Iterator[Stage]:
+        """A stage: a bar (``"bar"``), a start and an end line (``"lines"``) or nothing (``"quiet"``)."""
+        started = time.perf_counter()
+        bar = None
+        if self.mode == "bar":
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True, file=sys.stderr,
+                       bar_format="{l_bar}{bar}| {elapsed}{postfix}")
+        elif self.mode == "lines":
+            self.log(f"[{desc}] started")
+        stage = Stage(bar, total)
+        try:
+            yield stage
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.mode == "lines":
+            self.log(f"[{desc}] done in {time.perf_counter() - started:.1f} s")
+
+    @contextlib.contextmanager
+    def watch_folder(self, stage: Stage, folder: Path, pattern: str, what: str) -> Iterator[None]:
+        """While the body runs, note on ``stage`` how many new files match ``pattern`` in ``folder``.
+
+        Used while Brian2 compiles: every compiled module is one file in its cache, so the count moves
+        while nothing else does. In ``"lines"`` mode a line is printed every 15 s instead.
+        """
+        def count() -> int:
+            return sum(1 for _ in folder.glob(pattern)) if folder.is_dir() else 0
+
+        first, started, stop = count(), time.perf_counter(), threading.Event()
+
+        def tick():
+            last_line = started
+            while not stop.wait(1.0):
+                built, elapsed = count() - first, time.perf_counter() - started
+                if built <= 0:
+                    continue
+                stage.set_note(f"{what}: {built} built, {elapsed:.0f} s")
+                if self.mode == "lines" and time.perf_counter() - last_line >= 15:
+                    self.log(f"  {what}: {built} built in {elapsed:.0f} s")
+                    last_line = time.perf_counter()
+
+        thread = threading.Thread(target=tick, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            stage.set_note("")
