@@ -6,7 +6,8 @@ Two invariances, kept apart:
     Non-spiking units (LI, CubaLI, I, plain homogeneous units) are balanced by the usual exchange
     (incoming x ``lam``, outgoing x ``1/lam``, ``v_leak`` x ``lam``): exact. Spiking units (IF, LIF,
     CubaLIF) get the **gauge**: incoming weights, bias, ``v_threshold``, ``v_reset`` and ``v_leak``
-    x ``mu`` with ``mu`` chosen so that the unit's in-cost equals its out-cost; outgoing weights
+    x ``mu`` with ``mu`` chosen so that the unit's in-cost equals its out-cost (with ``tie="layer"``,
+    one ``mu`` per population equalises the summed costs: one threshold per layer, as snnTorch reads); outgoing weights
     are unchanged and so is every spike train (bit for bit with ``scale_grid="pow2"``, where every
     ``mu`` is a power of two, since float products by powers of two are exact). The two steps
     alternate until both are balanced to ``tol``.
@@ -86,23 +87,32 @@ def _exponent(cost: Cost) -> float:
     return 1.0 if cost.is_linf else max(p for _, p in cost.terms)
 
 
-def _worst(net: Network, cost: Cost, names: list[str]) -> float:
-    """Max relative imbalance over exchange units and the live units of the spiking populations ``names``."""
-    rep = imbalance(net, cost)
+def _worst(net: Network, cost: Cost, names: list[str], tie: str | None) -> float:
+    """Max relative imbalance over exchange units and the live units (layers) of the spiking populations ``names``."""
+    rep = imbalance(net, cost, tie)
     worst = rep.max_relative
     for name in names:
         A, B = rep.in_cost[name], rep.out_cost[name]
+        if tie == "layer":
+            A, B = A.sum(keepdims=True), B.sum(keepdims=True)
         live = (A > 0) & (B > 0)
         worst = max(worst, float(np.max(np.abs(A - B)[live] / np.maximum(A, B)[live], initial=0.0)))
     return worst
 
 
-def _gauge_pass(net: Network, cost: Cost, names: list[str], log_mu: dict[str, np.ndarray]) -> Network:
-    """One pass over spiking populations, downstream first: set each unit's in-cost to its out-cost."""
+def _gauge_pass(net: Network, cost: Cost, names: list[str], log_mu: dict[str, np.ndarray],
+                tie: str | None) -> Network:
+    """One pass over spiking populations, downstream first: set each unit's in-cost to its out-cost.
+
+    With ``tie="layer"`` a population takes one ``mu``, which equalises its summed in- and out-costs
+    (frameworks such as snnTorch read one threshold per layer).
+    """
     p = _exponent(cost)
     for name in reversed(names):
         rep = imbalance(net, cost)
         A, B = rep.in_cost[name], rep.out_cost[name]
+        if tie == "layer":
+            A, B = np.full(A.shape, A.sum()), np.full(B.shape, B.sum())
         live = (A > 0) & (B > 0)  # dead units keep mu = 1
         step = np.zeros(A.shape)
         step[live] = np.log(B[live] / A[live]) / p
@@ -113,10 +123,12 @@ def _gauge_pass(net: Network, cost: Cost, names: list[str], log_mu: dict[str, np
 
 def _exact(net: Network, cost: Cost, tol: float, max_rounds: int, scale_grid: str | None, engine, kwargs):
     names = [n for n in spiking_populations(net) if net.populations[n].role == "hidden"]
+    tie = kwargs.get("tie")
     work = net.copy()
     log_mu: dict[str, np.ndarray] = {}
     log_lam: dict[str, np.ndarray] = {}
-    history: dict[str, list[float]] = {"imbalance": [_worst(net, cost, names)], "cost": [imbalance(net, cost).total_cost]}
+    history: dict[str, list[float]] = {"imbalance": [_worst(net, cost, names, tie)],
+                                       "cost": [imbalance(net, cost).total_cost]}
     converged, rounds, result = False, 0, None
     while rounds < max_rounds and not converged:
         rounds += 1
@@ -124,8 +136,8 @@ def _exact(net: Network, cost: Cost, tol: float, max_rounds: int, scale_grid: st
         work = result.network
         for key, value in result.log_scales.items():
             log_lam[key] = log_lam.get(key, 0.0) + value
-        work = _gauge_pass(work, cost, names, log_mu)
-        history["imbalance"].append(_worst(work, cost, names))
+        work = _gauge_pass(work, cost, names, log_mu, tie)
+        history["imbalance"].append(_worst(work, cost, names, tie))
         history["cost"].append(imbalance(work, cost).total_cost)
         converged = history["imbalance"][-1] <= tol
     if scale_grid == "pow2" and log_mu:
@@ -133,7 +145,7 @@ def _exact(net: Network, cost: Cost, tol: float, max_rounds: int, scale_grid: st
         exchanged = scale(net, log_lam)
         log_mu = {k: np.round(v / np.log(2.0)) * np.log(2.0) for k, v in log_mu.items()}
         work = gauge(exchanged, log_mu)
-        history["imbalance"].append(_worst(work, cost, names))
+        history["imbalance"].append(_worst(work, cost, names, tie))
         history["cost"].append(imbalance(work, cost).total_cost)
     return work, log_lam, log_mu, converged, rounds, history, result
 
