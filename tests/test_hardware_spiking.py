@@ -1,6 +1,6 @@
 """Golden single-neuron traces derived by hand from Loihi's documented integer arithmetic.
 
-hardware.md §1 (nengo-loihi emulator/interface.py, lava proc/lif/models.py): per step
+nengo-loihi's emulator/interface.py and lava's proc/lif/models.py: per step
 q = acc(a << 6); u = wrap24(decay(u, du + 1) + q); v = sat(decay(v, dv) + wrap24(u + bias)), +-(2**23 - 1);
 v = 0 while refractory; spike if v > vth_mant << 6; v = 0 on a spike;
 decay(x, d) = sign(x) * ((|x| * (4096 - d)) >> 12).

@@ -4,7 +4,7 @@ Everything works on whole numpy arrays of int64 (values fit comfortably: chip st
 bits wide). Three families of operation:
 
 * **rounding** of reals or of integer quotients to integers, in the modes chips and their tool chains
-  use (hardware.md, "rounding mode per operation"):
+  use (each profile cites the source of its modes):
 
   ==============  ===================================================  ==========================
   mode            rule                                                 used by

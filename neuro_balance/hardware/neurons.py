@@ -1,6 +1,6 @@
 """Integer spiking neuron models stepped in time: bit-accurate Loihi CUBA LIF and integrate-and-fire.
 
-Loihi (``reference/hardware.md`` §1), one step of a compartment with synaptic input ``a`` (weight
+Loihi, one step of a compartment with synaptic input ``a`` (weight
 mantissas summed over the spikes received), as nengo-loihi 1.1.0's emulator computes it
 (``emulator/interface.py``, ``CompartmentState.update``)::
 
@@ -25,7 +25,7 @@ becomes ``+2**23``) and ``u + bias`` enters ``v`` unwrapped. (lava's model has n
 use ``refractory=1``.)
 
 Other digital chips: non-leaky integrate-and-fire, ``v = fit(v + a + bias)``, spike when
-``v >= theta`` (``> theta`` for ``compare: gt``), reset by subtracting ``theta`` (DESIGN §6) or, for
+``v >= theta`` (``> theta`` for ``compare: gt``), reset by subtracting ``theta`` (rate proportional to ReLU of the input) or, for
 chips that reset to a value (sPyNNaker), to zero.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Hardware profiles: one YAML file per chip, schema version 1, validated on load.
 
 A profile records a chip's number formats (weights, accumulator, states, threshold, bias), its
-rounding and overflow rules and the sources every value comes from (``reference/hardware.md``). The
+rounding and overflow rules and the sources every value comes from (its ``sources`` field). The
 bundled profiles live in the project's top-level ``hardware_profiles/``; a user adds a chip by passing the
 path of their own YAML file to `load_profile`.
 
