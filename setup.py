@@ -1,4 +1,4 @@
-"""Packaging hook: the top-level ``hardware_profiles/`` and ``models/`` ship inside a regular install.
+"""Packaging hook: the top-level ``hardware_profiles/``, ``models/`` and ``demos/`` ship inside a regular install.
 
 Everything else is in ``pyproject.toml``. A wheel gets a copy of each folder under
 ``neuro_balance/_resources/``, where `neuro_balance.resources.resource_dir` finds it; an editable install
@@ -9,7 +9,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-RESOURCES = ("hardware_profiles", "models")
+RESOURCES = ("hardware_profiles", "models", "demos")
 
 
 class BuildPyWithResources(build_py):

@@ -1,4 +1,4 @@
-"""Where the project's bundled folders (``hardware_profiles/``, ``models/``) are, in a source tree or an install.
+"""Where the project's bundled folders (``hardware_profiles/``, ``models/``, ``demos/``) are, in a tree or an install.
 
 The folders live once, at the top level of the source tree. A regular (wheel) install carries a copy inside
 the package, under ``neuro_balance/_resources/`` (``setup.py`` puts it there); an editable install or a
@@ -14,7 +14,7 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def resource_dir(name: str) -> Path:
-    """The folder ``name`` (``"hardware_profiles"`` or ``"models"``) of this installation.
+    """The folder ``name`` (``"hardware_profiles"``, ``"models"`` or ``"demos"``) of this installation.
 
     Parameters
     ----------

@@ -90,8 +90,8 @@ def test_help_explains_every_command():
     (["quantize", "{model}", "--profile", "speck", "--weight-bits", "4"], [], "speck"),
     (["simulate", "{model}", "--rate", "1000", "--duration", "0.02", "-o", "{dir}/agents.yaml"],
      ["agents.yaml", "agents.npz"], ""),
-    (["demo", "order-independence", "--quick", "--out", "{dir}/demo"],
-     ["demo/order-independence.json", "demo/order-independence.png"], ""),
+    (["demo", "order_independence", "--quick", "--out", "{dir}/demo"],
+     ["demo/order_independence.json", "demo/order_independence.png"], ""),
 ])
 def test_every_other_subcommand_runs_through_a_subprocess(model, tmp_path, args, expect_files, expect_text):
     proc = cli(*[a.format(model=model, dir=tmp_path) for a in args])

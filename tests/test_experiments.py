@@ -1,7 +1,6 @@
 """Experiments (small settings), their JSON/PNG output, the ``demo`` command and the bundled model."""
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import math
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 from neuro_balance.learn import digits_models, experiments
-from neuro_balance.app.commands import demo
+from neuro_balance.learn.experiments.balance_vs_learning_rate import ARMS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,19 +27,19 @@ def _one_blas_thread():
 
 
 def test_gd_regularizer_only_the_regularised_run_balances(tmp_path):
-    res = experiments.run("gd-regularizer", **experiments.QUICK["gd-regularizer"])
+    res = experiments.run("gd_regularizer", **experiments.QUICK["gd_regularizer"])
     s = res["summary"]
     assert s["deficit_ratio_l2"] < 0.9 * s["deficit_ratio_plain"]
     assert len(res["curves"]["l2_deficit"]) == res["config"]["epochs"] + 1
     # the first-epoch decay follows exp(-8 alpha t) to within the O(lr**2) terms
     assert s["fitted_deficit_decay_rate"] == pytest.approx(s["predicted_deficit_decay_rate"], rel=0.2)
     paths = experiments.save(res, tmp_path)
-    assert json.loads(paths["json"].read_text())["name"] == "gd-regularizer"
+    assert json.loads(paths["json"].read_text())["name"] == "gd_regularizer"
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_balance_disrupted_starts_balanced_and_drifts_like_lr_squared():
-    res = experiments.run("balance-disrupted", **experiments.QUICK["balance-disrupted"])
+    res = experiments.run("balance_disrupted", **experiments.QUICK["balance_disrupted"])
     s = res["summary"]
     assert s["initial_max_relative_imbalance"] < 1e-10
     assert res["curves"]["deficit_lr0.01"][0] < 1e-16
@@ -50,7 +49,7 @@ def test_balance_disrupted_starts_balanced_and_drifts_like_lr_squared():
 
 
 def test_order_independence_runs_agree_with_the_global_solution():
-    res = experiments.run("order-independence", runs=12)
+    res = experiments.run("order_independence", runs=12)
     s = res["summary"]
     assert s["max_relative_deviation_from_global"] < 1e-8
     assert s["max_relative_deviation_from_mean"] < 1e-8
@@ -65,7 +64,7 @@ def _idx(array: np.ndarray) -> bytes:
 
 
 def test_balance_and_learning_on_digits_and_on_idx_files(tmp_path):
-    res = experiments.run("balance-and-learning", **experiments.QUICK["balance-and-learning"])
+    res = experiments.run("balance_and_learning", **experiments.QUICK["balance_and_learning"])
     assert set(res["summary"]) == {"1", "0.01"}
     for rows in res["summary"].values():
         assert set(rows) == {"plain", "L1 NB"}
@@ -93,7 +92,7 @@ def test_balance_and_learning_on_digits_and_on_idx_files(tmp_path):
 
 
 def test_save_writes_strict_json_with_nan_as_null(tmp_path):
-    res = {"name": "order-independence", "config": {}, "curves": {"a": np.arange(3)},
+    res = {"name": "order_independence", "config": {}, "curves": {"a": np.arange(3)},
            "summary": {"x": math.nan, "y": np.float64(2.5), "n": np.int64(3)}}
     paths = experiments.save(res, tmp_path, figure=False)
     data = json.loads(paths["json"].read_text())
@@ -107,38 +106,71 @@ def test_unknown_experiment_and_condition_are_rejected():
         experiments.balance_and_learning(conditions=("plain", "magic"))
 
 
-def _parser():
-    parser = argparse.ArgumentParser(prog="neuro-balance")
-    demo.register(parser.add_subparsers(dest="command"))
-    return parser
+def test_balance_vs_learning_rate_runs_every_arm_and_optimiser(tmp_path):
+    res = experiments.run("balance_vs_learning_rate", nets=[{"name": "tiny", "sizes": (64, 8, 10), "n_train": 100,
+                                                             "epochs": 4}],
+                          seeds=(0, 1), optimizers={"sgd": (1e-3, 0.5), "adam": (1e-2,)}, tuned_epochs=2,
+                          eval_every=2)
+    s, c = res["summary"], res["curves"]
+    assert set(s) == {"sgd", "adam"} and set(s["sgd"]["tiny"]) == {"0.001", "0.5"}
+    assert set(s["sgd"]["tiny"]["0.5"]) == set(ARMS)
+    assert res["config"]["nets"][0]["n_train_used"] == 100  # stratified: 10 images of each digit
+    for arm, curve in c["sgd"]["tiny"]["0.5"].items():
+        # balancing (FB) and regularisers leave the initial function alone: every arm starts equal
+        assert curve["mean"][0] == c["sgd"]["tiny"]["0.5"]["plain"]["mean"][0], arm
+        assert curve["epochs"] == [0, 2, 4]
+    assert c["adam"]["tiny"]["0.01"]["plain"]["epochs"] == [0, 2]
+    # lr 1e-3 for 4 epochs hardly moves; lr 0.5 learns: the sweep is not a copy of one run
+    assert s["sgd"]["tiny"]["0.5"]["plain"]["final_mean"] > s["sgd"]["tiny"]["0.001"]["plain"]["final_mean"] + 0.1
+    text = experiments.summary_text(res)
+    assert "does not" in text and "commute with rescaling" in text and "FB + L1 NB" in text
+    paths = experiments.save(res, tmp_path)
+    assert json.loads(paths["json"].read_text())["name"] == "balance_vs_learning_rate"
+    assert paths["png"].stat().st_size > 10_000
 
 
-def test_demo_command_writes_json_and_png(tmp_path, capsys):
-    args = _parser().parse_args(["demo", "order-independence", "--quick", "--out", str(tmp_path)])
-    assert args.func(args) == 0
-    out = capsys.readouterr().out
-    assert "max_relative_deviation_from_global" in out
-    assert (tmp_path / "order-independence.json").is_file() and (tmp_path / "order-independence.png").is_file()
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "neuro_balance.app.cli", *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
 
 
-def test_demo_command_rejects_bad_options(tmp_path):
-    parser = _parser()
-    with pytest.raises(SystemExit) as err:
-        parser.parse_args(["demo", "no-such-demo"])
-    assert err.value.code == 2
-    args = parser.parse_args(["demo", "order-independence", "--seeds", "3"])
-    with pytest.raises(SystemExit):
-        args.func(args)
-    args = parser.parse_args(["demo", "balance-and-learning", "--mnist", str(tmp_path / "absent")])
-    with pytest.raises(ValueError, match="not a directory"):
-        args.func(args)
-
-
-def test_demo_through_the_command_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "neuro_balance.app.cli", "demo", "order-independence", "--quick",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+def test_demo_lists_every_script_in_demos_under_its_file_name():
+    proc = _cli("demo")
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "order-independence.json").is_file()
+    listed = {line.split()[0] for line in proc.stdout.splitlines()[1:] if line.strip()}
+    assert listed == {p.stem for p in (ROOT / "demos").glob("*.py")}
+    assert set(experiments.EXPERIMENTS) <= listed  # every experiment has its script
+
+
+def test_demo_runs_a_script_through_the_command_line(tmp_path):
+    proc = _cli("demo", "order_independence", "--quick", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "max_relative_deviation_from_global" in proc.stdout
+    assert (tmp_path / "order_independence.json").is_file() and (tmp_path / "order_independence.png").is_file()
+
+
+def test_demo_suggests_the_name_of_a_mistyped_demo():
+    proc = _cli("demo", "gd-regularizer")
+    assert proc.returncode == 2
+    assert "did you mean 'gd_regularizer'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nosuchdemo"], "invalid choice"),
+    (["order_independence", "--seeds", "3"], "unrecognized arguments: --seeds"),
+    (["balance_and_learning", "--mnist", "absent-folder"], "not a directory"),
+    (["gd_regularizer", "--quick", "--seeds", "0"], "--seeds: must be >= 1"),
+])
+def test_demo_rejects_bad_names_and_options(tmp_path, capsys, args, message):
+    from neuro_balance.app import cli
+
+    try:
+        code = cli.main(["demo", *args, "--out", str(tmp_path / "out")])
+    except SystemExit as stop:
+        code = stop.code
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_train_digits_model_reaches_93_percent():

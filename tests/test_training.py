@@ -331,3 +331,54 @@ def test_train_rejects_mismatched_data():
         train(net, np.ones((5, 4)), np.zeros(5, dtype=int), validation=(np.ones((3, 4)), np.full(3, 7)))
     with pytest.raises(ValueError, match="recurrent"):
         train(nb.rnn(4, [3], 2), np.ones((5, 4)), np.zeros(5, dtype=int))
+
+
+# ---------------------------------------------------------------------------------------------- stacked copies
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.05), ("momentum", 0.02), ("adam", 0.01)])
+def test_stacked_training_equals_training_each_copy_alone(optimizer, lr):
+    """The oracle is `train` (with the toolkit's own balancing sweep) on every copy separately."""
+    from neuro_balance.learn.stacked import train_stacked
+
+    data = digits()
+    nets = [nb.mlp([64, 12, 8, 10], seed=s) for s in range(4)]
+    X = np.stack([data.X_train[40 * s:40 * s + 40] for s in range(4)])
+    y = np.stack([data.y_train[40 * s:40 * s + 40] for s in range(4)])
+    regs = [None, 0.01 * nb.Lp(1), None, 0.005 * nb.Lp(2)]
+    balances = [None, None, "before+partial@L1", "partial@L2"]
+    seeds = [3, 4, 5, 6]
+    res = train_stacked(nets, X, y, data.X_test, data.y_test, lr=lr, epochs=4, batch_size=16, optimizer=optimizer,
+                        regs=regs, balances=balances, seeds=seeds)
+    for m in range(4):
+        alone = train(nets[m], X[m], y[m], lr=lr, epochs=4, batch_size=16, optimizer=optimizer, reg=regs[m],
+                      balance=balances[m], seed=seeds[m], validation=(data.X_test, data.y_test), diagnostics=False)
+        for key, w in parameters(alone.network).items():
+            np.testing.assert_allclose(parameters(res.networks[m])[key], w, rtol=1e-10, atol=1e-12)
+        np.testing.assert_array_equal(res.accuracy[m], alone.history["val_accuracy"])
+    assert res.epochs == [0, 1, 2, 3, 4] and np.all(res.diverged == -1)
+
+
+def test_stacked_training_isolates_a_diverging_copy():
+    from neuro_balance.learn.stacked import train_stacked
+
+    data = digits()
+    nets = [nb.mlp([64, 8, 10], seed=0)] * 2
+    X, y = np.stack([data.X_train[:50], 1e200 * data.X_train[:50]]), np.stack([data.y_train[:50]] * 2)
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = train_stacked(nets, X, y, data.X_test, data.y_test, lr=0.5, epochs=3, batch_size=50, eval_every=2)
+    assert res.diverged[0] == -1 and res.diverged[1] >= 1  # inputs of 1e200: the second step overflows
+    assert res.epochs == [0, 2, 3]
+    assert all(np.all(w == 0.0) for w in parameters(res.networks[1]).values())  # stopped, set to 0
+    assert res.accuracy[0, -1] > res.accuracy[0, 0]  # the healthy copy kept learning
+
+
+def test_stacked_training_rejects_what_it_cannot_train():
+    from neuro_balance.learn.stacked import train_stacked
+
+    data = digits()
+    X, y = data.X_train[None, :20], data.y_train[None, :20]
+    with pytest.raises(ValueError, match="not a layered dense network"):
+        train_stacked([nb.dag([64, 8, 8, 10], seed=0)], X, y, data.X_test, data.y_test, lr=0.1, epochs=1)
+    with pytest.raises(ValueError, match="must be 'partial'"):
+        train_stacked([nb.mlp([64, 8, 10])], X, y, data.X_test, data.y_test, lr=0.1, epochs=1, balances=["full"])
+    with pytest.raises(ValueError, match="2 networks need 2 training sets"):
+        train_stacked([nb.mlp([64, 8, 10])] * 2, X, y, data.X_test, data.y_test, lr=0.1, epochs=1)

@@ -1,57 +1,135 @@
-"""``neuro-balance demo``: run one of the papers' experiments, write its curves (JSON) and figure (PNG)."""
+"""``neuro-balance demo``: list the teaching demos, or run one; a demo is a script in the project's ``demos/``.
+
+The scripts in ``demos/`` are the one list: ``neuro-balance demo NAME ARGS...`` runs ``demos/NAME.py ARGS...``
+(so a demo has one name and one set of options, whichever way it is started). The demos that run one of
+the experiments of ``neuro_balance.learn.experiments`` are three lines each around `experiment_script`,
+which gives them the same options (``--out``, ``--quick``, ``--seeds``, ``--epochs``, ``--mnist``,
+``--no-figure``, where the experiment takes them).
+"""
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
+import inspect
+import runpy
+import sys
 from pathlib import Path
+from typing import Any, Mapping
 
 from ...learn.experiments import EXPERIMENTS, QUICK, run as run_experiment, save, summary_text
+from ...resources import resource_dir
+
+__all__ = ["register", "handler", "demos", "experiment_script"]
+
+
+def demos() -> dict[str, Path]:
+    """Every demo of this installation: name (the script's file name without ``.py``) -> script."""
+    folder = resource_dir("demos")
+    return {p.stem: p for p in sorted(folder.glob("*.py"))} if folder.is_dir() else {}
+
+
+def _first_line(script: Path) -> str:
+    doc = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8"))) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
 def register(sub) -> None:
     parser = sub.add_parser(
-        "demo", help="run an experiment on learning and balance (JSON + PNG)",
-        description="Run one of the experiments of the balance papers and write NAME.json (its curves and "
-                    "summary) and NAME.png (its figure) into --out. gd-regularizer: only a regulariser makes "
-                    "gradient descent balance (S1 Fig 3). balance-disrupted: without one, balance drifts by "
-                    "O(lr^2) per step (S1 Fig 4). order-independence: stochastic balancing in 1000 random "
-                    "orders reaches one state (S1 Fig 5). balance-and-learning: plain vs L1/L2 vs full balance "
-                    "first vs partial balancing every epoch, on full data and 1% of it (S2).")
-    parser.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME",
-                        help="one of: " + ", ".join(EXPERIMENTS))
-    parser.add_argument("--out", default="demo_output", help="output directory (default demo_output)")
-    parser.add_argument("--quick", action="store_true", help="tiny settings: checks the pipeline in seconds")
-    parser.add_argument("--seeds", type=int, help="number of seeds (gd-regularizer, balance-and-learning)")
-    parser.add_argument("--epochs", type=int, help="training epochs (all but order-independence)")
-    parser.add_argument("--mnist", help="balance-and-learning on MNIST / Fashion-MNIST: a directory with the four "
-                                        "IDX files (gzip or raw); long: a 784-256-128-10 net, 6 conditions x 5 "
-                                        "seeds x 40 epochs at a few seconds per epoch (use --epochs, --seeds)")
-    parser.add_argument("--no-figure", action="store_true", help="write the JSON only")
+        "demo", help="list the teaching demos, or run one (writes its figure and JSON)",
+        description="Without NAME: list the demos (the scripts in the project's demos/ folder). With NAME: run "
+                    "demos/NAME.py with the arguments that follow, exactly as `python demos/NAME.py ARGS` would; "
+                    "`neuro-balance demo NAME --help` shows a demo's options. The experiment demos take --quick "
+                    "(a check of the pipeline in seconds) and --out DIR.")
+    parser.add_argument("name", nargs="?", metavar="NAME", help="a demo; omit to list them")
+    parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the demo's own arguments")
     parser.set_defaults(func=handler, parser=parser)
 
 
 def handler(args: argparse.Namespace) -> int:
-    kwargs = dict(QUICK[args.name]) if args.quick else {}
-    if args.seeds is not None:
-        if args.name not in ("gd-regularizer", "balance-and-learning"):
-            args.parser.error(f"--seeds: {args.name} takes no seeds")
+    found = demos()
+    if args.name is None:
+        if not found:
+            print(f"no demos found (looked in {resource_dir('demos')})")
+            return 0
+        width = max(map(len, found))
+        print("demos (run one with: neuro-balance demo NAME [--help]):")
+        for name, script in found.items():
+            print(f"  {name:<{width}}  {_first_line(script)}")
+        return 0
+    if args.name not in found:
+        close = difflib.get_close_matches(args.name.replace("-", "_"), list(found), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        args.parser.error(f"argument NAME: invalid choice: {args.name!r}{hint} (choose from {', '.join(found)})")
+    script = found[args.name]
+    saved = sys.argv
+    sys.argv = [str(script), *args.args]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as stop:  # a demo's own argparse: --help (0) or a usage error (2)
+        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def experiment_script(name: str, description: str, presets: Mapping[str, Mapping[str, Any]] | None = None,
+                      argv: list[str] | None = None, **defaults: Any) -> int:
+    """The command line of a demo that runs the experiment ``name``: run it, print its summary, save it.
+
+    Parameters
+    ----------
+    name : str
+        A key of `EXPERIMENTS`.
+    description : str
+        The script's docstring (shown by ``--help``).
+    presets : dict, optional
+        Extra sizes, each a ``--NAME`` flag: preset name -> keyword arguments for the experiment.
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+    **defaults
+        Keyword arguments of the demo's default size.
+
+    Returns
+    -------
+    int
+        0 (usage errors exit with 2 through argparse).
+    """
+    params = inspect.signature(EXPERIMENTS[name].function).parameters
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="demo_output", help="output directory (default demo_output)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="tiny settings: checks the pipeline in seconds")
+    for preset in presets or {}:
+        size.add_argument(f"--{preset}", action="store_true", help=f"the {preset} size (long)")
+    if "seeds" in params:
+        parser.add_argument("--seeds", type=int, help="number of seeds (0, 1, ...)")
+    if "epochs" in params:
+        parser.add_argument("--epochs", type=int, help="training epochs")
+    if "mnist" in params:
+        parser.add_argument("--mnist", help="a directory with the four MNIST or Fashion-MNIST IDX files "
+                                            "(gzip or raw; never downloaded); default: scikit-learn's digits")
+    parser.add_argument("--no-figure", action="store_true", help="write the JSON only")
+    args = parser.parse_args(argv)
+    kwargs = dict(QUICK[name]) if args.quick else dict(defaults)
+    for preset, values in (presets or {}).items():
+        if getattr(args, preset):
+            kwargs = dict(values)
+    if getattr(args, "seeds", None) is not None:
         if args.seeds < 1:
-            args.parser.error(f"--seeds: must be >= 1, got {args.seeds}")
+            parser.error(f"--seeds: must be >= 1, got {args.seeds}")
         kwargs["seeds"] = tuple(range(args.seeds))
-    if args.epochs is not None:
-        if args.name == "order-independence":
-            args.parser.error("--epochs: order-independence does not train")
+    if getattr(args, "epochs", None) is not None:
         if args.epochs < 1:
-            args.parser.error(f"--epochs: must be >= 1, got {args.epochs}")
+            parser.error(f"--epochs: must be >= 1, got {args.epochs}")
         kwargs["epochs"] = args.epochs
-    if args.mnist is not None:
-        if args.name != "balance-and-learning":
-            args.parser.error("--mnist: only balance-and-learning reads MNIST")
+    if getattr(args, "mnist", None) is not None:
         if not Path(args.mnist).is_dir():
-            raise ValueError(f"--mnist: {args.mnist!r} is not a directory")
+            parser.error(f"--mnist: {args.mnist!r} is not a directory")
         kwargs["mnist"] = args.mnist
-    result = run_experiment(args.name, **kwargs)
+    result = run_experiment(name, **kwargs)
     paths = save(result, args.out, figure=not args.no_figure)
     print(summary_text(result))
-    for kind, path in paths.items():
+    for path in paths.values():
         print(f"wrote {path}")
     return 0

@@ -1,12 +1,12 @@
 """The papers' experiments on learning and balance: the registry, and the front door that runs and saves them.
 
 =====================  ===========================================================================
-``gd-regularizer``     S1 Fig 3: one init trained with and without an L2 regulariser; the deficit
+``gd_regularizer``     S1 Fig 3: one init trained with and without an L2 regulariser; the deficit
                        decays (like ``exp(-8 alpha t)``, i.e. ``exp(-4 alpha t)`` per unit) only with it.
-``balance-disrupted``  S1 Fig 4: a balanced init trained without regulariser; the conserved quantity
+``balance_disrupted``  S1 Fig 4: a balanced init trained without regulariser; the conserved quantity
                        ``sum_in w**2 - sum_out w**2`` drifts by O(lr**2) per step.
-``order-independence`` S1 Fig 5: many stochastic balancing runs from one init reach the same weights.
-``balance-and-learning`` S2: plain vs L1/L2 regularised vs full balance before training vs partial
+``order_independence`` S1 Fig 5: many stochastic balancing runs from one init reach the same weights.
+``balance_and_learning`` S2: plain vs L1/L2 regularised vs full balance before training vs partial
                        balancing every epoch, several seeds, full data and 1 % of it.
 =====================  ===========================================================================
 
@@ -19,7 +19,7 @@ in `QUICK`, a script in ``demos/``.
 Example
 -------
 >>> from neuro_balance.learn import experiments
->>> res = experiments.run("order-independence", runs=10)          # doctest: +SKIP
+>>> res = experiments.run("order_independence", runs=10)          # doctest: +SKIP
 >>> experiments.save(res, "out")                                   # doctest: +SKIP
 """
 from __future__ import annotations
@@ -33,16 +33,18 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from . import balance_and_learning as _bal, balance_disrupted as _bd, gd_regularizer as _gd, \
-    order_independence as _oi
+from . import balance_and_learning as _bal, balance_disrupted as _bd, balance_vs_learning_rate as _blr, \
+    gd_regularizer as _gd, order_independence as _oi
 from .balance_and_learning import balance_and_learning
+from .balance_vs_learning_rate import balance_vs_learning_rate
 from .balance_disrupted import balance_disrupted
 from .common import unit_l2_difference
 from .gd_regularizer import gd_regularizer
 from .order_independence import order_independence
 
 __all__ = ["EXPERIMENTS", "QUICK", "Experiment", "run", "save", "summary_text", "gd_regularizer",
-           "balance_disrupted", "order_independence", "balance_and_learning", "unit_l2_difference"]
+           "balance_disrupted", "order_independence", "balance_and_learning", "balance_vs_learning_rate",
+           "unit_l2_difference"]
 
 
 class Experiment(NamedTuple):
@@ -54,19 +56,23 @@ class Experiment(NamedTuple):
 
 
 EXPERIMENTS: dict[str, Experiment] = {
-    "gd-regularizer": Experiment(gd_regularizer, _gd.plot),
-    "balance-disrupted": Experiment(balance_disrupted, _bd.plot),
-    "order-independence": Experiment(order_independence, _oi.plot),
-    "balance-and-learning": Experiment(balance_and_learning, _bal.plot, _bal.text),
+    "gd_regularizer": Experiment(gd_regularizer, _gd.plot),
+    "balance_disrupted": Experiment(balance_disrupted, _bd.plot),
+    "order_independence": Experiment(order_independence, _oi.plot),
+    "balance_and_learning": Experiment(balance_and_learning, _bal.plot, _bal.text),
+    "balance_vs_learning_rate": Experiment(balance_vs_learning_rate, _blr.plot, _blr.text),
 }
 
 
 # Small settings for smoke runs (``neuro-balance demo NAME --quick`` and the tests): same code, less work.
 QUICK: dict[str, dict[str, Any]] = {
-    "gd-regularizer": {"epochs": 4, "seeds": (0,), "sizes": (64, 12, 10)},
-    "balance-disrupted": {"lrs": (0.01, 0.2), "epochs": 2, "scaling_lrs": (0.004, 0.002), "sizes": (64, 12, 10)},
-    "order-independence": {"runs": 12},
-    "balance-and-learning": {"seeds": (0, 1), "epochs": 3, "sizes": (64, 12, 10), "conditions": ("plain", "L1 NB")},
+    "gd_regularizer": {"epochs": 4, "seeds": (0,), "sizes": (64, 12, 10)},
+    "balance_disrupted": {"lrs": (0.01, 0.2), "epochs": 2, "scaling_lrs": (0.004, 0.002), "sizes": (64, 12, 10)},
+    "order_independence": {"runs": 12},
+    "balance_and_learning": {"seeds": (0, 1), "epochs": 3, "sizes": (64, 12, 10), "conditions": ("plain", "L1 NB")},
+    "balance_vs_learning_rate": {
+        "nets": [{"name": "tiny n=100", "sizes": (64, 16, 10), "n_train": 100, "epochs": 20}], "seeds": (0, 1),
+        "optimizers": {"sgd": (1e-3, 1e-1), "adam": (1e-2,)}, "tuned_epochs": 5, "eval_every": 2},
 }
 
 

@@ -12,7 +12,7 @@ from .. import datasets
 from ...balancing.costs import Lp
 from ...model.builders import mlp
 from ..training import train
-from .common import epochs_to, steps_per_epoch, subset
+from .common import ARM_NOTE, ARM_STYLE, epochs_to, steps_per_epoch, subset
 
 __all__ = ["CONDITIONS", "balance_and_learning", "plot", "text"]
 
@@ -106,29 +106,43 @@ def balance_and_learning(mnist: str | os.PathLike | None = None, seeds: Sequence
               "l2": l2, "sizes": layer_sizes, "target": target, "conditions": list(conditions), "optimizer": "sgd",
               "full_balance": "L2, global solver, before training",
               "partial_balance": "one colour sweep (a layer at a time) after every epoch"}
-    return {"name": "balance-and-learning", "config": config, "curves": curves, "summary": summary}
+    return {"name": "balance_and_learning", "config": config, "curves": curves, "summary": summary}
 
 
 def plot(res: dict, path: Path) -> None:
+    """Test accuracy per epoch for every condition (top) and its difference to plain SGD (bottom)."""
     from matplotlib.figure import Figure
 
     fractions = list(res["curves"])
-    fig = Figure(figsize=(6 * len(fractions), 4))
-    axes = fig.subplots(1, len(fractions), squeeze=False)
-    for ax, key in zip(axes[0], fractions):
-        for cond, c in res["curves"][key].items():
-            mean, std = np.array(c["mean"]), np.array(c["std"])
-            ax.plot(mean, label=cond)
-            ax.fill_between(np.arange(len(mean)), mean - std, mean + std, alpha=0.15)
+    fig = Figure(figsize=(6.5 * len(fractions), 7.5))
+    axes = fig.subplots(2, len(fractions), squeeze=False, sharex="col")
+    for col, key in enumerate(fractions):
+        curves = res["curves"][key]
+        plain = np.array(curves["plain"]["mean"]) if "plain" in curves else None
+        for cond, c in curves.items():
+            colour, marker = ARM_STYLE[cond]
+            mean, std = 100 * np.array(c["mean"]), 100 * np.array(c["std"])
+            epochs = np.arange(len(mean))
+            every = max(len(mean) // 8, 1)
+            axes[0, col].plot(epochs, mean, color=colour, marker=marker, markevery=every, ms=5, lw=1.3, label=cond)
+            axes[0, col].fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.08)
+            if plain is not None and cond != "plain":
+                axes[1, col].plot(epochs, mean - 100 * plain, color=colour, marker=marker, markevery=every, ms=5,
+                                  lw=1.3, label=cond)
         n = next(iter(res["summary"][key].values()))["n_train"]
-        ax.set_title(f"training fraction {key} ({n} samples)")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("test accuracy")
-        ax.set_ylim(max(0.0, ax.get_ylim()[0]), 1.0)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"Balance and learning (S2 protocol; {res['config']['data']}, "
-                 f"{len(res['config']['seeds'])} seeds, mean ± std)")
-    fig.tight_layout()
+        axes[0, col].set_title(f"training fraction {key} ({n} samples)", fontsize=10)
+        axes[0, col].set_ylabel("test accuracy (%)")
+        axes[1, col].axhline(0.0, color="k", lw=0.8)
+        axes[1, col].set_ylabel("test accuracy − plain SGD (points)")
+        axes[1, col].set_xlabel("epoch")
+        for ax in axes[:, col]:
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, frameon=False,
+               bbox_to_anchor=(0.5, 1 - 0.6 / fig.get_figheight()))
+    fig.suptitle(f"Balance and learning (S2 protocol; {res['config']['data']}, {len(res['config']['seeds'])} seeds, "
+                 f"mean ± std)\n{ARM_NOTE}", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 1.0 / fig.get_figheight()))
     fig.savefig(path, dpi=110)
 
 

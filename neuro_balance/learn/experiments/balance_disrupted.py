@@ -59,7 +59,7 @@ def balance_disrupted(lrs: Sequence[float] = (0.01, 0.05, 0.2), epochs: int = 30
     config = {"lrs": list(lrs), "epochs": epochs, "batch_size": batch_size, "sizes": list(sizes), "seed": seed,
               "scaling_lrs": list(scaling_lrs), "scaling_steps": scaling_steps, "scaling_samples": len(y),
               "data": "digits"}
-    return {"name": "balance-disrupted", "config": config, "curves": curves, "summary": summary}
+    return {"name": "balance_disrupted", "config": config, "curves": curves, "summary": summary}
 
 
 def plot(res: dict, path: Path) -> None:
@@ -72,8 +72,10 @@ def plot(res: dict, path: Path) -> None:
         axes[0].plot(c["epoch"], np.maximum(c[f"deficit_lr{lr:g}"], 1e-30), label=f"lr {lr:g}")
         axes[1].plot(c["epoch"], c[f"loss_lr{lr:g}"], label=f"lr {lr:g}")
     axes[0].set_yscale("log")
-    axes[0].set_title("deficit (balanced at epoch 0)")
-    axes[1].set_title("training loss")
+    axes[0].set_title("deficit (exactly balanced at epoch 0)", fontsize=10)
+    axes[0].set_ylabel(r"deficit $\sum_i D_i^2$, $D_i = \sum_\mathrm{in} w^2 - \sum_\mathrm{out} w^2$")
+    axes[1].set_title("training loss", fontsize=10)
+    axes[1].set_ylabel("training loss E")
     for ax in axes[:2]:
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8)
@@ -81,7 +83,8 @@ def plot(res: dict, path: Path) -> None:
     axes[2].loglog(lrs, drift, "o-", label=f"measured (slope {res['summary']['drift_loglog_slope']:.2f})")
     axes[2].loglog(lrs, drift[-1] * (lrs / lrs[-1]) ** 2, "k--", lw=1, label=r"$\propto \eta^2$")
     axes[2].set_xlabel(r"learning rate $\eta$")
-    axes[2].set_title(f"drift of D after {res['config']['scaling_steps']} steps")
+    axes[2].set_ylabel(r"$\|D - D_0\|$ (all units)")
+    axes[2].set_title(f"drift of D after {res['config']['scaling_steps']} full-batch steps", fontsize=10)
     axes[2].legend(fontsize=8)
     fig.suptitle("Training without a regulariser disrupts balance (S1 Fig 4; digits)")
     fig.tight_layout()

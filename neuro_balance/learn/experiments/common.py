@@ -11,7 +11,13 @@ from ...balancing.costs import Lp
 from ...balancing.metrics import imbalance
 from ...model.network import Network
 
-__all__ = ["unit_l2_difference", "steps_per_epoch", "mean_std", "epochs_to", "subset"]
+__all__ = ["ARM_STYLE", "ARM_NOTE", "unit_l2_difference", "steps_per_epoch", "mean_std", "epochs_to", "subset"]
+
+# one colour and marker per training arm, shared by the learning figures
+ARM_STYLE = {"plain": ("k", "o"), "FB": ("C0", "s"), "L1 NB": ("C3", "^"), "L2 NB": ("C1", "v"),
+             "FB + L1 NB": ("C4", "D"), "L1": ("C2", "x"), "L2": ("C7", "+")}
+ARM_NOTE = ("FB: full balance before training; L1 NB / L2 NB: one balancing sweep for L1 / L2 after every "
+            "epoch, no regulariser; L1, L2: regulariser in the loss")
 
 
 def unit_l2_difference(net: Network) -> np.ndarray:

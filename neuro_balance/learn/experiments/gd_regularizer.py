@@ -62,7 +62,7 @@ def gd_regularizer(alpha: float = 1e-2, lr: float = 0.05, epochs: int = 60, batc
     }
     config = {"alpha": alpha, "lr": lr, "epochs": epochs, "batch_size": batch_size, "sizes": list(sizes),
               "seeds": list(seeds), "data": "digits", "steps_per_epoch": steps}
-    return {"name": "gd-regularizer", "config": config, "curves": curves, "summary": summary}
+    return {"name": "gd_regularizer", "config": config, "curves": curves, "summary": summary}
 
 
 def plot(res: dict, path: Path) -> None:
@@ -76,11 +76,19 @@ def plot(res: dict, path: Path) -> None:
             mean, std = np.array(c[f"{label}_{key}"]), np.array(c[f"{label}_{key}_std"])
             ax.plot(c["epoch"], mean, color=colour, label=name)
             ax.fill_between(c["epoch"], mean - std, mean + std, color=colour, alpha=0.2)
-    axes[0].plot(c["epoch"], c["predicted_l2_deficit"], "k--", lw=1, label=r"$D_0\,e^{-8\alpha t}$")
+    cfg = res["config"]
+    rate = 8 * cfg["alpha"] * cfg["lr"] * cfg["steps_per_epoch"]  # exp(-8 alpha t), t = lr * steps * epoch
+    axes[0].plot(c["epoch"], c["predicted_l2_deficit"], "k--", lw=1,
+                 label=rf"theory $D_0\,e^{{-8\alpha\eta S k}} = D_0\,e^{{-{rate:.3g}\,k}}$")
     axes[0].set_yscale("log")
-    for ax, title in zip(axes, ("deficit $\\sum_i(\\mathrm{in}_i-\\mathrm{out}_i)^2$", "training loss", "$\\|W\\|_F$")):
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
+    ylabels = (r"deficit $\sum_i(\mathrm{in}_i-\mathrm{out}_i)^2$", "training loss E",
+               r"weight norm $\|W\|_F$")
+    for ax, ylabel in zip(axes, ylabels):
+        ax.set_ylabel(ylabel)
+        ax.set_xlabel("epoch k")
+    axes[0].set_title(f"deficit (S = {cfg['steps_per_epoch']} steps per epoch, η = {cfg['lr']:g})", fontsize=10)
+    axes[1].set_title("training loss", fontsize=10)
+    axes[2].set_title("weight norm", fontsize=10)
     axes[0].legend(fontsize=8)
     fig.suptitle("Gradient descent balances only with a regulariser (S1 Fig 3; digits, mean ± std over seeds)")
     fig.tight_layout()

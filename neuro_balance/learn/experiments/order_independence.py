@@ -63,7 +63,7 @@ def order_independence(runs: int = 1000, sizes: Sequence[int] = (6, 10, 10, 4), 
               "cost_trajectories": trajectories, "final_costs": costs, "sweeps": sweeps}
     config = {"runs": runs, "sizes": list(sizes), "seed": seed, "tol": tol, "spread": spread, "cost": "L2",
               "schedule": "random"}
-    return {"name": "order-independence", "config": config, "curves": curves, "summary": summary}
+    return {"name": "order_independence", "config": config, "curves": curves, "summary": summary}
 
 
 def plot(res: dict, path: Path) -> None:
@@ -75,12 +75,14 @@ def plot(res: dict, path: Path) -> None:
     for traj in c["cost_trajectories"]:
         axes[0].plot(np.maximum(np.array(traj) - s["cost_global"], 1e-16), lw=0.8)
     axes[0].set_yscale("log")
-    axes[0].set_xlabel("sweep")
-    axes[0].set_title("cost above the global minimum (20 runs)")
+    axes[0].set_xlabel("sweep (every unit balanced once)")
+    axes[0].set_ylabel(r"cost $-$ global minimum")
+    axes[0].set_title(f"{len(c['cost_trajectories'])} runs, each in its own random order", fontsize=10)
     dev = np.maximum(np.array(c["deviation_from_global"]), 1e-17)
     axes[1].hist(np.log10(dev), bins=30)
-    axes[1].set_xlabel(r"$\log_{10}$ max |w - w*| / max |w*|")
-    axes[1].set_title(f"{s['runs']} runs vs the global solution")
+    axes[1].set_xlabel(r"$\log_{10}$ (max |w - w*| / max |w*|), w* the global solver's weights")
+    axes[1].set_ylabel("number of runs")
+    axes[1].set_title(f"final weights of all {s['runs']} runs vs the global solution", fontsize=10)
     fig.suptitle("Stochastic balancing reaches the same weights in any order (S1 Fig 5)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
