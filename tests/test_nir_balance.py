@@ -149,3 +149,32 @@ def test_what_cannot_be_balanced_is_refused_naming_the_node():
         nb.balance(nb.from_nir(GRAPHS["mlp"]()), nb.Lp(2), invariance="rate")
     with pytest.raises(ModelError, match=r"log_mu: 'li' is not a spiking population"):
         gauge(nb.from_nir(GRAPHS["dag"]()), {"li": np.zeros(3)})
+
+
+def test_brian2_agents_balance_the_rate_model_of_an_imported_if_graph(tmp_path, capsys):
+    """`simulate` on a .nir file: thresholds gauged to 1, then the agents' rate exchange; IF neurons come back."""
+    from neuro_balance.app.cli import main
+    from neuro_balance.balancing.spiking import rate_view
+
+    src = tmp_path / "if.nir"
+    nb.save_model(_if_net(7), src)
+    net = nb.load_model(src)
+    view, dropped = rate_view(net)
+    assert sorted(dropped) == ["h"] and view.populations["h"].neuron is None
+    x = np.random.default_rng(8).uniform(0, 1, (6, 5))
+    # Thresholds to 1 by the exact gauge: the rate model relu(z) / v_threshold is unchanged.
+    theta = net.populations["h"].neuron.params["v_threshold"]
+    np.testing.assert_allclose(view.forward(x, return_all=True)["h"], np.maximum(x @ net.projection("a1").weight.T, 0)
+                               / theta, rtol=1e-12)
+    code = main(["simulate", str(src), "--duration", "0.1", "--no-progress", "-o", str(tmp_path / "out.nir")])
+    assert code == 0, capsys.readouterr().err
+    out = nb.load_model(tmp_path / "out.nir")
+    assert out.populations["h"].neuron.model == "IF"
+    np.testing.assert_array_equal(out.populations["h"].neuron.params["v_threshold"], 1.0)
+    before, after = (nb.imbalance(v, nb.Lp(2)).max_relative for v in (view, rate_view(out)[0]))
+    assert before > 0.5 and after < 0.05 * before, (before, after)  # the agents balanced the rate model
+    rate_before = view.forward(x, return_all=True)
+    rate_after = rate_view(out)[0].forward(x, return_all=True)
+    np.testing.assert_allclose(rate_after["o"], rate_before["o"], rtol=1e-9)  # the rate model's function is kept
+    with pytest.raises(ModelError, match=r"node 'lif1': LIF leaks"):
+        rate_view(nb.from_nir(GRAPHS["mlp"]()))

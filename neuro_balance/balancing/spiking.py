@@ -34,7 +34,7 @@ from .costs import Cost
 from .metrics import imbalance
 from .scaling import factors, scale
 
-__all__ = ["gauge", "balance_spiking", "spiking_populations", "INVARIANCES"]
+__all__ = ["gauge", "balance_spiking", "spiking_populations", "rate_view", "with_neurons", "INVARIANCES"]
 
 INVARIANCES = ("exact", "rate")
 
@@ -79,6 +79,57 @@ def gauge(net: Network, log_mu: Mapping[str, np.ndarray], *, inplace: bool = Fal
         if pop.bias is not None:
             pop.bias *= f
         pop.neuron = pop.neuron.with_potentials_scaled(f)
+    return out
+
+
+def _check_rate_coded(net: Network) -> list[str]:
+    """Hidden spiking populations, refused unless IF (a leak makes the rate non-homogeneous)."""
+    names = [n for n in spiking_populations(net) if net.populations[n].role == "hidden"]
+    for name in names:
+        model = net.populations[name].neuron.model
+        if model != "IF":
+            raise ModelError(f"node {name!r}: {model} leaks (tau), so its rate is not a homogeneous function of its "
+                             "input and the rate exchange does not keep what it computes; use invariance='exact'")
+    return names
+
+
+def rate_view(net: Network) -> tuple[Network, dict]:
+    """The rate model of a network of IF units, for engines that balance by the rate exchange (Brian2 agents).
+
+    Every hidden IF population first takes the exact gauge ``mu = 1 / v_threshold`` (thresholds to 1,
+    spike trains unchanged), then drops its neuron model: it becomes a ``relu`` unit, the rate of an
+    IF unit with threshold 1 and reset by subtraction, which the Brian2 agents simulate.
+
+    Returns
+    -------
+    (Network, dict)
+        The view and the neuron models it dropped (thresholds now 1), for `with_neurons`.
+
+    Raises
+    ------
+    ModelError
+        For a hidden LIF or CubaLIF population (named), whose rate the exchange does not keep.
+    """
+    names = _check_rate_coded(net)
+    log_mu = {}
+    for name in names:
+        pop = net.populations[name]
+        theta = pop.neuron.params["v_threshold"].reshape(pop.size, -1)
+        if np.any(theta <= 0) or np.any(theta != theta[:, :1]):
+            raise ModelError(f"node {name!r}.v_threshold: the rate view needs one positive threshold per unit")
+        log_mu[name] = -np.log(theta[:, 0])
+    view = gauge(net, log_mu) if log_mu else net.copy()
+    dropped = {}
+    for name in names:
+        dropped[name], view.populations[name].neuron = view.populations[name].neuron, None
+    return view, dropped
+
+
+def with_neurons(net: Network, neurons: Mapping[str, object]) -> Network:
+    """A copy of ``net`` with the neuron models that `rate_view` dropped put back."""
+    out = net.copy()
+    for name, neuron in neurons.items():
+        out.populations[name].neuron = neuron
     return out
 
 
@@ -214,17 +265,10 @@ def balance_spiking(net: Network, cost: Cost, invariance: str = "exact", *, engi
                 for n, p in net.populations.items() if p.role == "hidden"}
     if invariance == "rate":
         stripped = net.copy()
-        for name in spiking_populations(net):
-            pop = stripped.populations[name]
-            if pop.neuron.model != "IF" and pop.role == "hidden":
-                raise ModelError(f"node {name!r}: {pop.neuron.model} leaks (tau), so its rate is not a homogeneous "
-                                 "function of its input and the rate exchange does not keep what it computes; use "
-                                 "invariance='exact'")
-            if pop.role == "hidden":
-                pop.neuron = None  # balanced like its rate model (relu), threshold kept below
+        for name in _check_rate_coded(net):
+            stripped.populations[name].neuron = None  # balanced like its rate model (relu), threshold kept below
         result = engine(stripped, cost, tol=tol, scale_grid=scale_grid, **kwargs)
-        for name in spiking_populations(net):
-            result.network.populations[name].neuron = net.populations[name].neuron
+        result.network = with_neurons(result.network, {n: net.populations[n].neuron for n in spiking_populations(net)})
         result.extra.update(invariance="rate", symmetry={**symmetry, **{n: "rate" for n in result.log_scales}},
                             rate_bound=_rate_bound(net, result.log_scales, dt))
         return result

@@ -9,6 +9,7 @@ import numpy as np
 from ...errors import ModelError
 from ...model.files import load_model, save_model
 from ...balancing.metrics import imbalance
+from ...balancing.spiking import rate_view, spiking_populations, with_neurons
 from ...seeding import check_random_state
 from .common import cost_argument, output_path, positive_float
 
@@ -65,7 +66,9 @@ def _progress_bar(total: float, disable: bool):
 
 def run(args: argparse.Namespace) -> int:
     out = output_path(args.parser, args.output, args.model)
-    net = load_model(args.model)
+    net, neurons = load_model(args.model), {}
+    if spiking_populations(net):  # a NIR graph of IF units: the agents balance its rate model (rate-level)
+        net, neurons = rate_view(net)
     from ...sim import BalancingNetwork  # imports Brian2: only when the command runs
 
     bn = BalancingNetwork(net, args.cost, rate=args.rate, spiking=args.spiking, target=args.target, dt=args.dt,
@@ -83,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.spiking:
         bn.measure(0.1)
         after = bn.measure(args.window)
-    result = bn.network
+    result = with_neurons(bn.network, neurons)
     start, end = imbalance(net, args.cost).max_relative, imbalance(result, args.cost).max_relative
     print(f"  {len(bn.events)} balance events; max relative imbalance {start:.3g} -> {end:.3g}")
     if before is not None:
