@@ -8,7 +8,7 @@ writes balance_and_learning.json and balance_and_learning.png.
 
     python demos/balance_and_learning.py --out demo_output
     python demos/balance_and_learning.py --mnist ~/data/mnist --epochs 5   # the four IDX files; long
-    python demos/balance_and_learning.py --quick        # a check in seconds (also: neuro-balance demo balance_and_learning)
+    python demos/balance_and_learning.py --quick        # a check in seconds
 """
 from neuro_balance.app.commands.demo import experiment_script
 

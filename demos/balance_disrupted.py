@@ -7,7 +7,7 @@ measures the drift after 5 full-batch steps for halving learning rates (slope 2 
 Writes balance_disrupted.json and balance_disrupted.png.
 
     python demos/balance_disrupted.py --out demo_output
-    python demos/balance_disrupted.py --quick        # a check in seconds (also: neuro-balance demo balance_disrupted)
+    python demos/balance_disrupted.py --quick        # a check in seconds
 """
 from neuro_balance.app.commands.demo import experiment_script
 

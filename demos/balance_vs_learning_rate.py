@@ -13,7 +13,12 @@ and learning curves at lr 1e-3).
     python demos/balance_vs_learning_rate.py --out demo_output   # the small FCN, ~10 min of one core
     python demos/balance_vs_learning_rate.py --quick             # a check in seconds
     python demos/balance_vs_learning_rate.py --paper             # S2's three FCNs; long (about an hour)
-    python demos/balance_vs_learning_rate.py --mnist ~/data/mnist --quick   # the four IDX files (never downloaded)
+    python demos/balance_vs_learning_rate.py --mnist ~/data/mnist --quick   # MNIST or Fashion-MNIST
+
+MNIST / Fashion-MNIST: put the four IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte,
+t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, gzip-compressed or not) in one folder and pass it to
+--mnist; the toolkit never downloads them. The nets then take 784 inputs and the test set is the 10,000
+t10k images (the default size then takes a few times longer than on digits).
 """
 from neuro_balance.app.commands.demo import experiment_script
 from neuro_balance.learn.experiments.balance_vs_learning_rate import PAPER

@@ -6,7 +6,7 @@ E alone and makes it decay like exp(-4 alpha t) with the regulariser (t = lr * s
 sum D**2 follows exp(-8 alpha t). Writes gd_regularizer.json and gd_regularizer.png.
 
     python demos/gd_regularizer.py --out demo_output
-    python demos/gd_regularizer.py --quick        # a check in seconds (also: neuro-balance demo gd_regularizer)
+    python demos/gd_regularizer.py --quick        # a check in seconds
 """
 from neuro_balance.app.commands.demo import experiment_script
 

@@ -7,7 +7,7 @@ agree with each other and with the global (Newton) solution to rounding. Writes
 order_independence.json and order_independence.png.
 
     python demos/order_independence.py --out demo_output
-    python demos/order_independence.py --quick        # a check in seconds (also: neuro-balance demo order_independence)
+    python demos/order_independence.py --quick        # a check in seconds
 """
 from neuro_balance.app.commands.demo import experiment_script
 

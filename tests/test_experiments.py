@@ -129,6 +129,22 @@ def test_balance_vs_learning_rate_runs_every_arm_and_optimiser(tmp_path):
     assert paths["png"].stat().st_size > 10_000
 
 
+def test_balance_vs_learning_rate_reads_idx_files(tmp_path):
+    rng = np.random.default_rng(1)
+    for prefix, n in (("train", 200), ("t10k", 60)):
+        images = rng.integers(0, 100, size=(n, 4, 4))
+        labels = np.arange(n) % 10
+        images.reshape(n, -1)[np.arange(n), labels] = 255
+        (tmp_path / f"{prefix}-images-idx3-ubyte").write_bytes(_idx(images))
+        (tmp_path / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx(labels)))
+    res = experiments.run("balance_vs_learning_rate", mnist=tmp_path, seeds=(0,), arms=("plain", "L1 NB"),
+                          nets=[{"name": "idx", "sizes": (784, 8, 10), "n_train": 100, "epochs": 2}],
+                          optimizers={"sgd": (0.1,)}, eval_every=1)
+    assert res["config"]["data"] == str(tmp_path) and res["config"]["n_test"] == 60
+    assert res["config"]["nets"][0]["n_train_used"] == 100
+    assert len(res["curves"]["sgd"]["idx"]["0.1"]["L1 NB"]["mean"]) == 3
+
+
 def _cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "neuro_balance.app.cli", *args], capture_output=True, text=True,
                           timeout=120, cwd=cwd)
