@@ -54,12 +54,21 @@ def test_inspect_prints_a_table_per_population(model):
     (["balance", "{dir}/absent.yaml", "-o", "{dir}/x.yaml"], 1, "absent.yaml: no such model file"),
     (["balance", "{bad}", "-o", "{dir}/x.yaml"], 1, "populations[1].size: must be a positive integer, got -4"),
     (["inspect", "{bad}"], 1, "populations[1].size"),
-    (["frobnicate"], 2, "invalid choice"),
-    ([], 2, "required"),
-    (["simulate", "{model}"], 2, "required: -o/--output"),
+    (["frobnicate"], 2, "unknown command 'frobnicate'"),
+    (["balanse", "{model}"], 2, "did you mean 'balance'?"),
+    (["balance", "{model}", "--cost", "Lq"], 2, "cost 'Lq'"),
+    (["balance", "{model}", "--cost", "Lq"], 2, "use L1, L2, Lp:P or LP for any P > 0"),
     (["simulate", "{model}", "--rate", "-5", "-o", "{dir}/x.yaml"], 2, "must be > 0"),
     (["simulate", "{bad}", "-o", "{dir}/x.yaml"], 1, "populations[1].size"),
-    (["quantize", "{model}", "--profile", "nochip"], 1, "no bundled profile called 'nochip'"),
+    (["quantize", "{model}", "--profile", "nochip"], 2, "unknown profile 'nochip'; bundled: akida1"),
+    (["quantize", "{model}", "--profile", "loihi"], 2, "did you mean 'loihi1' or 'loihi2'?"),
+    (["profiles", "spek"], 2, "did you mean 'speck'?"),
+    (["run", "--profiles", "lohi1,speck"], 2, "did you mean 'loihi1'"),
+    (["quantize", "{model}", "--profile", "loihi1", "--data", "{dir}/missing.npz"], 1,
+     "--data {dir}/missing.npz: no such file"),
+    (["quantize", "{model}", "--profile", "loihi1", "--weight-bits", "0"], 2,
+     "--weight-bits: must be a positive integer, got '0'"),
+    (["quantize", "{model}", "--profile", "akida1", "--weight-bits", "8"], 2, "akida1 offers 1, 2, 4 bits, got 8"),
     (["quantize", "{dir}/absent.yaml", "--profile", "loihi1"], 1, "no such model file"),
     (["demo", "nosuchdemo", "--out", "{dir}/d"], 2, "invalid choice"),
     (["run", "--target", "gpu"], 2, "invalid choice"),
@@ -71,9 +80,17 @@ def test_bad_input_fails_cleanly_and_touches_nothing(model, tmp_path, args, code
     before = snapshot(tmp_path)
     proc = cli(*[a.format(model=model, dir=tmp_path, bad=bad) for a in args])
     assert proc.returncode == code
-    assert message in proc.stderr
+    assert message.format(dir=tmp_path) in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert "hardware_profiles" not in proc.stderr          # a usage error never blames a file inside the package
     assert snapshot(tmp_path) == before
+
+
+def test_bare_command_lists_the_commands():
+    proc = cli()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    for name in ("run", "balance", "inspect", "simulate", "quantize", "profiles", "demo"):
+        assert f"\n    {name} " in proc.stderr
 
 
 def test_help_explains_every_command():
@@ -86,16 +103,35 @@ def test_help_explains_every_command():
 
 
 @pytest.mark.parametrize("args, expect_files, expect_text", [
-    (["profiles"], [], "loihi1"),
-    (["quantize", "{model}", "--profile", "speck", "--weight-bits", "4"], [], "speck"),
+    (["--version"], [], "neuro-balance " + nb.__version__ + "\n"),
+    (["profiles"], [], "\nloihi1 "),
+    (["quantize", "{model}", "--profile", "speck", "--weight-bits", "4"], [], "on speck: QuantizedNetwork"),
     (["simulate", "{model}", "--rate", "1000", "--duration", "0.02", "-o", "{dir}/agents.yaml"],
-     ["agents.yaml", "agents.npz"], ""),
+     ["agents.yaml", "agents.npz"], "wrote {dir}/agents.yaml"),
+    (["simulate", "{model}", "--rate", "1000", "--duration", "0.02"], [], "nothing written (pass -o FILE.yaml"),
+    (["balance", "{model}"], [], "nothing written (pass -o FILE.yaml"),
+    (["inspect", "{model}", "--cost", "Linf"], [], "the largest |w| in the network (the Linf cost is a maximum"),
+    (["inspect", "{model}", "--cost", "L3"], [], "cost Lp(3.0)\n"),
     (["demo", "order_independence", "--quick", "--out", "{dir}/demo"],
-     ["demo/order_independence.json", "demo/order_independence.png"], ""),
+     ["demo/order_independence.json", "demo/order_independence.png"], "wrote {dir}/demo/order_independence.json"),
 ])
 def test_every_other_subcommand_runs_through_a_subprocess(model, tmp_path, args, expect_files, expect_text):
+    before = set(os.listdir(tmp_path))
     proc = cli(*[a.format(model=model, dir=tmp_path) for a in args])
     assert proc.returncode == 0, proc.stderr
-    assert expect_text in proc.stdout
+    assert expect_text.format(dir=tmp_path) in proc.stdout
     for name in expect_files:
         assert (tmp_path / name).stat().st_size > 0
+    assert {n.split("/")[0] for n in expect_files} == set(os.listdir(tmp_path)) - before   # and nothing else
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`neuro-balance profiles | head`: the reader leaves early; no BrokenPipeError traceback."""
+    proc = subprocess.run(f"{sys.executable} -m neuro_balance.app.cli profiles --details | true", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stderr == ""
+
+
+def test_cost_help_documents_every_spelling():
+    proc = cli("balance", "--help")
+    assert "L3 is Lp:3" in " ".join(proc.stdout.split())

@@ -7,7 +7,7 @@ from ...balancing.balance import METHODS, balance
 from ...balancing.local import SCHEDULES
 from ...balancing.graph import TIES
 from ...model.files import load_model, save_model
-from .common import cost_argument, output_path, positive_float
+from .common import COST_HELP, cost_argument, output_path, positive_float
 
 
 def register(sub) -> None:
@@ -16,13 +16,14 @@ def register(sub) -> None:
         description="Balance every hidden homogeneous unit of MODEL for a cost and write the balanced model. "
                     "The network function is unchanged; the total cost drops to its unique minimum.")
     parser.add_argument("model", help="model YAML file")
-    parser.add_argument("--cost", type=cost_argument, default="L2", help="L1, L2, Lp:P (any P > 0) or Linf (default L2)")
+    parser.add_argument("--cost", type=cost_argument, default="L2", help=COST_HELP)
     parser.add_argument("--method", choices=METHODS, default="global", help="engine (default global)")
     parser.add_argument("--schedule", choices=SCHEDULES, help="visiting order for --method stochastic")
     parser.add_argument("--tie", choices=[t for t in TIES if t], help="units sharing one scale")
     parser.add_argument("--seed", type=int, default=0, help="random order seed (default 0)")
     parser.add_argument("--tol", type=positive_float, default=1e-10, help="target max relative imbalance (default 1e-10)")
-    parser.add_argument("-o", "--output", help="write the balanced model here (YAML; an npz goes beside it)")
+    parser.add_argument("-o", "--output", help="write the balanced model here (YAML; an npz goes beside it); "
+                                               "without it, only the summary is printed")
     parser.set_defaults(func=run, parser=parser)
 
 
@@ -39,4 +40,6 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         save_model(result.network, out, comment=f"balanced by neuro-balance ({result.method}, {args.cost}) from {args.model}")
         print(f"  wrote {out}")
+    else:
+        print("  nothing written (pass -o FILE.yaml to save the balanced model)")
     return 0 if result.converged else 1

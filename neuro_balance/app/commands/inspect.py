@@ -7,7 +7,7 @@ import numpy as np
 
 from ...model.files import load_model
 from ...balancing.metrics import imbalance
-from .common import cost_argument
+from .common import COST_HELP, cost_argument
 
 
 def register(sub) -> None:
@@ -16,7 +16,7 @@ def register(sub) -> None:
         description="Print, for every population of MODEL: units, dead units, in- and out-cost, and max relative "
                     "imbalance, then the total cost.")
     parser.add_argument("model", help="model YAML file")
-    parser.add_argument("--cost", type=cost_argument, default="L2", help="L1, L2, Lp:P or Linf (default L2)")
+    parser.add_argument("--cost", type=cost_argument, default="L2", help=COST_HELP)
     parser.set_defaults(func=run)
 
 
@@ -33,5 +33,12 @@ def run(args: argparse.Namespace) -> int:
         worst = f"{np.max(rep.relative[name][mask]):.3g}" if mask.any() else "-"
         print(f"{name:<14}{pop.role:<8}{pop.activation.spec:<16}{pop.size:>7}{int(rep.dead[name].sum()):>6}"
               f"{rep.in_cost[name].sum():>13.6g}{rep.out_cost[name].sum():>13.6g}{worst:>15}")
-    print(f"total cost {rep.total_cost:.6g}; max relative imbalance {rep.max_relative:.3g}")
+    if args.cost.is_linf:
+        print(f"in-cost / out-cost: the sum over a population's units of each unit's largest incoming / outgoing "
+              f"|w|\ntotal cost {rep.total_cost:.6g}: the largest |w| in the network (the Linf cost is a maximum, "
+              f"not a sum of the rows above); max relative imbalance {rep.max_relative:.3g}")
+    else:
+        print(f"in-cost / out-cost: the sum of |w|^{args.cost.p:g} over a population's incoming / outgoing "
+              f"parameters (biases count as incoming)\ntotal cost {rep.total_cost:.6g}: the sum over "
+              f"every parameter once; max relative imbalance {rep.max_relative:.3g}")
     return 0

@@ -6,6 +6,7 @@ import warnings
 
 from ...hardware.profile import Profile, list_profiles, load_profile
 from ...hardware.spec import ChipSpec
+from .common import profile_argument
 
 
 def register(sub) -> None:
@@ -15,7 +16,8 @@ def register(sub) -> None:
                     "format and bits, which weights share a scale, accumulator and state widths with their "
                     "overflow policy, weight rounding, and how many values are unverified. With one profile "
                     "and --details, also its sources and unverified fields.")
-    parser.add_argument("profiles", nargs="*", help="profile names or YAML paths (default: all bundled)")
+    parser.add_argument("profiles", nargs="*", type=profile_argument,
+                        help="profile names or YAML paths (default: all bundled)")
     parser.add_argument("--details", action="store_true", help="sources, unverified fields and emulation settings")
     parser.set_defaults(func=run)
 

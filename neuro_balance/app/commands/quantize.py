@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -12,9 +13,10 @@ from ...balancing.balance import balance
 from ...errors import ModelError
 from ...hardware.emulate import quantize
 from ...hardware.fixed_point import ROUNDING_MODES
+from ...hardware.profile import load_profile
 from ...hardware.spec import GRANULARITIES, METHODS
 from ...model.files import atomic_write_text, load_model
-from .common import cost_argument
+from .common import COST_HELP, cost_argument, positive_int, profile_argument
 
 
 def register(sub) -> None:
@@ -26,15 +28,18 @@ def register(sub) -> None:
                     "balances the model (continuous factors or exact powers of two); the float function is "
                     "unchanged, only the quantisation sees the difference.")
     parser.add_argument("model", help="model YAML file")
-    parser.add_argument("--profile", required=True, help="profile name (see `neuro-balance profiles`) or YAML path")
-    parser.add_argument("--weight-bits", type=int, help="override the weight width")
-    parser.add_argument("--activation-bits", type=int, help="override the activity width / rate-code window bits")
+    parser.add_argument("--profile", required=True, type=profile_argument,
+                        help="profile name (see `neuro-balance profiles`) or YAML path")
+    parser.add_argument("--weight-bits", type=positive_int,
+                        help="override the weight width (one the chip offers: `neuro-balance profiles NAME`)")
+    parser.add_argument("--activation-bits", type=positive_int,
+                        help="override the activity width / rate-code window bits")
     parser.add_argument("--granularity", choices=GRANULARITIES, help="which weights share a scale")
     parser.add_argument("--method", choices=METHODS, help="weight scale from max, percentile or worst-case input")
     parser.add_argument("--rounding", choices=ROUNDING_MODES, help="weight and bias rounding")
     parser.add_argument("--balance", choices=("none", "continuous", "pow2"), default="none",
                         help="balance before quantising (default none)")
-    parser.add_argument("--cost", type=cost_argument, default="L2", help="cost for --balance (default L2)")
+    parser.add_argument("--cost", type=cost_argument, default="L2", help=f"cost for --balance: {COST_HELP}")
     parser.add_argument("--data", help="'digits' (scikit-learn digits: train split calibrates, test split scores) "
                                        "or an .npz with X (and y) used for both")
     parser.add_argument("--seed", type=int, default=0, help="seed of stochastic rounding and analog noise")
@@ -45,6 +50,8 @@ def register(sub) -> None:
 def _data(spec: str | None, n_in: int):
     if spec is None:
         return None, None, None
+    if spec != "digits" and not Path(spec).is_file():
+        raise ModelError(f"--data {spec}: no such file (give 'digits' or an .npz file with arrays X and y)")
     if spec == "digits":
         from ...learn.datasets import digits
 
@@ -63,7 +70,21 @@ def _data(spec: str | None, n_in: int):
     return X_cal, X, y
 
 
+def _check_width(args: argparse.Namespace) -> None:
+    """A --weight-bits the chip does not offer is a usage error that names the chip's widths."""
+    if args.weight_bits is None:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        profile = load_profile(args.profile)
+    allowed = profile.get("weights.bits_allowed")
+    if allowed and args.weight_bits not in allowed:
+        args.parser.error(f"--weight-bits: {profile.name} offers {', '.join(map(str, allowed))} bits, "
+                          f"got {args.weight_bits}")
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_width(args)
     net = load_model(args.model)
     X_cal, X, y = _data(args.data, net.input.n_features)
     if args.balance == "continuous":

@@ -5,10 +5,9 @@ import argparse
 import time
 from pathlib import Path
 
-from ...hardware import list_profiles
 from ..main_job import run_main_job
 from ..progress import Progress
-from .common import cost_argument
+from .common import COST_HELP, cost_argument, profile_list
 
 
 def register(sub) -> None:
@@ -21,11 +20,11 @@ def register(sub) -> None:
     parser.add_argument("--out", help="output folder (default results/<timestamp>/)")
     parser.add_argument("--quick", action="store_true", help="reduced sizes: well under a minute")
     parser.add_argument("--model", help="model YAML (default models/digits_mlp.yaml)")
-    parser.add_argument("--profiles", help="comma-separated hardware profiles (default: all)")
+    parser.add_argument("--profiles", type=profile_list, help="comma-separated hardware profiles (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the agents' clocks and the data split (default 0)")
     parser.add_argument("--target", choices=("numpy", "cython", "cpp_standalone"), default="numpy",
                         help="Brian2 target of the agents (default numpy: no compilation)")
-    parser.add_argument("--cost", type=cost_argument, default="L2", help="L1, L2, Lp:P or Linf (default L2)")
+    parser.add_argument("--cost", type=cost_argument, default="L2", help=COST_HELP)
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars: one plain line per stage (the default when stdout is not a terminal)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the report's path (and errors)")
@@ -33,13 +32,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    profiles = None
-    if args.profiles:
-        profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
-        known = set(list_profiles())
-        unknown = [p for p in profiles if p not in known and not Path(p).suffix in (".yaml", ".yml")]
-        if unknown:
-            args.parser.error(f"--profiles: unknown profile(s) {unknown}; known: {', '.join(sorted(known))}")
+    profiles = args.profiles
     out = Path(args.out) if args.out else Path("results") / time.strftime("%Y%m%d-%H%M%S")
     progress = Progress("quiet" if args.quiet else "lines" if args.no_progress else None)
     report = run_main_job(out, model=args.model, quick=args.quick, profiles=profiles, seed=args.seed,

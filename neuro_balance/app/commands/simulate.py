@@ -11,7 +11,7 @@ from ...model.files import load_model, save_model
 from ...balancing.metrics import imbalance
 from ...balancing.spiking import rate_view, spiking_populations, with_neurons
 from ...seeding import check_random_state
-from .common import cost_argument, output_path, positive_float
+from .common import COST_HELP, cost_argument, output_path, positive_float
 
 TARGETS = ("numpy", "cython", "cpp_standalone")  # neuro_balance.sim.TARGETS, without importing Brian2 here
 
@@ -24,7 +24,7 @@ def register(sub) -> None:
                     "fire neurons that keep spiking while they balance; rates before and after are reported. "
                     "The network function is unchanged.")
     parser.add_argument("model", help="model YAML file")
-    parser.add_argument("--cost", type=cost_argument, default="L2", help="L1, L2, Lp:P (any P > 0) or Linf (default L2)")
+    parser.add_argument("--cost", type=cost_argument, default="L2", help=COST_HELP)
     parser.add_argument("--rate", type=positive_float, default=100.0, help="balance events per unit per second (Hz, default 100)")
     parser.add_argument("--duration", type=positive_float, default=0.5, help="simulated seconds of balancing (default 0.5)")
     parser.add_argument("--dt", type=positive_float, default=1e-4, help="time step in seconds (default 1e-4)")
@@ -36,7 +36,8 @@ def register(sub) -> None:
     parser.add_argument("--window", type=positive_float, default=1.0, help="spiking measurement window in seconds (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the balance clocks (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("-o", "--output", required=True, help="write the balanced model here (YAML; an npz goes beside it)")
+    parser.add_argument("-o", "--output", help="write the balanced model here (YAML; an npz goes beside it); "
+                                               "without it, only the summary is printed")
     parser.set_defaults(func=run, parser=parser)
 
 
@@ -94,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  spiking output after  {np.array2string(after.output, precision=4)}")
         for name in bn.agents:
             print(f"  {name}: mean rate {before.rates[name].mean():.1f} Hz -> {after.rates[name].mean():.1f} Hz")
+    if out is None:
+        print("  nothing written (pass -o FILE.yaml to save the balanced model)")
+        return 0
     save_model(result, out, comment=f"balanced by neuro-balance simulate ({args.cost}, {args.rate:g} Hz, "
                                     f"{args.duration:g} s, {args.target}) from {args.model}")
     print(f"  wrote {out}")
