@@ -14,7 +14,7 @@ import importlib
 import os
 import sys
 
-from .. import __version__
+import neuro_balance
 from ..errors import ModelError, ProfileError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exact synaptic balancing of neural networks: balance, inspect, simulate neurons as "
                     "Brian2 agents, and emulate neuromorphic chips' fixed-point precision.",
         epilog="`neuro-balance COMMAND --help` explains a command. Start with `neuro-balance run --quick`.")
-    parser.add_argument("--version", action="version", version=f"neuro-balance {__version__}")
+    parser.add_argument("--version", action="version", version=f"neuro-balance {neuro_balance.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
