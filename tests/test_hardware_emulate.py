@@ -4,6 +4,7 @@ import pytest
 
 import neuro_balance as nb
 from neuro_balance.hardware import evaluate, list_profiles, load_profile, quantize
+from neuro_balance.hardware.evaluate import VARIANTS
 from neuro_balance.hardware.fixed_point import FixedPointOverflowError
 
 pytestmark = pytest.mark.filterwarnings("ignore::neuro_balance.hardware.UnverifiedProfileWarning")
@@ -153,11 +154,27 @@ def test_evaluate_reports_every_profile_and_variant(setup):
     y = np.argmax(net.forward(x), axis=1)
     ev = evaluate(net, x, y, profiles=["loihi1", "akida1", "float64"], bits=[None, 4, 8])
     assert ev.float_accuracy == 1.0
-    assert {r["variant"] for r in ev.records} == {"quantized", "balanced", "balanced_pow2"}
+    assert {r["variant"] for r in ev.records} == set(VARIANTS)
     assert ev.mean("float64", 4, "balanced") == pytest.approx(1.0)
     assert ev.mean("akida1", 8, "quantized") is None          # 8-bit weights not allowed on Akida 1.0
     table = ev.table()
-    assert "| akida1 |" in table and "n/a" in table
+    assert "| akida1 |" in table and "n/a" in table and "imbalance" in table
+    # Every record carries the imbalance of the network it quantised: the L-infinity balanced one is at 0.
+    assert ev.mean("loihi1", 4, "balanced_linf", "imbalance") < 1e-6 < ev.mean("loihi1", 4, "quantized", "imbalance")
+    assert all(r["choice"] in ("none", "linf", "lp", "pow2") for r in ev.records if r["accuracy"] is not None)
+    assert all(r["stepped_accuracy"] is None for r in ev.records)
+
+
+def test_evaluate_runs_the_stepped_simulation_beside_the_static_emulation(setup):
+    net, x = setup
+    y = np.argmax(net.forward(x), axis=1)
+    ev = evaluate(net, x, y, profiles=["speck", "akida2"], bits=[None], variants=["quantized"], stepped=True)
+    speck = next(r for r in ev.records if r["profile"] == "speck")
+    akida = next(r for r in ev.records if r["profile"] == "akida2")
+    # Reset by subtraction: within the README's bound of the static emulation; graded: one step is forward.
+    assert abs(speck["stepped_output_error"] - speck["output_error"]) <= 0.02
+    assert akida["stepped_output_error"] == pytest.approx(akida["output_error"])
+    assert "stepped accuracy" in ev.rows_table() and "| float |" in ev.rows_table()
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ Examples
 >>> ev = nb.hardware.evaluate(net, X, y, bits=[None, 4, 8])      # doctest: +SKIP
 """
 from .calibration import activation_ranges
+from .chip_balance import BALANCE_CHOICES, ChipBalance, balance_for_chip, range_imbalance
 from .emulate import quantize
 from .integer_pass import IntegerRun
 from .quantized import QuantizedNetwork
@@ -20,5 +21,6 @@ from .neurons import IntegrateFire, LoihiCUBA
 from .spiking import SpikingRun, simulate
 
 __all__ = ["Profile", "UnverifiedProfileWarning", "PROFILE_DIR", "list_profiles", "load_profile", "ChipSpec",
-           "QuantizedNetwork", "IntegerRun", "quantize", "activation_ranges", "Evaluation", "evaluate", "plot_evaluation",
+           "QuantizedNetwork", "IntegerRun", "quantize", "activation_ranges", "BALANCE_CHOICES", "ChipBalance",
+           "balance_for_chip", "range_imbalance", "Evaluation", "evaluate", "plot_evaluation",
            "LoihiCUBA", "IntegrateFire", "SpikingRun", "simulate"]

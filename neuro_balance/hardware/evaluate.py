@@ -1,15 +1,20 @@
 """Sweeps: float vs quantised vs balanced-then-quantised networks across chips, bit widths and seeds.
 
 Balancing rescales units without changing the float function (theory §1), so any accuracy difference
-after quantisation comes from how well each chip's shared scales fit the rescaled weights. Two
-balanced variants are compared: continuous factors (the global solver) and factors restricted to
-powers of two (``scale_grid="pow2"``: exact shifts on chip).
+after quantisation comes from how well each chip's shared scales fit the rescaled weights. The
+variants are the choices of `chip_balance`: ``quantized`` (no balancing), ``balanced`` (the Lp
+balanced state of ``cost``), ``balanced_linf`` (L-infinity range equalisation), ``balanced_pow2``
+(L-infinity with power-of-two factors: exact shifts on chip) and ``balanced_auto`` (per cell, the one
+closest to the float network on the calibration data). Every record carries the L-infinity range
+imbalance of the network it quantised, so a reader sees why balancing helps or not; with
+``stepped=True`` it also carries the stepped simulation's accuracy and output error beside the
+static emulation's.
 
 Examples
 --------
 >>> ev = evaluate(net, X_test, y_test, calibration=X_train, profiles=["loihi1", "akida2"],
-...               bits=[None, 4])                                   # doctest: +SKIP
->>> print(ev.table())                                               # doctest: +SKIP
+...               bits=[None, 4], stepped=True)                     # doctest: +SKIP
+>>> print(ev.table()); print(ev.rows_table())                       # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -22,18 +27,21 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..balancing.costs import Cost, Lp
-from ..balancing.balance import balance
+from ..balancing.costs import Cost
 from ..errors import ProfileError
 from ..grid import run_grid
 from ..model.network import Network
 from .calibration import activation_ranges
+from .chip_balance import balanced_candidates, choose_on_calibration, range_imbalance
 from .emulate import quantize
 from .profile import list_profiles, load_profile
+from .spiking import simulate
 
 __all__ = ["Evaluation", "evaluate", "VARIANTS", "plot_evaluation"]
 
-VARIANTS = ("quantized", "balanced", "balanced_pow2")
+VARIANTS = ("quantized", "balanced", "balanced_linf", "balanced_pow2", "balanced_auto")
+#: The `chip_balance` choice behind each variant (``balanced_auto`` picks among the others per cell).
+CHOICES = {"quantized": "none", "balanced": "lp", "balanced_linf": "linf", "balanced_pow2": "pow2"}
 
 
 @dataclass
@@ -46,12 +54,15 @@ class Evaluation:
         ``profile``, ``bits`` (None = the profile's own), ``weight_bits`` (effective), ``variant``,
         ``seed``, ``accuracy``, ``output_error`` (relative RMS error of the outputs against the
         float network), ``saturation`` (activity, accumulator, state and readout saturation events
-        summed over populations), ``clipped_weights``, ``seconds``; ``accuracy`` is None when the
-        chip does not allow that width.
+        summed over populations), ``clipped_weights``, ``imbalance`` (L-infinity range imbalance
+        of the quantised network, `range_imbalance`), ``choice`` (the balancing applied; for
+        ``balanced_auto`` the one picked on the calibration data), ``stepped_accuracy`` and
+        ``stepped_output_error`` (`simulate`; None unless ``stepped``), ``seconds``; ``accuracy``
+        is None when the chip does not allow that width.
     float_accuracy : float
         Accuracy of the float network (identical for the balanced ones).
     balance : dict
-        Cost before and after each balancing variant.
+        Per variant: ``imbalance`` of its network (``float`` for the network as given).
     """
 
     records: list[dict[str, Any]]
@@ -84,7 +95,10 @@ class Evaluation:
         """A Markdown table: one row per profile, per bit width the variants' means (``a / b / c``)."""
         bits = self.bits
         head = ["profile"] + [f"{'native' if b is None else f'{b}-bit'}" for b in bits]
-        lines = [f"{key} (float: {self.float_accuracy:.4f}); each cell: " + " / ".join(self.variants), "",
+        imb = " / ".join(f"{v} {self.balance[v]['imbalance']:.3f}" for v in self.variants if v in self.balance)
+        lines = [f"{key} (float: {self.float_accuracy:.4f}); each cell: " + " / ".join(self.variants),
+                 f"L-infinity range imbalance: float {self.balance.get('float', {}).get('imbalance', float('nan')):.3f}"
+                 + (f"; {imb}" if imb else "") + " (balanced_auto: per cell)", "",
                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for prof in self.profiles:
             cells = [prof]
@@ -93,6 +107,32 @@ class Evaluation:
                 cells.append("n/a" if all(v is None for v in values) else
                              " / ".join("n/a" if v is None else f"{v:.3f}" for v in values))
             lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def rows_table(self) -> str:
+        """A Markdown table with one row per profile, width and variant (means over seeds), float first.
+
+        Columns: imbalance of the quantised network, static accuracy and output error, stepped
+        accuracy and output error (``-`` when not run), and the balancing applied.
+        """
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"   # noqa: E731
+        head = ["profile", "bits", "variant", "imbalance", "accuracy", "output error", "stepped accuracy",
+                "stepped error", "choice"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                 f"| float | - | float | {fmt(self.balance.get('float', {}).get('imbalance'))} | "
+                 f"{self.float_accuracy:.3f} | 0 | - | - | - |"]
+        for prof in self.profiles:
+            for b in self.bits:
+                for v in self.variants:
+                    if self.mean(prof, b, v) is None:
+                        continue
+                    choices = sorted({r["choice"] for r in self.records if r["profile"] == prof and r["bits"] == b
+                                      and r["variant"] == v and r.get("choice")})
+                    lines.append("| " + " | ".join([
+                        prof, "native" if b is None else str(b), v, fmt(self.mean(prof, b, v, "imbalance")),
+                        fmt(self.mean(prof, b, v)), fmt(self.mean(prof, b, v, "output_error")),
+                        fmt(self.mean(prof, b, v, "stepped_accuracy")),
+                        fmt(self.mean(prof, b, v, "stepped_output_error")), ", ".join(choices)]) + " |")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,25 +162,37 @@ def _accuracy(out: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(out, axis=1) == y))
 
 
+def _relative_error(out: np.ndarray, shared: dict[str, Any]) -> float:
+    return float(np.sqrt(np.mean((out - shared["reference"]) ** 2)) / shared["norm"])
+
+
 def _evaluate_cell(shared: dict[str, Any], cell: tuple[str, int | None, int, str]) -> dict[str, Any]:
     """One grid cell of `evaluate`: a profile, a weight width, a seed and a variant, as a plain record."""
     name, b, seed, variant = cell
     t0 = time.perf_counter()
     rec: dict[str, Any] = {"profile": name, "bits": b, "variant": variant, "seed": seed, "weight_bits": None,
-                           "accuracy": None, "output_error": None, "saturation": None, "clipped_weights": None}
+                           "accuracy": None, "output_error": None, "saturation": None, "clipped_weights": None,
+                           "imbalance": None, "choice": None, "stepped_accuracy": None, "stepped_output_error": None}
+    extra = dict(shared["overrides"], weight_bits=b) if b is not None else dict(shared["overrides"])
+    prof = shared["profiles"][name]
     try:
-        extra = dict(shared["overrides"], weight_bits=b) if b is not None else dict(shared["overrides"])
-        qnet = quantize(shared["nets"][variant], shared["profiles"][name], shared["ranges"][variant], seed=seed,
-                        **extra)
+        choice = CHOICES.get(variant)
+        if choice is None:   # balanced_auto: decided on the calibration data alone
+            choice, _ = choose_on_calibration(shared["candidates"], prof, shared["calibration"], seed=seed,
+                                              ranges=shared["ranges"], **extra)
+        qnet = quantize(shared["candidates"][choice], prof, shared["ranges"][choice], seed=seed, **extra)
     except ProfileError as err:
         rec["skipped"] = str(err)
     else:
         out = (run := qnet.run(shared["X"])).output
-        rec["weight_bits"] = None if qnet.spec.ideal else qnet.spec.weight_bits
-        rec["accuracy"] = _accuracy(out, shared["y"])
-        rec["output_error"] = float(np.sqrt(np.mean((out - shared["reference"]) ** 2)) / shared["norm"])
-        rec["saturation"] = run.saturation
-        rec["clipped_weights"] = int(sum(qnet.stats.get("weights_clipped", {}).values()))
+        rec.update(weight_bits=None if qnet.spec.ideal else qnet.spec.weight_bits, choice=choice,
+                   imbalance=shared["imbalance"][choice], accuracy=_accuracy(out, shared["y"]),
+                   output_error=_relative_error(out, shared), saturation=run.saturation,
+                   clipped_weights=int(sum(qnet.stats.get("weights_clipped", {}).values())))
+        if shared["stepped"]:
+            stepped = simulate(qnet, shared["X"]).output
+            rec.update(stepped_accuracy=_accuracy(stepped, shared["y"]),
+                       stepped_output_error=_relative_error(stepped, shared))
     rec["seconds"] = time.perf_counter() - t0
     return rec
 
@@ -148,7 +200,7 @@ def _evaluate_cell(shared: dict[str, Any], cell: tuple[str, int | None, int, str
 def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[str] | None = None,
              bits: Iterable[int | None] = (None, 2, 4, 8), seeds: Iterable[int] = (0,),
              calibration: np.ndarray | None = None, cost: Cost | None = None,
-             variants: Sequence[str] = VARIANTS, progress: Callable[[str], None] | None = None,
+             variants: Sequence[str] = VARIANTS, stepped: bool = False, progress: Callable[[str], None] | None = None,
              scheduler: Any = None, workers: int | None = None, **overrides: Any) -> Evaluation:
     """Accuracy and output error of quantised networks on every profile, bit width and seed.
 
@@ -168,8 +220,11 @@ def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[s
     calibration : ndarray, optional
         Data for the activation scales (default: ``X``).
     cost : Cost
-        Cost balanced before quantising (default ``Lp(2)``).
-    variants : sequence of {"quantized", "balanced", "balanced_pow2"}
+        Cost of the ``balanced`` variant (default ``Lp(2)``).
+    variants : sequence of {"quantized", "balanced", "balanced_linf", "balanced_pow2", "balanced_auto"}
+    stepped : bool
+        Also run every cell step by step (`simulate`, one rate-code window on spiking chips, one
+        step on graded ones) and record its accuracy and output error.
     progress : callable, optional
         Called with a short message once each profile's cells are all done.
     scheduler : None, "processes", "threads", scheduler address or dask.distributed.Client
@@ -188,35 +243,26 @@ def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[s
     bits, seeds = list(bits), list(seeds)
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
-    cost = cost if cost is not None else Lp(2)
     bad = set(variants) - set(VARIANTS)
     if bad:
         raise ValueError(f"variants must be among {VARIANTS}, got {sorted(bad)}")
-    calibration = X if calibration is None else calibration
+    calibration = np.asarray(X if calibration is None else calibration, dtype=np.float64)
     reference = net.forward(X)
-    nets: dict[str, Network] = {}
-    info: dict[str, dict[str, float]] = {}
-    if "quantized" in variants:
-        nets["quantized"] = net
-    if "balanced" in variants:
-        res = balance(net, cost, method="global")
-        nets["balanced"], info["balanced"] = res.network, {"cost_before": res.cost_before, "cost_after": res.cost_after}
-    if "balanced_pow2" in variants:
-        res = balance(net, cost, method="sweep", scale_grid="pow2")
-        nets["balanced_pow2"] = res.network
-        ks = np.concatenate([np.rint(u / np.log(2.0)) for u in res.log_scales.values()] or [np.zeros(1)])
-        info["balanced_pow2"] = {"cost_before": res.cost_before, "cost_after": res.cost_after,
-                                 "min_exponent": float(ks.min()), "max_exponent": float(ks.max()),
-                                 "units_moved": int(np.count_nonzero(ks))}
-    ranges = {variant: activation_ranges(candidate, calibration) for variant, candidate in nets.items()}
+    needed = tuple(CHOICES.values()) if "balanced_auto" in variants else tuple(CHOICES[v] for v in variants)
+    candidates = balanced_candidates(net, needed, cost)
+    ranges = {choice: activation_ranges(candidate, calibration) for choice, candidate in candidates.items()}
+    imbalance = {choice: range_imbalance(candidate) for choice, candidate in candidates.items()}
+    info = {"float": {"imbalance": range_imbalance(net)}}
+    info.update({v: {"imbalance": imbalance[CHOICES[v]]} for v in variants if v in CHOICES})
     loaded = {}
     for name in (list(profiles) if profiles is not None else list_profiles()):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             prof = load_profile(name)
         loaded[prof.name] = prof
-    cells = [(name, b, int(seed), variant) for name in loaded for b in bits for seed in seeds for variant in nets]
-    shared = {"nets": nets, "ranges": ranges, "profiles": loaded, "X": X, "y": y, "reference": reference,
+    cells = [(name, b, int(seed), variant) for name in loaded for b in bits for seed in seeds for variant in variants]
+    shared = {"candidates": candidates, "ranges": ranges, "imbalance": imbalance, "profiles": loaded, "X": X, "y": y,
+              "calibration": calibration, "reference": reference, "stepped": bool(stepped),
               "norm": float(np.sqrt(np.mean(reference ** 2))) or 1.0, "overrides": overrides}
     remaining = {name: sum(c[0] == name for c in cells) for name in loaded}
 

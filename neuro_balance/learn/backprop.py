@@ -17,6 +17,7 @@ import numpy as np
 from ..balancing.costs import Cost
 from ..model.kinds import get_kind
 from ..model.network import Network, Population
+from .batchnorm import BatchNorm
 from .losses import batch_targets, data_loss, output_steps, per_step, regularizer_gradient
 from .parameters import parameters
 
@@ -30,22 +31,26 @@ def _as_sequence(net: Network, X: np.ndarray) -> np.ndarray:
     return X if net.recurrent else X[None]
 
 
-def _unit_forward(pop: Population, z: np.ndarray) -> np.ndarray:
-    """Activity of ``pop`` from its preactivation ``z``."""
-    return pop.activation(z)
+def _unit_forward(name: str, pop: Population, z: np.ndarray, bn: BatchNorm | None) -> tuple[np.ndarray, np.ndarray]:
+    """The (normalised) preactivation of ``pop`` and its activity, from the preactivation ``z``."""
+    if bn is not None:
+        z = bn.forward(name, z)
+    return z, pop.activation(z)
 
 
 def _unit_backward(name: str, pop: Population, z: np.ndarray, g_act: np.ndarray,
-                   add) -> np.ndarray:
+                   add, bn: BatchNorm | None) -> np.ndarray:
     """Gradient at the preactivation from the gradient at the activity; adds the bias gradient via ``add``."""
     g_pre = g_act * pop.activation.derivative(z)
+    if bn is not None:
+        g_pre = bn.backward(name, g_pre, add)
     if pop.bias is not None:
         add(f"{name}.bias", g_pre.sum(axis=0).reshape(pop.size, -1).sum(axis=1))
     return g_pre
 
 
-def _forward_cache(net: Network, X: np.ndarray) -> list[Step]:
-    """Per time step: activities and preactivations of every population."""
+def _forward_cache(net: Network, X: np.ndarray, bn: BatchNorm | None = None) -> list[Step]:
+    """Per time step: activities and (normalised) preactivations of every population."""
     steps, previous = [], None
     for t in range(X.shape[0]):
         acts, pres = {}, {}
@@ -54,9 +59,7 @@ def _forward_cache(net: Network, X: np.ndarray) -> list[Step]:
             if pop.role == "input":
                 acts[name] = X[t]
                 continue
-            z = net.preactivation(name, acts, previous)
-            pres[name] = z
-            acts[name] = _unit_forward(pop, z)
+            pres[name], acts[name] = _unit_forward(name, pop, net.preactivation(name, acts, previous), bn)
         steps.append((acts, pres))
         previous = acts
     return steps
@@ -67,7 +70,7 @@ def _outputs(net: Network, steps: list[Step]) -> list[np.ndarray]:
 
 
 def gradients(net: Network, X: np.ndarray, y: np.ndarray, *, loss: str = "cross_entropy",
-              reg: Cost | None = None) -> tuple[float, dict[str, np.ndarray]]:
+              reg: Cost | None = None, batch_norm: BatchNorm | None = None) -> tuple[float, dict[str, np.ndarray]]:
     """Loss ``E + R`` on a batch and its gradient with respect to every parameter (backpropagation).
 
     Parameters
@@ -84,16 +87,18 @@ def gradients(net: Network, X: np.ndarray, y: np.ndarray, *, loss: str = "cross_
         over the batch.
     reg : Cost, optional
         Added to the loss (see `regularizer_gradient`).
+    batch_norm : BatchNorm, optional
+        Normalise hidden preactivations with the batch's statistics; its gradients are returned too.
 
     Returns
     -------
     loss : float
     grads : dict of ndarray
-        Keyed like `parameters`.
+        Keyed like `parameters` (and `BatchNorm.parameters`).
     """
     X = _as_sequence(net, np.asarray(X, dtype=np.float64))
     y = np.asarray(y)
-    steps = _forward_cache(net, X)
+    steps = _forward_cache(net, X, batch_norm)
     value, out_grads = data_loss(net, _outputs(net, steps), y, loss)
     grads: dict[str, np.ndarray] = {}
 
@@ -113,7 +118,7 @@ def gradients(net: Network, X: np.ndarray, y: np.ndarray, *, loss: str = "cross_
             pop = net.populations[name]
             if pop.role == "input" or name not in g_act:
                 continue
-            g_pre = _unit_backward(name, pop, pres[name], g_act[name], add)
+            g_pre = _unit_backward(name, pop, pres[name], g_act[name], add, batch_norm)
             for proj in net.incoming(name):
                 if proj.delay == 1 and previous is None:
                     continue
@@ -131,6 +136,8 @@ def gradients(net: Network, X: np.ndarray, y: np.ndarray, *, loss: str = "cross_
         value += r_value
         for key, g in r_grads.items():
             add(key, g)
+    if batch_norm is not None:   # gamma and beta are not regularised
+        params.update(batch_norm.parameters())
     return value, {key: grads[key] if key in grads else np.zeros_like(w) for key, w in params.items()}
 
 

@@ -25,6 +25,7 @@ from ..balancing.costs import Cost, Lp
 from ..balancing.metrics import imbalance
 from ..model.network import Network
 from .backprop import evaluate, gradients
+from .batchnorm import BatchNorm
 from .losses import LOSSES, batch_targets, per_step, regularizer_gradient
 from .optimizers import OPTIMIZERS, Optimizer
 from .parameters import parameter_log_factors, parameters
@@ -122,7 +123,7 @@ def train(net: Network, X: np.ndarray, y: np.ndarray, *, loss: str = "cross_entr
           lr: float = 0.05, epochs: int = 10, batch_size: int = 32, optimizer: str = "sgd",
           balance: str | BalanceSchedule | None = None, seed: int | np.random.Generator = 0,
           validation: tuple[np.ndarray, np.ndarray] | None = None, momentum: float = 0.9,
-          diagnostics: bool = True) -> TrainResult:
+          diagnostics: bool = True, batch_norm: bool = False) -> TrainResult:
     """Train ``net`` by minibatch gradient descent on ``E + R``, optionally balancing along the way.
 
     Under gradient flow on ``E`` alone each unit's ``sum_in w**2 - sum_out w**2`` is conserved; a step
@@ -155,6 +156,10 @@ def train(net: Network, X: np.ndarray, y: np.ndarray, *, loss: str = "cross_entr
     diagnostics : bool
         Record the balance diagnostics (``deficit``, ``max_relative_imbalance``, ``cost``,
         ``weight_norm``) every epoch; False keeps only losses and accuracies (faster on small data).
+    batch_norm : bool
+        Batch-normalise every hidden population while training (`BatchNorm`); every record and the
+        result are the network with the normalisation folded in (statistics of ``X``). Not with
+        ``balance``.
 
     Returns
     -------
@@ -174,6 +179,9 @@ def train(net: Network, X: np.ndarray, y: np.ndarray, *, loss: str = "cross_entr
         validation = _check_data(net, *validation, "train: validation")
         _check_targets(net, *validation, loss, "train: validation")
     schedule = parse_schedule(balance)
+    if batch_norm and schedule is not None:
+        raise ValueError("train: batch_norm and balance cannot be combined (balancing does not see gamma)")
+    bn = BatchNorm.for_network(net) if batch_norm else None
     opt = Optimizer(optimizer, lr, momentum)
     rng = check_random_state(seed)
     net = net.copy()
@@ -187,19 +195,19 @@ def train(net: Network, X: np.ndarray, y: np.ndarray, *, loss: str = "cross_entr
     events: list[dict] = []
     if schedule is not None and schedule.before:
         events.append({"epoch": 0, "mode": "full", **apply_balance(net, schedule, True, opt, rng)})
-    _record(history, net, X, y, loss, monitor, validation)
+    _record(history, bn.fold(net, X) if bn else net, X, y, loss, monitor, validation)
     n = X.shape[1] if net.recurrent else X.shape[0]
     for epoch in range(1, epochs + 1):
         order = rng.permutation(n)
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
             xb = X[:, idx] if net.recurrent else X[idx]
-            _, grads = gradients(net, xb, batch_targets(y, idx, net, X.shape[0]), loss=loss, reg=reg)
-            opt.step(parameters(net), grads)
+            _, grads = gradients(net, xb, batch_targets(y, idx, net, X.shape[0]), loss=loss, reg=reg, batch_norm=bn)
+            opt.step({**parameters(net), **(bn.parameters() if bn else {})}, grads)
         if not all(np.all(np.isfinite(w)) for w in parameters(net).values()):
             raise FloatingPointError(f"train: parameters became NaN or Inf in epoch {epoch}; lower lr ({lr})")
         if schedule is not None and schedule.every and epoch % schedule.every == 0:
             full = schedule.mode == "full"
             events.append({"epoch": epoch, "mode": schedule.mode, **apply_balance(net, schedule, full, opt, rng)})
-        _record(history, net, X, y, loss, monitor, validation)
-    return TrainResult(net, history, events, opt)
+        _record(history, bn.fold(net, X) if bn else net, X, y, loss, monitor, validation)
+    return TrainResult(bn.fold(net, X) if bn else net, history, events, opt)

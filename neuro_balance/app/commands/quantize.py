@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...balancing.costs import Lp
-from ...balancing.balance import balance
 from ...errors import ModelError
+from ...hardware.chip_balance import BALANCE_CHOICES, balance_for_chip
 from ...hardware.emulate import quantize
 from ...hardware.fixed_point import ROUNDING_MODES
 from ...hardware.profile import load_profile
@@ -25,7 +24,9 @@ def register(sub) -> None:
         description="Map MODEL onto the chip described by --profile the way the chip's users do, run the integer "
                     "emulation, and print per-projection integer weights and per-population saturation counts. "
                     "With --data, also the float and quantised accuracy and the output error. --balance first "
-                    "balances the model (continuous factors or exact powers of two); the float function is "
+                    "balances the model (L-infinity range equalisation, the Lp balanced state of --cost, "
+                    "power-of-two factors, or auto: the one closest to the float outputs on the calibration "
+                    "data); the float function is "
                     "unchanged, only the quantisation sees the difference.")
     parser.add_argument("model", help="model YAML file")
     parser.add_argument("--profile", required=True, type=profile_argument,
@@ -37,9 +38,9 @@ def register(sub) -> None:
     parser.add_argument("--granularity", choices=GRANULARITIES, help="which weights share a scale")
     parser.add_argument("--method", choices=METHODS, help="weight scale from max, percentile or worst-case input")
     parser.add_argument("--rounding", choices=ROUNDING_MODES, help="weight and bias rounding")
-    parser.add_argument("--balance", choices=("none", "continuous", "pow2"), default="none",
-                        help="balance before quantising (default none)")
-    parser.add_argument("--cost", type=cost_argument, default="L2", help=f"cost for --balance: {COST_HELP}")
+    parser.add_argument("--balance", choices=BALANCE_CHOICES + ("continuous",), default="none",
+                        help="balance before quantising: none (default), linf, lp (= continuous), pow2 or auto")
+    parser.add_argument("--cost", type=cost_argument, default="L2", help=f"cost for --balance lp: {COST_HELP}")
     parser.add_argument("--data", help="'digits' (scikit-learn digits: train split calibrates, test split scores) "
                                        "or an .npz with X (and y) used for both")
     parser.add_argument("--seed", type=int, default=0, help="seed of stochastic rounding and analog noise")
@@ -87,13 +88,17 @@ def run(args: argparse.Namespace) -> int:
     _check_width(args)
     net = load_model(args.model)
     X_cal, X, y = _data(args.data, net.input.n_features)
-    if args.balance == "continuous":
-        net = balance(net, args.cost or Lp(2)).network
-    elif args.balance == "pow2":
-        net = balance(net, args.cost or Lp(2), method="sweep", scale_grid="pow2").network
     overrides = {k: v for k, v in (("weight_bits", args.weight_bits), ("activation_bits", args.activation_bits),
                                    ("granularity", args.granularity), ("method", args.method),
                                    ("weight_rounding", args.rounding)) if v is not None}
+    chosen = None
+    if args.balance != "none":
+        if args.balance == "auto" and X_cal is None:
+            raise ModelError(f"{args.model}: --balance auto chooses on calibration data; give --data")
+        chosen = balance_for_chip(net, args.profile, X_cal, "lp" if args.balance == "continuous" else args.balance,
+                                  cost=args.cost, seed=args.seed, **overrides)
+        net = chosen.network
+        print(f"balance: {chosen!r}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         q = quantize(net, args.profile, X_cal, seed=args.seed, **overrides)
@@ -101,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {w.message}")
     print(f"{args.model} on {q.spec.name}: {q!r}")
     report = {"model": args.model, "profile": q.spec.name, "balance": args.balance, "overrides": overrides,
+              "balance_choice": chosen.choice if chosen else "none",
+              "calibration_error": chosen.calibration_error if chosen else {},
               "projections": {}, "populations": {}}
     print(f"{'projection':<16}{'shape':<12}{'levels used':>12}{'max |q|':>9}{'clipped':>9}")
     for proj in net.projections:
