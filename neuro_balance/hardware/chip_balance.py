@@ -27,7 +27,7 @@ from ..balancing.metrics import imbalance
 from ..model.network import Network
 from .calibration import activation_ranges
 from .emulate import quantize
-from .profile import Profile
+from .profile import Profile, load_profile
 
 __all__ = ["BALANCE_CHOICES", "ChipBalance", "balanced_candidates", "balance_for_chip", "range_imbalance"]
 
@@ -110,6 +110,7 @@ def choose_on_calibration(candidates: dict[str, Network], profile: Profile | str
     (str, dict of float)
         The choice and, per candidate, its score (disagreement, or RMS error for one output).
     """
+    profile = profile if isinstance(profile, Profile) else load_profile(profile, warn=False)  # warned by quantize
     agree: dict[str, np.ndarray] = {}
     rms: dict[str, float] = {}
     for name, candidate in candidates.items():
