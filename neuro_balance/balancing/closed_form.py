@@ -50,10 +50,10 @@ def linf_log_step(A, B, S, c: float):
     envelope meets the falling one. Without loops (or for ``c == 1``, where loops do not move) it is
     ``log(B / A) / (1 + c)``. For ``c > 1`` the loop term falls and the step is the larger of that
     and ``log(S / A) / c`` (``A`` meets the loop line); for ``c < 1`` it rises and the step is the
-    smaller of that and ``log(B / S)``.
+    smaller of that and ``log(B / S)``. ``S=None``: the unit has no loop.
     """
     d = np.log(B / A) / (1.0 + c)
-    if c == 1.0:
+    if c == 1.0 or S is None:
         return d
     with np.errstate(divide="ignore"):
         if c > 1.0:
@@ -61,15 +61,14 @@ def linf_log_step(A, B, S, c: float):
         return np.minimum(d, np.log(B / S))
 
 
-def linf_sides(A, B, S, c: float):
+def linf_sides(A, B, S, c):
     """The two sides of the L-infinity balance equation: the rising and the falling part of the unit's max.
 
     ``(max(A, S if c < 1), max(B, S if c > 1))``; equal exactly at the step of `linf_log_step`
-    (when both are positive).
+    (when both are positive). ``c`` may be an array of degrees, one per unit.
     """
-    rising = np.maximum(A, S) if c < 1.0 else A
-    falling = np.maximum(B, S) if c > 1.0 else B
-    return rising, falling
+    c = np.asarray(c)
+    return np.where(c < 1.0, np.maximum(A, S), A), np.where(c > 1.0, np.maximum(B, S), B)
 
 
 def render_lambda(cin: str, cout: str, factor: str, exponent: str) -> str:

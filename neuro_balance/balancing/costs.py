@@ -60,13 +60,17 @@ class Cost:
         return self.terms[0][1]
 
     def elementwise(self, w: np.ndarray, term: int) -> np.ndarray:
-        """``|w|**p`` of term ``term`` (``|w|`` for L-infinity), with fast paths for p = 1 and 2."""
+        """``|w|**p`` of term ``term`` (``|w|`` for L-infinity): one new array, products instead of ``pow`` for p = 1, 2, 3."""
         p = self.terms[term][1]
         if p == 2.0:
             return np.square(w)
-        if p == 1.0 or math.isinf(p):
-            return np.abs(w)
-        return np.abs(w) ** p
+        out = np.abs(w)
+        if p == 3.0:
+            out *= w
+            out *= w
+        elif p != 1.0 and not math.isinf(p):
+            np.power(out, p, out=out)
+        return out
 
     def value(self, w: np.ndarray) -> float:
         """The cost of the parameters in ``w`` (all of them, any shape)."""

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .closed_form import linf_sides, loop_rate
 from .costs import Cost
+from .flat import FlatGraph, Point, balance_sides
 from ..model.kinds import get_kind
 from ..model.network import Network
 
@@ -106,45 +107,22 @@ class CostGraph:
         return {name: u[name][idx] for name, idx in self.tie_index.items()}
 
     # ---------------------------------------------------------------- evaluation
-    def block_sums(self, u: dict[str, np.ndarray]) -> list[list[tuple[np.ndarray, np.ndarray]]]:
-        """Per term and block: the block's share of each post unit's in-cost and pre unit's out-cost."""
-        sums = []
-        for t, p in enumerate(self.exponents):
-            per_block = []
-            for blk in self.blocks:
-                K = blk.K[t]
-                a = np.exp(p * u[blk.post])
-                b = np.exp(-p * self.degree[blk.pre] * u[blk.pre])
-                if self.linf:
-                    rows = (K * b).max(axis=1, initial=0.0)
-                    cols = (K * a[:, None]).max(axis=0, initial=0.0)
-                else:
-                    rows = K @ b
-                    cols = a @ K
-                per_block.append((a * rows, b * cols))
-            sums.append(per_block)
-        return sums
+    @cached_property
+    def flat(self) -> FlatGraph:
+        """The graph laid out over one vector of units (`FlatGraph`); built once, after the masks."""
+        return FlatGraph(self)
 
-    def unit_costs(self, u: dict[str, np.ndarray], sums=None) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def unit_costs(self, u: dict[str, np.ndarray], point: Point | None = None
+                   ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per population, arrays ``A, B, S`` of shape ``(n_terms, size)`` at log-scales ``u``.
 
         ``A`` is the in-cost (bias included if the cost says so), ``B`` the out-cost, both without
-        loops; ``S`` is the loop cost. Under L-infinity they are maxima. ``sums`` reuses
-        `block_sums` computed at the same ``u``.
+        loops; ``S`` is the loop cost. Under L-infinity they are maxima. ``point`` reuses a
+        `FlatGraph.evaluate` at the same ``u``.
         """
-        sums = self.block_sums(u) if sums is None else sums
-        agg = np.maximum if self.linf else np.add
-        out = {name: (np.zeros((self.n_terms, n)), np.zeros((self.n_terms, n)), np.zeros((self.n_terms, n)))
-               for name, n in self.sizes.items()}
-        for t, p in enumerate(self.exponents):
-            for blk, (ins, outs) in zip(self.blocks, sums[t]):
-                agg(out[blk.post][0][t], ins, out=out[blk.post][0][t])
-                agg(out[blk.pre][1][t], outs, out=out[blk.pre][1][t])
-            for name, costs in self.bias.items():
-                agg(out[name][0][t], costs[t] * np.exp(p * u[name]), out=out[name][0][t])
-            for name, costs in self.loops.items():
-                out[name][2][t] = costs[t] * np.exp(p * loop_rate(self.degree[name]) * u[name])
-        return out
+        flat = self.flat
+        pt = flat.evaluate(flat.pack(u)) if point is None else point
+        return {name: (pt.A[:, sl], pt.B[:, sl], pt.S[:, sl]) for name, sl in flat.slices.items()}
 
     def total_cost(self, u: dict[str, np.ndarray], costs=None) -> float:
         """``F(u)``: the cost of all parameters after scaling (the maximum under L-infinity)."""
@@ -251,6 +229,7 @@ def build_graph(net: Network, cost: Cost, tie: str | None = None) -> CostGraph:
     graph = CostGraph(cost, sizes, degree, balanced, none, dict(none), dict(none), list(blocks.values()),
                       bias, loops, tie_index)
     _mark_dead_and_floating(graph)
+    graph.__dict__.pop("flat", None)  # the masks are final only now
     return graph
 
 
@@ -329,14 +308,8 @@ def balance_statistics(graph: CostGraph, costs) -> dict[str, tuple[np.ndarray, n
     BiLU Lp this is the paper's ``in-cost == out-cost``. Under L-infinity: the rising and falling
     maxima of `closed_form.linf_sides` (loops count on the side they move with).
     """
-    out = {}
-    for name, (A, B, S) in costs.items():
-        if graph.linf:
-            out[name] = linf_sides(A[0], B[0], S[0], graph.degree[name])
-            continue
-        w = np.asarray(graph.alphas) * np.asarray(graph.exponents)
-        out[name] = (w @ (A + S), graph.degree[name] * (w @ (B + S)))
-    return out
+    w = np.asarray(graph.alphas) * np.asarray(graph.exponents)
+    return {name: balance_sides(graph.linf, w, A, B, S, graph.degree[name]) for name, (A, B, S) in costs.items()}
 
 
 def relative_imbalance(graph: CostGraph, costs) -> dict[str, np.ndarray]:

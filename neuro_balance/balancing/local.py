@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .closed_form import linf_log_step, loop_rate, lp_log_step
+from .flat import cols_max, rows_max
 from .graph import CostGraph, max_imbalance
 from ..seeding import check_random_state
 
@@ -132,7 +133,12 @@ def colour_classes(graph: CostGraph) -> list[list[tuple[str, np.ndarray]]]:
 
 
 class BalanceState:
-    """Log-scales ``u`` of a cost graph with cached ``exp`` factors for cheap local updates."""
+    """Log-scales ``u`` of a cost graph with cached ``exp`` factors for cheap local updates.
+
+    In-costs read rows of each block's ``K`` (``K[idx] @ b``), out-costs its columns (``a @ K`` for a
+    whole population, rows of a transposed copy made once on first use otherwise): a unit's update
+    reads its fan-in and fan-out, nothing else.
+    """
 
     def __init__(self, graph: CostGraph, u: dict[str, np.ndarray] | None = None) -> None:
         self.graph = graph
@@ -141,30 +147,43 @@ class BalanceState:
         self._from = {name: [] for name in graph.sizes}
         for blk in graph.blocks:
             self._into[blk.post].append((blk.pre, blk.K))
-            self._from[blk.pre].append((blk.post, [np.ascontiguousarray(K.T) for K in blk.K]))
+            self._from[blk.pre].append((blk.post, blk.K))
+        self._transposed: dict[int, np.ndarray] = {}
+        self._fast: dict[str, tuple | None] = {}
         self._ea, self._eb = [], []
         for p in graph.exponents:
             self._ea.append({n: np.exp(p * v) for n, v in self.u.items()})
             self._eb.append({n: np.exp(-p * graph.degree[n] * v) for n, v in self.u.items()})
 
+    def _rows_of_transpose(self, K: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """``K[:, idx].T`` as rows of a contiguous transposed copy of ``K`` (made once)."""
+        KT = self._transposed.get(id(K))
+        if KT is None:
+            KT = self._transposed[id(K)] = np.ascontiguousarray(K.T)
+        return KT[idx]
+
     def local_costs(self, name: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Current ``A, B, S`` (each ``(n_terms, len(idx))``) of units ``idx`` of population ``name``."""
         g = self.graph
         T = g.n_terms
+        whole = len(idx) == g.sizes[name] and np.array_equal(idx, np.arange(len(idx)))
         A, B, S = np.zeros((T, len(idx))), np.zeros((T, len(idx))), np.zeros((T, len(idx)))
+        agg = np.maximum if g.linf else np.add
         for t, p in enumerate(g.exponents):
             ea, eb = self._ea[t], self._eb[t]
             for pre, Ks in self._into[name]:
-                K = Ks[t][idx]
-                rows = (K * eb[pre]).max(axis=1, initial=0.0) if g.linf else K @ eb[pre]
-                A[t] = np.maximum(A[t], rows) if g.linf else A[t] + rows
+                K = Ks[t] if whole else Ks[t][idx]
+                agg(A[t], rows_max(K, eb[pre]) if g.linf else K @ eb[pre], out=A[t])
             if name in g.bias:
-                A[t] = np.maximum(A[t], g.bias[name][t][idx]) if g.linf else A[t] + g.bias[name][t][idx]
+                agg(A[t], g.bias[name][t][idx], out=A[t])
             A[t] *= ea[name][idx]
-            for post, KTs in self._from[name]:
-                K = KTs[t][idx]
-                cols = (K * ea[post]).max(axis=1, initial=0.0) if g.linf else K @ ea[post]
-                B[t] = np.maximum(B[t], cols) if g.linf else B[t] + cols
+            for post, Ks in self._from[name]:
+                if whole:
+                    cols = cols_max(ea[post], Ks[t]) if g.linf else ea[post] @ Ks[t]
+                else:
+                    KT = self._rows_of_transpose(Ks[t], idx)
+                    cols = rows_max(KT, ea[post]) if g.linf else KT @ ea[post]
+                agg(B[t], cols, out=B[t])
             B[t] *= eb[name][idx]
             if name in g.loops:
                 S[t] = g.loops[name][t][idx] * np.exp(p * loop_rate(g.degree[name]) * self.u[name][idx])
@@ -179,26 +198,50 @@ class BalanceState:
             self._ea[t][name][idx] = np.exp(p * u[idx])
             self._eb[t][name][idx] = np.exp(-p * c * u[idx])
 
+    def _fast_path(self, name: str) -> tuple | None:
+        """What `balance_one` reads for a unit of ``name`` (one Lp or L-infinity term, no loop), or None."""
+        if name not in self._fast:
+            g = self.graph
+            if g.n_terms != 1 or name in g.loops:
+                self._fast[name] = None
+            else:
+                ea, eb = self._ea[0], self._eb[0]
+                ins = [(Ks[0], eb[pre]) for pre, Ks in self._into[name]]
+                outs = [(self._rows_of_transpose(Ks[0], slice(None)), ea[post]) for post, Ks in self._from[name]]
+                bias = g.bias[name][0] if name in g.bias else None
+                self._fast[name] = (ins, outs, bias, ea[name], eb[name], self.u[name], g.degree[name],
+                                    g.exponents[0])
+        return self._fast[name]
+
     def balance_one(self, name: str, i: int, fraction: float = 1.0, grid: str | None = None) -> float:
         """Balance the single unit ``i`` of ``name``; returns its log step.
 
-        The common case (one Lp term, no loop) reads rows of the cost graph as views and works on
-        scalars: this is the inner loop of the stochastic algorithm.
+        The common case (one term, no loop) reads row ``i`` of each incoming ``K`` and of each
+        outgoing ``K``'s transpose as views and works on scalars: the stochastic algorithm's inner loop,
+        O(fan-in + fan-out) per update.
         """
-        g = self.graph
-        if g.linf or g.n_terms != 1 or grid is not None or name in g.loops:
+        fast = self._fast_path(name) if grid is None else None
+        if fast is None:
             return float(self.balance(name, np.array([i]), fraction, grid)[0])
-        ea, eb = self._ea[0], self._eb[0]
-        A = sum(Ks[0][i] @ eb[pre] for pre, Ks in self._into[name])
-        if name in g.bias:
-            A += g.bias[name][0][i]
-        B = sum(KTs[0][i] @ ea[post] for post, KTs in self._from[name])
-        c, p = g.degree[name], g.exponents[0]
-        delta = fraction * float(lp_log_step(A * ea[name][i], B * eb[name][i], p, c))
-        u = self.u[name][i] + delta
-        self.u[name][i] = u
-        ea[name][i] = math.exp(p * u)
-        eb[name][i] = math.exp(-p * c * u)
+        ins, outs, bias, ea, eb, u, c, p = fast
+        A = 0.0 if bias is None else bias[i]
+        B = 0.0
+        if self.graph.linf:
+            for K, b in ins:
+                A = max(A, (K[i] * b).max(initial=0.0))
+            for KT, a in outs:
+                B = max(B, (KT[i] * a).max(initial=0.0))
+            delta = fraction * float(linf_log_step(A * ea[i], B * eb[i], None, c))
+        else:
+            for K, b in ins:
+                A += K[i].dot(b)
+            for KT, a in outs:
+                B += KT[i].dot(a)
+            delta = fraction * float(lp_log_step(A * ea[i], B * eb[i], p, c))
+        ui = u[i] + delta
+        u[i] = ui
+        ea[i] = math.exp(p * ui)
+        eb[i] = math.exp(-p * c * ui)
         return delta
 
     def balance(self, name: str, idx: np.ndarray, fraction: float = 1.0, grid: str | None = None) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Exact, function-preserving rescaling of units (theory §1, scaling operation S_lam)."""
 from __future__ import annotations
 
+import copy
 from typing import Mapping
 
 import numpy as np
@@ -66,17 +67,26 @@ def scale(net: Network, log_scales: Mapping[str, np.ndarray], *, inplace: bool =
             raise ModelError(f"log_scales[{name!r}]: {pop.role} population with activation "
                              f"{pop.activation} cannot be scaled without changing the function")
         u[name] = values
-    out = net if inplace else net.copy()
+    touched = [proj for proj in net.projections if proj.post in u or proj.pre in u]
+    if inplace:
+        out = net
+    else:  # every other part copied; the rescaled weights are written once, by their first product
+        out = copy.deepcopy(net, memo={id(proj.weight): proj.weight for proj in touched})
     for proj in out.projections:
         if proj.post not in u and proj.pre not in u:
             continue
         pre, post = out.populations[proj.pre], out.populations[proj.post]
         post_idx, pre_idx = get_kind(proj.kind).groups(proj, pre, post)
-        # Two in-place products: no temporary the size of the weights.
-        if proj.post in u:
-            proj.weight *= factors(u[proj.post])[post_idx]
-        if proj.pre in u:
-            proj.weight *= factors(-pre.degree * u[proj.pre])[pre_idx]
+        scalings = ([factors(u[proj.post])[post_idx]] if proj.post in u else []) + \
+                   ([factors(-pre.degree * u[proj.pre])[pre_idx]] if proj.pre in u else [])
+        # One factor at a time, in place: no temporary the size of the weights.
+        if inplace:
+            for f in scalings:
+                proj.weight *= f
+        else:
+            proj.weight = np.multiply(proj.weight, scalings[0], out=np.empty_like(proj.weight))
+            for f in scalings[1:]:
+                proj.weight *= f
     for name, values in u.items():
         pop = out.populations[name]
         if pop.bias is not None:

@@ -5,12 +5,17 @@ linear forms of ``u``, strictly convex on every component of free units joined t
 §5, eq 5.4). Its gradient is the balance equation of every unit at once and its Hessian is a weighted
 graph Laplacian (plus ground terms), so Newton's method applies directly:
 
-* the gradient and the Hessian's diagonal come from one evaluation of all in- and out-costs;
+* everything works on the flat cost graph (`FlatGraph`): with ``a = exp(p u_post)`` and
+  ``b = exp(-p c u_pre)`` a block costs ``a^T K b``, with ``K = |W|**p`` aggregated once;
+* the gradient and the Hessian's diagonal come from one evaluation of all in- and out-costs (two
+  mat-vecs per block), which the line search's accepted trial already did;
 * Newton directions are solved by conjugate gradients with Hessian-vector products done as two
-  matrix-vector products per block of the cost graph (never a loop over synapses), preconditioned by
-  the diagonal plus an exact coarse correction on the population-constant directions (one scale per
-  population: the modes local balancing is slowest to fix);
-* a backtracking line search keeps every step a decrease of F.
+  mat-vecs per block joining free units (never a loop over synapses, never a copy of K),
+  preconditioned by the diagonal plus an exact coarse correction on the population-constant
+  directions (one scale per population: the modes local balancing is slowest to fix);
+* a backtracking line search keeps every step a decrease of F;
+* far from balance Newton on a sum of exponentials takes short steps, so two colour sweeps (each
+  unit's exact closed-form step, two mat-vecs per block per sweep) come first.
 
 L-infinity: the cost ``max |w|`` is convex but not strictly, so its minimisers form a set. What is
 unique is the max-balanced state (every unit's largest incoming parameter equals its largest
@@ -23,10 +28,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .closed_form import loop_rate
-from .graph import CostGraph, max_imbalance
+from .flat import FlatGraph, Point
+from .graph import CostGraph
+from .local import BalanceState, colour_classes
 
 __all__ = ["global_balance", "SolverRun"]
+
+WARM_SWEEPS = 2  # colour sweeps before Newton when the start is far from balance
+_FAR = 0.1  # max relative imbalance above which the start counts as far
 
 
 @dataclass
@@ -41,46 +50,35 @@ class SolverRun:
 
 
 class _Newton:
-    """Gradient, Hessian products and preconditioner of F at one point ``u``."""
+    """Gradient, Hessian-vector products and preconditioner of F at one evaluated point."""
 
-    def __init__(self, graph: CostGraph, u: dict[str, np.ndarray], sums, costs) -> None:
-        self.graph = graph
-        self.u = u
-        self.names = [n for n in graph.sizes if graph.free[n].any()]
-        self.free = {n: graph.free[n].astype(np.float64) for n in graph.sizes}
-        w1 = np.asarray(graph.alphas) * np.asarray(graph.exponents)
-        w2 = w1 * np.asarray(graph.exponents)
-        self.grad, self.diag = {}, {}
-        for n in self.names:
-            A, B, S = costs[n]
-            c, r = graph.degree[n], loop_rate(graph.degree[n])
-            self.grad[n] = (w1 @ (A - c * B + r * S)) * self.free[n]
-            self.diag[n] = w2 @ (A + c * c * B + r * r * S)
-        # Per block and term: the scale vectors a = exp(p u_post), b = exp(-p c u_pre).
+    def __init__(self, flat: FlatGraph, pt: Point, groups: np.ndarray, n_groups: int) -> None:
+        self.flat = flat
+        self.free = flat.free.astype(np.float64)
+        c, r = flat.c, flat.rate
+        self.grad = (flat.w1 @ (pt.A - c * pt.B + r * pt.S)) * self.free
+        self.diag = flat.w2 @ (pt.A + c * c * pt.B + r * r * pt.S)
+        self.inv_diag = np.where(self.diag > 0, 1.0 / np.where(self.diag > 0, self.diag, 1.0), 0.0) * self.free
+        self.groups, self.n_groups = groups, n_groups
+        # Blocks joining free units on both sides: the off-diagonal part of the Hessian.
         self.terms = []
-        for t, p in enumerate(graph.exponents):
-            for blk, (ins, outs) in zip(graph.blocks, sums[t]):
-                if blk.post in self.grad or blk.pre in self.grad:
-                    a = np.exp(p * u[blk.post])
-                    b = np.exp(-p * graph.degree[blk.pre] * u[blk.pre])
-                    self.terms.append((blk, blk.K[t], a, b, graph.alphas[t] * p * p, ins, outs))
-        self._coarse(costs, w2)
+        for (t, K, post, pre, c_pre), ins, outs in zip(flat.blocks, pt.ins, pt.outs):
+            self.terms.append((K, post, pre, flat.w2[t] * c_pre, pt.ea[t, post], pt.eb[t, pre], ins, outs,
+                               flat.w2[t], c_pre))
+        self._coarse(pt)
+        self.terms = [term for term in self.terms if self.free[term[1]].any() and self.free[term[2]].any()]
 
-    def _coarse(self, costs, w2) -> None:
+    def _coarse(self, pt: Point) -> None:
         """Z^T H Z for Z = indicators of each population's free units (exact, from block totals)."""
-        g = self.graph
-        index = {n: k for k, n in enumerate(self.names)}
-        Hc = np.zeros((len(self.names), len(self.names)))
-        for n in self.names:
-            k = index[n]
-            if n in g.bias:
-                for t, p in enumerate(g.exponents):
-                    Hc[k, k] += w2[t] * np.sum(g.bias[n][t] * np.exp(p * self.u[n]) * self.free[n])
-            if n in g.loops:
-                Hc[k, k] += loop_rate(g.degree[n]) ** 2 * (w2 @ costs[n][2] * self.free[n]).sum()
-        for blk, K, a, b, w, ins, outs in self.terms:
-            fp, fq = self.free[blk.post], self.free[blk.pre]
-            c = g.degree[blk.pre]
+        flat, free, groups = self.flat, self.free, self.groups
+        Hc = np.zeros((self.n_groups, self.n_groups))
+        ground = flat.w2 @ (flat.rate ** 2 * pt.S)
+        for t, sl, costs in flat.bias:
+            ground[sl] += flat.w2[t] * costs * pt.ea[t, sl]
+        live = groups >= 0
+        np.add.at(Hc, (groups[live], groups[live]), (ground * free)[live])
+        for K, post, pre, _, a, b, ins, outs, w, c in self.terms:
+            fp, fq = free[post], free[pre]
             tot_f_any = ins @ fp  # parameters whose post unit is free
             tot_any_f = outs @ fq  # parameters whose pre unit is free
             if not fp.any() or not fq.any():
@@ -92,67 +90,80 @@ class _Newton:
             else:  # both populations partly fixed (dead or pinned units): one extra product
                 tot_ff = (a * fp) @ (K @ (b * fq))
             tot_fn, tot_nf = tot_f_any - tot_ff, tot_any_f - tot_ff
-            P, Q = index.get(blk.post), index.get(blk.pre)
-            if P is not None:
+            P = groups[post.start] if fp.any() else -1
+            Q = groups[pre.start] if fq.any() else -1
+            if P >= 0:
                 Hc[P, P] += w * (tot_ff + tot_fn)
-            if Q is not None:
+            if Q >= 0:
                 Hc[Q, Q] += w * c * c * (tot_ff + tot_nf)
-            if P is not None and Q is not None:
+            if P >= 0 and Q >= 0:
                 if P == Q:
-                    Hc[P, P] += w * tot_ff * (-2 * c)
+                    Hc[P, P] -= 2 * c * w * tot_ff
                 else:
                     Hc[P, Q] -= w * c * tot_ff
                     Hc[Q, P] -= w * c * tot_ff
         self.coarse = np.linalg.pinv(Hc, hermitian=True)
-        self.index = index
 
-    def hessian_product(self, v: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = {n: self.diag[n] * v[n] for n in self.names}
-        for blk, K, a, b, w, _, _ in self.terms:
-            c = self.graph.degree[blk.pre]
-            if blk.post in out and blk.pre in v:
-                out[blk.post] -= w * c * a * (K @ (b * v[blk.pre]))
-            if blk.pre in out and blk.post in v:
-                out[blk.pre] -= w * c * b * ((a * v[blk.post]) @ K)
-        return {n: out[n] * self.free[n] for n in self.names}
+    def hessian_product(self, v: np.ndarray) -> np.ndarray:
+        out = self.diag * v
+        for K, post, pre, wc, a, b, *_ in self.terms:
+            out[post] -= wc * a * (K @ (b * v[pre]))
+            out[pre] -= wc * b * ((a * v[post]) @ K)
+        return out * self.free
 
-    def precondition(self, r: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        z = {n: r[n] / np.where(self.diag[n] > 0, self.diag[n], 1.0) * self.free[n] for n in self.names}
-        coarse_r = np.array([r[n] @ self.free[n] for n in self.names])
-        coarse_z = self.coarse @ coarse_r
-        for n in self.names:
-            z[n] += coarse_z[self.index[n]] * self.free[n]
+    def precondition(self, r: np.ndarray) -> np.ndarray:
+        live = self.groups >= 0
+        coarse_r = np.bincount(self.groups[live], weights=(r * self.free)[live], minlength=self.n_groups)
+        z = r * self.inv_diag
+        z[live] += (self.coarse @ coarse_r)[self.groups[live]] * self.free[live]
         return z
 
 
-def _dot(x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> float:
-    return float(sum(x[n] @ y[n] for n in x))
-
-
-def _conjugate_gradient(newton: _Newton, rtol: float, max_iter: int) -> tuple[dict[str, np.ndarray], int]:
+def _conjugate_gradient(newton: _Newton, rtol: float, max_iter: int) -> tuple[np.ndarray, int]:
     """Solve ``H d = -g`` by preconditioned CG to a relative residual ``rtol``."""
-    r = {n: -g for n, g in newton.grad.items()}
-    d = {n: np.zeros_like(g) for n, g in r.items()}
+    r = -newton.grad
+    d = np.zeros_like(r)
     z = newton.precondition(r)
-    s = dict(z)
-    rz = _dot(r, z)
-    target = rtol * np.sqrt(_dot(r, r))
+    s = z.copy()
+    rz = r @ z
+    target = rtol * np.sqrt(r @ r)
     for k in range(1, max_iter + 1):
         Hs = newton.hessian_product(s)
-        curvature = _dot(s, Hs)
+        curvature = s @ Hs
         if curvature <= 0:
             return d, k
         alpha = rz / curvature
-        for n in d:
-            d[n] += alpha * s[n]
-            r[n] -= alpha * Hs[n]
-        if np.sqrt(_dot(r, r)) <= target:
+        d += alpha * s
+        r -= alpha * Hs
+        if np.sqrt(r @ r) <= target:
             return d, k
         z = newton.precondition(r)
-        rz_new = _dot(r, z)
-        s = {n: z[n] + (rz_new / rz) * s[n] for n in s}
+        rz_new = r @ z
+        s = z + (rz_new / rz) * s
         rz = rz_new
     return d, max_iter
+
+
+def _population_groups(flat: FlatGraph) -> tuple[np.ndarray, int]:
+    """Coarse group of every unit: its population's index among populations with free units, else -1."""
+    groups = np.full(flat.n, -1, dtype=np.intp)
+    k = 0
+    for sl in flat.slices.values():
+        if flat.free[sl].any():
+            groups[sl] = k
+            k += 1
+    return groups, k
+
+
+def _warm_start(graph: CostGraph, u: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    """`WARM_SWEEPS` colour sweeps of exact local steps from ``u``."""
+    state = BalanceState(graph, u)
+    classes = colour_classes(graph)
+    for _ in range(WARM_SWEEPS):
+        for members in classes:
+            for name, idx in members:
+                state.balance(name, idx)
+    return state.u
 
 
 def global_balance(graph: CostGraph, *, tol: float = 1e-10, max_iter: int = 100,
@@ -173,34 +184,38 @@ def global_balance(graph: CostGraph, *, tol: float = 1e-10, max_iter: int = 100,
     Returns
     -------
     SolverRun
+        ``iterations`` counts Newton steps; the warm-start sweeps, if any, are the history's second
+        entry.
     """
     if graph.linf:
         raise ValueError("the Newton solver needs an Lp cost; L-infinity is balanced by sweeps")
-    u = {n: np.array(v, dtype=np.float64) for n, v in (u or graph.zeros()).items()}
-    sums = graph.block_sums(u)
-    costs = graph.unit_costs(u, sums)
-    F = graph.total_cost(u, costs)
-    history = {"imbalance": [max_imbalance(graph, costs)], "cost": [F]}
-    cg_total = 0
-    iterations = 0
+    flat = graph.flat
+    x = flat.pack(u) if u is not None else np.zeros(flat.n)
+    pt = flat.evaluate(x)
+    F = flat.cost(pt)
+    history = {"imbalance": [flat.max_imbalance(pt)], "cost": [F]}
+    if history["imbalance"][-1] > max(tol, _FAR) and flat.free.any():
+        x = flat.pack(_warm_start(graph, flat.unpack(x)))
+        pt = flat.evaluate(x)
+        F = flat.cost(pt)
+        history["imbalance"].append(flat.max_imbalance(pt))
+        history["cost"].append(F)
+    groups, n_groups = _population_groups(flat)
+    cg_total = iterations = 0
     # Bound on a step's largest log change: keeps exp() finite far from the optimum.
-    max_step = 20.0 / max(graph.exponents)
-    while history["imbalance"][-1] > tol and iterations < max_iter:
+    max_step = 20.0 / float(np.max(flat.ps))
+    while history["imbalance"][-1] > tol and iterations < max_iter and n_groups:
         iterations += 1
-        newton = _Newton(graph, u, sums, costs)
-        if not newton.names:
-            break
+        newton = _Newton(flat, pt, groups, n_groups)
         rtol = min(0.1, max(history["imbalance"][-1], 1e-14))
         d, k = _conjugate_gradient(newton, rtol, max_iter=100)
         cg_total += k
-        biggest = max(float(np.max(np.abs(v))) for v in d.values())
+        biggest = float(np.max(np.abs(d)))
         t = min(1.0, max_step / biggest) if biggest > 0 else 1.0
-        slope = _dot(newton.grad, d)
+        slope = float(newton.grad @ d)
         while True:
-            trial = {n: u[n] + t * d[n] if n in d else u[n] for n in u}
-            trial_sums = graph.block_sums(trial)
-            trial_costs = graph.unit_costs(trial, trial_sums)
-            trial_F = graph.total_cost(trial, trial_costs)
+            trial = flat.evaluate(x + t * d)
+            trial_F = flat.cost(trial)
             # Armijo, with room for rounding: near the optimum F changes by less than its last bit.
             if trial_F <= F + 1e-4 * t * slope + 8 * np.finfo(float).eps * abs(F):
                 break
@@ -209,7 +224,7 @@ def global_balance(graph: CostGraph, *, tol: float = 1e-10, max_iter: int = 100,
                 break
         if t < 1e-12:  # no decrease possible in floating point
             break
-        u, sums, costs, F = trial, trial_sums, trial_costs, trial_F
-        history["imbalance"].append(max_imbalance(graph, costs))
+        x, pt, F = trial.u, trial, trial_F
+        history["imbalance"].append(flat.max_imbalance(pt))
         history["cost"].append(F)
-    return SolverRun(u, iterations, cg_total, history["imbalance"][-1] <= tol, history)
+    return SolverRun(flat.unpack(x), iterations, cg_total, history["imbalance"][-1] <= tol, history)
