@@ -125,3 +125,40 @@ def test_run_agents_checks_the_function_of_a_conv_model():
     net = nb.load_model(Path(__file__).resolve().parents[1] / "models" / "digits_cnn.yaml")
     run = run_agents(net, nb.Lp(2), duration=0.005)
     assert run.function_change <= 1e-10
+
+
+def test_a_folder_that_fills_while_a_stage_runs_is_announced_once_and_counted(tmp_path, capsys):
+    """What `run --target cython` shows while Brian2 compiles: one announcement, then a count that moves."""
+    import time
+
+    from neuro_balance.app.progress import Progress
+
+    def wait_for(stage, note):
+        deadline = time.monotonic() + 60                 # the watcher looks twice a second; this only bounds a hang
+        while not stage.note.startswith(note) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return stage.note
+
+    progress = Progress("lines")
+    (tmp_path / "cached_before.so").write_bytes(b"")     # already there: not counted
+    with progress.stage("agents balancing") as stage:
+        with progress.watch_folder(stage, tmp_path, "*.so", "compiling", announce="compiling, about a minute"):
+            notes = []
+            for k in range(3):
+                (tmp_path / f"module{k}.so").write_bytes(b"")
+                notes.append(wait_for(stage, f"compiling: {k + 1} built"))
+        assert stage.note == ""                          # cleared when the body ends
+    assert [n.split(",")[0] for n in notes] == ["compiling: 1 built", "compiling: 2 built", "compiling: 3 built"]
+    out = capsys.readouterr().out
+    assert out.count("compiling, about a minute") == 1
+    assert out.index("[agents balancing] started") < out.index("compiling, about a minute") < out.index("done in")
+
+
+def test_quiet_progress_prints_nothing(capsys):
+    from neuro_balance.app.progress import Progress
+
+    progress = Progress("quiet")
+    with progress.stage("x", total=2) as stage:
+        stage.update(1)
+        progress.log("a line")
+    assert capsys.readouterr() == ("", "")

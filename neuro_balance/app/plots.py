@@ -29,7 +29,7 @@ def _save(fig, path: str | Path) -> Path:
 
 
 def plot_agent_convergence(t: np.ndarray, imbalance: Mapping[str, np.ndarray], event_times: np.ndarray,
-                           path: str | Path, global_cost: float | None = None) -> Path:
+                           path: str | Path) -> Path:
     """Max relative imbalance per population against simulated time, with the cumulative event count.
 
     Parameters
@@ -45,16 +45,18 @@ def plot_agent_convergence(t: np.ndarray, imbalance: Mapping[str, np.ndarray], e
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for name, values in imbalance.items():
-        ax.semilogy(1e3 * t, np.maximum(values, 1e-17), label=name)
+        ax.semilogy(1e3 * t, np.maximum(values, 1e-17), label=f"max relative imbalance ({name})")
     ax.set_xlabel("simulated time (ms)")
     ax.set_ylabel("max relative imbalance")
     ax.set_title("Brian2 agents: local balancing converges")
     ax.grid(True, which="both", alpha=0.3)
     twin = ax.twinx()
     events = np.sort(event_times)
-    twin.plot(1e3 * events, np.arange(1, len(events) + 1), color="0.5", lw=1, ls="--", label="events")
+    twin.plot(1e3 * events, np.arange(1, len(events) + 1), color="0.5", lw=1, ls="--",
+              label="balance events so far (right axis)")
     twin.set_ylabel("balance events (cumulative)")
-    ax.legend(loc="upper right", fontsize=8)
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper right", fontsize=8)
     return _save(fig, path)
 
 

@@ -66,8 +66,12 @@ class Progress:
         self.stream = stream if stream is not None else sys.stdout
 
     def log(self, text: str) -> None:
-        """One line for the reader (not in quiet mode)."""
-        if self.mode != "quiet":
+        """One line for the reader (not in quiet mode; above the bars in bar mode)."""
+        if self.mode == "bar":
+            from tqdm.auto import tqdm
+
+            tqdm.write(text, file=self.stream)
+        elif self.mode == "lines":
             print(text, file=self.stream, flush=True)
 
     @contextlib.contextmanager
@@ -92,11 +96,13 @@ class Progress:
             self.log(f"[{desc}] done in {time.perf_counter() - started:.1f} s")
 
     @contextlib.contextmanager
-    def watch_folder(self, stage: Stage, folder: Path, pattern: str, what: str) -> Iterator[None]:
+    def watch_folder(self, stage: Stage, folder: Path, pattern: str, what: str, announce: str = "") -> Iterator[None]:
         """While the body runs, note on ``stage`` how many new files match ``pattern`` in ``folder``.
 
-        Used while Brian2 compiles: every compiled module is one file in its cache, so the count moves
-        while nothing else does. In ``"lines"`` mode a line is printed every 15 s instead.
+        Used while Brian2 compiles: every compiled module is one new file in its cache, so the count
+        moves while nothing else does. ``announce`` is logged when the first new file appears (work
+        has started that the stage's own progress does not show); in ``"lines"`` mode a line follows
+        every 15 s.
         """
         def count() -> int:
             return sum(1 for _ in folder.glob(pattern)) if folder.is_dir() else 0
@@ -104,11 +110,14 @@ class Progress:
         first, started, stop = count(), time.perf_counter(), threading.Event()
 
         def tick():
-            last_line = started
-            while not stop.wait(1.0):
+            last_line, announced = started, False
+            while not stop.wait(0.5):
                 built, elapsed = count() - first, time.perf_counter() - started
                 if built <= 0:
                     continue
+                if not announced and announce:
+                    self.log(announce)
+                    announced = True
                 stage.set_note(f"{what}: {built} built, {elapsed:.0f} s")
                 if self.mode == "lines" and time.perf_counter() - last_line >= 15:
                     self.log(f"  {what}: {built} built in {elapsed:.0f} s")
