@@ -227,18 +227,26 @@ def plot(res: dict, path: Path) -> None:
 
 
 def text(result: dict[str, Any]) -> str:
-    """The table (final test accuracy %, mean ± std; epochs to target) and the explanation."""
+    """Per optimiser and net, a table arm x learning rate: final test accuracy % (mean ± std) and epochs to
+    the target (mean over the seeds that reached it, and how many did), then the explanation."""
     s, cfg = result["summary"], result["config"]
-    lines = [f"{result['name']} ({cfg['data']}, {len(cfg['seeds'])} seeds; final test accuracy % mean ± std; "
-             f"epochs to {cfg['target']:.0%} test accuracy, mean ± std over the seeds that reached it)"]
+    n_seeds = len(cfg["seeds"])
+    lines = [f"{result['name']} ({cfg['data']}, {n_seeds} seeds): final test accuracy % (mean ± std over seeds) "
+             f"[epochs to {cfg['target']:.0%} test accuracy: mean ± std over the seeds that reached it / how many]"]
     for opt, nets in s.items():
-        lines.append(f"\n  {_OPTIMIZER_NAMES.get(opt, opt)}")
         for net, lrs in nets.items():
-            for lr, arms in lrs.items():
-                for arm, r in arms.items():
-                    ep = "-" if r["reached"] == 0 else \
-                        f"{r['epochs_to_target_mean']:.0f} ± {r['epochs_to_target_std']:.0f}"
-                    div = f"  ({r['diverged']} diverged)" if r["diverged"] else ""
-                    lines.append(f"  {net:<14}lr {lr:<7}{arm:<12}{100 * r['final_mean']:6.1f} ± "
-                                 f"{100 * r['final_std']:4.1f}   {ep:>11} ({r['reached']}/{len(cfg['seeds'])}){div}")
+            lines.append(f"\n  {_OPTIMIZER_NAMES.get(opt, opt)}, {net}")
+            lines.append(f"  {'':<12}" + "".join(f"{'lr ' + lr:>28}" for lr in lrs))
+            for arm in next(iter(lrs.values())):
+                cells = []
+                for lr in lrs:
+                    r = lrs[lr][arm]
+                    ep = "-" if r["reached"] == 0 else f"{r['epochs_to_target_mean']:.0f}±{r['epochs_to_target_std']:.0f}"
+                    div = "!" if r["diverged"] else ""
+                    cells.append(f"{100 * r['final_mean']:5.1f} ± {100 * r['final_std']:4.1f}{div} "
+                                 f"[{ep} /{r['reached']}]")
+                lines.append(f"  {arm:<12}" + "".join(f"{c:>28}" for c in cells))
+    if any(r["diverged"] for nets in s.values() for lrs in nets.values() for arms in lrs.values()
+           for r in arms.values()):
+        lines.append("  (! some seeds diverged: their parameters became NaN or Inf and were set to 0)")
     return "\n".join(lines) + "\n\n" + EXPLANATION
