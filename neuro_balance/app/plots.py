@@ -185,10 +185,13 @@ def plot_accuracy_vs_bits(evaluation, rescaled, path: str | Path) -> Path:
              (evaluation, "balanced", "balanced, then quantised",
               dict(color="C1", lw=1.2, ls="--", marker="o", ms=4, mfc="white")),
              (evaluation, "balanced_pow2", "balanced (powers of two), then quantised",
-              dict(color="C2", lw=1.0, ls=":", marker="^", ms=4))]
+              dict(color="C2", lw=1.0, ls=":", marker="^", ms=4)),
+             (evaluation, "balanced_auto", "balancing picked on calibration data, then quantised",
+              dict(color="C4", lw=1.0, ls="-.", marker="d", ms=4))]
     if rescaled is not None:
-        lines.append((rescaled, "quantized", "badly scaled copy, quantised", dict(color="C3", lw=1.2, marker="x", ms=5)))
+        lines.append((rescaled, "quantized", "a badly scaled copy of the same function, quantised (balanced: as above)", dict(color="C3", lw=1.2, marker="x", ms=5)))
     for ax, prof in zip(axes.ravel(), profiles):
+        ticks = set(widths)
         ax.axhline(evaluation.float_accuracy, color="k", lw=0.8, ls="--", label="float")
         for ev, variant, label, style in lines:
             points = [(b, ev.mean(prof, b, variant)) for b in widths]
@@ -200,8 +203,9 @@ def plot_accuracy_vs_bits(evaluation, rescaled, path: str | Path) -> Path:
             if native and ev is evaluation and variant == "quantized":
                 ax.plot(native[0], ev.mean(prof, None, variant), marker="*", ms=11, color="C0", ls="none",
                         label="the chip's native width, quantised", zorder=4)
+                ticks.add(native[0])
         ax.set_title(prof, fontsize=9)
-        ax.set_xticks(widths)
+        ax.set_xticks(sorted(ticks))
         ax.set_ylim(0, 1.03)
         ax.grid(True, alpha=0.3)
     for ax in axes[-1]:

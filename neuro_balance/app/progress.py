@@ -39,10 +39,10 @@ class Stage:
         if self._bar is not None:
             self._bar.set_postfix_str(text, refresh=True)
 
-    def brian_report(self, seconds: float) -> Callable:
-        """A Brian2 ``report`` callable that advances this stage with ``completed`` x ``seconds``."""
+    def brian_report(self, seconds: float, offset: float = 0.0) -> Callable:
+        """A Brian2 ``report`` callable for a run of ``seconds`` that starts ``offset`` into this stage."""
         def report(elapsed, completed, start, duration):
-            self.update(float(completed) * seconds)
+            self.update(offset + float(completed) * seconds)
         return report
 
 

@@ -4,16 +4,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["markdown_report", "balanced_agreement"]
+__all__ = ["markdown_report", "balanced_agreement", "table_key"]
 
 STAGE_TITLES = {"agents": "neurons as balancing agents (Brian2)", "spiking": "spiking rate equivalence",
                 "hardware": "quantised accuracy on chips", "hardware_rescaled": "chips, from a rescaled copy"}
 
-TABLE_KEY = ("Each cell: the mean accuracy over seeds of the float network quantised as it is / balanced first "
-             "(global solver) / balanced with power-of-two factors (exact shifts on chip). **native**: the chip's own "
-             "weight width from its profile (the others force a width); **n/a**: the chip does not offer that width "
-             "(its profile's `weights.bits_allowed`). A profile that cannot run the model at all is listed below the "
-             "table with the reason.")
+VARIANT_TEXT = {"quantized": "the model quantised as it is",
+                "balanced": "balanced first for the run's cost (global solver)",
+                "balanced_linf": "balanced first for L-infinity (every unit's largest input equals its largest output)",
+                "balanced_pow2": "balanced first with power-of-two factors (exact shifts on chip)",
+                "balanced_auto": "the balancing the calibration data picks for this chip"}
+
+
+def table_key(variants: list[str]) -> str:
+    """What a cell of `Evaluation.table` holds, and what "native" and "n/a" mean."""
+    parts = " / ".join(VARIANT_TEXT.get(v, v) for v in variants)
+    return (f"Each cell: the mean test accuracy over seeds of {parts}. **native**: the chip at its own weight width "
+            f"(from its profile; the other columns force a width); **n/a**: the chip does not offer that width (its "
+            f"profile's `weights.bits_allowed`). A profile that cannot run the model at all is listed below the table "
+            f"with the reason.")
 
 
 def balanced_agreement(plain: dict[str, Any], rescaled: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +88,8 @@ def _spiking(s: dict[str, Any], source: str) -> list[str]:
 
 
 def _hardware(r: dict[str, Any]) -> list[str]:
-    lines = ["## Quantised accuracy on neuromorphic chips", "", r["hardware_table"], "", TABLE_KEY, ""]
+    variants = list(dict.fromkeys(rec["variant"] for rec in r["hardware"]["records"]))
+    lines = ["## Quantised accuracy on neuromorphic chips", "", r["hardware_table"], "", table_key(variants), ""]
     for name, why in r.get("hardware_skipped", {}).items():
         lines.append(f"- {name}: not run: {why}")
     lines += ["", "![accuracy](accuracy_vs_bits.png)", ""]
@@ -91,18 +101,18 @@ def _hardware(r: dict[str, Any]) -> list[str]:
         f"The network after a function-preserving random rescaling of its hidden units (log-normal, sigma "
         f"{r['hardware_rescaled']['sigma']:g}): the float function is identical, its quantisation is not. Each cell: "
         f"quantised as it is / balanced first. Balancing maps every rescaled copy back to the one balanced state, so "
-        f"the balanced column does not depend on the copy.", "", r["hardware_rescaled_table"], "",
-        f"The balanced accuracies of the two tables agree in {agree['equal']} of {agree['cells']} cells (profile x "
-        f"width x seed)."]
+        f"the balanced column does not depend on the copy.", "", r["hardware_rescaled_table"], ""]
+    text = (f"The balanced accuracies of the two tables agree in {agree['equal']} of {agree['cells']} cells (profile "
+            f"x width x seed).")
     if agree["differing"]:
         cells = ", ".join(f"{d['profile']} {d['bits'] or 'native'}-bit seed {d['seed']}: {d['accuracy']:.3f} vs "
                           f"{d['rescaled']:.3f}" for d in agree["differing"])
-        lines.append(f" They differ in {cells}. The two balanced networks agree to about 1e-16 (floating-point "
-                     "rounding of two different paths to the same state); a quantised weight still differs where "
-                     "it lies exactly on a rounding boundary, for example the largest weight of a scale group under "
-                     "truncating rounding (exactly the top level in exact arithmetic, one level lower when it falls "
-                     "one unit in the last place short).")
-    return lines + [""]
+        text += (f" They differ in {cells}: the two balanced networks are the same state reached along two paths, "
+                 "equal up to floating-point rounding (about 1e-16), and a value that lands exactly on a rounding "
+                 "boundary of the chip can go either way. The largest weight of a scale group is such a value "
+                 "under truncating rounding: exactly the top level in exact arithmetic, one level lower when it "
+                 "falls one unit in the last place short.")
+    return lines + [text, ""]
 
 
 def markdown_report(r: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from ...model.files import load_model, save_model
 from ...balancing.metrics import imbalance
 from ...balancing.spiking import rate_view, spiking_populations, with_neurons
 from ...seeding import check_random_state
+from ..progress import Progress
 from .common import COST_HELP, cost_argument, output_path, positive_float
 
 TARGETS = ("numpy", "cython", "cpp_standalone")  # neuro_balance.sim.TARGETS, without importing Brian2 here
@@ -35,7 +36,8 @@ def register(sub) -> None:
     parser.add_argument("--input-rate", type=positive_float, default=500.0, help="rate coding an activity of 1 (Hz, default 500)")
     parser.add_argument("--window", type=positive_float, default=1.0, help="spiking measurement window in seconds (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the balance clocks (default 0)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar: plain lines (the default when stdout is not a terminal)")
     parser.add_argument("-o", "--output", help="write the balanced model here (YAML; an npz goes beside it); "
                                                "without it, only the summary is printed")
     parser.set_defaults(func=run, parser=parser)
@@ -53,23 +55,15 @@ def _input(path: str | None, n_in: int, seed: int) -> np.ndarray:
     return x
 
 
-def _progress_bar(total: float, disable: bool):
-    """A tqdm bar driven by Brian2's ``report`` callback (fraction completed)."""
-    from tqdm import tqdm
-    bar = tqdm(total=round(total * 1000), unit="ms", desc="simulating", disable=disable, leave=False)
-
-    def report(elapsed, completed, start, duration):
-        bar.update(round(float(completed) * total * 1000) - bar.n)
-        if completed >= 1:
-            bar.close()
-    return report
-
-
 def run(args: argparse.Namespace) -> int:
     out = output_path(args.parser, args.output, args.model)
     net, neurons = load_model(args.model), {}
     if spiking_populations(net):  # a NIR graph of IF units: the agents balance its rate model (rate-level)
         net, neurons = rate_view(net)
+    if args.spiking and args.target == "cpp_standalone":
+        raise ModelError("--spiking: rate measurements need a runtime target (numpy or cython)")
+    progress = Progress("lines" if args.no_progress else None)
+    progress.log(f"{args.model}: building the Brian2 network ({args.target}) ...")
     from ...sim import BalancingNetwork  # imports Brian2: only when the command runs
 
     bn = BalancingNetwork(net, args.cost, rate=args.rate, spiking=args.spiking, target=args.target, dt=args.dt,
@@ -77,16 +71,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.model}: {len(bn.agents)} agent populations {bn.agents}, {bn.n_colours} colours, "
           f"{args.rate:g} Hz per unit, {args.duration:g} s on {args.target}")
     before = after = None
-    if args.spiking:
-        if args.target == "cpp_standalone":
-            raise ModelError("--spiking: rate measurements need a runtime target (numpy or cython)")
-        bn.set_input(_input(args.input, net.input.size, args.seed))
-        bn.measure(0.1)
-        before = bn.measure(args.window)
-    bn.run(args.duration, progress=_progress_bar(args.duration, args.no_progress))
-    if args.spiking:
-        bn.measure(0.1)
-        after = bn.measure(args.window)
+    phases = [0.1, args.window, args.duration, 0.1, args.window] if args.spiking else [args.duration]
+    with progress.stage("simulating", total=sum(phases), unit="s") as stage:
+        report = [stage.brian_report(length, sum(phases[:k])) for k, length in enumerate(phases)]
+        if args.spiking:
+            bn.set_input(_input(args.input, net.input.size, args.seed))
+            bn.measure(0.1, progress=report[0])
+            before = bn.measure(args.window, progress=report[1])
+        bn.run(args.duration, progress=report[2 if args.spiking else 0])
+        if args.spiking:
+            bn.measure(0.1, progress=report[3])
+            after = bn.measure(args.window, progress=report[4])
     result = with_neurons(bn.network, neurons)
     start, end = imbalance(net, args.cost).max_relative, imbalance(result, args.cost).max_relative
     print(f"  {len(bn.events)} balance events; max relative imbalance {start:.3g} -> {end:.3g}")
