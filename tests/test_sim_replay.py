@@ -41,11 +41,12 @@ def share_a_parameter(graph, a, b) -> bool:
     return False
 
 
+@pytest.mark.parametrize("schedule", ["local", "colour"])
 @pytest.mark.parametrize("kind", sorted(NETS))
 @pytest.mark.parametrize("p", PS)
-def test_agents_equal_replay_of_their_events(kind, p):
+def test_agents_equal_replay_of_their_events(kind, p, schedule):
     net, cost = NETS[kind](), nb.Lp(p)
-    bn = simulate(net, cost)
+    bn = simulate(net, cost, schedule=schedule)
     events = bn.events
     assert len(events) > 50
     assert max_relative_difference(bn.network, replay(net, cost, events).network) <= EXACT
@@ -60,7 +61,7 @@ def test_replay_detects_a_missing_event():
 
     (A later event may be a no-op: a unit balanced again before any neighbour moved.)"""
     net, cost = NETS["dag"](), nb.Lp(2)
-    bn = simulate(net, cost)
+    bn = simulate(net, cost, duration=0.005)
     ev = bn.events
     keep = np.ones(len(ev), dtype=bool)
     keep[0] = False
@@ -68,31 +69,53 @@ def test_replay_detects_a_missing_event():
     assert max_relative_difference(bn.network, replay(net, cost, fewer).network) > 1e-6
 
 
+def winners_by_step(ev):
+    """The units that balanced in each step with more than one event, as ``(population, index)`` lists."""
+    steps, counts = np.unique(ev.step, return_counts=True)
+    for step in steps[counts > 1]:
+        here = ev.step == step
+        yield step, list(zip(ev.population[here], ev.index[here]))
+
+
+@pytest.mark.parametrize("schedule", ["local", "colour"])
 @pytest.mark.parametrize("kind", sorted(NETS))
-def test_colour_gating_keeps_neighbours_apart(kind):
-    """No two units sharing a parameter balance in the same step (so the semantics are sequential)."""
+def test_neighbours_never_balance_in_the_same_step(kind, schedule):
+    """No two units sharing a parameter balance in one step (so the semantics are sequential).
+
+    The local schedule is driven hard (rate * dt = 0.5: neighbours request together all the time)
+    and must still resolve every conflict; the colour schedule never lets them request together.
+    """
     net = NETS[kind]()
     graph = build_graph(net, nb.Lp(2))
-    bn = simulate(net, nb.Lp(2), rate=1000.0)
+    rate = 5000.0 if schedule == "local" else 1000.0
+    bn = simulate(net, nb.Lp(2), rate=rate, schedule=schedule)
     ev = bn.events
-    steps, counts = np.unique(ev.step, return_counts=True)
-    if bn.n_colours < sum(net.populations[n].size for n in bn.agents):  # else every class is one unit
-        assert counts.max() > 1
-    for step in steps[counts > 1]:
-        units = [(name, i) for name, i in zip(ev.population[ev.step == step], ev.index[ev.step == step])]
+    busy = 0
+    for step, units in winners_by_step(ev):
+        busy += 1
         for k, a in enumerate(units):
             for b in units[k + 1:]:
                 assert not share_a_parameter(graph, a, b), f"step {step}: neighbours {a} and {b} balanced together"
+    # several units really balance in one step, except in the recurrent net whose agents all share
+    # parameters with each other (dense recurrent and feedforward weights: one winner per step)
+    assert (busy == 0) if kind == "rnn" else (busy > 0)
+    assert max_relative_difference(bn.network, replay(net, nb.Lp(2), ev).network) <= EXACT
 
 
-def test_without_colouring_replay_still_matches():
-    """Population-staggered orders alone: neighbours in different populations are sequential."""
-    net, cost = NETS["dag"](), nb.Lp(2)
-    bn = simulate(net, cost, colouring=False, rate=3000.0)
-    ev = bn.events
-    steps, counts = np.unique(ev.step, return_counts=True)
-    assert counts.max() > 1  # several units really balance in one step
-    assert max_relative_difference(bn.network, replay(net, cost, ev).network) <= EXACT
+def test_local_conflicts_are_resolved_and_losers_retry():
+    """At rate * dt = 0.5 most requests collide; losers retry, so units still balance often and fairly.
+
+    Without retries (or with a rule that lets both neighbours lose forever) a unit with many
+    neighbours would starve; every unit must keep balancing, within a factor 3 of the busiest.
+    """
+    net = NETS["rnn"]()
+    bn = simulate(net, nb.Lp(2), rate=5000.0, duration=0.01)
+    counts = bn.events.counts()
+    total_units = sum(net.populations[n].size for n in bn.agents)
+    assert len(bn.events) < 0.9 * 5000.0 * 0.01 * total_units  # conflicts really cost requests
+    per_unit = np.concatenate(list(counts.values()))
+    assert per_unit.min() >= 5 and per_unit.max() <= 3 * per_unit.min()
+    assert max_relative_difference(bn.network, replay(net, nb.Lp(2), bn.events).network) <= EXACT
 
 
 @pytest.mark.parametrize("cost", [nb.Linf(), nb.Lp(2).without_bias(), nb.Lp(1.5)], ids=repr)
@@ -164,7 +187,9 @@ def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="target"):
         BalancingNetwork(net, nb.Lp(2), target="gpu")
     with pytest.raises(ValueError, match="n_colours"):
-        BalancingNetwork(net, nb.Lp(2), rate=20000.0)
+        BalancingNetwork(net, nb.Lp(2), rate=20000.0, schedule="colour")
+    with pytest.raises(ValueError, match="schedule"):
+        BalancingNetwork(net, nb.Lp(2), schedule="timetable")
     with pytest.raises(nb.ModelError, match="not balanced populations"):
         BalancingNetwork(net, nb.Lp(2), rate={"out": 10.0})
 
@@ -175,11 +200,15 @@ def test_import_neuro_balance_does_not_import_brian2():
 
 
 def test_a_slower_agent_clock_keeps_the_semantics():
-    """balance_every=10: events only on the agents' ticks, same mean rate, still the exact algorithm."""
+    """balance_every=10: events only on the agents' ticks, about the same mean rate, still exact.
+
+    At rate * dt_bal = 0.1 few requests collide (a collision delays the loser by one tick), so the
+    local schedule keeps ~90 % of the nominal rate (measured 164 of 180 over 0.2 s).
+    """
     net, cost = NETS["dag"](), nb.Lp(2)
-    bn = simulate(net, cost, balance_every=10, duration=0.05)
+    bn = simulate(net, cost, rate=100.0, balance_every=10, duration=0.2)
     ev = bn.events
     assert np.all(ev.step % 10 == 0)
-    expected = 500.0 * 0.05 * sum(net.populations[n].size for n in bn.agents)
-    assert 0.7 * expected < len(ev) < 1.3 * expected
+    expected = 100.0 * 0.2 * sum(net.populations[n].size for n in bn.agents)
+    assert 0.7 * expected < len(ev) < 1.2 * expected
     assert max_relative_difference(bn.network, replay(net, cost, ev).network) <= EXACT

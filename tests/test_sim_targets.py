@@ -1,4 +1,4 @@
-"""The same agents on Brian2's compiled targets: cython here, cpp_standalone (slow) in a subprocess."""
+"""The same agents on Brian2's compiled targets (slow: a cold Cython cache compiles for minutes)."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 import neuro_balance as nb
@@ -35,21 +36,46 @@ def quick_cython():
     prefs.extra_compile_args_gcc = old
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(NETS))
 @pytest.mark.parametrize("p", PS)
 def test_cython_agents_equal_replay(quick_cython, kind, p):
+    """The local schedule at rate * dt = 0.2: neighbours collide often and resolve it locally."""
     net, cost = eval(NETS[kind]), nb.Lp(p)
-    bn = BalancingNetwork(net, cost, rate=500.0, target="cython", monitor_dt=None)
+    bn = BalancingNetwork(net, cost, rate=2000.0, target="cython", monitor_dt=None)
+    bn.run(0.02)
+    assert len(bn.events) > 100
+    assert max_relative_difference(bn.network, replay(net, cost, bn.events).network) <= EXACT
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(NETS))
+def test_cython_colour_schedule_equals_replay(quick_cython, kind):
+    net, cost = eval(NETS[kind]), nb.Lp(2)
+    bn = BalancingNetwork(net, cost, rate=500.0, target="cython", monitor_dt=None, schedule="colour")
     bn.run(0.02)
     assert len(bn.events) > 50
     assert max_relative_difference(bn.network, replay(net, cost, bn.events).network) <= EXACT
+
+
+@pytest.mark.slow
+def test_cython_and_numpy_draw_the_same_events(quick_cython):
+    """Same seed, same first requests and Brian2 random stream: the targets agree event for event."""
+    net, cost = eval(NETS["dag"]), nb.Lp(2)
+    runs = []
+    for target in ("numpy", "cython"):
+        bn = BalancingNetwork(net, cost, rate=2000.0, target=target, monitor_dt=None, seed=7)
+        bn.run(0.01)
+        runs.append(bn.events)
+    np.testing.assert_array_equal(runs[0].step, runs[1].step)
+    np.testing.assert_array_equal(runs[0].index, runs[1].index)
 
 
 STANDALONE = textwrap.dedent("""
     import json, sys, numpy as np, neuro_balance as nb
     from neuro_balance.sim import BalancingNetwork, max_relative_difference, replay
     net, cost = {net}, nb.Lp({p})
-    bn = BalancingNetwork(net, cost, rate=500.0, target="cpp_standalone", monitor_dt=1e-3)
+    bn = BalancingNetwork(net, cost, rate=2000.0, target="cpp_standalone", monitor_dt=1e-3)
     bn.run(0.01)
     bn.run(0.01)  # several runs before the (lazy) build
     err = max_relative_difference(bn.network, replay(net, cost, bn.events).network)
@@ -61,7 +87,7 @@ STANDALONE = textwrap.dedent("""
 @pytest.mark.parametrize("kind", sorted(NETS))
 @pytest.mark.parametrize("p", PS)
 def test_cpp_standalone_agents_equal_replay(kind, p, tmp_path):
-    """One standalone build per case (~20 s each), each in a fresh process (the device is global)."""
+    """The local schedule; one standalone build per case (~20 s each), in a subprocess (no cache to share)."""
     code = STANDALONE.format(net=NETS[kind], p=p)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])

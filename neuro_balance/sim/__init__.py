@@ -1,11 +1,19 @@
-"""Brian2 simulation: neurons as balancing agents, spiking networks, and the numpy replay oracle.
+"""Brian2 simulation: neurons as balancing agents, spiking networks, drift, and the numpy replay oracle.
 
+Modules, one job each: `spec` (arguments checked once), `equations` (model strings), `build`
+(Brian2 objects from a network), `network` (running: `BalancingNetwork`), `device` (the only
+module touching Brian2's device, preferences, code cache and clocks), `results` (reading),
+`replay` (the numpy oracle), `bounds` (spike-count bounds), `agents` (`run_agents`).
 Importing this package imports Brian2; ``import neuro_balance`` never does.
 """
 from .agents import AgentRun, run_agents
 from .bounds import QuantizationBound, quantization_bound
-from .brian import CODINGS, READOUTS, TARGETS, BalancingNetwork, SpikeMeasurement
+from .device import TARGETS, cache_directory
+from .network import BalancingNetwork
 from .replay import BalanceEvents, ReplayResult, max_relative_difference, replay
+from .results import SpikeMeasurement
+from .spec import CODINGS, READOUTS, SCHEDULES, Drift
 
-__all__ = ["run_agents", "AgentRun", "quantization_bound", "QuantizationBound", "BalancingNetwork", "SpikeMeasurement", "BalanceEvents", "ReplayResult", "replay", "max_relative_difference", "TARGETS", "CODINGS",
-           "READOUTS"]
+__all__ = ["run_agents", "AgentRun", "quantization_bound", "QuantizationBound", "BalancingNetwork", "SpikeMeasurement",
+           "BalanceEvents", "ReplayResult", "replay", "max_relative_difference", "TARGETS", "CODINGS", "READOUTS",
+           "SCHEDULES", "Drift", "cache_directory"]

@@ -19,7 +19,8 @@ from ..balancing.metrics import imbalance
 from ..model.network import Network
 from ..seeding import check_random_state
 from .bounds import QuantizationBound, quantization_bound
-from .brian import BalancingNetwork, SpikeMeasurement
+from .network import BalancingNetwork
+from .results import SpikeMeasurement
 from .replay import BalanceEvents, max_relative_difference
 
 __all__ = ["AgentRun", "run_agents"]
@@ -159,7 +160,7 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
     start = time.perf_counter()
     spiking = x is not None
     bn = BalancingNetwork(net, cost, rate=rate, spiking=spiking, target=target, dt=dt, seed=seed,
-                          input_rate=input_rate, monitor_dt=min(1e-3, duration / 20), record_spikes=record_spikes)
+                          input_rate=input_rate, monitor_dt=min(1e-3, duration / 20))
     before = after = bound = None
     caught: list[str] = []
     phases = [0.1, window, duration, 0.1, window] if spiking else [duration]
@@ -187,4 +188,4 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
     return AgentRun(result, bn.events, {"t": hist["t"], "imbalance": hist["max_imbalance"]},
                     imbalance(net, cost).max_relative, imbalance(result, cost).max_relative,
                     max_relative_difference(result, best.network), change, bn.log_scales, before, after, bound,
-                    time.perf_counter() - start, caught, bn.spikes if bn.record_spikes else None)
+                    time.perf_counter() - start, caught, bn.spikes if record_spikes else None)

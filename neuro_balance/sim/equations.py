@@ -1,15 +1,33 @@
-"""Brian2 model strings generated from a network and a cost (no Brian2 import here).
+"""Brian2 model strings generated from a network, a cost and a schedule (no Brian2 import here).
 
-Every balanced unit is an agent that, on its ``balance`` event, runs three stages inside the
-``synapses`` scheduling slot (orders ``3 r``, ``3 r + 1``, ``3 r + 2`` for the population of rank ``r``):
+Every balanced unit is an agent. Within one tick of the agents' clock, everything runs in the
+``synapses`` scheduling slot, in these orders (`ORDERS`), the same for every population:
 
-1. accumulate: every synapse adds ``|w|**p`` to its post unit's ``cin`` and its pre unit's ``cout``;
-2. lambda: the unit computes ``lam_star`` of `neuro_balance.balancing.closed_form`, rendered to a
-   string by `render_lambda` (dead-unit guard ``cin == 0 or cout == 0 -> lam = 1``), and rescales
-   its bias, ``b *= lam``;
-3. scale: incoming synapses ``w *= lam_post``, outgoing ones ``w *= lam_pre ** -c``.
+0. request: a unit whose own Poisson clock has run out (``t >= t_next``; colour schedule: a
+   colour-gated ``rand()``) raises a ``request`` event, draws a random priority ``prio`` and clears
+   its sums;
+1. accumulate and detect: every synapse of a requesting unit adds ``|w|**p`` to its post unit's
+   ``cin`` or its pre unit's ``cout``; if the unit at the synapse's other end requested too, with a
+   priority at least as high, the requester notes ``lost`` (local schedule only);
+2. decide: a requester that did not lose raises ``balance``; a loser keeps its request and retries
+   on the next tick with a new priority;
+3. lambda: the winner computes ``lam_star`` of `neuro_balance.balancing.closed_form`, rendered to
+   a string by `render_lambda` (dead-unit guard ``cin == 0 or cout == 0 -> lam = 1``),
+   rescales its bias ``b *= lam`` and, spiking, its membrane ``v *= lam`` (the charge it holds
+   scales with its input, so no transient follows), then draws its next request time;
+4. scale: incoming synapses ``w *= lam_post``, outgoing ones ``w *= lam_pre ** -c``; each synapse
+   of a winner also tells the unit at its other end that a neighbour balanced (``knocked``);
+5. second round (local schedule): a loser that no winner knocked (it lost only to neighbours that
+   lost too) raises ``retry``, compares priorities again with the other retrying units through the
+   same synapses, and the ones that win balance (stages 3 and 4 again). Its sums are still exact:
+   no neighbour of it has moved in this tick.
 
-The strings below are data: `BalancingNetwork` assembles them per population and projection.
+Winners of both rounds never share a parameter, so the tick is exactly the sequential algorithm
+(any order of its winners gives the same result). The second round matters in dense graphs: in a
+complete bipartite pair of populations the first round lets ~2 units win per tick, the second lets
+every pending unit of the winners' side win.
+
+The strings below are data: `neuro_balance.sim.build` assembles them per population and projection.
 """
 from __future__ import annotations
 
@@ -20,7 +38,8 @@ from ..balancing.closed_form import lambda_exponent, out_factor, render_lambda
 from ..balancing.costs import Cost
 from ..errors import ModelError
 
-__all__ = ["CostCode", "cost_code", "neuron_balance_model", "balance_condition", "lambda_code", "scale_out_code", "SCALE_IN"]
+__all__ = ["CostCode", "cost_code", "ORDERS", "neuron_balance_model", "request_condition", "request_code", "DECIDE",
+           "RETRY", "RETRY_CODE", "DECIDE2", "detect_code", "knock_code", "lambda_code", "scale_in_code", "scale_out_code", "synapse_model", "DRIFT_CODE"]
 
 
 @dataclass(frozen=True)
@@ -90,7 +109,26 @@ def cost_code(cost: Cost) -> CostCode:
     return CostCode(float(p), False)
 
 
-def neuron_balance_model(has_bias: bool, code: CostCode) -> str:
+ORDERS = {"spike": -1, "request": 0, "draw": 1, "accumulate": 2, "decide": 3, "lambda": 4, "scale": 5, "retry": 6,
+          "redraw": 7, "detect": 8, "decide2": 9, "lambda2": 10, "scale2": 11, "monitor": 12}
+"""Orders within the ``synapses`` slot: spikes first, then the agents' stages (see the module docstring)."""
+
+DECIDE = "req > 0 and lost == 0"
+"""The ``balance`` event: a requester that no neighbour outranked."""
+
+RETRY = "req > 0 and lost > 0 and knocked == 0"
+"""The ``retry`` event (second round): a loser none of whose neighbours balanced in this tick."""
+
+RETRY_CODE = "lost = 0\nrt = 1"
+
+DECIDE2 = "rt > 0 and lost == 0"
+"""The ``balance2`` event: a retrying unit that no retrying neighbour outranked."""
+
+DRIFT_CODE = "xi_d = xi_d*decay_d + sigma_d*sqrt(1 - decay_d*decay_d)*randn()"
+"""Exact Ornstein-Uhlenbeck step of every synapse's log-drift (``decay_d = exp(-dt_d / tau_d)``)."""
+
+
+def neuron_balance_model(has_bias: bool, code: CostCode, schedule: str) -> str:
     """State variables of an agent population (added to its neuron model).
 
     Numbers that differ between networks and costs (``p``, the exponent, the out-cost factor ``c``,
@@ -98,12 +136,15 @@ def neuron_balance_model(has_bias: bool, code: CostCode) -> str:
     constants into the generated code and recompile it for every value.
     """
     lines = [
-        "cin : 1", "cout : 1", "lam : 1", "lam_cum : 1", "imb : 1",
-        "colour : integer (constant)", "agent : integer (constant)",
-        "rate_bal : Hz (shared)", "n_colours : integer (shared, constant)",
-        "balance_every : integer (shared, constant)", "dt_bal : second (shared, constant)",
+        "cin : 1", "cout : 1", "lam : 1", "lam_cum : 1", "imb : 1", "req : 1", "lost : 1", "knocked : 1", "rt : 1",
+        "agent : integer (constant)", "rate_bal : Hz (shared)",
         "expo : 1 (shared, constant)", "c_out : 1 (shared, constant)",
     ]
+    if schedule == "local":
+        lines += ["prio : 1", "t_next : second"]
+    else:
+        lines += ["colour : integer (constant)", "n_colours : integer (shared, constant)",
+                  "balance_every : integer (shared, constant)", "dt_bal : second (shared, constant)"]
     if has_bias:
         lines.append("b : 1")
     if code.generic:
@@ -111,26 +152,52 @@ def neuron_balance_model(has_bias: bool, code: CostCode) -> str:
     return "\n".join(lines)
 
 
-def balance_condition(colouring: bool) -> str:
-    """The ``balance`` event: a Poisson clock, gated by colour so neighbours never fire together.
+def request_condition(schedule: str) -> str:
+    """The ``request`` event: the unit's own Poisson clock (local), or a colour-gated coin (colour).
 
-    With ``n_colours`` colours, a unit of colour ``k`` may fire only on ticks ``t % n_colours == k`` of
-    its balance clock (every ``balance_every`` steps, ``dt_bal`` apart), with probability
-    ``n_colours * rate_bal * dt_bal``: the same mean rate, never two neighbours in a step.
+    Local: each unit holds the time ``t_next`` of its next request, drawn at its previous event, so
+    an idle unit costs one comparison per tick and no random number. Colour: a unit of colour ``k``
+    may request only on ticks ``t % n_colours == k`` of the agents' clock, with probability
+    ``n_colours * rate_bal * dt_bal`` (the same mean rate; neighbours never request together).
     """
-    if colouring:
-        return ("agent > 0 and ((t_in_timesteps // balance_every) % n_colours) == colour "
-                "and rand() < n_colours*rate_bal*dt_bal")
-    return "agent > 0 and rand() < rate_bal*dt_bal"
+    if schedule == "local":
+        return "agent > 0 and t >= t_next"
+    return ("agent > 0 and ((t_in_timesteps // balance_every) % n_colours) == colour "
+            "and rand() < n_colours*rate_bal*dt_bal")
 
 
-def lambda_code(code: CostCode, bias_in_cost: bool, has_bias: bool) -> str:
-    """The agent's local step: ``lam`` from its own ``cin`` and ``cout``, then bias and reset.
+def request_code(schedule: str) -> str:
+    """What a requester does first: mark the request, clear its sums, draw a priority (local)."""
+    lines = ["req = 1", "lost = 0", "knocked = 0", "rt = 0", "cin = 0", "cout = 0"]
+    if schedule == "local":
+        lines.append("prio = rand()")
+    return "\n".join(lines)
+
+
+def detect_code(side: str, flag: str = "req") -> str:
+    """A synapse tells its requesting ``side`` end (``pre`` or ``post``) that the other end outranks it.
+
+    ``flag`` marks the other end's request (``req``; ``rt`` in the second round). Ties (equal
+    priorities) make both lose, so two neighbours never both win.
+    """
+    other = "post" if side == "pre" else "pre"
+    return f"lost_{side} += int({flag}_{other} > 0 and prio_{other} >= prio_{side})"
+
+
+def knock_code(side: str) -> str:
+    """A winner's synapse tells the unit at its other end (``side``) that a neighbour balanced."""
+    return f"knocked_{side} += 1"
+
+
+def lambda_code(code: CostCode, bias_in_cost: bool, has_bias: bool, spiking: bool = False,
+                schedule: str = "local") -> str:
+    """The winner's local step: ``lam`` from its own ``cin`` and ``cout``, bias, membrane, next request.
 
     ``expo`` and ``c_out`` are shared variables set from `CostCode.exponent` and the degree ``c``
     (``c_out = c`` for Lp, 1 for L-infinity). Adding ``int(x <= 0)`` to a non-negative ``x``
     changes it only when it is 0, so the quotient is exact for live units; raising to ``expo * ok``
-    gives exactly 1 for dead ones (``x ** 0``).
+    gives exactly 1 for dead ones (``x ** 0``). The next request comes an exponential time later
+    (``1 - rand()`` is in (0, 1], so the logarithm is finite).
     """
     cout = "c_out*cout"
     lines = []
@@ -141,18 +208,33 @@ def lambda_code(code: CostCode, bias_in_cost: bool, has_bias: bool) -> str:
         "lam = " + render_lambda("cin + int(cin <= 0)", "(cout + int(cout <= 0))", "c_out", "expo*ok"),
         f"imb = ok*abs(cin - {cout})/(clip(cin, {cout}, cin + {cout}) + int(ok == 0))",
         "lam_cum = lam_cum*lam",
+        "req = 0",
+        "rt = 0",
     ]
     if has_bias:
         lines.append("b = b*lam")
-    lines += ["cin = 0", "cout = 0"]
+    if spiking:
+        lines.append("v = v*lam")
+    if schedule == "local":
+        lines.append("t_next = t - log(1 - rand())/rate_bal")
     return "\n".join(lines)
 
 
-def scale_out_code(degree: float) -> str:
-    """Outgoing synapses of a unit of degree ``c``: ``w *= lam_pre ** -c``."""
+def scale_in_code(weight: str = "w") -> str:
+    """Incoming synapses of a winner: ``w *= lam_post``."""
+    return f"{weight} = {weight}*lam_post"
+
+
+def scale_out_code(degree: float, weight: str = "w") -> str:
+    """Outgoing synapses of a winner of degree ``c``: ``w *= lam_pre ** -c``."""
     if degree == 1.0:
-        return "w = w/lam_pre"
-    return f"w = w*lam_pre**{-float(degree)!r}"
+        return f"{weight} = {weight}/lam_pre"
+    return f"{weight} = {weight}*lam_pre**{-float(degree)!r}"
 
 
-SCALE_IN = "w = w*lam_post"
+def synapse_model(drift: bool) -> str:
+    """A projection's synapses: a weight ``w`` (with drift: ``w = w_base * exp(xi_d)``) and its flat index."""
+    if drift:
+        return ("w_base : 1\nxi_d : 1\nw = w_base*exp(xi_d) : 1\nk : integer (constant)\n"
+                "sigma_d : 1 (shared, constant)\ndecay_d : 1 (shared, constant)")
+    return "w : 1\nk : integer (constant)"

@@ -1,0 +1,266 @@
+"""Brian2 objects from an `AgentSpec`: one NeuronGroup per population, one Synapses per projection.
+
+Agent populations carry the ``request`` and ``balance`` events and their code
+(`neuro_balance.sim.equations`); every projection touching an agent gets ``on_event`` pathways that
+accumulate (and, local schedule, detect a neighbour's competing request) and scale. Spiking adds
+non-leaky integrate-and-fire dynamics and spike pathways; drift adds an Ornstein-Uhlenbeck
+log-factor per synapse. Must be called inside `Target.active()`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..balancing.graph import relative_imbalance
+from ..model.kinds import get_kind
+from .device import run_on_clock
+from .equations import (DECIDE, DECIDE2, DRIFT_CODE, ORDERS, RETRY, RETRY_CODE, detect_code, knock_code, lambda_code,
+                        neuron_balance_model, request_code, request_condition, scale_in_code, scale_out_code,
+                        synapse_model)
+from .spec import AgentSpec
+
+__all__ = ["BrianObjects", "SynapseSet", "build_objects", "first_requests"]
+
+
+@dataclass
+class SynapseSet:
+    """One Brian2 Synapses object and the projection parameters it carries."""
+
+    projection: str
+    synapses: object
+    flat_index: np.ndarray
+
+
+@dataclass
+class BrianObjects:
+    """Everything `build_objects` made, and the Brian2 Network that runs it."""
+
+    network: object
+    namespace: dict
+    groups: dict = field(default_factory=dict)
+    synapses: list = field(default_factory=list)
+    event_monitors: dict = field(default_factory=dict)
+    state_monitors: dict = field(default_factory=dict)
+    spike_monitors: dict = field(default_factory=dict)
+    readout_monitor: object = None
+
+
+PATHWAYS = ("acc_out", "scale_out", "acc_in", "scale_in", "det2_out", "det2_in", "scale2_out", "scale2_in")
+STAGE = {"acc": "accumulate", "scale": "scale", "det2": "detect", "scale2": "scale2"}  # pathway prefix -> order
+
+
+def _identifier(prefix: str, k: int, name: str) -> str:
+    """A stable Brian2 object name (stable names keep Cython's code cache warm across runs)."""
+    return f"nb_{prefix}{k}_{re.sub(r'[^0-9a-zA-Z_]', '_', name)}"
+
+
+def first_requests(rates: dict[str, float], sizes: dict[str, int], start: float, rng) -> dict[str, np.ndarray]:
+    """Each unit's next request time: ``start`` plus an exponential wait (inf at rate 0)."""
+    out = {}
+    for name, rate in rates.items():
+        wait = rng.exponential(1.0, sizes[name])
+        out[name] = start + (wait / rate if rate > 0 else np.full(sizes[name], np.inf))
+    return out
+
+
+def build_objects(spec: AgentSpec, seed: int) -> BrianObjects:
+    """Build the Brian2 objects of ``spec`` (inside `Target.active()`); ``seed`` draws the first requests."""
+    import brian2 as b2
+    net = spec.net
+    objects = BrianObjects(None, {"R_in": spec.input_rate * b2.Hz})
+    clock = b2.Clock(spec.dt * b2.second, name="nb_clock")
+    needed = set(spec.agents) | (set(net.populations) if spec.spiking else set())
+    for proj in net.projections:
+        if proj.pre in spec.agents or proj.post in spec.agents:
+            needed |= {proj.pre, proj.post}
+    rng = np.random.default_rng(seed)
+    starts = first_requests(spec.rates, {n: net.populations[n].size for n in spec.agents}, 0.0, rng)
+    for k, name in enumerate(net.populations):
+        if name in needed:
+            objects.groups[name] = _group(b2, spec, k, name, clock, objects.namespace, starts)
+    for k, proj in enumerate(net.projections):
+        _synapses(b2, spec, k, proj, clock, objects, rng)
+    parts = list(objects.groups.values()) + [s.synapses for s in objects.synapses]
+    for name in spec.agents:
+        G = objects.groups[name]
+        objects.event_monitors[name] = [
+            b2.EventMonitor(G, event, record=True, when="synapses", order=ORDERS["monitor"],
+                            name=G.name + "_" + event + "_events") for event in _balance_events(spec)]
+        parts += objects.event_monitors[name]
+        if spec.monitor_dt is not None:
+            objects.state_monitors[name] = b2.StateMonitor(G, ["lam_cum", "imb"], record=True, when="end",
+                                                           dt=spec.monitor_dt * b2.second, name=G.name + "_states")
+            parts.append(objects.state_monitors[name])
+    if spec.record_spikes:
+        for name, G in objects.groups.items():
+            if "spike" in G.events:
+                objects.spike_monitors[name] = b2.SpikeMonitor(G, record=True, name=G.name + "_spikes")
+                parts.append(objects.spike_monitors[name])
+        out = objects.groups[net.output.name]
+        if spec.readout == "potential":
+            objects.readout_monitor = b2.StateMonitor(out, "v", record=True, when="end", name=out.name + "_readout")
+            parts.append(objects.readout_monitor)
+    if spec.balance_every > 1:
+        agent_clock = b2.Clock(spec.balance_dt * b2.second, name="nb_agent_clock")
+        run_on_clock(_agent_code_objects(objects, spec), agent_clock)
+    objects.network = b2.Network(*parts, name="nb_network")
+    return objects
+
+
+def _balance_events(spec: AgentSpec) -> tuple[str, ...]:
+    """The events on which a unit balances: one round (colour), two rounds (local)."""
+    return ("balance", "balance2") if spec.schedule == "local" else ("balance",)
+
+
+def _agent_code_objects(objects: BrianObjects, spec: AgentSpec) -> list:
+    """Every code object of the agents' stages (moved together onto the agents' clock)."""
+    out = []
+    for name in spec.agents:
+        G = objects.groups[name]
+        for event in G.events:
+            if event != "spike":
+                out += [G.thresholder[event], G.resetter[event]]
+        out += objects.event_monitors[name]
+    for s in objects.synapses:
+        out += [getattr(s.synapses, path) for path in PATHWAYS if hasattr(s.synapses, path)]
+    return out
+
+
+def _group(b2, spec: AgentSpec, k: int, name: str, clock, namespace: dict, starts: dict):
+    pop = spec.net.populations[name]
+    agent = name in spec.agents
+    has_bias = pop.bias is not None
+    if spec.spiking and pop.role == "input" and spec.coding == "poisson":
+        return b2.PoissonGroup(pop.size, rates=0 * b2.Hz, name=_identifier("g", k, name), namespace=namespace,
+                               clock=clock)
+    lines, kwargs = [], {}
+    if agent:
+        lines.append(neuron_balance_model(has_bias, spec.code, spec.schedule))
+        kwargs["events"] = {"request": request_condition(spec.schedule), "balance": DECIDE}
+        if spec.schedule == "local":
+            kwargs["events"].update(retry=RETRY, balance2=DECIDE2)
+    elif has_bias and spec.spiking:
+        lines.append("b : 1")
+    if spec.spiking:
+        drive = "x_in*R_in" if pop.role == "input" else ("b*R_in" if has_bias else "0*Hz")
+        lines += [f"dv/dt = {drive} : 1", "nspk : 1"]
+        if pop.role == "input":
+            lines.append("x_in : 1")
+        if pop.role != "output" or spec.readout == "rate":
+            kwargs.update(threshold="v > 1", reset="v -= 1\nnspk += 1")
+        kwargs["method"] = "euler"  # the drive is constant between spikes: Euler is exact
+    G = b2.NeuronGroup(pop.size, "\n".join(lines) or "unused : 1", name=_identifier("g", k, name),
+                       namespace=namespace, clock=clock, **kwargs)
+    if has_bias and (agent or spec.spiking):
+        G.b = pop.bias
+    if agent:
+        _init_agent(b2, spec, G, name, has_bias, starts)
+    return G
+
+
+def _init_agent(b2, spec: AgentSpec, G, name: str, has_bias: bool, starts: dict) -> None:
+    pop, graph, code = spec.net.populations[name], spec.graph, spec.code
+    G.lam = 1.0
+    G.lam_cum = 1.0
+    G.agent = (graph.free[name] | graph.dead[name]).astype(np.int64)
+    G.rate_bal = spec.rates[name] * b2.Hz
+    imb = relative_imbalance(graph, graph.unit_costs(graph.zeros()))[name]
+    G.imb = np.where(graph.free[name], np.nan_to_num(imb), 0.0)
+    G.expo = code.exponent(pop.degree)
+    G.c_out = code.out_factor(pop.degree)
+    if code.generic:
+        G.p_cost = code.p
+    if spec.schedule == "local":
+        G.t_next = starts[name] * b2.second
+    else:
+        G.colour = spec.colours[name]
+        G.n_colours = spec.n_colours
+        G.balance_every = spec.balance_every
+        G.dt_bal = spec.balance_dt * b2.second
+    G.set_event_schedule("request", when="synapses", order=ORDERS["request"])
+    G.run_on_event("request", request_code(spec.schedule), when="synapses", order=ORDERS["draw"])
+    G.set_event_schedule("balance", when="synapses", order=ORDERS["decide"])
+    step = lambda_code(code, spec.cost.include_bias, has_bias, spec.spiking, spec.schedule)
+    G.run_on_event("balance", step, when="synapses", order=ORDERS["lambda"])
+    if spec.schedule == "local":
+        G.set_event_schedule("retry", when="synapses", order=ORDERS["retry"])
+        G.run_on_event("retry", RETRY_CODE, when="synapses", order=ORDERS["redraw"])
+        G.set_event_schedule("balance2", when="synapses", order=ORDERS["decide2"])
+        G.run_on_event("balance2", step, when="synapses", order=ORDERS["lambda2"])
+
+
+def _synapses(b2, spec: AgentSpec, k: int, proj, clock, objects: BrianObjects, rng) -> None:
+    net, agents = spec.net, spec.agents
+    pre, post = net.populations[proj.pre], net.populations[proj.post]
+    post_idx, pre_idx = get_kind(proj.kind).groups(proj, pre, post)
+    post_idx = np.broadcast_to(post_idx, proj.weight.shape).ravel()
+    pre_idx = np.broadcast_to(pre_idx, proj.weight.shape).ravel()
+    flat = np.arange(proj.weight.size)
+    loop = (pre_idx == post_idx) if proj.pre == proj.post else np.zeros(len(flat), dtype=bool)
+    balancing = proj.pre in agents or proj.post in agents
+    parts = [(~loop, balancing, "")]
+    if loop.any():
+        parts.append((loop, False, "_loops"))  # a loop scales by lam/lam = 1 (BiLU): never touched
+    drift = spec.drift is not None
+    weight = "w_base" if drift else "w"
+    for mask, balance, suffix in parts:
+        if not mask.any() or not (spec.spiking or balance or drift):
+            continue
+        on_pre, on_post, on_event = {}, {}, {}
+        if spec.spiking:
+            on_pre["pre"] = "v_post += w"
+            on_event["pre"] = "spike"
+        for side, other, pop in (("pre", "post", pre), ("post", "pre", post)):
+            if balance and getattr(proj, side) in agents:
+                _agent_pathways(spec, side, pop, getattr(proj, other) in agents, weight,
+                                on_pre if side == "pre" else on_post, on_event)
+        S = b2.Synapses(objects.groups[proj.pre], objects.groups[proj.post], synapse_model(drift),
+                        on_pre=on_pre or None, on_post=on_post or None, on_event=on_event or None,
+                        namespace=objects.namespace, clock=clock, name=_identifier("s", k, proj.name) + suffix)
+        S.connect(i=pre_idx[mask], j=post_idx[mask])
+        w0 = proj.weight.ravel()[mask]
+        S.k = flat[mask]
+        if drift:  # start in the drift's stationary state, with w = w_base * exp(xi) the given weights
+            d = spec.drift
+            xi = rng.normal(0.0, d.sigma, len(w0))
+            S.sigma_d = d.sigma
+            S.decay_d = float(np.exp(-d.dt / d.tau))
+            S.xi_d = xi
+            w0 = w0 * np.exp(-xi)
+        setattr(S, weight, w0)
+        if drift:
+            S.run_regularly(DRIFT_CODE, dt=d.dt * b2.second, when="start", name=S.name + "_drift")
+        if spec.spiking:
+            S.pre.order = ORDERS["spike"]
+        for path in PATHWAYS:
+            if path in on_pre or path in on_post:
+                getattr(S, path).order = ORDERS[STAGE[path.split("_")[0]]]
+        objects.synapses.append(SynapseSet(proj.name, S, flat[mask]))
+
+
+def _agent_pathways(spec: AgentSpec, side: str, pop, other_is_agent: bool, weight: str, code: dict,
+                    on_event: dict) -> None:
+    """The pathways of one agent end (``side``) of a projection: accumulate (and detect), scale (and knock).
+
+    Pathway names end in ``_out`` for the pre side (the unit's outgoing synapses) and ``_in`` for
+    the post side; the local schedule adds the second round's detection and scaling.
+    """
+    other = "post" if side == "pre" else "pre"
+    suffix = "out" if side == "pre" else "in"
+    local = spec.schedule == "local"
+    acc = [spec.code.accumulate(f"c{suffix}_{side}", "w", f"p_cost_{side}")]
+    scale = [scale_out_code(pop.degree, weight) if side == "pre" else scale_in_code(weight)]
+    if local and other_is_agent:
+        acc.append(detect_code(side))
+        code[f"det2_{suffix}"] = detect_code(side, "rt")
+        on_event[f"det2_{suffix}"] = "retry"
+    if local:
+        code[f"scale2_{suffix}"] = scale[0]
+        on_event[f"scale2_{suffix}"] = "balance2"
+        if other_is_agent:
+            scale.append(knock_code(other))
+    code[f"acc_{suffix}"] = "\n".join(acc)
+    code[f"scale_{suffix}"] = "\n".join(scale)
+    on_event.update({f"acc_{suffix}": "request", f"scale_{suffix}": "balance"})

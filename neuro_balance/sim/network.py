@@ -1,0 +1,304 @@
+"""Running neurons as balancing agents in Brian2: `BalancingNetwork` (build, run, measure, read).
+
+Every balanced population is a `NeuronGroup` whose units are autonomous agents: each has its own
+Poisson clock, and when neighbours (units sharing a parameter) request in the same tick they find
+out through their shared synapses and the higher random priority wins, the other retries (the
+``local`` schedule; ``colour`` keeps the older central timetable, a greedy colouring and a shared
+clock phase, for comparison). Winners never share a parameter, so a run is exactly the sequential
+algorithm and `neuro_balance.sim.replay` reproduces it from the recorded events. The equations are
+in `neuro_balance.sim.equations`, the objects are made by `neuro_balance.sim.build`, and every
+Brian2 call goes through `neuro_balance.sim.device.Target`, which restores Brian2's global device
+and preferences afterwards. The same model runs on the numpy, cython and cpp_standalone targets.
+
+In spiking mode the units are non-leaky integrate-and-fire neurons with reset by subtraction, whose
+rate is ``R * relu(input)``: balancing a unit by ``lam`` multiplies its rate (and its membrane
+potential) by ``lam`` and leaves the output unchanged, while it keeps spiking.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Mapping
+
+import numpy as np
+
+from ..balancing.costs import Cost
+from ..errors import ModelError
+from ..model.network import Network
+from .build import build_objects, first_requests
+from .device import Target, compile_progress
+from .replay import BalanceEvents
+from .results import Results, SpikeMeasurement, read_results, to_events, to_history, to_network
+from .spec import AgentSpec, Drift, seconds
+
+__all__ = ["BalancingNetwork"]
+
+
+class BalancingNetwork:
+    """A network whose balanced units are autonomous Brian2 agents (optionally spiking, optionally drifting).
+
+    Parameters
+    ----------
+    net : Network
+        Any network: layered, skip (DAG) or recurrent, mixed activations. Hidden homogeneous
+        populations are agents; input, output and non-homogeneous populations are ground.
+    cost : Cost
+        ``Lp(p)`` for any ``p > 0`` (fast paths for p = 1, 2) or ``Linf()``; biases count in the
+        in-cost when ``cost.include_bias``.
+    rate : float, quantity or dict
+        Mean balance rate per unit in Hz (a dict gives one per population).
+    spiking : bool
+        Add non-leaky integrate-and-fire dynamics (see the module docstring).
+    target : {"numpy", "cython", "cpp_standalone"}
+        Brian2 code generation target. cpp_standalone builds and runs the binary on the first read
+        of a result; all `run` calls must come before.
+    dt : float or quantity, optional
+        Time step (default 0.1 ms).
+    seed : int
+        Seed of the first request times and of Brian2's random numbers (priorities, next request
+        times, Poisson inputs, drift).
+    schedule : {"local", "colour"}
+        ``local``: own Poisson clocks, conflicts resolved through shared synapses. ``colour``: a
+        greedy colouring of the whole graph and a shared clock phase decide who may balance when.
+    input_rate : float
+        ``R`` in Hz: an activity of 1 is a rate of ``R`` (spiking only).
+    coding : {"current", "poisson"}
+        Input coding: integrate-and-fire input units driven by ``x * R``, or Poisson spike trains.
+    readout : {"potential", "rate"}
+        Output units integrate without spiking (read ``dv / (R T)``), or spike like hidden units.
+    monitor_dt : float, optional
+        Sampling period of the lambda and imbalance monitors (default 1 ms; None: no monitors).
+    directory : str, optional
+        Build directory for cpp_standalone (default: a new temporary directory, removed on `close`).
+    balancing : bool
+        False builds the same spiking network without any agent (the baseline of the agents'
+        overhead); requires ``spiking=True``.
+    balance_every : int
+        The agents' clock ticks every this many time steps (requests, decisions and scaling run
+        only then; spikes every step), which divides the agents' fixed cost per step.
+    record_spikes : bool
+        Spiking: record every spike and the output potential (needed by `measure` and `spikes`).
+    drift : Drift, optional
+        Multiplicative Ornstein-Uhlenbeck drift of every synapse while the agents balance.
+    progress : callable, optional
+        ``progress(message, done, total)`` while code compiles on first use.
+
+    Examples
+    --------
+    >>> import neuro_balance as nb
+    >>> from neuro_balance.sim import BalancingNetwork
+    >>> with BalancingNetwork(nb.mlp([6, 5, 4, 2], seed=0), nb.Lp(2), rate=500.0) as bn:
+    ...     bn.run(0.05)
+    ...     bool(nb.imbalance(bn.network, nb.Lp(2)).max_relative < 1e-3)
+    True
+    """
+
+    def __init__(self, net: Network, cost: Cost, rate: float | Mapping[str, float] = 100.0, spiking: bool = False,
+                 target: str = "numpy", dt=None, seed: int = 0, schedule: str = "local", *,
+                 input_rate: float = 200.0, coding: str = "current", readout: str = "potential",
+                 monitor_dt: float | None = 1e-3, directory: str | None = None, balancing: bool = True,
+                 balance_every: int = 1, record_spikes: bool = True, drift: Drift | None = None,
+                 progress: Callable[[str, int, int], None] | None = None) -> None:
+        self.spec = AgentSpec.create(net, cost, rate, spiking, dt, schedule, balance_every, input_rate, coding,
+                                     readout, monitor_dt, record_spikes, balancing, drift)
+        self.target = Target(target, directory, progress)
+        self.seed = int(seed)
+        self.rates = dict(self.spec.rates)
+        self.time = 0.0  # seconds simulated so far
+        self._rng = np.random.default_rng([self.seed, 1])
+        self._x: np.ndarray | None = None
+        self._started = False
+        self._results: Results | None = None
+        with self.target.active():
+            self.objects = build_objects(self.spec, self.seed)
+            if self.spec.spiking:
+                self._set_input(np.zeros(net.input.size))
+
+    # ------------------------------------------------------------------ the spec, read-only
+    source = property(lambda self: self.spec.net, doc="The network the agents started from.")
+    cost = property(lambda self: self.spec.cost)
+    agents = property(lambda self: self.spec.agents, doc="Names of the agent populations, in network order.")
+    spiking = property(lambda self: self.spec.spiking)
+    dt = property(lambda self: self.spec.dt, doc="Time step (s).")
+    input_rate = property(lambda self: self.spec.input_rate)
+    schedule = property(lambda self: self.spec.schedule)
+    n_colours = property(lambda self: self.spec.n_colours, doc="Colours of the colour schedule (1 for local).")
+    groups = property(lambda self: self.objects.groups, doc="The Brian2 NeuronGroup of every population.")
+
+    # ------------------------------------------------------------------ life cycle
+    def __enter__(self) -> "BalancingNetwork":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the Brian2 objects and a temporary standalone build directory (results read so far stay)."""
+        self.objects = None
+        self.target.close()
+
+    # ------------------------------------------------------------------ running
+    def run(self, duration, progress: Callable | str | None = None) -> None:
+        """Simulate ``duration`` (seconds or a Brian2 quantity) with balancing on.
+
+        ``progress`` is passed to Brian2's ``report`` (``"text"``, ``"stdout"`` or a callable
+        ``(elapsed, completed, start, duration)``).
+        """
+        self._run(seconds(duration, "duration"), progress)
+        if self.spiking:
+            self._check_ceiling()
+
+    def _run(self, duration: float, progress=None) -> None:
+        import brian2 as b2
+        if self.target.built:
+            raise RuntimeError("cpp_standalone: the binary has been built and run; create a new BalancingNetwork "
+                               "for further simulation")
+        with self.target.active(), compile_progress(self.target.progress, len(self.objects.network.objects)):
+            if not self._started:
+                b2.seed(self.seed)
+                self._started = True
+            self.objects.network.run(duration * b2.second, report=progress, report_period=0.5 * b2.second,
+                                     namespace=self.objects.namespace)
+        self.time += duration
+        self._results = None
+
+    def set_balance_rate(self, rate: float | Mapping[str, float]) -> None:
+        """Change the balance rate (Hz) of every agent, or per population; 0 switches balancing off.
+
+        Local schedule: every unit draws a new next request time at the new rate (the clock is
+        memoryless, so this is the same Poisson process) and drops a pending request.
+        """
+        import brian2 as b2
+        rates = self.spec.checked_rates(rate)
+        self.rates = rates
+        sizes = {n: self.source.populations[n].size for n in self.agents}
+        nexts = first_requests(rates, sizes, self.time, self._rng)
+        with self.target.active():
+            for name in self.agents:
+                G = self.groups[name]
+                G.rate_bal = rates[name] * b2.Hz
+                if self.schedule == "local":
+                    G.t_next = nexts[name] * b2.second
+                    G.req = 0
+
+    def set_input(self, x: np.ndarray) -> None:
+        """Present input ``x`` of shape ``(n_in,)``, coded as ``x * input_rate`` (spiking mode, x >= 0)."""
+        if not self.spiking:
+            raise ModelError("set_input: this BalancingNetwork was built with spiking=False")
+        x = np.asarray(x, dtype=np.float64)
+        n_in = self.source.input.size
+        if x.shape != (n_in,):
+            raise ModelError(f"set_input: expected an input of shape ({n_in},), got {x.shape}")
+        if np.any(x < 0) or not np.all(np.isfinite(x)):
+            raise ModelError("set_input: spiking input activities are rates and must be finite and >= 0")
+        with self.target.active():
+            self._set_input(x)
+        self._check_ceiling()
+
+    def _set_input(self, x: np.ndarray) -> None:
+        import brian2 as b2
+        G = self.groups[self.source.input.name]
+        if self.spec.coding == "poisson":
+            G.rates = x * self.input_rate * b2.Hz
+        else:
+            G.x_in = x
+        self._x = x
+
+    def _check_ceiling(self) -> None:
+        """Warn when a unit's rate (R times its activity under the current weights) exceeds 1/dt."""
+        if self._x is None or self.source.recurrent or (self.target.standalone and self.time > 0):
+            return
+        net = self.source if self.target.standalone else self.network
+        acts = net.forward(self._x[None, :], return_all=True)
+        limit = 1.0 / self.dt
+        for name, pop in self.source.populations.items():
+            if pop.role == "output" and self.spec.readout == "potential":
+                continue
+            top = float(np.max(acts[name])) * self.input_rate
+            if top > limit:
+                warnings.warn(f"population {name!r}: a unit's rate would be {top:.4g} Hz > 1/dt = {limit:.4g} Hz; "
+                              "integrate-and-fire units saturate at one spike per step (lower input_rate or dt)",
+                              RuntimeWarning, stacklevel=3)
+
+    def measure(self, duration, balance: bool = False, progress: Callable | None = None) -> SpikeMeasurement:
+        """Run a measurement window; its spike rates and output readout (every target).
+
+        Parameters
+        ----------
+        duration : float or quantity
+        balance : bool
+            Keep balancing during the window (default: off, the agents pause).
+        progress : callable, optional
+            Brian2 ``report`` callable, as in `run`.
+
+        Returns
+        -------
+        SpikeMeasurement
+            Read from the spike and potential monitors when first accessed (cpp_standalone: after
+            the binary ran, which the first access triggers).
+        """
+        if not self.spiking or not self.spec.record_spikes:
+            raise ModelError("measure: needs spiking=True and record_spikes=True")
+        length = seconds(duration, "duration")
+        start = self.time
+        saved = dict(self.rates)
+        if not balance:
+            self.set_balance_rate(0.0)
+        self._run(length, progress)
+        if not balance:
+            self.set_balance_rate(saved)
+        return SpikeMeasurement(self, start, self.time)
+
+    # ------------------------------------------------------------------ results
+    def results(self) -> Results:
+        """Every recorded array (cpp_standalone: builds and runs the binary on first call)."""
+        if self._results is None:
+            if self.target.standalone and not self.target.built and not self._started:
+                raise RuntimeError("cpp_standalone: call run() before reading results")
+            with self.target.active():
+                if self.target.standalone:
+                    self.target.build()
+                self._results = read_results(self.objects, self.agents)
+        return self._results
+
+    @property
+    def standalone_run_time(self) -> float | None:
+        """Seconds the cpp_standalone binary took to run (wall time incl. loading and writing results)."""
+        return self.target.run_time
+
+    @property
+    def network(self) -> Network:
+        """The current weights and biases as a new `Network` (the function of the source network)."""
+        return to_network(self.source, self.results())
+
+    @property
+    def log_scales(self) -> dict[str, np.ndarray]:
+        """Cumulative log-scale ``u = log(prod lam)`` of every agent unit."""
+        return {n: np.log(v) for n, v in self.results().lam_cum.items()}
+
+    @property
+    def events(self) -> BalanceEvents:
+        """Every balance event so far (time, population, unit index), from the EventMonitors."""
+        return to_events(self.results(), self.agents, self.dt)
+
+    @property
+    def spikes(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Spike times (s) and unit indices per spiking population, in network order."""
+        return self.results().spikes
+
+    @property
+    def history(self) -> dict:
+        """Monitors sampled every ``monitor_dt``.
+
+        Returns
+        -------
+        dict
+            ``t`` (sample times, s); ``lam`` per population ``(n_samples, size)`` cumulative factors;
+            ``imbalance`` per population ``(n_samples,)``: the largest relative imbalance any unit
+            measured at its latest event (its own view; the initial state before its first event);
+            ``max_imbalance`` ``(n_samples,)`` over all populations.
+        """
+        return to_history(self.results())
+
+    def __repr__(self) -> str:
+        return (f"BalancingNetwork({self.source.name!r}, {self.cost}, target={self.target.name!r}, "
+                f"schedule={self.schedule!r}, spiking={self.spiking}, agents={self.agents}, dt={self.dt:g} s)")

@@ -1,0 +1,163 @@
+"""Brian2's global device and preferences never leak out of a network (neuro_balance.sim.device)."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import neuro_balance as nb
+
+brian2 = pytest.importorskip("brian2")
+from brian2.devices.device import get_device, runtime_device  # noqa: E402
+
+from neuro_balance.sim import BalancingNetwork, max_relative_difference, replay  # noqa: E402
+from neuro_balance.sim.device import Target, _CompileWatch, cache_directory, run_on_clock  # noqa: E402
+
+NET = "nb.mlp([6, 5, 4, 3], seed=1)"
+
+
+def brian_state():
+    """What a network must leave as it found it."""
+    return get_device(), brian2.prefs.codegen.target, brian2.prefs.codegen.runtime.cython.cache_dir, sys.executable
+
+
+def test_numpy_network_built_while_a_standalone_one_is_pending():
+    """Repro: building cpp_standalone used to switch the global device until its results were read,
+    so a numpy network built meanwhile failed with ``NotImplementedError: Cannot retrieve the values
+    of state variables in standalone code before the simulation has been run``."""
+    before = brian_state()
+    net = eval(NET)
+    pending = BalancingNetwork(net, nb.Lp(2), rate=500.0, target="cpp_standalone", monitor_dt=None)
+    pending.run(0.01)  # recorded for the standalone binary, not built yet
+    assert brian_state() == before and get_device() is runtime_device
+    bn = BalancingNetwork(net, nb.Lp(2), rate=500.0, monitor_dt=None)
+    bn.run(0.02)
+    assert len(bn.events) > 20
+    assert max_relative_difference(bn.network, replay(net, nb.Lp(2), bn.events).network) <= 1e-12
+    assert brian_state() == before
+    directory = pending.target.directory
+    assert os.path.isdir(directory)
+    pending.close()
+    assert not os.path.exists(directory)  # the temporary build directory goes with the network
+    with pytest.raises(RuntimeError, match="closed"):
+        pending.run(0.01)
+
+
+def test_errors_inside_a_network_restore_the_device():
+    before = brian_state()
+    bn = BalancingNetwork(eval(NET), nb.Lp(2), target="cpp_standalone", monitor_dt=None)
+    with pytest.raises(RuntimeError, match="call run"):
+        bn.network  # nothing to build yet
+    assert brian_state() == before
+    with pytest.raises(ValueError, match="positive time"):
+        bn.run(-1.0)
+    assert brian_state() == before
+
+
+def test_two_standalone_networks_may_not_share_a_directory(tmp_path):
+    first = BalancingNetwork(eval(NET), nb.Lp(2), target="cpp_standalone", directory=str(tmp_path))
+    with pytest.raises(ValueError, match="already the build directory"):
+        BalancingNetwork(eval(NET), nb.Lp(2), target="cpp_standalone", directory=str(tmp_path))
+    first.close()
+    BalancingNetwork(eval(NET), nb.Lp(2), target="cpp_standalone", directory=str(tmp_path)).close()
+
+
+def test_context_manager_closes_and_finaliser_removes_the_build_directory():
+    with BalancingNetwork(eval(NET), nb.Lp(2), target="cpp_standalone") as bn:
+        directory = bn.target.directory
+        assert os.path.isdir(directory)
+    assert not os.path.exists(directory)
+    bn = BalancingNetwork(eval(NET), nb.Lp(2), target="cpp_standalone")
+    directory = bn.target.directory
+    del bn
+    import gc
+    gc.collect()
+    assert not os.path.exists(directory)
+
+
+def test_the_cython_cache_key_does_not_depend_on_the_interpreter_path(monkeypatch, tmp_path):
+    """Brian2 hashes ``sys.executable`` into module names: ``python`` and ``python3`` (a symlink to
+    the same interpreter, as a console-script shebang uses) must hash alike while code is made."""
+    monkeypatch.setenv("NEURO_BALANCE_CACHE", str(tmp_path))
+    before = brian_state()
+    chosen = brian2.prefs.codegen.runtime.cython.cache_dir or str(tmp_path / "brian2")  # a set preference wins
+    seen = {}
+    for alias in ("python", "python3"):
+        link = tmp_path / alias
+        link.symlink_to(os.path.realpath(sys.executable))
+        monkeypatch.setattr(sys, "executable", str(link))
+        with Target("cython").active():
+            seen[alias] = (sys.executable, brian2.prefs.codegen.runtime.cython.cache_dir,
+                           brian2.prefs.codegen.target)
+        assert sys.executable == str(link)  # restored
+    monkeypatch.undo()
+    assert seen["python"] == seen["python3"]
+    assert seen["python"][0] == os.path.realpath(sys.executable)
+    assert seen["python"][1] == chosen
+    assert seen["python"][2] == "cython"
+    assert brian_state() == before
+
+
+def test_cache_directory_is_one_documented_place(monkeypatch, tmp_path):
+    monkeypatch.setenv("NEURO_BALANCE_CACHE", str(tmp_path / "c"))
+    assert cache_directory() == tmp_path / "c" / "brian2" and cache_directory().is_dir()
+    monkeypatch.delenv("NEURO_BALANCE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert cache_directory() == tmp_path / "x" / "neuro_balance" / "brian2"
+
+
+def test_compile_progress_reports_only_modules_missing_from_the_cache(tmp_path):
+    calls = []
+    watch = _CompileWatch(lambda *a: calls.append(a), 3, str(tmp_path), ".so")
+    (tmp_path / "_cython_magic_cached.so").write_text("")
+    for module in ("_cython_magic_cached", "_cython_magic_new"):
+        watch.emit(logging.LogRecord("x", 5, "", 0, f'"nb_g1_h1_thresholder" using Cython module "{module}"',
+                                     None, None))
+    assert watch.done == 2 and watch.compiled == 1
+    assert calls == [("compiling nb_g1_h1_thresholder (first use; cached afterwards)", 2, 3)]
+
+
+def test_private_clock_assignment_is_pinned_to_this_brian2():
+    """`run_on_clock` writes ``_clock`` (Brian2 has no public way); pin what it relies on."""
+    assert brian2.__version__.split(".")[:2] == ["2", "9"], "re-check run_on_clock for this Brian2 version"
+    G = brian2.NeuronGroup(3, "x : 1", events={"tick": "True"}, name="nb_pin")
+    G.run_on_event("tick", "x += 1")
+    slow = brian2.Clock(10 * brian2.defaultclock.dt, name="nb_pin_clock")
+    run_on_clock([G.thresholder["tick"], G.resetter["tick"]], slow)
+    assert G.thresholder["tick"].clock is slow and G.resetter["tick"].clock is slow
+    net = brian2.Network(G)
+    net.run(100 * brian2.defaultclock.dt)
+    np.testing.assert_array_equal(G.x[:], 10)  # ran on the slow clock's ticks only
+
+
+STANDALONE_PAIR = textwrap.dedent("""
+    import json, numpy as np, neuro_balance as nb
+    from neuro_balance.sim import BalancingNetwork, max_relative_difference, replay
+    nets = [nb.mlp([6, 5, 4, 3], seed=1), nb.dag([6, 5, 4, 3], skips=((0, 2), (1, 3)), seed=2)]
+    bns = [BalancingNetwork(n, nb.Lp(2), rate=500.0, target="cpp_standalone", monitor_dt=None) for n in nets]
+    for bn in bns:
+        bn.run(0.01)
+    for bn in bns:
+        bn.run(0.01)
+    errs = [max_relative_difference(bn.network, replay(n, nb.Lp(2), bn.events).network) for n, bn in zip(nets, bns)]
+    print(json.dumps({"errs": errs, "events": [len(bn.events) for bn in bns],
+                      "dirs": [bn.target.directory for bn in bns]}))
+""")
+
+
+@pytest.mark.slow
+def test_two_standalone_networks_in_one_process(tmp_path):
+    """Repro: two standalone networks in one process broke each other (``KeyError`` or
+    ``RuntimeError: The network has already been built and run``). Each now has its own device and
+    build directory; runs interleave and both match their replay. Two builds (~20-40 s each)."""
+    out = subprocess.run([sys.executable, "-c", STANDALONE_PAIR], capture_output=True, text=True, cwd=tmp_path,
+                         check=True)
+    import json
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert min(result["events"]) > 20 and max(result["errs"]) <= 1e-12
+    assert result["dirs"][0] != result["dirs"][1]
