@@ -186,17 +186,16 @@ def test_what_nir_cannot_express_is_refused_naming_the_population():
         nb.to_nir(net)
 
 
-def test_cli_balances_inspects_and_quantizes_a_nir_file(tmp_path):
+def test_cli_balances_inspects_and_quantizes_a_nir_file(tmp_path, capsys):
     src, out = tmp_path / "model.nir", tmp_path / "balanced.nir"
     nir.write(src, GRAPHS["dag"]())
     proc = cli("balance", src, "-o", out)
     assert proc.returncode == 0, proc.stderr
     before, after = nb.load_model(src), nb.load_model(out)
     assert nb.imbalance(after, nb.Lp(2)).max_relative <= 1e-9
-    assert cli("inspect", out).returncode == 0
-    proc = cli("quantize", out, "--profile", "loihi1")
-    assert proc.returncode == 0, proc.stderr
-    assert "loihi1" in proc.stdout
+    assert main(["inspect", str(out)]) == 0
+    assert main(["quantize", str(out), "--profile", "loihi1", "--balance", "pow2"]) == 0
+    assert "loihi1" in capsys.readouterr().out
     assert before.populations["if1"].neuron.params["v_threshold"].tobytes() != \
         after.populations["if1"].neuron.params["v_threshold"].tobytes()  # the gauge moved the thresholds
 
