@@ -30,8 +30,6 @@ firing rate by ``lam`` while the rate stays below one spike per step (see `neuro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
-
 import numpy as np
 
 from ..errors import ModelError
@@ -127,9 +125,3 @@ class Neuron:
         if int(np.prod(self.shape)) != n_features:
             raise ModelError(f"{where}.neuron: {self.model} parameters of shape {list(self.shape)} do not fit "
                              f"{n_features} features")
-
-    @classmethod
-    def from_mapping(cls, model: str, params: Mapping[str, np.ndarray]) -> "Neuron":
-        """`Neuron` from any mapping that holds at least the model's parameters (others are ignored)."""
-        names = NEURON_MODELS.get(model, ())
-        return cls(model, {k: params[k] for k in names if k in params})

@@ -246,9 +246,9 @@ def from_nir(graph: Any, name: str | None = None) -> Network:
     if isinstance(graph, (str, os.PathLike)):
         where, stem = f"{graph}: ", Path(graph).stem
         graph = read_nir_graph(graph)
-    stored = (getattr(graph, "metadata", None) or {}).get(NAME_KEY) if isinstance(
-        getattr(graph, "metadata", None), dict) else None
-    if isinstance(stored, bytes):
+    meta = getattr(graph, "metadata", None)
+    stored = meta.get(NAME_KEY) if isinstance(meta, dict) else None
+    if isinstance(stored, bytes):  # strings come back from HDF5 as bytes
         stored = stored.decode()
     try:
         return _build(graph, name or stored or stem)
