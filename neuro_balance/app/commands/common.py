@@ -69,7 +69,8 @@ def profile_list(text: str) -> list[str]:
     return [profile_argument(name) for name in names]
 
 
-def output_path(parser: argparse.ArgumentParser, output: str | None, *inputs: str, suffixes=(".yaml", ".yml")) -> Path | None:
+def output_path(parser: argparse.ArgumentParser, output: str | None, *inputs: str,
+                suffixes=(".yaml", ".yml", ".nir")) -> Path | None:
     """Check an output path: right suffix and never one of the inputs (inputs stay untouched)."""
     if output is None:
         return None
