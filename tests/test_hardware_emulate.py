@@ -273,3 +273,45 @@ def test_static_spike_count_is_the_count_of_a_stepped_neuron_with_constant_input
         if reset == "zero" and compare == "gt":       # the chip itself: Loihi CUBA, du = 4095, dv = 0
             loihi = LoihiCUBA(inputs.size, vth_mant=theta)
             assert np.array_equal(sum(loihi.step(inputs).astype(int) for _ in range(T)), static)
+
+
+@pytest.mark.parametrize("name", CHIPS)
+def test_the_float64_carried_pass_gives_the_same_integers_as_the_int64_pass(name):
+    # run_integer carries the integers in float64 when nothing can exceed 2**51 or overflow a register;
+    # it must agree with the int64 pass value for value, saturation counters included.
+    from neuro_balance.hardware.integer_pass import run_integer
+
+    rng = np.random.default_rng(5)
+    net = nb.mlp([12, 9, 7, 4], seed=5)
+    x = rng.random((60, 12))
+    bits = allowed_bits(name)
+    for overrides in ({}, {"weight_bits": bits[len(bits) // 2], "activation_percentile": 80.0,
+                           "activation_method": "percentile"},
+                      {"reset": "subtract"} if nb.hardware.ChipSpec.from_profile(name).spiking else
+                      {"weight_bits": bits[0]}):
+        q = quantize(net, name, x[:30], **overrides)
+        fast, slow = run_integer(q, 1.5 * x), run_integer(q, 1.5 * x, float_path=False)
+        np.testing.assert_array_equal(fast.output, slow.output)
+        assert fast.counters == slow.counters
+        for pop in fast.activity:
+            assert fast.activity[pop].dtype == np.int64
+            np.testing.assert_array_equal(fast.activity[pop], slow.activity[pop])
+
+
+def test_float_spike_counts_equal_exact_integer_division():
+    # spike_counts divides in float64 below 2**52: compare with Python's exact integer arithmetic.
+    from neuro_balance.hardware.integer_pass import spike_counts
+
+    rng = np.random.default_rng(0)
+    acc = rng.integers(-2**40, 2**50, 3000)
+    theta = rng.integers(1, 2**20, 3000)
+    T = 4095
+    for compare in ("gt", "ge"):
+        strict = compare == "gt"
+        zero = spike_counts(acc, theta, T, "zero", compare)
+        sub = spike_counts(acc, theta, T, "subtract", compare)
+        for a, t, z, s in zip(acc.tolist(), theta.tolist(), zero.tolist(), sub.tolist()):
+            mean = a // T
+            k = (t // mean + 1 if strict else -(-t // mean)) if mean > 0 else None
+            assert z == (T // k if k else 0)
+            assert s == ((a - strict) // t if a > 0 else 0)

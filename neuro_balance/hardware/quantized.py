@@ -68,6 +68,9 @@ class QuantizedNetwork:
     stats : dict
         What the mapping clipped: ``weights_clipped``, ``biases_clipped`` and ``coarsened`` per
         projection or population. Saturation during a pass is in `run`'s result.
+    cache : dict
+        What the integer pass derives from the parameters (float copies of the weights, worst-case
+        register bounds), keyed by population and rebuilt when a parameter array is replaced.
     """
 
     network: Network
@@ -79,6 +82,7 @@ class QuantizedNetwork:
     layers: dict[str, LayerParams] = field(default_factory=dict)
     synapses: dict[str, SynapseParams] = field(default_factory=dict)
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def integer_weights(self) -> dict[str, np.ndarray]:
