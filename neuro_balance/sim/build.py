@@ -45,6 +45,7 @@ class BrianObjects:
     state_monitors: dict = field(default_factory=dict)
     spike_monitors: dict = field(default_factory=dict)
     readout_monitor: object = None
+    weight_monitors: list = field(default_factory=list)
 
 
 PATHWAYS = ("acc_out", "scale_out", "acc_in", "scale_in", "det2_out", "det2_in", "scale2_out", "scale2_in")
@@ -102,6 +103,12 @@ def build_objects(spec: AgentSpec, seed: int) -> BrianObjects:
         if spec.readout == "potential":
             objects.readout_monitor = b2.StateMonitor(out, "v", record=True, when="end", name=out.name + "_readout")
             parts.append(objects.readout_monitor)
+    if spec.weight_dt is not None:
+        for syn in objects.synapses:
+            mon = b2.StateMonitor(syn.synapses, "w", record=True, when="end", dt=spec.weight_dt * b2.second,
+                                  name=syn.synapses.name + "_weights")
+            objects.weight_monitors.append(mon)
+            parts.append(mon)
     if spec.balance_every > 1:
         agent_clock = b2.Clock(spec.balance_dt * b2.second, name="nb_agent_clock")
         run_on_clock(_agent_code_objects(objects, spec), agent_clock)
@@ -227,7 +234,7 @@ def _synapses(b2, spec: AgentSpec, k: int, proj, clock, objects: BrianObjects, r
             xi = rng.normal(0.0, d.sigma, len(w0))
             S.sigma_d = d.sigma
             S.decay_d = float(np.exp(-d.dt / d.tau))
-            S.xi_d = xi
+            S.logdrift = xi
             w0 = w0 * np.exp(-xi)
         setattr(S, weight, w0)
         if drift:

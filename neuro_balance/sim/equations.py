@@ -124,7 +124,7 @@ RETRY_CODE = "lost = 0\nrt = 1"
 DECIDE2 = "rt > 0 and lost == 0"
 """The ``balance2`` event: a retrying unit that no retrying neighbour outranked."""
 
-DRIFT_CODE = "xi_d = xi_d*decay_d + sigma_d*sqrt(1 - decay_d*decay_d)*randn()"
+DRIFT_CODE = "logdrift = logdrift*decay_d + sigma_d*sqrt(1 - decay_d*decay_d)*randn()"
 """Exact Ornstein-Uhlenbeck step of every synapse's log-drift (``decay_d = exp(-dt_d / tau_d)``)."""
 
 
@@ -233,8 +233,8 @@ def scale_out_code(degree: float, weight: str = "w") -> str:
 
 
 def synapse_model(drift: bool) -> str:
-    """A projection's synapses: a weight ``w`` (with drift: ``w = w_base * exp(xi_d)``) and its flat index."""
+    """A projection's synapses: a weight ``w`` (with drift: ``w = w_base * exp(logdrift)``) and its flat index."""
     if drift:
-        return ("w_base : 1\nxi_d : 1\nw = w_base*exp(xi_d) : 1\nk : integer (constant)\n"
+        return ("w_base : 1\nlogdrift : 1\nw = w_base*exp(logdrift) : 1\nk : integer (constant)\n"
                 "sigma_d : 1 (shared, constant)\ndecay_d : 1 (shared, constant)")
     return "w : 1\nk : integer (constant)"

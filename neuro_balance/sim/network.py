@@ -27,7 +27,8 @@ from ..model.network import Network
 from .build import build_objects, first_requests
 from .device import Target, compile_progress
 from .replay import BalanceEvents
-from .results import Results, SpikeMeasurement, read_results, to_events, to_history, to_network
+from .results import (Results, SpikeMeasurement, read_results, to_events, to_history, to_network,
+                      to_weight_history)
 from .spec import AgentSpec, Drift, seconds
 
 __all__ = ["BalancingNetwork"]
@@ -79,6 +80,8 @@ class BalancingNetwork:
         Spiking: record every spike and the output potential (needed by `measure` and `spikes`).
     drift : Drift, optional
         Multiplicative Ornstein-Uhlenbeck drift of every synapse while the agents balance.
+    weight_dt : float, optional
+        Sample every weight this often (s; see `weight_history`). None: no weight monitor.
     progress : callable, optional
         ``progress(message, done, total)`` while code compiles on first use.
 
@@ -97,9 +100,9 @@ class BalancingNetwork:
                  input_rate: float = 200.0, coding: str = "current", readout: str = "potential",
                  monitor_dt: float | None = 1e-3, directory: str | None = None, balancing: bool = True,
                  balance_every: int = 1, record_spikes: bool = True, drift: Drift | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> None:
+                 weight_dt: float | None = None, progress: Callable[[str, int, int], None] | None = None) -> None:
         self.spec = AgentSpec.create(net, cost, rate, spiking, dt, schedule, balance_every, input_rate, coding,
-                                     readout, monitor_dt, record_spikes, balancing, drift)
+                                     readout, monitor_dt, record_spikes, balancing, drift, weight_dt)
         self.target = Target(target, directory, progress)
         self.seed = int(seed)
         self.rates = dict(self.spec.rates)
@@ -284,6 +287,11 @@ class BalancingNetwork:
     def spikes(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Spike times (s) and unit indices per spiking population, in network order."""
         return self.results().spikes
+
+    @property
+    def weight_history(self) -> dict:
+        """``t`` (s) and per projection its weights at every ``weight_dt`` sample, ``(n_samples, *shape)``."""
+        return to_weight_history(self.source, self.results())
 
     @property
     def history(self) -> dict:

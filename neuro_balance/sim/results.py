@@ -13,7 +13,7 @@ import numpy as np
 from ..model.network import Network
 from .replay import BalanceEvents
 
-__all__ = ["Results", "SpikeMeasurement", "read_results", "to_network", "to_events", "to_history"]
+__all__ = ["Results", "SpikeMeasurement", "read_results", "to_network", "to_events", "to_history", "to_weight_history"]
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Results:
     states: dict             # population -> (t, lam_cum (units, samples), imb (units, samples))
     spikes: dict             # population -> (t, i)
     readout: tuple | None    # (t, v (units, samples)) of the integrating output, sampled at the end of each step
+    weights_over_time: list  # (projection, flat index, t, w (synapses, samples)) per weight monitor
 
 
 def read_results(objects, agents: list[str]) -> Results:
@@ -43,7 +44,9 @@ def read_results(objects, agents: list[str]) -> Results:
          for n, ms in objects.event_monitors.items()},
         {n: (np.array(m.t_[:]), np.array(m.lam_cum[:]), np.array(m.imb[:])) for n, m in objects.state_monitors.items()},
         {n: pair(m, "t_", "i") for n, m in objects.spike_monitors.items()},
-        None if ro is None else (np.array(ro.t_[:]), np.array(ro.v[:])))
+        None if ro is None else (np.array(ro.t_[:]), np.array(ro.v[:])),
+        [(s.projection, np.array(s.synapses.k[:]), np.array(m.t_[:]), np.array(m.w[:]))
+         for s, m in zip(objects.synapses, objects.weight_monitors)])
 
 
 def to_network(source: Network, res: Results) -> Network:
@@ -79,6 +82,21 @@ def to_history(res: Results) -> dict:
     lam = {n: s[1].T for n, s in states.items()}
     imb = {n: s[2].max(axis=0) for n, s in states.items()}
     return {"t": t, "lam": lam, "imbalance": imb, "max_imbalance": np.max(np.stack(list(imb.values())), axis=0)}
+
+
+def to_weight_history(source: Network, res: Results) -> dict:
+    """``t`` (s) and, per projection, its weights at every sample ``(n_samples, *weight.shape)``.
+
+    Entries the agents do not simulate (projections between ground populations) keep their value.
+    """
+    if not res.weights_over_time:
+        return {"t": np.zeros(0), "weights": {}}
+    t = res.weights_over_time[0][2]
+    out = {p.name: np.repeat(p.weight[None], len(t), axis=0) for p in source.projections}
+    for name, k, _, w in res.weights_over_time:
+        flat = out[name].reshape(len(t), -1)
+        flat[:, k] = w.T
+    return {"t": t, "weights": out}
 
 
 class SpikeMeasurement:

@@ -93,6 +93,7 @@ class AgentSpec:
     monitor_dt: float | None
     record_spikes: bool
     drift: Drift | None
+    weight_dt: float | None
     colours: dict[str, np.ndarray]
     n_colours: int
 
@@ -104,7 +105,7 @@ class AgentSpec:
     @classmethod
     def create(cls, net: Network, cost: Cost, rate, spiking: bool, dt, schedule: str, balance_every: int,
                input_rate, coding: str, readout: str, monitor_dt, record_spikes: bool, balancing: bool,
-               drift: Drift | None) -> "AgentSpec":
+               drift: Drift | None, weight_dt=None) -> "AgentSpec":
         """Check every argument once (errors name the argument and value)."""
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
@@ -124,7 +125,8 @@ class AgentSpec:
         spec = cls(net, cost, code, graph, agents, {}, schedule, bool(spiking), 1e-4 if dt is None else seconds(dt, "dt"),
                    int(balance_every), hertz(input_rate, "input_rate"), coding, readout,
                    None if monitor_dt is None else seconds(monitor_dt, "monitor_dt"),
-                   bool(record_spikes) and bool(spiking), drift, {}, 1)
+                   bool(record_spikes) and bool(spiking), drift,
+                   None if weight_dt is None else seconds(weight_dt, "weight_dt"), {}, 1)
         spec._check_network()
         spec.colours, spec.n_colours = spec._compact_colours()
         spec.rates = spec.checked_rates(rate)
