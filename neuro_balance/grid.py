@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .errors import GridError
 
-__all__ = ["GridResult", "run_grid", "SCHEDULERS"]
+__all__ = ["GridResult", "run_grid", "connect", "SCHEDULERS"]
 
 SCHEDULERS = ("processes", "threads")
 
@@ -66,7 +66,21 @@ def _describe(err: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def _client(scheduler: Any, workers: int | None) -> Iterator[Any]:
+def connect(scheduler: Any, workers: int | None = None) -> Iterator[Any]:
+    """A context in which ``scheduler`` is one Dask client, for several grids in a row (None stays None).
+
+    A local cluster (``"processes"`` / ``"threads"``) or a connection to an address is opened once and
+    closed on exit; a ``Client`` passed in is yielded as it is and left open.
+
+    Examples
+    --------
+    >>> with connect(None) as scheduler:
+    ...     run_grid(lambda shared, cell: cell + 1, [1, 2], scheduler=scheduler).records
+    [2, 3]
+    """
+    if scheduler is None:
+        yield None
+        return
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
@@ -130,7 +144,7 @@ def run_grid(fn: Callable[[Any, Any], Any], cells: Sequence[Any], shared: Any = 
     else:
         from dask.distributed import as_completed
 
-        with _client(scheduler, workers) as client:
+        with connect(scheduler, workers) as client:
             shared_future = client.scatter(shared, broadcast=True, hash=False)
             futures = [client.submit(fn, shared_future, cell, key=f"cell-{i}-{id(cells)}", pure=False,
                                      retries=retries) for i, cell in enumerate(cells)]
