@@ -311,7 +311,6 @@ def test_float_spike_counts_equal_exact_integer_division():
         zero = spike_counts(acc, theta, T, "zero", compare)
         sub = spike_counts(acc, theta, T, "subtract", compare)
         for a, t, z, s in zip(acc.tolist(), theta.tolist(), zero.tolist(), sub.tolist()):
-            mean = a // T
-            k = (t // mean + 1 if strict else -(-t // mean)) if mean > 0 else None
+            k = ((t * T) // a + 1 if strict else -(-(t * T) // a)) if a > 0 else None
             assert z == (T // k if k else 0)
             assert s == ((a - strict) // t if a > 0 else 0)

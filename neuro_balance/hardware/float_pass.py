@@ -43,6 +43,8 @@ def float_exact(qnet: "QuantizedNetwork") -> bool:
             return False
         if worst * spec.window >= 2.0 ** 51:
             return False
+        if pop.role == "hidden" and spec.spiking and float(np.max(qnet.layers[name].theta)) * spec.window >= 2.0 ** 51:
+            return False
         if pop.role == "hidden" and not spec.spiking:
             act, lay = pop.activation, qnet.layers[name]
             if not (act.kind == "bilu" and act.a in (0.0, 1.0) and act.b == 1.0) or \
@@ -120,12 +122,10 @@ def _activity_float(qnet: "QuantizedNetwork", pop: Population, lay: "LayerParams
     if spec.spiking:
         theta = per_feature(lay.theta, pop).astype(np.float64)
         if spec.reset == "zero":
-            # floor(T / k), k = floor(theta / I) + 1 (gt) or ceil(theta / I) (ge); I <= 0 gives k = inf.
-            acc /= spec.window
-            np.floor(acc, out=acc)
+            # floor(T / k), k = floor(theta T / acc) + 1 (gt) or ceil(theta T / acc) (ge); acc <= 0 gives k = inf.
             np.maximum(acc, 0.0, out=acc)
             with np.errstate(divide="ignore"):
-                np.divide(theta, acc, out=acc)
+                np.divide(theta * float(spec.window), acc, out=acc)
             if spec.compare == "gt":
                 np.floor(acc, out=acc)
                 acc += 1.0

@@ -162,35 +162,38 @@ def _analog_readout(qnet, proj, pre, pop, syn, a, rng) -> tuple[np.ndarray, int]
 
 
 def spike_counts(acc: np.ndarray, theta: np.ndarray, window: int, reset: str, compare: str) -> np.ndarray:
-    """Spikes in ``window`` steps of a non-leaky neuron from rest with a constant per-step input.
+    """Spikes in ``window`` steps of a non-leaky neuron from rest driven at the mean rate ``I = acc / window``.
 
-    ``acc`` is the input summed over the window (``window * I``). Reset by subtraction: every
-    ``theta`` of integrated input is one spike, ``floor((acc - [gt]) / theta)``. Reset to zero: the
-    overshoot is lost, so a spike every ``k`` steps, ``k = floor(theta / I) + 1`` (``v > theta``) or
-    ``ceil(theta / I)`` (``v >= theta``), and ``floor(window / k)`` spikes. Inputs ``I <= 0`` never
-    fire. This is the neuron `simulate` steps (Loihi CUBA with ``du = 4095, dv = 0``, refractory
-    1; integrate-and-fire) with its input held constant.
+    ``acc`` is the input summed over the window. Reset by subtraction: every ``theta`` of
+    integrated input is one spike, ``floor((acc - [gt]) / theta)``. Reset to zero: the overshoot
+    is lost, so a spike every ``k`` steps, ``k = floor(theta / I) + 1`` (``v > theta``) or
+    ``ceil(theta / I)`` (``v >= theta``), and ``floor(window / k)`` spikes; ``theta / I`` is the
+    exact rational ``theta * window / acc`` (a regular spike train's mean, not rounded to a whole
+    input per step). Inputs ``I <= 0`` never fire. For a constant whole input per step this is
+    exactly the neuron `simulate` steps (Loihi CUBA with ``du = 4095, dv = 0``, refractory 1;
+    integrate-and-fire).
 
     Examples
     --------
     >>> spike_counts(np.array([0, 300, 2550]), np.array(20), 255, "zero", "gt")
-    array([ 0, 12, 85])
+    array([ 0, 14, 85])
     """
     strict = compare == "gt"
-    if float(np.abs(acc).max(initial=0)) < EXACT and float(np.max(theta, initial=0)) < EXACT:
+    if float(np.abs(acc).max(initial=0)) < EXACT and float(np.max(theta, initial=0)) * window < EXACT:
         # floor(p / q) of integers below 2**52 is exact in float64 (an error needs p / q within
         # p * 2**-53 of an integer, but it is at least 1 / q away), and much faster than int64 division.
         accf = acc.astype(np.float64)
         if reset == "zero":
-            mean = np.floor(accf / window)
-            k = np.floor(theta / np.maximum(mean, 1.0)) + 1.0 if strict else np.ceil(theta / np.maximum(mean, 1.0))
-            return np.where(mean > 0, np.floor(window / k), 0.0).astype(np.int64)
+            with np.errstate(divide="ignore"):
+                ratio = (np.asarray(theta, dtype=np.float64) * window) / np.maximum(accf, 0.0)   # inf where acc <= 0
+            k = np.floor(ratio) + 1.0 if strict else np.ceil(ratio)
+            return np.floor(window / k).astype(np.int64)
         return np.where(accf > 0, np.floor((accf - strict) / theta), 0.0).astype(np.int64)
     if reset == "zero":
-        mean = acc // window
-        safe = np.maximum(mean, 1)
-        k = theta // safe + 1 if strict else -(-theta // safe)
-        return np.where(mean > 0, window // k, 0)
+        safe = np.maximum(acc, 1)
+        tt = np.asarray(theta, dtype=np.int64) * window
+        k = tt // safe + 1 if strict else -(-tt // safe)
+        return np.where(acc > 0, window // k, 0)
     return np.where(acc > 0, (acc - strict) // theta, 0)
 
 
