@@ -110,7 +110,7 @@ def test_balance_vs_learning_rate_runs_every_arm_and_optimiser(tmp_path):
     res = experiments.run("balance_vs_learning_rate", nets=[{"name": "tiny", "sizes": (64, 8, 10), "n_train": 100,
                                                              "epochs": 4}],
                           seeds=(0, 1), optimizers={"sgd": (1e-3, 0.5), "adam": (1e-2,)}, tuned_epochs=2,
-                          eval_every=2)
+                          eval_every=2, batch_size=25)
     s, c = res["summary"], res["curves"]
     assert set(s) == {"sgd", "adam"} and set(s["sgd"]["tiny"]) == {"0.001", "0.5"}
     assert set(s["sgd"]["tiny"]["0.5"]) == set(ARMS)

@@ -142,7 +142,7 @@ def plot(res: dict, path: Path) -> None:
                bbox_to_anchor=(0.5, 1 - 0.6 / fig.get_figheight()))
     fig.suptitle(f"Balance and learning (S2 protocol; {res['config']['data']}, {len(res['config']['seeds'])} seeds, "
                  f"mean ± std)\n{ARM_NOTE}", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 1.0 / fig.get_figheight()))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.8 / fig.get_figheight()))
     fig.savefig(path, dpi=110)
 
 

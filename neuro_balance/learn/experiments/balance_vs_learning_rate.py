@@ -76,7 +76,8 @@ def balance_vs_learning_rate(nets: Sequence[Mapping[str, Any]] | None = None,
                              seeds: Sequence[int] = (0, 1, 2, 3, 4), batch_size: int = 256,
                              tuned_epochs: int | None = 100, l1: float = 0.015, l2: float = 0.0075,
                              target: float = 0.8, eval_every: int = 10, momentum: float = 0.9,
-                             mnist: str | os.PathLike | None = None, precision: str = "float32") -> dict[str, Any]:
+                             mnist: str | os.PathLike | None = None, precision: str = "float32",
+                             centre: bool = True) -> dict[str, Any]:
     """S2's protocol on digits (or MNIST / Fashion-MNIST IDX files), swept over learning rates and optimisers.
 
     Each seed fixes the init (``mlp(sizes, seed)``), the stratified training subset and the minibatch
@@ -112,6 +113,10 @@ def balance_vs_learning_rate(nets: Sequence[Mapping[str, Any]] | None = None,
         784 inputs.
     precision : {"float32", "float64"}
         Arithmetic of the training (float32: half the time; float64: identical to `train`).
+    centre : bool
+        Map pixels from [0, 1] to [-1, 1] (``(x - 0.5) / 0.5``, S2's code's normalisation). The input
+        scale multiplies the first layer's gradient, so at lr 1e-3 it moves every arm's accuracy by
+        10 to 20 points (measured on digits; the gap between the arms stays).
 
     Returns
     -------
@@ -129,6 +134,9 @@ def balance_vs_learning_rate(nets: Sequence[Mapping[str, Any]] | None = None,
     optimizers = dict(optimizers) if optimizers is not None else {
         "sgd": (1e-3, 1e-2, 1e-1), "momentum": (1e-2, 1e-1), "adam": (1e-3, 1e-2)}
     base = datasets.mnist(mnist) if mnist is not None else datasets.digits()
+    if centre:
+        base = datasets.Dataset((base.X_train - 0.5) / 0.5, base.y_train, (base.X_test - 0.5) / 0.5, base.y_test,
+                                f"{base.name}, pixels in [-1, 1]")
     regs = {None: None, "l1": l1 * Lp(1), "l2": l2 * Lp(2)}
     summary: dict[str, Any] = {}
     curves: dict[str, Any] = {}
@@ -166,7 +174,7 @@ def balance_vs_learning_rate(nets: Sequence[Mapping[str, Any]] | None = None,
                     }
                     curves.setdefault(opt, {}).setdefault(spec["name"], {}).setdefault(f"{lr:g}", {})[arm] = {
                         "epochs": res.epochs, "mean": acc.mean(axis=0).tolist(), "std": acc.std(axis=0).tolist()}
-    config = {"data": str(mnist) if mnist is not None else "digits", "nets": nets, "arms": list(arms),
+    config = {"data": str(mnist) if mnist is not None else "digits", "centre": centre, "nets": nets, "arms": list(arms),
               "optimizers": {k: list(v) for k, v in optimizers.items()}, "seeds": list(seeds),
               "batch_size": batch_size, "tuned_epochs": tuned_epochs, "l1": l1, "l2": l2, "target": target,
               "eval_every": eval_every, "momentum": momentum, "n_test": int(len(base.y_test)), "precision": precision,
@@ -220,9 +228,10 @@ def plot(res: dict, path: Path) -> None:
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, frameon=False,
                bbox_to_anchor=(0.5, 1 - 0.6 / fig.get_figheight()))
-    fig.suptitle(f"Balancing and the learning rate ({cfg['data']}, {len(cfg['seeds'])} seeds, mean ± std)\n"
+    pixels = ", pixels in [-1, 1]" if cfg.get("centre") else ""
+    fig.suptitle(f"Balancing and the learning rate ({cfg['data']}{pixels}, {len(cfg['seeds'])} seeds, mean ± std)\n"
                  f"{ARM_NOTE}", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 1.0 / fig.get_figheight()))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.8 / fig.get_figheight()))
     fig.savefig(path, dpi=100)
 
 
@@ -231,7 +240,9 @@ def text(result: dict[str, Any]) -> str:
     the target (mean over the seeds that reached it, and how many did), then the explanation."""
     s, cfg = result["summary"], result["config"]
     n_seeds = len(cfg["seeds"])
-    lines = [f"{result['name']} ({cfg['data']}, {n_seeds} seeds): final test accuracy % (mean ± std over seeds) "
+    pixels = ", pixels in [-1, 1]" if cfg.get("centre") else ""
+    lines = [f"{result['name']} ({cfg['data']}{pixels}, {n_seeds} seeds): final test accuracy % (mean ± std "
+             "over seeds) "
              f"[epochs to {cfg['target']:.0%} test accuracy: mean ± std over the seeds that reached it / how many]"]
     for opt, nets in s.items():
         for net, lrs in nets.items():
@@ -241,7 +252,8 @@ def text(result: dict[str, Any]) -> str:
                 cells = []
                 for lr in lrs:
                     r = lrs[lr][arm]
-                    ep = "-" if r["reached"] == 0 else f"{r['epochs_to_target_mean']:.0f}±{r['epochs_to_target_std']:.0f}"
+                    ep = "-" if r["reached"] == 0 else \
+                        f"{r['epochs_to_target_mean']:.0f}±{r['epochs_to_target_std']:.0f}"
                     div = "!" if r["diverged"] else ""
                     cells.append(f"{100 * r['final_mean']:5.1f} ± {100 * r['final_std']:4.1f}{div} "
                                  f"[{ep} /{r['reached']}]")
