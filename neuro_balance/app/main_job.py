@@ -29,6 +29,7 @@ from ..learn import datasets
 from ..model.files import atomic_write_text, load_model, save_model
 from ..model.network import Network
 from ..resources import resource_dir
+from ..seeding import check_random_state
 from .progress import Progress
 from .report import markdown_report
 from .stages import JobSettings, NotApplicable, agents_stage, digits_for, hardware_stage, spiking_stage
@@ -115,7 +116,7 @@ def run_main_job(out: str | Path, *, model: str | Path | None = None, quick: boo
         x, input_text = digits[1][0], f"the test digit 0 (label {data.y_test[0]})"
     except NotApplicable as why:
         digits, data_reason = None, str(why)
-        x = np.random.default_rng(seed).uniform(0.0, 1.0, net.input.n_features)
+        x = check_random_state(seed).uniform(0.0, 1.0, net.input.n_features)
         input_text = f"a random input, uniform in [0, 1) (seed {seed}), since {data_reason}"
     if not net.recurrent:
         report["spiking_input"] = input_text
@@ -135,7 +136,7 @@ def run_main_job(out: str | Path, *, model: str | Path | None = None, quick: boo
             raise NotApplicable("no population can be rescaled without changing the function")
         # The same function, represented by a badly scaled member of its orbit (as conversions and training runs
         # can leave a network): quantisation depends on the representative, the balanced state does not.
-        rng = np.random.default_rng(seed)
+        rng = check_random_state(seed)
         copy = scale(net, {n: rng.normal(0.0, settings.rescale_sigma, p.size)
                            for n, p in net.populations.items() if p.balanced})
         return hardware_stage(copy, digits, names, settings, cost, progress, "hardware, rescaled",
