@@ -127,31 +127,26 @@ def test_run_agents_checks_the_function_of_a_conv_model():
     assert run.function_change <= 1e-10
 
 
-def test_a_folder_that_fills_while_a_stage_runs_is_announced_once_and_counted(tmp_path, capsys):
-    """What `run --target cython` shows while Brian2 compiles: one announcement, then a count that moves."""
-    import time
-
+def test_cython_compilation_is_announced_once_with_the_cache_and_counted(capsys):
+    """What `run --target cython` shows while Brian2 compiles: one announcement naming the cache, a count that moves."""
     from neuro_balance.app.progress import Progress
-
-    def wait_for(stage, note):
-        deadline = time.monotonic() + 60                 # the watcher looks twice a second; this only bounds a hang
-        while not stage.note.startswith(note) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return stage.note
+    from neuro_balance.app.stages import compile_reporter
+    from neuro_balance.sim import cache_directory
 
     progress = Progress("lines")
-    (tmp_path / "cached_before.so").write_bytes(b"")     # already there: not counted
+    assert compile_reporter("numpy", None, progress) is None            # nothing compiles on numpy
+    notes = []
     with progress.stage("agents balancing") as stage:
-        with progress.watch_folder(stage, tmp_path, "*.so", "compiling", announce="compiling, about a minute"):
-            notes = []
-            for k in range(3):
-                (tmp_path / f"module{k}.so").write_bytes(b"")
-                notes.append(wait_for(stage, f"compiling: {k + 1} built"))
-        assert stage.note == ""                          # cleared when the body ends
-    assert [n.split(",")[0] for n in notes] == ["compiling: 1 built", "compiling: 2 built", "compiling: 3 built"]
+        report = compile_reporter("cython", stage, progress)
+        for done in range(1, 4):                                          # as Brian2's loader calls it
+            report(f"compiling object {done} (first use; cached afterwards)", done, 3)
+            notes.append(stage.note)
     out = capsys.readouterr().out
-    assert out.count("compiling, about a minute") == 1
-    assert out.index("[agents balancing] started") < out.index("compiling, about a minute") < out.index("done in")
+    assert out.count("cython: compiling this network's Brian2 code (first use only: about 1 to 7 minutes") == 1
+    assert f"cached in {cache_directory()}; delete that folder to clear it" in out
+    assert notes == ["compiling 1/3", "compiling 2/3", "compiling 3/3"]
+    assert "compiling: 3 of 3 code objects" in out
+    assert out.index("[agents balancing] started") < out.index("cython: compiling") < out.index("done in")
 
 
 def test_quiet_progress_prints_nothing(capsys):

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import threading
 import time
-from pathlib import Path
 from typing import Callable, Iterator
 
 __all__ = ["Progress", "Stage"]
@@ -94,40 +92,3 @@ class Progress:
                 bar.close()
         if self.mode == "lines":
             self.log(f"[{desc}] done in {time.perf_counter() - started:.1f} s")
-
-    @contextlib.contextmanager
-    def watch_folder(self, stage: Stage, folder: Path, pattern: str, what: str, announce: str = "") -> Iterator[None]:
-        """While the body runs, note on ``stage`` how many new files match ``pattern`` in ``folder``.
-
-        Used while Brian2 compiles: every compiled module is one new file in its cache, so the count
-        moves while nothing else does. ``announce`` is logged when the first new file appears (work
-        has started that the stage's own progress does not show); in ``"lines"`` mode a line follows
-        every 15 s.
-        """
-        def count() -> int:
-            return sum(1 for _ in folder.glob(pattern)) if folder.is_dir() else 0
-
-        first, started, stop = count(), time.perf_counter(), threading.Event()
-
-        def tick():
-            last_line, announced = started, False
-            while not stop.wait(0.5):
-                built, elapsed = count() - first, time.perf_counter() - started
-                if built <= 0:
-                    continue
-                if not announced and announce:
-                    self.log(announce)
-                    announced = True
-                stage.set_note(f"{what}: {built} built, {elapsed:.0f} s")
-                if self.mode == "lines" and time.perf_counter() - last_line >= 15:
-                    self.log(f"  {what}: {built} built in {elapsed:.0f} s")
-                    last_line = time.perf_counter()
-
-        thread = threading.Thread(target=tick, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
-            stage.set_note("")

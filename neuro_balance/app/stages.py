@@ -5,10 +5,9 @@ and quantised accuracy on hardware profiles. `JobSettings` holds their sizes.
 """
 from __future__ import annotations
 
-import contextlib
+import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,8 @@ from ..errors import GridError, ModelError
 from ..model.network import Network
 from .progress import Progress
 
-__all__ = ["JobSettings", "NotApplicable", "DT", "digits_for", "agents_stage", "spiking_stage", "hardware_stage"]
+__all__ = ["JobSettings", "NotApplicable", "DT", "digits_for", "agents_stage", "spiking_stage", "hardware_stage",
+           "compile_reporter"]
 
 DT = 1e-4  # Brian2 time step of every simulation (s)
 
@@ -82,10 +82,11 @@ def agents_stage(net, cost, settings, target, seed, progress) -> dict[str, Any]:
     duration = settings.agent_events / rate
     progress.log(f"agents: every hidden unit balances itself on its own Poisson clock in Brian2 ({target}), "
                  f"{rate:.0f} Hz for {duration * 1e3:.0f} ms simulated ...")
-    with progress.stage("agents balancing", total=duration, unit="s") as stage, _compiling(target, stage, progress):
+    with progress.stage("agents balancing", total=duration, unit="s") as stage:
         try:
             agents = run_agents(net, cost, target=target, rate=rate, duration=duration, dt=DT, seed=seed,
-                                progress=stage.brian_report(duration))
+                                progress=stage.brian_report(duration),
+                                compile_progress=compile_reporter(target, stage, progress))
         except ModelError as err:
             raise NotApplicable(str(err)) from None
     before, after = imbalance(net, cost), imbalance(agents.network, cost)
@@ -105,18 +106,26 @@ def agents_stage(net, cost, settings, target, seed, progress) -> dict[str, Any]:
         "max_log_scale_difference": u_diff, "function_relative_change": agents.function_change}}
 
 
-def _compiling(target: str, stage, progress: Progress):
-    """With ``--target cython``: once Brian2 starts compiling, say so, how long it takes and where the cache is."""
+def compile_reporter(target: str, stage, progress: Progress):
+    """With ``--target cython``: a `run_agents` ``compile_progress`` that says Brian2 is compiling (once, with
+    how long it takes and where the cache is) and moves the stage's note with every code object compiled."""
     if target != "cython":
-        return contextlib.nullcontext()
-    from brian2 import prefs
-    from brian2.codegen.runtime.cython_rt.extension_manager import get_cython_cache_dir
+        return None
+    from ..sim import cache_directory
 
-    folder = Path(prefs.codegen.runtime.cython.cache_dir or get_cython_cache_dir())
-    return progress.watch_folder(stage, folder, "*.so", "compiling", announce=(
-        f"cython: compiling this network's Brian2 code (first use only: about 1 to 7 minutes depending on the "
-        f"machine's load; later runs reuse it). The compiled code is cached in {folder}; delete that folder to "
-        f"clear it."))
+    state = {"announced": False, "last_line": 0.0}
+
+    def report(message: str, done: int, total: int) -> None:
+        if not state["announced"]:
+            progress.log(f"cython: compiling this network's Brian2 code (first use only: about 1 to 7 minutes "
+                         f"depending on the machine's load; later runs reuse it). The compiled code is cached in "
+                         f"{cache_directory()}; delete that folder to clear it.")
+            state["announced"] = True
+        stage.set_note(f"compiling {done}/{total}")
+        if progress.mode == "lines" and (time.monotonic() - state["last_line"] >= 15 or done == total):
+            progress.log(f"  compiling: {done} of {total} code objects")
+            state["last_line"] = time.monotonic()
+    return report
 
 
 def spiking_stage(net, cost, x, settings, target, seed, progress) -> dict[str, Any]:
@@ -133,7 +142,8 @@ def spiking_stage(net, cost, x, settings, target, seed, progress) -> dict[str, A
             spikes = run_agents(net, cost, x, target=target, rate=_agent_rate(net, cost, settings),
                                 duration=settings.spike_balance_time, window=settings.spike_window,
                                 input_rate=settings.input_rate, dt=DT, seed=seed, record_spikes=True,
-                                progress=stage.brian_report(total))
+                                progress=stage.brian_report(total),
+                                compile_progress=compile_reporter(target, stage, progress))
         except ModelError as err:
             raise NotApplicable(str(err)) from None
     ratios = np.concatenate(list(spikes.rate_ratios(min_count=100).values()) or [np.full(1, np.nan)])

@@ -116,7 +116,8 @@ def _phase_report(progress, done: float, length: float, total: float):
 
 def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target: str = "numpy",
                rate: float = 1000.0, duration: float = 0.1, window: float = 1.0, input_rate: float = 2000.0,
-               dt: float = 1e-4, seed: int = 0, progress=None, record_spikes: bool = False) -> AgentRun:
+               dt: float = 1e-4, seed: int = 0, progress=None, record_spikes: bool = False,
+               compile_progress=None) -> AgentRun:
     """Balance ``net`` with Brian2 agents and check the result against the global solution.
 
     Parameters
@@ -145,6 +146,9 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
         included).
     record_spikes : bool
         Keep every spike of the spiking run (`AgentRun.spikes`).
+    compile_progress : callable, optional
+        ``compile_progress(message, done, total)`` while Brian2 compiles code on first use
+        (`BalancingNetwork`'s ``progress``).
 
     Returns
     -------
@@ -160,7 +164,7 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
     start = time.perf_counter()
     spiking = x is not None
     bn = BalancingNetwork(net, cost, rate=rate, spiking=spiking, target=target, dt=dt, seed=seed,
-                          input_rate=input_rate, monitor_dt=min(1e-3, duration / 20))
+                          input_rate=input_rate, monitor_dt=min(1e-3, duration / 20), progress=compile_progress)
     before = after = bound = None
     caught: list[str] = []
     phases = [0.1, window, duration, 0.1, window] if spiking else [duration]
