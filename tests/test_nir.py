@@ -204,3 +204,20 @@ def test_importing_the_package_imports_neither_nir_nor_h5py():
     code = "import sys, neuro_balance; print(sorted(m for m in ('nir', 'h5py', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_readme_pipeline_runs_nir_in_balanced_on_a_chip_nir_out(tmp_path):
+    import warnings
+
+    x = np.random.default_rng(0).random((16, 64))
+    net = nb.load_model(DATA / "sinabs_cnn.nir")
+    res = nb.balance(net, nb.Lp(2), method="sweep", scale_grid="pow2", tie="layer")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the speck profile has unverified values
+        q = nb.hardware.quantize(res.network, "speck", x)
+    nb.save_model(res.network, tmp_path / "balanced.nir")
+    assert q.forward(x).shape == (16, 5)
+    back = nir.read(tmp_path / "balanced.nir")
+    kinds = lambda g: sorted(type(n).__name__ for n in g.nodes.values())  # noqa: E731
+    assert kinds(back) == kinds(nir.read(DATA / "sinabs_cnn.nir"))  # pool and flatten nodes take derived names
+    assert res.imbalance < res.history["imbalance"][0]
