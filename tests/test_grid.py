@@ -96,3 +96,15 @@ def test_hardware_evaluation_on_two_worker_processes_equals_the_serial_run(dask_
     strip = lambda recs: [{k: v for k, v in r.items() if k != "seconds"} for r in recs]  # noqa: E731
     assert strip(parallel.records) == strip(serial.records)
     assert sorted(messages) == sorted(f"{p} done" for p in kwargs["profiles"])
+
+
+@pytest.mark.dask
+def test_experiments_on_two_worker_processes_equal_the_serial_run(dask_distributed):
+    from neuro_balance.learn import experiments
+
+    small = dict(sizes=(4, 5, 3), runs=6)
+    assert experiments.run("order_independence", scheduler="processes", workers=2, **small) == \
+        experiments.run("order_independence", **small)
+    tiny = dict(seeds=(0, 1), fractions=(0.2,), epochs=2, sizes=(64, 6, 10), conditions=("plain", "L1 NB"))
+    assert experiments.run("balance_and_learning", scheduler="processes", workers=2, **tiny) == \
+        experiments.run("balance_and_learning", **tiny)

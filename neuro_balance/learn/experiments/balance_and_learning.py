@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import datasets
 from ...balancing.costs import Lp
+from ...grid import run_grid
 from ...model.builders import mlp
 from ..training import train
 from .common import ARM_NOTE, ARM_STYLE, epochs_to, steps_per_epoch, subset
@@ -27,11 +28,23 @@ CONDITIONS = {
 }
 
 
+def _training_run(shared: dict[str, Any], cell: tuple[str, str, int]) -> list[float]:
+    """One grid cell: train the MLP of ``seed`` under condition ``cond`` on the subset of ``key``."""
+    key, cond, seed = cell
+    spec, data = CONDITIONS[cond], shared["subsets"][key][seed]
+    reg = {"l1": shared["l1"] * Lp(1), "l2": shared["l2"] * Lp(2), None: None}[spec.get("reg")]
+    res = train(mlp(shared["sizes"], seed=seed), data.X_train, data.y_train, reg=reg, lr=shared["lr"],
+                epochs=shared["epochs"][key], batch_size=shared["batch_size"], balance=spec.get("balance"),
+                seed=seed, validation=(data.X_test, data.y_test), diagnostics=False)
+    return list(res.history["val_accuracy"])
+
+
 def balance_and_learning(mnist: str | os.PathLike | None = None, seeds: Sequence[int] = (0, 1, 2, 3, 4),
                          fractions: Sequence[float] = (1.0, 0.01), epochs: int | None = None,
                          lr: float = 0.01, batch_size: int = 32, l1: float = 1e-4, l2: float = 1e-3,
                          sizes: Sequence[int] | None = None, target: float = 0.9,
-                         conditions: Sequence[str] = tuple(CONDITIONS)) -> dict[str, Any]:
+                         conditions: Sequence[str] = tuple(CONDITIONS), scheduler: Any = None,
+                         workers: int | None = None) -> dict[str, Any]:
     """S2's protocol: plain vs L1/L2 regularised vs full balance first (FB) vs partial balancing every
     epoch (L1 NB, L2 NB), over ``seeds``, on the full training set and on stratified fractions of it.
 
@@ -55,6 +68,9 @@ def balance_and_learning(mnist: str | os.PathLike | None = None, seeds: Sequence
     sizes : layer sizes, default ``[n_in, 32, 32, 10]`` (digits) or ``[784, 256, 128, 10]`` (MNIST)
     target : test accuracy for "epochs to target"
     conditions : subset of `CONDITIONS`
+    scheduler, workers
+        Where the training runs (fraction x condition x seed, independent cells) go: this process (None)
+        or Dask (`neuro_balance.grid.run_grid`); the numbers are the same either way.
 
     Returns
     -------
@@ -68,29 +84,27 @@ def balance_and_learning(mnist: str | os.PathLike | None = None, seeds: Sequence
         raise ValueError(f"conditions: unknown {unknown}; known: {list(CONDITIONS)}")
     curves: dict[str, Any] = {}
     summary: dict[str, Any] = {}
-    used_epochs = {}
     base = datasets.mnist(mnist) if mnist is not None else datasets.digits()
     layer_sizes = list(sizes) if sizes is not None else (
         [base.n_features, 32, 32, base.n_classes] if mnist is None else [base.n_features, 256, 128, base.n_classes])
+    subsets, n_train, n_epochs = {}, {}, {}
     for fraction in fractions:
-        # one stratified training subset per seed (the test set is always the full one)
-        subsets = {seed: base if fraction == 1.0 else subset(base, fraction, seed) for seed in seeds}
-        n_train = len(subsets[seeds[0]].y_train)
-        n_epochs = epochs if epochs is not None else (
-            40 if fraction == 1.0 else max(40, -(-200 // steps_per_epoch(n_train, batch_size))))
         key = f"{fraction:g}"
-        used_epochs[key] = n_epochs
+        # one stratified training subset per seed (the test set is always the full one)
+        subsets[key] = {seed: base if fraction == 1.0 else subset(base, fraction, seed) for seed in seeds}
+        n_train[key] = len(subsets[key][seeds[0]].y_train)
+        n_epochs[key] = epochs if epochs is not None else (
+            40 if fraction == 1.0 else max(40, -(-200 // steps_per_epoch(n_train[key], batch_size))))
+    cells = [(key, cond, seed) for key in subsets for cond in conditions for seed in seeds]
+    shared = {"subsets": subsets, "epochs": n_epochs, "sizes": layer_sizes, "lr": lr, "batch_size": batch_size,
+              "l1": l1, "l2": l2}
+    grid = run_grid(_training_run, cells, shared, scheduler=scheduler, workers=workers)
+    grid.raise_for_failures("balance_and_learning")
+    runs = dict(zip(cells, grid.records))
+    for key in subsets:
         curves[key], summary[key] = {}, {}
         for cond in conditions:
-            spec = CONDITIONS[cond]
-            reg = {"l1": l1 * Lp(1), "l2": l2 * Lp(2), None: None}[spec.get("reg")]
-            accs = []
-            for seed in seeds:
-                data = subsets[seed]
-                res = train(mlp(layer_sizes, seed=seed), data.X_train, data.y_train, reg=reg, lr=lr,
-                            epochs=n_epochs, batch_size=batch_size, balance=spec.get("balance"), seed=seed,
-                            validation=(data.X_test, data.y_test), diagnostics=False)
-                accs.append(res.history["val_accuracy"])
+            accs = [runs[key, cond, seed] for seed in seeds]
             acc = np.asarray(accs)
             reached = [r for r in (epochs_to(a, target) for a in accs) if not math.isnan(r)]
             curves[key][cond] = {"mean": acc.mean(axis=0).tolist(), "std": acc.std(axis=0).tolist()}
@@ -99,10 +113,10 @@ def balance_and_learning(mnist: str | os.PathLike | None = None, seeds: Sequence
                 "best_mean": float(acc.max(axis=1).mean()), "best_std": float(acc.max(axis=1).std()),
                 "epochs_to_target_mean": float(np.mean(reached)) if reached else math.nan,
                 "epochs_to_target_std": float(np.std(reached)) if reached else math.nan,
-                "reached": len(reached), "n_train": int(n_train),
+                "reached": len(reached), "n_train": int(n_train[key]),
             }
     config = {"data": str(mnist) if mnist is not None else "digits", "seeds": list(seeds),
-              "fractions": list(fractions), "epochs": used_epochs, "lr": lr, "batch_size": batch_size, "l1": l1,
+              "fractions": list(fractions), "epochs": n_epochs, "lr": lr, "batch_size": batch_size, "l1": l1,
               "l2": l2, "sizes": layer_sizes, "target": target, "conditions": list(conditions), "optimizer": "sgd",
               "full_balance": "L2, global solver, before training",
               "partial_balance": "one colour sweep (a layer at a time) after every epoch"}

@@ -9,6 +9,7 @@ import numpy as np
 from ...balancing.balance import balance
 from ...balancing.costs import Lp
 from ...balancing.scaling import scale
+from ...grid import run_grid
 from ...model.builders import mlp
 from ...seeding import check_random_state
 from ..parameters import parameters
@@ -16,13 +17,24 @@ from ..parameters import parameters
 __all__ = ["order_independence", "plot"]
 
 
+def _stochastic_run(shared: dict[str, Any], k: int) -> tuple[np.ndarray, float, int, list[float]]:
+    """One grid cell: stochastic balancing of the shared init in the random order of seed ``k``."""
+    res = balance(shared["init"], Lp(2), "stochastic", seed=k, tol=shared["tol"])
+    final = np.concatenate([w.ravel() for w in parameters(res.network).values()])
+    return final, res.cost_after, res.iterations, res.history["cost"] if k < 20 else []
+
+
 def order_independence(runs: int = 1000, sizes: Sequence[int] = (6, 10, 10, 4), seed: int = 0,
-                       tol: float = 1e-10, spread: float = 1.0) -> dict[str, Any]:
+                       tol: float = 1e-10, spread: float = 1.0, scheduler: Any = None,
+                       workers: int | None = None) -> dict[str, Any]:
     """Stochastic balancing from one init, ``runs`` times with different random orders (S1 Fig 5).
 
     The balanced state is the unique minimiser of a strictly convex function (Thm 5.1), so every run
     must reach the same weights as the global (Newton) solver. The init is an MLP whose hidden units
     are rescaled by ``exp(N(0, spread))`` so that it starts far from balance.
+
+    The runs are independent cells of a grid (`neuro_balance.grid.run_grid`): ``scheduler`` and
+    ``workers`` put them on Dask, with the same numbers as a serial run.
 
     Returns
     -------
@@ -35,15 +47,11 @@ def order_independence(runs: int = 1000, sizes: Sequence[int] = (6, 10, 10, 4), 
     init = scale(base, {n: rng.normal(0.0, spread, p.size) for n, p in base.populations.items() if p.balanced})
     reference = balance(init, Lp(2), "global", tol=1e-13)
     ref = np.concatenate([w.ravel() for w in parameters(reference.network).values()])
-    finals, costs, sweeps, trajectories = [], [], [], []
-    for k in range(runs):
-        res = balance(init, Lp(2), "stochastic", seed=k, tol=tol)
-        finals.append(np.concatenate([w.ravel() for w in parameters(res.network).values()]))
-        costs.append(res.cost_after)
-        sweeps.append(res.iterations)
-        if k < 20:
-            trajectories.append(res.history["cost"])
-    finals = np.asarray(finals)
+    grid = run_grid(_stochastic_run, range(runs), {"init": init, "tol": tol}, scheduler=scheduler, workers=workers)
+    grid.raise_for_failures("order_independence")
+    finals = np.asarray([r[0] for r in grid.records])
+    costs, sweeps = [r[1] for r in grid.records], [r[2] for r in grid.records]
+    trajectories = [r[3] for r in grid.records[:20]]
     scale_w = float(np.abs(ref).max())
     dev_ref = np.abs(finals - ref).max(axis=1) / scale_w
     dev_mean = np.abs(finals - finals.mean(axis=0)).max(axis=1) / scale_w
