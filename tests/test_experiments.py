@@ -18,12 +18,8 @@ from neuro_balance.learn.experiments.balance_vs_learning_rate import ARMS
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """These tests multiply matrices of a few thousand entries: BLAS threads only add overhead."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        yield
+# matrices of a few thousand entries: BLAS threads only add overhead (fixture in conftest.py)
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def test_gd_regularizer_only_the_regularised_run_balances(tmp_path):

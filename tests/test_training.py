@@ -8,17 +8,14 @@ import pytest
 
 import neuro_balance as nb
 from neuro_balance.learn.datasets import digits
+from neuro_balance.model import conv
 from neuro_balance.learn.schedule import apply_balance
 from neuro_balance.learn.training import (BalanceSchedule, Optimizer, gradients, parameter_log_factors, parameters,
                                           parse_schedule, train)
 
 
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """These tests multiply matrices of a few thousand entries: BLAS threads only add overhead."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        yield
+# matrices of a few thousand entries: BLAS threads only add overhead (fixture in conftest.py)
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def _unit_l2_difference(net):
@@ -28,7 +25,6 @@ def _unit_l2_difference(net):
 
 
 def _conv_net(kind):
-    conv = pytest.importorskip("neuro_balance.model.conv")
     layers = [{"channels": 3, "kernel": 3, "padding": 1, "pool": {"kind": "max", "size": 2}},
               {"channels": 2, "kernel": 2}]
     if kind == "locally_connected":
@@ -271,7 +267,6 @@ def test_parse_schedule():
 
 
 def test_conv_network_trains_with_partial_balancing_on_digits():
-    conv = pytest.importorskip("neuro_balance.model.conv")
     d = digits()
     net = conv.conv_net((1, 8, 8), [{"channels": 4, "kernel": 3, "padding": 1, "pool": {"kind": "max", "size": 2}}],
                         dense=[16], n_out=10, seed=0)
