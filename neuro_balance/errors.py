@@ -1,11 +1,16 @@
-"""The one family of exceptions raised for bad input."""
+"""Every exception and warning class of the package: the one family raised for bad input, and the rest."""
 from __future__ import annotations
 
-__all__ = ["ModelError", "ProfileError", "GridError"]
+__all__ = ["ModelError", "ActivationError", "ProfileError", "GridError", "FixedPointOverflowError",
+           "UnverifiedProfileWarning"]
 
 
 class ModelError(ValueError):
     """A network or model file that is not valid; the message names the file, field and value."""
+
+
+class ActivationError(ModelError):
+    """An activation string that names no known unit, or has bad parameters."""
 
 
 class ProfileError(ValueError):
@@ -18,3 +23,11 @@ class GridError(RuntimeError):
     def __init__(self, message: str, result=None) -> None:
         super().__init__(message)
         self.result = result
+
+
+class FixedPointOverflowError(OverflowError):
+    """Raised by the ``error`` overflow policy of a fixed-point format; names the quantity and the range."""
+
+
+class UnverifiedProfileWarning(UserWarning):
+    """A hardware profile uses values flagged ``unverified: true``."""

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import FixedPointOverflowError
 from ..seeding import check_random_state
 
 __all__ = ["ROUNDING_MODES", "OVERFLOW_MODES", "FixedPointOverflowError", "round_int", "round_div",
@@ -44,10 +45,6 @@ __all__ = ["ROUNDING_MODES", "OVERFLOW_MODES", "FixedPointOverflowError", "round
 
 ROUNDING_MODES = ("nearest", "nearest_even", "truncate", "floor", "toward_zero", "stochastic")
 OVERFLOW_MODES = ("wrap", "saturate", "error")
-
-
-class FixedPointOverflowError(OverflowError):
-    """Raised by the ``error`` overflow policy; the message names the quantity and the range."""
 
 
 def _check_mode(mode: str) -> None:

@@ -16,17 +16,13 @@ from typing import Any
 
 import yaml
 
-from ..errors import ProfileError
+from ..errors import ProfileError, UnverifiedProfileWarning
 from ..resources import resource_dir
 from .profile_schema import SCHEMA_VERSION, validate
 
 __all__ = ["Profile", "load_profile", "list_profiles", "PROFILE_DIR", "SCHEMA_VERSION", "UnverifiedProfileWarning"]
 
 PROFILE_DIR = resource_dir("hardware_profiles")
-
-
-class UnverifiedProfileWarning(UserWarning):
-    """A profile uses values flagged ``unverified: true``."""
 
 
 @dataclass

@@ -14,13 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ActivationError
 
 __all__ = ["Activation", "parse_activation", "ActivationError"]
-
-
-class ActivationError(ModelError):
-    """An activation string that names no known unit, or has bad parameters."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -220,8 +219,11 @@ def load_model(path: str | os.PathLike) -> Network:
         raise ModelError(f"{path}: not a YAML model file ({err.__class__.__name__})") from None
     try:
         doc = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ModelError(f"{path}: not valid YAML: {err}") from None
+    except yaml.YAMLError as err:  # one line: the problem and where, not PyYAML's multi-line report
+        mark = getattr(err, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ModelError(f"{path}: not valid YAML{at}: {' '.join(str(getattr(err, 'problem', None) or err).split())}"
+                         ) from None
     if not isinstance(doc, dict):
         raise ModelError(f"{path}: the top level must be a mapping, got {type(doc).__name__}")
     fmt = doc.get("format")
@@ -240,8 +242,10 @@ def load_model(path: str | os.PathLike) -> Network:
             arrays = {key: archive[key] for key in archive.files}
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: weights: file {str(weights_path)!r} does not exist") from None
-    except (ValueError, OSError, zipfile.BadZipFile) as err:
-        raise ModelError(f"{path}: weights: {str(weights_path)!r} is not a readable npz archive ({err})") from None
+    except Exception as err:  # noqa: BLE001 - a damaged zip fails in many ways (zlib, struct, EOF, encryption,
+        # unsupported compression, a huge header): each one means the archive cannot be read
+        reason = " ".join(f"{type(err).__name__}: {err}".split())
+        raise ModelError(f"{path}: weights: {str(weights_path)!r} is not a readable npz archive ({reason})") from None
     for key, array in arrays.items():
         if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
             raise ModelError(f"{path}: weights: array {key!r} in {weights_name} has dtype {array.dtype}, not numbers")
@@ -305,11 +309,14 @@ def load_model(path: str | os.PathLike) -> Network:
             raise ModelError(f"{path}: {where}: must be a mapping, got {entry!r}")
         pre, post = _require(entry, "pre", where, path), _require(entry, "post", where, path)
         for end, value in (("pre", pre), ("post", post)):
-            if value not in names:
+            if not isinstance(value, str) or value not in names:
                 raise ModelError(f"{path}: {where}.{end}: no population named {value!r}")
         pname = entry.get("name", f"{pre}->{post}")
         delay = entry.get("delay", 0)
         kind = entry.get("kind", "dense")
+        for field, value in (("name", pname), ("kind", kind)):
+            if not isinstance(value, str):
+                raise ModelError(f"{path}: {where}.{field}: must be a string, got {value!r}")
         if pname not in arrays:
             raise ModelError(f"{path}: {where} ({pname}): {weights_name} has no array {pname!r}")
         used.add(pname)

@@ -47,8 +47,26 @@ class ProjectionKind(Protocol):
 KINDS: dict[str, ProjectionKind] = {}
 
 
-def register_kind(kind: ProjectionKind) -> ProjectionKind:
-    """Register a projection kind under ``kind.name``; returns it (usable as a decorator target)."""
+def register_kind(kind: ProjectionKind, *, replace: bool = False) -> ProjectionKind:
+    """Register a projection kind under ``kind.name``; returns it (usable as a decorator target).
+
+    Parameters
+    ----------
+    kind : ProjectionKind
+    replace : bool
+        Allow replacing a different kind already registered under the same name. Registering an
+        equal kind again (a module imported twice) is always allowed.
+
+    Raises
+    ------
+    ValueError
+        When ``kind.name`` is taken by a different kind and ``replace`` is False: every network that
+        uses the name would silently change meaning.
+    """
+    old = KINDS.get(kind.name)
+    if old is not None and old != kind and not replace:
+        raise ValueError(f"projection kind {kind.name!r} is already registered ({old!r}); "
+                         "pass replace=True to replace it")
     KINDS[kind.name] = kind
     return kind
 
