@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 __all__ = ["ModelError", "ActivationError", "ProfileError", "GridError", "FixedPointOverflowError",
-           "UnverifiedProfileWarning"]
+           "UnverifiedProfileWarning", "NotApplicable"]
 
 
 class ModelError(ValueError):
@@ -31,3 +31,7 @@ class FixedPointOverflowError(OverflowError):
 
 class UnverifiedProfileWarning(UserWarning):
     """A hardware profile uses values flagged ``unverified: true``."""
+
+
+class NotApplicable(Exception):
+    """A stage of the main job does not apply to this model (the message says why)."""

@@ -8,14 +8,15 @@ import numpy as np
 __all__ = ["check_random_state"]
 
 
-def check_random_state(seed: int | np.random.Generator | None) -> np.random.Generator:
+def check_random_state(seed: int | np.random.Generator | np.random.SeedSequence | None) -> np.random.Generator:
     """The generator a ``seed`` argument stands for (scikit-learn's ``check_random_state`` for Generators).
 
     Parameters
     ----------
-    seed : int, None or numpy.random.Generator
+    seed : int, None, numpy.random.Generator or numpy.random.SeedSequence
         A non-negative int seeds a fresh generator (same int, same draws); None seeds one from the
-        operating system; a Generator is returned as it is, so that callers share its stream.
+        operating system; a Generator is returned as it is, so that callers share its stream; a
+        SeedSequence (e.g. ``SeedSequence([seed, k])``: stream ``k`` of one seed) seeds a fresh one.
 
     Returns
     -------
@@ -42,8 +43,8 @@ def check_random_state(seed: int | np.random.Generator | None) -> np.random.Gene
     """
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is None:
-        return np.random.default_rng()
+    if seed is None or isinstance(seed, np.random.SeedSequence):
+        return np.random.default_rng(seed)
     if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)) and int(seed) >= 0:
         return np.random.default_rng(int(seed))
     raise ValueError(f"seed must be a non-negative int, None or a numpy.random.Generator, "

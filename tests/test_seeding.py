@@ -44,3 +44,8 @@ def test_only_the_seeding_module_makes_generators():
 
 def test_only_the_application_layer_chooses_a_matplotlib_backend():
     assert all(m.startswith("app/") for m, _ in _calls("matplotlib.use")), _calls("matplotlib.use")
+
+
+def test_a_seed_sequence_gives_the_stream_numpy_gives_it():
+    spawned = check_random_state(np.random.SeedSequence([5, 1])).random(4)
+    assert np.array_equal(spawned, np.random.default_rng([5, 1]).random(4))

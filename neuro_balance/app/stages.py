@@ -17,7 +17,7 @@ from ..balancing.costs import Cost
 from ..balancing.graph import build_graph
 from ..balancing.local import unit_colours
 from ..balancing.metrics import imbalance
-from ..errors import GridError, ModelError
+from ..errors import GridError, ModelError, NotApplicable
 from ..model.network import Network
 from .progress import Progress
 
@@ -45,10 +45,6 @@ class JobSettings:
     def quick(cls) -> "JobSettings":
         return cls(agent_events=60.0, agent_tol=1e-8, spike_window=0.5, spike_balance_time=0.04,
                    bits=(None, 3, 4, 8), seeds=(0,))
-
-
-class NotApplicable(Exception):
-    """A stage does not apply to this model (the message says why)."""
 
 
 def digits_for(net: Network, data) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -236,10 +236,10 @@ def from_nir(graph: Any, name: str | None = None) -> Network:
 
     Examples
     --------
-    >>> import nir, numpy as np                                          # doctest: +SKIP
+    >>> import nir, numpy as np
     >>> g = nir.NIRGraph.from_list(nir.Affine(np.eye(2), np.zeros(2)),
     ...                            nir.IF(np.ones(2), np.ones(2), np.zeros(2)))
-    >>> from_nir(g)                                                       # doctest: +SKIP
+    >>> from_nir(g)
     Network('nir': input[2], if[2]; 1 projections, 6 parameters)
     """
     where, stem = "", "nir"

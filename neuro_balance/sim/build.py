@@ -15,6 +15,7 @@ import numpy as np
 
 from ..balancing.graph import relative_imbalance
 from ..model.kinds import get_kind
+from ..seeding import check_random_state
 from .device import run_on_clock
 from .equations import (DECIDE, DECIDE2, DRIFT_CODE, ORDERS, RETRY, RETRY_CODE, detect_code, knock_code, lambda_code,
                         neuron_balance_model, request_code, request_condition, scale_in_code, scale_out_code,
@@ -76,7 +77,7 @@ def build_objects(spec: AgentSpec, seed: int) -> BrianObjects:
     for proj in net.projections:
         if proj.pre in spec.agents or proj.post in spec.agents:
             needed |= {proj.pre, proj.post}
-    rng = np.random.default_rng(seed)
+    rng = check_random_state(seed)
     starts = first_requests(spec.rates, {n: net.populations[n].size for n in spec.agents}, 0.0, rng)
     for k, name in enumerate(net.populations):
         if name in needed:

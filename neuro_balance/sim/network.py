@@ -24,6 +24,7 @@ import numpy as np
 from ..balancing.costs import Cost
 from ..errors import ModelError
 from ..model.network import Network
+from ..seeding import check_random_state
 from .build import build_objects, first_requests
 from .device import Target, compile_progress
 from .replay import BalanceEvents
@@ -107,7 +108,7 @@ class BalancingNetwork:
         self.seed = int(seed)
         self.rates = dict(self.spec.rates)
         self.time = 0.0  # seconds simulated so far
-        self._rng = np.random.default_rng([self.seed, 1])
+        self._rng = check_random_state(np.random.SeedSequence([self.seed, 1]))
         self._x: np.ndarray | None = None
         self._started = False
         self._results: Results | None = None
