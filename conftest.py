@@ -4,11 +4,18 @@
 an extra (``neuro_balance/torch/`` needs torch; dask, NIR and the interop frameworks likewise) is
 skipped when importing it fails for the lack of that extra, and only then: a missing module of the
 package itself, or of a core dependency, still fails the collection.
+
+``import brian2`` imports ``brian2.tests``, which replaces pytest's ``DoctestModule`` with a subclass
+that fails on ``__init__.py`` files; the original is put back before every collection.
 """
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
+
+from _pytest import doctest as _pytest_doctest
+
+_DOCTEST_MODULE = _pytest_doctest.DoctestModule  # before anything imports brian2
 
 PACKAGE = Path(__file__).resolve().parent / "neuro_balance"
 
@@ -24,6 +31,10 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def pytest_collectstart(collector) -> None:
+    _pytest_doctest.DoctestModule = _DOCTEST_MODULE
+
+
 def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
     """True for a package module that cannot be imported because an optional dependency is missing."""
     path = Path(collection_path)
@@ -34,4 +45,6 @@ def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
     except ModuleNotFoundError as err:
         if (err.name or "").split(".")[0] in OPTIONAL:
             return True
+    finally:
+        _pytest_doctest.DoctestModule = _DOCTEST_MODULE
     return None
