@@ -173,12 +173,13 @@ def _balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1
         if cost.is_linf:
             method = "sweep"  # L-infinity has no Newton step; colour sweeps reach its max-balanced state
     graph = build_graph(net, cost, tie)
-    if method != "global":
+    if method != "global" or max_iter == 0:  # max_iter=0: no step at all (the solver warm-starts with sweeps)
         if schedule is None:
             schedule = "random" if method == "stochastic" else "colour"
         run = run_schedule(graph, schedule, tol=tol, max_sweeps=10_000 if max_iter is None else int(max_iter),
                            rng=rng, fraction=fraction, grid=scale_grid)
         u, iterations, history, converged, updates = run.state.u, run.sweeps, run.history, run.converged, run.updates
+        schedule = None if method == "global" else schedule
     else:
         run = global_balance(graph, tol=tol, max_iter=100 if max_iter is None else int(max_iter))
         u, iterations, history, converged, updates = run.u, run.iterations, run.history, run.converged, 0
