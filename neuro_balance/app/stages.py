@@ -32,7 +32,7 @@ class JobSettings:
     """Sizes of the main job; `JobSettings.quick` is the reduced variant."""
 
     agent_rate: float = 1000.0         # balance events per unit per second (Hz), lowered if colour gating needs
-    agent_events: float = 100.0        # balance events per unit (an MLP reaches 1e-12 in ~40, a CNN in ~80)
+    agent_events: float = 150.0        # balance events per unit (an MLP reaches 1e-12 in ~40, a CNN in ~80-100)
     agent_tol: float = 1e-10           # the agents have converged at this max relative imbalance
     spike_window: float = 2.0          # each spiking measurement window (s): quantisation error ~ 1 / window
     spike_balance_time: float = 0.06   # balancing while spiking (s)
@@ -43,7 +43,7 @@ class JobSettings:
 
     @classmethod
     def quick(cls) -> "JobSettings":
-        return cls(agent_events=60.0, agent_tol=1e-8, spike_window=0.5, spike_balance_time=0.04,
+        return cls(agent_events=100.0, agent_tol=1e-8, spike_window=0.5, spike_balance_time=0.04,
                    bits=(None, 3, 4, 8), seeds=(0,))
 
 
