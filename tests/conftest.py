@@ -27,3 +27,23 @@ def one_blas_thread():
     """Tests that multiply matrices of a few thousand entries: BLAS threads only add overhead."""
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+@pytest.fixture(scope="session")
+def cython_target():
+    """Brian2's Cython target with one set of compiler flags for the whole run: every Cython test shares one build.
+
+    Compiled at -O0 (the tests check exactness, not speed; -O3 takes twice as long to build), with
+    Brian2's floating-point flags. The code cache is the project's (`neuro_balance.sim.cache_directory`,
+    moved with ``$NEURO_BALANCE_CACHE``), so a warm cache is reused across runs; a cold one compiles
+    once per run. ``$NEURO_BALANCE_TEST_CYTHON_CACHE`` puts the tests' build somewhere else (an empty
+    directory measures a cold start).
+    """
+    brian2 = pytest.importorskip("brian2")
+    prefs = brian2.prefs
+    old = prefs.codegen.runtime.cython.cache_dir, list(prefs.codegen.cpp.extra_compile_args_gcc)
+    if os.environ.get("NEURO_BALANCE_TEST_CYTHON_CACHE"):
+        prefs.codegen.runtime.cython.cache_dir = os.environ["NEURO_BALANCE_TEST_CYTHON_CACHE"]
+    prefs.codegen.cpp.extra_compile_args_gcc = ["-w", "-O0", "-ffast-math", "-fno-finite-math-only", "-std=c++11"]
+    yield
+    prefs.codegen.runtime.cython.cache_dir, prefs.codegen.cpp.extra_compile_args_gcc = old

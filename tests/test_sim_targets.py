@@ -1,4 +1,4 @@
-"""The same agents on Brian2's compiled targets (slow: a cold Cython cache compiles for minutes)."""
+"""The same agents on Brian2's compiled targets: one Cython case in the default suite, the rest slow."""
 from __future__ import annotations
 
 import json
@@ -23,23 +23,14 @@ NETS = {
 PS = (0.5, 1.0, 2.0, 3.0)
 
 
-@pytest.fixture(scope="module")
-def quick_cython():
-    """Compile Cython at -O0: the tests check exactness, not speed, and -O3 takes twice as long to build.
-
-    The floating-point flags stay as Brian2's defaults.
-    """
-    prefs = brian2.prefs.codegen.cpp
-    old = list(prefs.extra_compile_args_gcc)
-    prefs.extra_compile_args_gcc = ["-w", "-O0", "-ffast-math", "-fno-finite-math-only", "-std=c++11"]
-    yield
-    prefs.extra_compile_args_gcc = old
+# One case in the default suite (generic p: the pow code path; the fewest objects to compile); the
+# others are slow. Every Cython test shares the session's one build (`cython_target` in conftest.py).
+CYTHON_CASES = [pytest.param(kind, p, marks=() if (kind, p) == ("mlp", 0.5) else pytest.mark.slow)
+                for kind in sorted(NETS) for p in PS]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", sorted(NETS))
-@pytest.mark.parametrize("p", PS)
-def test_cython_agents_equal_replay(quick_cython, kind, p):
+@pytest.mark.parametrize("kind, p", CYTHON_CASES)
+def test_cython_agents_equal_replay(cython_target, kind, p):
     """The local schedule at rate * dt = 0.2: neighbours collide often and resolve it locally."""
     net, cost = eval(NETS[kind]), nb.Lp(p)
     bn = BalancingNetwork(net, cost, rate=2000.0, target="cython", monitor_dt=None)
@@ -50,7 +41,7 @@ def test_cython_agents_equal_replay(quick_cython, kind, p):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(NETS))
-def test_cython_colour_schedule_equals_replay(quick_cython, kind):
+def test_cython_colour_schedule_equals_replay(cython_target, kind):
     net, cost = eval(NETS[kind]), nb.Lp(2)
     bn = BalancingNetwork(net, cost, rate=500.0, target="cython", monitor_dt=None, schedule="colour")
     bn.run(0.02)
@@ -59,7 +50,7 @@ def test_cython_colour_schedule_equals_replay(quick_cython, kind):
 
 
 @pytest.mark.slow
-def test_cython_and_numpy_draw_the_same_events(quick_cython):
+def test_cython_and_numpy_draw_the_same_events(cython_target):
     """Same seed, same first requests and Brian2 random stream: the targets agree event for event."""
     net, cost = eval(NETS["dag"]), nb.Lp(2)
     runs = []
