@@ -27,7 +27,7 @@ def net():
 def test_scaling_a_copy_writes_the_weights_once(net):
     u = {name: np.full(pop.size, 0.3) for name, pop in net.populations.items() if pop.balanced}
     assert peak_copies(lambda: nb.scale(net, u), net) < 1.1
-    assert peak_copies(lambda: nb.scale(net, u, inplace=True), net) < 0.1
+    assert peak_copies(lambda: nb.scale(net, u, inplace=True), net) < 0.3  # a few rows of factors at a time
 
 
 @pytest.mark.parametrize("method", ["global", "sweep", "stochastic"])

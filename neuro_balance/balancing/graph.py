@@ -83,6 +83,7 @@ class CostGraph:
     exponents: tuple[float, ...] = field(init=False)
     alphas: tuple[float, ...] = field(init=False)
     linf: bool = field(init=False)  # sums are maxima (L-infinity)
+    origin: Point | None = field(default=None, init=False, repr=False)  # `FlatGraph.evaluate` at u = 0
 
     def __post_init__(self) -> None:
         self.alphas = tuple(alpha for alpha, _ in self.cost.terms)
@@ -118,11 +119,15 @@ class CostGraph:
 
         ``A`` is the in-cost (bias included if the cost says so), ``B`` the out-cost, both without
         loops; ``S`` is the loop cost. Under L-infinity they are maxima. ``point`` reuses a
-        `FlatGraph.evaluate` at the same ``u``.
+        `FlatGraph.evaluate` at the same ``u`` (at ``u = 0``, the one made when the graph was built).
         """
-        flat = self.flat
-        pt = flat.evaluate(flat.pack(u)) if point is None else point
-        return {name: (pt.A[:, sl], pt.B[:, sl], pt.S[:, sl]) for name, sl in flat.slices.items()}
+        pt = self.evaluate(u) if point is None else point
+        return {name: (pt.A[:, sl], pt.B[:, sl], pt.S[:, sl]) for name, sl in self.flat.slices.items()}
+
+    def evaluate(self, u: dict[str, np.ndarray]) -> Point:
+        """`FlatGraph.evaluate` at log-scales ``u`` (at ``u = 0``: the point made when the graph was built)."""
+        x = self.flat.pack(u)
+        return self.origin if self.origin is not None and not x.any() else self.flat.evaluate(x)
 
     def total_cost(self, u: dict[str, np.ndarray], costs=None) -> float:
         """``F(u)``: the cost of all parameters after scaling (the maximum under L-infinity)."""
@@ -235,7 +240,19 @@ def build_graph(net: Network, cost: Cost, tie: str | None = None) -> CostGraph:
 
 def _mark_dead_and_floating(graph: CostGraph) -> None:
     """Mark dead units, then ground-less components (pinned, or unbounded for BiPU cycles)."""
-    costs = graph.unit_costs(graph.zeros())
+    graph.origin = graph.flat.evaluate(np.zeros(graph.flat.n))
+    costs = graph.unit_costs(graph.zeros(), graph.origin)
+    n_blocks = len(graph.blocks)
+    row_sums, col_sums = graph.origin.ins[:n_blocks], graph.origin.outs[:n_blocks]  # K @ 1, 1 @ K (term 0)
+
+    def into(k: int, mask: np.ndarray) -> np.ndarray:
+        """Post units of block k with a nonzero parameter from a unit in ``mask``."""
+        return (row_sums[k] if mask.all() else graph.blocks[k].K[0] @ mask.astype(float)) > 0
+
+    def out_of(k: int, mask: np.ndarray) -> np.ndarray:
+        """Pre units of block k with a nonzero parameter to a unit in ``mask``."""
+        return (col_sums[k] if mask.all() else mask.astype(float) @ graph.blocks[k].K[0]) > 0
+
     for name, (A, B, _) in costs.items():
         dead = graph.free[name] & ((A.sum(axis=0) == 0) | (B.sum(axis=0) == 0))
         graph.dead[name] = dead
@@ -245,24 +262,23 @@ def _mark_dead_and_floating(graph: CostGraph) -> None:
     reached = {name: np.zeros(n, dtype=bool) for name, n in graph.sizes.items()}
     for name, terms in graph.bias.items():
         reached[name] |= free[name] & (terms[0] > 0)
-    fixed = {name: (~m).astype(float) for name, m in free.items()}
-    for blk in graph.blocks:
-        K = blk.K[0]
+    fixed = {name: ~m for name, m in free.items()}
+    for k, blk in enumerate(graph.blocks):
         if fixed[blk.pre].any():
-            reached[blk.post] |= free[blk.post] & (K @ fixed[blk.pre] > 0)
+            reached[blk.post] |= free[blk.post] & into(k, fixed[blk.pre])
         if fixed[blk.post].any():
-            reached[blk.pre] |= free[blk.pre] & (fixed[blk.post] @ K > 0)
+            reached[blk.pre] |= free[blk.pre] & out_of(k, fixed[blk.post])
     changed = True
     while changed and any((free[n] & ~reached[n]).any() for n in free):
         changed = False
-        for blk in graph.blocks:
+        for k, blk in enumerate(graph.blocks):
             if (free[blk.post] & ~reached[blk.post]).any() and reached[blk.pre].any():
-                new = free[blk.post] & ~reached[blk.post] & (blk.K[0] @ reached[blk.pre].astype(float) > 0)
+                new = free[blk.post] & ~reached[blk.post] & into(k, reached[blk.pre])
                 if new.any():
                     reached[blk.post] |= new
                     changed = True
             if (free[blk.pre] & ~reached[blk.pre]).any() and reached[blk.post].any():
-                new = free[blk.pre] & ~reached[blk.pre] & (reached[blk.post].astype(float) @ blk.K[0] > 0)
+                new = free[blk.pre] & ~reached[blk.pre] & out_of(k, reached[blk.post])
                 if new.any():
                     reached[blk.pre] |= new
                     changed = True

@@ -1,9 +1,8 @@
 """Local balancing: one unit (or one colour class of units) at a time, on the cost graph.
 
-Balancing unit i is the exact minimisation of the cost over its log-scale: the closed forms of
-`closed_form` (theory eq 3.3; L-infinity with its loop term) and, for weighted sums of Lp terms or
-BiPU units with loops, a 1-D convex minimisation. Every update reads
-only the unit's own in- and out-costs. The schedules decide who balances next:
+Balancing unit i is the exact minimisation of the cost over its log-scale (`unit_step`: the closed
+forms of `closed_form`, else a 1-D convex solve). Every update reads only the unit's own in- and
+out-costs. The schedules decide who balances next:
 
 * ``random``: a fresh random permutation of the units each sweep (the paper's stochastic algorithm);
 * ``cyclic`` / ``reverse``: the units in network order, or the reverse;
@@ -21,63 +20,13 @@ import numpy as np
 
 from .closed_form import linf_log_step, loop_rate, lp_log_step
 from .flat import cols_max, rows_max
-from .graph import CostGraph, max_imbalance
+from .graph import CostGraph
+from .unit_step import LN2, best_pow2_step, optimal_log_step, scalar_root
 from ..seeding import check_random_state
 
 __all__ = ["SCHEDULES", "BalanceState", "optimal_log_step", "colour_classes", "unit_colours", "run_schedule"]
 
 SCHEDULES = ("random", "cyclic", "reverse", "colour")
-_LN2 = math.log(2.0)
-
-
-def optimal_log_step(graph: CostGraph, degree: float, A: np.ndarray, B: np.ndarray, S: np.ndarray) -> np.ndarray:
-    """Log of the balancing factor for units with current costs ``A, B, S`` (each ``(n_terms, n)``).
-
-    Minimises ``phi(d) = sum_t alpha_t (A_t e^{p_t d} + B_t e^{-c p_t d} + S_t e^{p_t (1-c) d})``.
-    """
-    c = degree
-    if graph.linf:
-        return linf_log_step(A[0], B[0], S[0], c)
-    if graph.n_terms == 1 and (c == 1.0 or not S.any()):
-        return lp_log_step(A[0], B[0], graph.exponents[0], c)
-    return _convex_root(graph, c, A, B, S)
-
-
-def _convex_root(graph: CostGraph, c: float, A: np.ndarray, B: np.ndarray, S: np.ndarray) -> np.ndarray:
-    """Safeguarded Newton on ``phi'(d) = 0``, vectorised over units (phi is strictly convex)."""
-    alphas = np.asarray(graph.alphas)[:, None]
-    ps = np.asarray(graph.exponents)[:, None]
-    r = loop_rate(c)
-
-    def derivatives(d):
-        ea, eb, es = np.exp(ps * d), np.exp(-c * ps * d), np.exp(ps * r * d)
-        g = (alphas * ps * (A * ea - c * B * eb + r * S * es)).sum(axis=0)
-        h = (alphas * ps ** 2 * (A * ea + c * c * B * eb + r * r * S * es)).sum(axis=0)
-        return g, h
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        single = lp_log_step(A, B, ps, c)
-    single = np.where(np.isfinite(single), single, 0.0)
-    lo, hi = single.min(axis=0) - 1.0, single.max(axis=0) + 1.0
-    for _ in range(200):
-        g_lo, _ = derivatives(lo)
-        g_hi, _ = derivatives(hi)
-        if np.all(g_lo < 0) and np.all(g_hi > 0):
-            break
-        lo = np.where(g_lo < 0, lo, lo - 2 * (hi - lo))
-        hi = np.where(g_hi > 0, hi, hi + 2 * (hi - lo))
-    d = 0.5 * (lo + hi)
-    for _ in range(200):
-        g, h = derivatives(d)
-        lo = np.where(g < 0, d, lo)
-        hi = np.where(g > 0, d, hi)
-        step = d - g / h
-        inside = (step > lo) & (step < hi)
-        new = np.where(inside, step, 0.5 * (lo + hi))
-        if np.all(np.abs(new - d) <= 1e-15 * np.maximum(1.0, np.abs(d))):
-            return new
-        d = new
-    return d
 
 
 def unit_colours(graph: CostGraph) -> dict[str, np.ndarray]:
@@ -92,7 +41,7 @@ def unit_colours(graph: CostGraph) -> dict[str, np.ndarray]:
     neighbours = {n: set() for n in names}
     internal = {}
     for blk in graph.blocks:
-        nonzero = any(K.any() for K in blk.K)
+        nonzero = any(K.size and (K.flat[0] != 0 or K.any()) for K in blk.K)  # usually decided by one entry
         if blk.post == blk.pre:
             if nonzero:
                 adj = np.zeros_like(blk.K[0], dtype=bool)
@@ -149,7 +98,7 @@ class BalanceState:
             self._into[blk.post].append((blk.pre, blk.K))
             self._from[blk.pre].append((blk.post, blk.K))
         self._transposed: dict[int, np.ndarray] = {}
-        self._fast: dict[str, tuple | None] = {}
+        self._fast: dict[str, list[tuple]] = {}
         self._ea, self._eb = [], []
         for p in graph.exponents:
             self._ea.append({n: np.exp(p * v) for n, v in self.u.items()})
@@ -198,50 +147,57 @@ class BalanceState:
             self._ea[t][name][idx] = np.exp(p * u[idx])
             self._eb[t][name][idx] = np.exp(-p * c * u[idx])
 
-    def _fast_path(self, name: str) -> tuple | None:
-        """What `balance_one` reads for a unit of ``name`` (one Lp or L-infinity term, no loop), or None."""
+    def _rows(self, name: str) -> list[tuple]:
+        """Per term, what `balance_one` reads for a unit of ``name``: row views and scale vectors."""
         if name not in self._fast:
             g = self.graph
-            if g.n_terms != 1 or name in g.loops:
-                self._fast[name] = None
-            else:
-                ea, eb = self._ea[0], self._eb[0]
-                ins = [(Ks[0], eb[pre]) for pre, Ks in self._into[name]]
-                outs = [(self._rows_of_transpose(Ks[0], slice(None)), ea[post]) for post, Ks in self._from[name]]
-                bias = g.bias[name][0] if name in g.bias else None
-                self._fast[name] = (ins, outs, bias, ea[name], eb[name], self.u[name], g.degree[name],
-                                    g.exponents[0])
+            self._fast[name] = [
+                ([(Ks[t], self._eb[t][pre]) for pre, Ks in self._into[name]],
+                 [(self._rows_of_transpose(Ks[t], slice(None)), self._ea[t][post]) for post, Ks in self._from[name]],
+                 g.bias[name][t] if name in g.bias else None, g.loops[name][t] if name in g.loops else None,
+                 self._ea[t][name], self._eb[t][name], p)
+                for t, p in enumerate(g.exponents)]
         return self._fast[name]
 
     def balance_one(self, name: str, i: int, fraction: float = 1.0, grid: str | None = None) -> float:
         """Balance the single unit ``i`` of ``name``; returns its log step.
 
-        The common case (one term, no loop) reads row ``i`` of each incoming ``K`` and of each
-        outgoing ``K``'s transpose as views and works on scalars: the stochastic algorithm's inner loop,
-        O(fan-in + fan-out) per update.
+        Reads row ``i`` of each incoming ``K`` and of each outgoing ``K``'s transpose as views and works
+        on scalars: the stochastic algorithm's inner loop, O(fan-in + fan-out) per update.
         """
-        fast = self._fast_path(name) if grid is None else None
-        if fast is None:
+        if grid is not None:
             return float(self.balance(name, np.array([i]), fraction, grid)[0])
-        ins, outs, bias, ea, eb, u, c, p = fast
-        A = 0.0 if bias is None else bias[i]
-        B = 0.0
-        if self.graph.linf:
-            for K, b in ins:
-                A = max(A, (K[i] * b).max(initial=0.0))
-            for KT, a in outs:
-                B = max(B, (KT[i] * a).max(initial=0.0))
-            delta = fraction * float(linf_log_step(A * ea[i], B * eb[i], None, c))
+        g = self.graph
+        c, u = g.degree[name], self.u[name]
+        A, B, S = [], [], []
+        for ins, outs, bias, loops, ea, eb, p in self._rows(name):
+            a = 0.0 if bias is None else bias[i]
+            b = 0.0
+            if g.linf:
+                for K, v in ins:
+                    a = max(a, (K[i] * v).max(initial=0.0))
+                for KT, v in outs:
+                    b = max(b, (KT[i] * v).max(initial=0.0))
+            else:
+                for K, v in ins:
+                    a += K[i].dot(v)
+                for KT, v in outs:
+                    b += KT[i].dot(v)
+            A.append(float(a * ea[i]))
+            B.append(float(b * eb[i]))
+            S.append(0.0 if loops is None else float(loops[i] * math.exp(p * loop_rate(c) * u[i])))
+        if g.linf:
+            delta = float(linf_log_step(A[0], B[0], S[0] if S[0] > 0 else None, c))
+        elif len(A) == 1 and (c == 1.0 or S[0] == 0.0):
+            delta = float(lp_log_step(A[0], B[0], g.exponents[0], c))
         else:
-            for K, b in ins:
-                A += K[i].dot(b)
-            for KT, a in outs:
-                B += KT[i].dot(a)
-            delta = fraction * float(lp_log_step(A * ea[i], B * eb[i], p, c))
+            delta = scalar_root(g, c, A, B, S)
+        delta *= fraction
         ui = u[i] + delta
         u[i] = ui
-        ea[i] = math.exp(p * ui)
-        eb[i] = math.exp(-p * c * ui)
+        for t, p in enumerate(g.exponents):
+            self._ea[t][name][i] = math.exp(p * ui)
+            self._eb[t][name][i] = math.exp(-p * c * ui)
         return delta
 
     def balance(self, name: str, idx: np.ndarray, fraction: float = 1.0, grid: str | None = None) -> np.ndarray:
@@ -250,35 +206,11 @@ class BalanceState:
         c = self.graph.degree[name]
         delta = fraction * optimal_log_step(self.graph, c, A, B, S)
         if grid == "pow2":
-            delta = _best_pow2_step(self.graph, c, A, B, S, delta)
+            delta = best_pow2_step(self.graph, c, A, B, S, delta)
         self.shift(name, idx, delta)
         if grid == "pow2":  # keep u an exact multiple of log 2, so the factors are exact powers of two
-            self.u[name][idx] = np.round(self.u[name][idx] / _LN2) * _LN2
+            self.u[name][idx] = np.round(self.u[name][idx] / LN2) * LN2
         return delta
-
-
-def _phi(graph: CostGraph, c: float, A, B, S, d) -> np.ndarray:
-    """The units' local cost after a log step ``d`` (L-infinity: the largest of in, out, loops)."""
-    ps = np.asarray(graph.exponents)[:, None]
-    parts = (A * np.exp(ps * d), B * np.exp(-c * ps * d), S * np.exp(ps * loop_rate(c) * d))
-    if graph.linf:
-        return np.maximum(np.maximum(parts[0], parts[1]), parts[2])[0]
-    alphas = np.asarray(graph.alphas)[:, None]
-    return (alphas * (parts[0] + parts[1] + parts[2])).sum(axis=0)
-
-
-def _best_pow2_step(graph: CostGraph, c: float, A, B, S, delta) -> np.ndarray:
-    """The power-of-two step (multiple of log 2) nearest the optimum with the lowest cost.
-
-    Candidates are the two grid points around ``delta`` and 0, so the cost never increases and a
-    unit already at its best grid point stays put.
-    """
-    k = np.floor(delta / _LN2)
-    candidates = np.stack([np.zeros_like(delta), k * _LN2, (k + 1) * _LN2])
-    costs = np.stack([_phi(graph, c, A, B, S, d) for d in candidates])
-    # Prefer the current point unless a move lowers the cost by more than rounding noise.
-    costs[1:] = np.where(costs[1:] < costs[0] * (1 - 1e-12), costs[1:], np.inf)
-    return candidates[np.argmin(costs, axis=0), np.arange(len(delta))]
 
 
 @dataclass
@@ -325,9 +257,9 @@ def run_schedule(graph: CostGraph, schedule: str = "random", *, tol: float = 1e-
     history = {"imbalance": [], "cost": []}
 
     def record() -> float:
-        costs = graph.unit_costs(state.u)
-        history["imbalance"].append(max_imbalance(graph, costs))
-        history["cost"].append(graph.total_cost(state.u, costs))
+        point = graph.evaluate(state.u)
+        history["imbalance"].append(graph.flat.max_imbalance(point))
+        history["cost"].append(graph.flat.cost(point))
         return history["imbalance"][-1]
 
     worst = record()

@@ -77,20 +77,40 @@ def scale(net: Network, log_scales: Mapping[str, np.ndarray], *, inplace: bool =
             continue
         pre, post = out.populations[proj.pre], out.populations[proj.post]
         post_idx, pre_idx = get_kind(proj.kind).groups(proj, pre, post)
-        scalings = ([factors(u[proj.post])[post_idx]] if proj.post in u else []) + \
-                   ([factors(-pre.degree * u[proj.pre])[pre_idx]] if proj.pre in u else [])
-        # One factor at a time, in place: no temporary the size of the weights.
-        if inplace:
-            for f in scalings:
-                proj.weight *= f
-        else:
-            proj.weight = np.multiply(proj.weight, scalings[0], out=np.empty_like(proj.weight))
-            for f in scalings[1:]:
-                proj.weight *= f
+        f_post = factors(u[proj.post])[post_idx] if proj.post in u else None
+        f_pre = factors(-pre.degree * u[proj.pre])[pre_idx] if proj.pre in u else None
+        proj.weight = _rescaled(proj.weight, f_post, f_pre, inplace)
     for name, values in u.items():
         pop = out.populations[name]
         if pop.bias is not None:
             pop.bias *= factors(values)
         if pop.neuron is not None:  # v_leak (LI) travels with the input it is added to
             pop.neuron = pop.neuron.with_potentials_scaled(factors(values))
+    return out
+
+
+_ROWS = 64  # rows per chunk of an outer-product rescaling: the factor block stays in cache
+
+
+def _rescaled(w: np.ndarray, f_post: np.ndarray | None, f_pre: np.ndarray | None, inplace: bool) -> np.ndarray:
+    """``w * f_post * f_pre`` (either may be None) written once: into ``w`` itself, or into one new array.
+
+    Dense projections (factors of shapes ``(n, 1)`` and ``(1, m)``) go through the weights once, a
+    chunk of rows at a time; other kinds apply the factors one after the other.
+    """
+    out = w if inplace else np.empty_like(w)
+    parts = [f for f in (f_post, f_pre) if f is not None]
+    if len(parts) == 2 and w.ndim == 2 and f_post.shape == (w.shape[0], 1) and f_pre.shape == (1, w.shape[1]):
+        for start in range(0, w.shape[0], _ROWS):
+            rows = slice(start, start + _ROWS)
+            if inplace:
+                out[rows] *= f_post[rows] * f_pre
+            else:
+                np.multiply(w[rows], f_post[rows] * f_pre, out=out[rows])
+        return out
+    for k, f in enumerate(parts):
+        if inplace or k:
+            out *= f
+        else:
+            np.multiply(w, f, out=out)
     return out

@@ -190,8 +190,8 @@ def global_balance(graph: CostGraph, *, tol: float = 1e-10, max_iter: int = 100,
     if graph.linf:
         raise ValueError("the Newton solver needs an Lp cost; L-infinity is balanced by sweeps")
     flat = graph.flat
-    x = flat.pack(u) if u is not None else np.zeros(flat.n)
-    pt = flat.evaluate(x)
+    pt = graph.evaluate(u if u is not None else graph.zeros())
+    x = pt.u.copy()  # never hand out the graph's own origin
     F = flat.cost(pt)
     history = {"imbalance": [flat.max_imbalance(pt)], "cost": [F]}
     if history["imbalance"][-1] > max(tol, _FAR) and flat.free.any():
