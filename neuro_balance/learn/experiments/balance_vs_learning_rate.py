@@ -22,6 +22,8 @@ import numpy as np
 from .. import datasets
 from ...balancing.costs import Lp
 from ...model.builders import mlp
+from ...model.network import Network
+from ...seeding import check_random_state
 from ..stacked import train_stacked
 from .common import ARM_NOTE, ARM_STYLE, epochs_to, subset
 
@@ -70,6 +72,19 @@ def _default_nets() -> list[dict[str, Any]]:
     return [dict(NETS["small"], name="small n=100"), dict(NETS["small"], name="small n=300", n_train=300)]
 
 
+def _network(sizes: Sequence[int], seed: int, init: str) -> Network:
+    """``mlp(sizes, seed)``, with PyTorch's default ``nn.Linear`` initialisation for ``init="torch"``."""
+    net = mlp(list(sizes), seed=seed)
+    if init == "torch":
+        rng = check_random_state(seed)
+        for proj in net.projections:
+            bound = 1.0 / np.sqrt(proj.weight.shape[1])
+            proj.weight[...] = rng.uniform(-bound, bound, proj.weight.shape)
+            bias = net.populations[proj.post].bias
+            bias[...] = rng.uniform(-bound, bound, bias.shape)
+    return net
+
+
 def balance_vs_learning_rate(nets: Sequence[Mapping[str, Any]] | None = None,
                              arms: Sequence[str] = tuple(ARMS),
                              optimizers: Mapping[str, Sequence[float]] | None = None,
@@ -77,7 +92,7 @@ def balance_vs_learning_rate(nets: Sequence[Mapping[str, Any]] | None = None,
                              tuned_epochs: int | None = 100, l1: float = 0.015, l2: float = 0.0075,
                              target: float = 0.8, eval_every: int = 10, momentum: float = 0.9,
                              mnist: str | os.PathLike | None = None, precision: str = "float32",
-                             centre: bool = True) -> dict[str, Any]:
+                             centre: bool = True, init: str = "he") -> dict[str, Any]:
     """S2's protocol on digits (or MNIST / Fashion-MNIST IDX files), swept over learning rates and optimisers.
 
     Each seed fixes the init (``mlp(sizes, seed)``), the stratified training subset and the minibatch
@@ -117,6 +132,10 @@ def balance_vs_learning_rate(nets: Sequence[Mapping[str, Any]] | None = None,
         Map pixels from [0, 1] to [-1, 1] (``(x - 0.5) / 0.5``, S2's code's normalisation). The input
         scale multiplies the first layer's gradient, so at lr 1e-3 it moves every arm's accuracy by
         10 to 20 points (measured on digits; the gap between the arms stays).
+    init : {"he", "torch"}
+        ``he``: `mlp`'s weights ``N(0, 2 / fan_in)``, biases ``N(0, 0.1**2)``; ``torch``: PyTorch's
+        default for ``nn.Linear`` (S2's code), weights and biases ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``,
+        about 2.4 times smaller, which slows deeper nets at lr 1e-3 further.
 
     Returns
     -------
@@ -125,6 +144,8 @@ def balance_vs_learning_rate(nets: Sequence[Mapping[str, Any]] | None = None,
         the epochs to ``target`` (over the seeds that reached it), how many reached it and how many
         diverged. ``curves`` the same nesting: ``epochs`` and mean/std test accuracy per evaluation.
     """
+    if init not in ("he", "torch"):
+        raise ValueError(f"init must be 'he' or 'torch', got {init!r}")
     if precision not in ("float32", "float64"):
         raise ValueError(f"precision must be 'float32' or 'float64', got {precision!r}")
     unknown = [a for a in arms if a not in ARMS]
@@ -154,7 +175,8 @@ def balance_vs_learning_rate(nets: Sequence[Mapping[str, Any]] | None = None,
         for opt, lrs in optimizers.items():
             epochs = spec["epochs"] if opt == "sgd" or tuned_epochs is None else tuned_epochs
             for lr in (spec.get("lrs", lrs) if opt == "sgd" else lrs):
-                res = train_stacked([mlp(sizes, seed=seed) for seed, _ in copies], X, y, base.X_test, base.y_test,
+                nets_m = [_network(sizes, seed, init) for seed, _ in copies]
+                res = train_stacked(nets_m, X, y, base.X_test, base.y_test,
                                     lr=lr, epochs=epochs, batch_size=batch_size, optimizer=opt, momentum=momentum,
                                     regs=[regs[ARMS[arm][0]] for _, arm in copies],
                                     balances=[ARMS[arm][1] for _, arm in copies],
@@ -177,7 +199,8 @@ def balance_vs_learning_rate(nets: Sequence[Mapping[str, Any]] | None = None,
     config = {"data": str(mnist) if mnist is not None else "digits", "centre": centre, "nets": nets, "arms": list(arms),
               "optimizers": {k: list(v) for k, v in optimizers.items()}, "seeds": list(seeds),
               "batch_size": batch_size, "tuned_epochs": tuned_epochs, "l1": l1, "l2": l2, "target": target,
-              "eval_every": eval_every, "momentum": momentum, "n_test": int(len(base.y_test)), "precision": precision,
+              "eval_every": eval_every, "momentum": momentum, "n_test": int(len(base.y_test)),
+              "precision": precision, "init": init,
               "full_balance": "L2 (FB) or L1 (FB + L1 NB), global solver, before training",
               "partial_balance": "one colour sweep (a layer at a time) after every epoch"}
     return {"name": "balance_vs_learning_rate", "config": config, "curves": curves, "summary": summary}
