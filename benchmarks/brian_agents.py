@@ -1,24 +1,27 @@
-"""Cost of the Brian2 balancing agents against the numpy sweep of the same network, per target.
+"""Marginal costs of the Brian2 balancing agents, per target, size and schedule.
 
-For a [N]*5 ReLU MLP (3 hidden layers, 4 weight matrices; N = 158: 99,856 synapses, N = 500:
-1,000,000 synapses), L2 cost, dt = 0.1 ms, each target in its own process:
+Network: a [N]*5 ReLU MLP (3 hidden populations, 4 weight matrices, 4 N^2 synapses: N = 16, 50, 158,
+500 give 1e3, 1e4, 1e5, 1e6), L2 cost, dt = 0.1 ms. Every cost is marginal: each configuration runs
+two lengths T1 < T2 and the difference of their wall times is divided by T2 - T1, so per-run setup
+(~0.1-0.2 s per ``run()`` on the runtime targets; process start and file I/O on cpp_standalone)
+cancels. Runtime targets: a warm-up run first, then the two lengths (20 and 100 ms), best of 2. cpp_standalone: one
+binary per length (the wall time of running the binary), every configuration in its own build
+directory so the second length and the next size recompile only what changed.
 
-* numpy sweep: one layer-synchronous sweep over every hidden unit (p = 2 fast path, in place),
-  best of 5, measured inside the same process as the Brian2 numbers it divides;
-* per event: (wall time balancing at 1 kHz per unit - wall time with the agents idle) / events;
-* per simulated second: wall time of one simulated second balancing at 100 Hz per unit;
-* agents' overhead: a spiking network (integrate-and-fire, constant-current input) with idle agents
-  (rate 0: no balance event fires) over the same spiking network built without agents, with the
-  agents' clock ticking every step (``balance_every=1``) or every 10 steps (``balance_every=10``).
+Columns:
 
-Runtime targets: every configuration is warmed up, then timed in 5 interleaved rounds (best of 5);
-cpp_standalone: the binary's run time for 1 s simulated, one build per configuration.
+* idle overhead: marginal wall time of a spiking network (integrate-and-fire, constant-current
+  input at 100 Hz per unit of activity) whose agents are idle (rate 0), over the same spiking network
+  built without agents; with the agents' clock every step and every 10 steps (``balance_every``);
+* us per event: (marginal wall per simulated second balancing at 1 kHz per unit - the same idle)
+  / events per simulated second, for the local schedule and the colour schedule;
+* events and wall to 1e-10: the simulated time until the exact max relative imbalance (the numpy
+  replay of the recorded events, checked every 0.5 ms) first falls below 1e-10, at 1 kHz per unit;
+  events up to then (target-independent: the same seed draws the same events on every target),
+  and that time times the target's marginal wall per simulated second.
 
-Ratios: "event x N_hidden / sweep" is the Brian2 work worth one sweep over the numpy sweep;
-"sim s / sweep" is one simulated second at 100 Hz over the numpy sweep.
-
-Run: ``python benchmarks/brian_agents.py [--sizes 158 500] [--targets numpy cython cpp_standalone]``.
-Budget ~20-40 s per cpp_standalone build (6 builds per size) and ~1-3 min for a cold Cython cache.
+Run: ``python benchmarks/brian_agents.py [--sizes 16 50 158] [--targets numpy cython cpp_standalone]``.
+Every (target, size) runs in its own process. A cold Cython cache compiles for several minutes.
 """
 from __future__ import annotations
 
@@ -26,129 +29,134 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
 
-from timing import best_time
-
-RATE = 100.0  # balance events per unit per second
-
-
-def sweep_time(net) -> float:
-    """Best-of-5 wall time of one numpy layer-synchronous L2 sweep over all hidden units."""
-    Ws = [p.weight.copy() for p in net.projections]
-    bs = [pop.bias.copy() for pop in net.populations.values() if pop.role == "hidden"]
-
-    def sweep():
-        for layer in range(len(bs)):
-            W_in, W_out, b = Ws[layer], Ws[layer + 1], bs[layer]
-            A = np.einsum("ij,ij->i", W_in, W_in) + b * b
-            B = np.einsum("ij,ij->j", W_out, W_out)
-            lam = np.sqrt(np.sqrt(B / A))
-            W_in *= lam[:, None]
-            b *= lam
-            W_out /= lam[None, :]
-
-    sweep()  # warm-up
-    return best_time(sweep, 5)[0]
+RATE = 1000.0  # balance events per unit per second (Hz) when balancing
+TOL = 1e-10
+SCHEDULES = ("local", "colour")
 
 
-def standalone_time(make, duration: float) -> tuple[float, int]:
-    """cpp_standalone: the binary's run time for ``duration`` simulated (includes writing results)."""
-    bn = make()
-    bn.run(duration)
-    bn.network  # builds, runs and reads the results
-    return bn.standalone_run_time, (len(bn.events) if bn.agents else 0)
+def configurations(net, cost, target: str, x: np.ndarray, directory) -> dict:
+    """Factories of every BalancingNetwork the worker times, by key."""
+    from neuro_balance.sim import BalancingNetwork
+
+    def agents(schedule, rate):
+        return lambda: BalancingNetwork(net, cost, rate=rate, target=target, schedule=schedule, monitor_dt=None,
+                                        directory=directory(f"{schedule}_{rate:g}"))
+
+    def spiking(balancing, every=1):
+        def make():
+            bn = BalancingNetwork(net, cost, rate=0.0, spiking=True, target=target, monitor_dt=None,
+                                  input_rate=100.0, balancing=balancing, balance_every=every, record_spikes=False,
+                                  directory=directory(f"spiking_{balancing}_{every}"))
+            bn.set_input(x)
+            return bn
+        return make
+
+    makers = {"spiking": spiking(False), "spiking_idle": spiking(True), "spiking_idle10": spiking(True, 10)}
+    for schedule in SCHEDULES:
+        makers[f"idle_{schedule}"] = agents(schedule, 0.0)
+        makers[f"dense_{schedule}"] = agents(schedule, RATE)
+    return makers
 
 
-def runtime_times(makers: dict, durations: dict, rounds: int = 5) -> dict[str, tuple[float, int]]:
-    """Runtime targets: each configuration warmed up, then timed in interleaved rounds (best of ``rounds``).
-
-    Interleaving spreads the load of a shared machine evenly over the configurations.
-    """
-    nets = {key: make() for key, make in makers.items()}
-    for bn in nets.values():
-        bn.run(0.002)  # code generation / compilation and first-run costs stay out of the timing
-    best = {key: (np.inf, 0) for key in nets}
-    for _ in range(rounds):
-        for key, bn in nets.items():
+def timed(make, lengths, target: str, rounds: int = 2) -> list[tuple[float, int]]:
+    """(wall seconds, events) of a run of each length: best of ``rounds`` (runtime) or one binary each."""
+    out = []
+    for length in lengths:
+        if target == "cpp_standalone":
+            bn = make()
+            bn.run(length)
+            events = len(bn.events) if bn.agents else 0  # builds and runs the binary
+            out.append((bn.standalone_run_time, events))
+            bn.close()
+            continue
+        bn = make()
+        bn.run(0.002)  # code generation and first-run costs stay out of the timing
+        best = (np.inf, 0)
+        for _ in range(rounds):
             n0 = len(bn.events) if bn.agents else 0
             t0 = time.perf_counter()
-            bn.run(durations[key])
+            bn.run(length)
             wall = time.perf_counter() - t0
             n = (len(bn.events) - n0) if bn.agents else 0
-            if wall < best[key][0]:
-                best[key] = (wall, n)
-    return best
+            best = min(best, (wall, n))
+        out.append(best)
+        bn.close()
+    return out
+
+
+def convergence(net, cost, schedule: str) -> tuple[float, int]:
+    """Simulated time and events until the exact imbalance first falls below TOL (numpy target)."""
+    from neuro_balance.sim import BalancingNetwork, replay
+    bn = BalancingNetwork(net, cost, rate=RATE, schedule=schedule, monitor_dt=None)
+    bn.run(0.12)
+    ev = bn.events
+    rep = replay(net, cost, ev, record_every=5)
+    below = np.flatnonzero(rep.imbalance <= TOL)
+    if not len(below):
+        return float("nan"), -1
+    step = rep.steps[below[0]]
+    return step * bn.dt, int(np.sum(ev.step < step))
 
 
 def worker(target: str, n: int) -> dict:
     import neuro_balance as nb
-    from neuro_balance.sim import BalancingNetwork
-
-    net = nb.mlp([n] * 5, seed=0)
-    cost = nb.Lp(2)
-    hidden = sum(p.size for p in net.populations.values() if p.role == "hidden")
-    synapses = sum(p.weight.size for p in net.projections)
-    sweep = sweep_time(net)
+    net, cost = nb.mlp([n] * 5, seed=0), nb.Lp(2)
     x = np.random.default_rng(0).uniform(0.0, 1.0, n)
-
-    def balancing(rate):
-        return lambda: BalancingNetwork(net, cost, rate=rate, target=target, monitor_dt=None)
-
-    def spiking(agents, every=1):
-        def make():
-            bn = BalancingNetwork(net, cost, rate=0.0, spiking=True, target=target, monitor_dt=None,
-                                  input_rate=100.0, balancing=agents, balance_every=every)
-            bn.set_input(x, _check=False)
-            return bn
-        return make
-
-    # per event: a dense run (1 kHz per unit) against the idle agents, so event work dominates
-    makers = {"dense": balancing(1000.0), "rate": balancing(RATE), "idle": balancing(0.0),
-              "spiking_agents": spiking(True), "spiking_agents10": spiking(True, 10), "spiking": spiking(False)}
-    if target == "cpp_standalone":
-        durations = dict.fromkeys(makers, 1.0)
-        times = {key: standalone_time(make, durations[key]) for key, make in makers.items()}
-    else:
-        durations = {key: (0.02 if key == "dense" else 0.05) for key in makers}
-        times = runtime_times(makers, durations)
-    per_s = {key: times[key][0] / durations[key] for key in makers}
-    events = times["dense"][1]
-    per_event = max(per_s["dense"] - per_s["idle"], 0.0) * durations["dense"] / max(events, 1)
-    return {"target": target, "n": n, "synapses": synapses, "hidden": hidden, "sweep": sweep, "events": events,
-            "per_event": per_event, "per_sim_second": per_s["rate"], "idle_per_sim_second": per_s["idle"],
-            "spiking_with_idle_agents": per_s["spiking_agents"], "spiking_with_idle_agents10": per_s["spiking_agents10"],
-            "spiking_without_agents": per_s["spiking"]}
+    root = tempfile.mkdtemp(prefix="nb_bench_")
+    makers = configurations(net, cost, target, x, lambda key: f"{root}/{key}" if target == "cpp_standalone" else None)
+    lengths = (0.05, 0.25) if target == "cpp_standalone" else (0.02, 0.1)
+    marginal, events = {}, {}
+    for key, make in makers.items():
+        (w1, e1), (w2, e2) = timed(make, lengths, target)
+        marginal[key] = (w2 - w1) / (lengths[1] - lengths[0])
+        events[key] = (e2 - e1) / (lengths[1] - lengths[0])
+    row = {"target": target, "n": n, "synapses": sum(p.weight.size for p in net.projections),
+           "idle_ratio": marginal["spiking_idle"] / marginal["spiking"],
+           "idle_ratio10": marginal["spiking_idle10"] / marginal["spiking"], "spiking": marginal["spiking"]}
+    for s in SCHEDULES:
+        row[f"per_event_{s}"] = (marginal[f"dense_{s}"] - marginal[f"idle_{s}"]) / max(events[f"dense_{s}"], 1)
+        row[f"wall_per_sim_s_{s}"] = marginal[f"dense_{s}"]
+        if target == "numpy":
+            row[f"t_conv_{s}"], row[f"events_conv_{s}"] = convergence(net, cost, s)
+    return row
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| target | synapses | numpy sweep | per event | event x N_hidden / sweep | wall per sim s (100 Hz) "
-            "| sim s / sweep | idle per sim s | spiking, no agents, per sim s | idle agents / no agents: every step "
-            "| every 10 steps |")
+    conv = {(r["n"], s): (r[f"t_conv_{s}"], r[f"events_conv_{s}"]) for r in rows if r["target"] == "numpy"
+            for s in SCHEDULES}
+    head = ("| target | synapses | spiking, no agents (wall per sim s) | idle overhead: every step | every 10 steps "
+            "| us per event: local | colour | events to 1e-10: local | colour | wall to 1e-10: local | colour |")
     lines = [head, "|---" * (head.count("|") - 1) + "|"]
     for r in rows:
+        cells = []
+        for s in SCHEDULES:
+            t_conv, ev = conv.get((r["n"], s), (float("nan"), -1))
+            cells.append((ev, t_conv * r[f"wall_per_sim_s_{s}"], t_conv))
         lines.append(
-            f"| {r['target']} | {r['synapses']:,} | {r['sweep'] * 1e3:.3f} ms | {r['per_event'] * 1e6:.2f} us "
-            f"| {r['per_event'] * r['hidden'] / r['sweep']:.1f} | {r['per_sim_second']:.3f} s "
-            f"| {r['per_sim_second'] / r['sweep']:.0f} | {r['idle_per_sim_second']:.3f} s "
-            f"| {r['spiking_without_agents']:.3f} s | {r['spiking_with_idle_agents'] / r['spiking_without_agents']:.2f} "
-            f"| {r['spiking_with_idle_agents10'] / r['spiking_without_agents']:.2f} |")
+            f"| {r['target']} | {r['synapses']:,} | {r['spiking']:.3f} s | {r['idle_ratio']:.2f} "
+            f"| {r['idle_ratio10']:.2f} | {r['per_event_local'] * 1e6:.2f} | {r['per_event_colour'] * 1e6:.2f} "
+            f"| {cells[0][0]:,} ({cells[0][2] * 1e3:.1f} ms) | {cells[1][0]:,} ({cells[1][2] * 1e3:.1f} ms) "
+            f"| {cells[0][1]:.3f} s | {cells[1][1]:.3f} s |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[158, 500])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[16, 50, 158])
     parser.add_argument("--targets", nargs="+", default=["numpy", "cython", "cpp_standalone"])
+    parser.add_argument("--out", help="also write the rows as JSON here")
     parser.add_argument("--worker", nargs=2, metavar=("TARGET", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
         return
     rows = []
-    for target in args.targets:
+    for target in ["numpy"] + [t for t in args.targets if t != "numpy"]:  # numpy measures convergence
         for n in args.sizes:
             t0 = time.perf_counter()
             out = subprocess.run([sys.executable, __file__, "--worker", target, str(n)], capture_output=True,
@@ -158,7 +166,11 @@ def main() -> None:
                 continue
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(f"{target} N={n}: done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    rows = [r for r in rows if r["target"] in args.targets]
     print(table(rows))
+    if args.out:
+        from neuro_balance.model.files import atomic_write_text
+        atomic_write_text(args.out, json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

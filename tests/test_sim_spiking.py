@@ -91,3 +91,41 @@ def test_spiking_refuses_units_that_are_not_relu():
     bn = BalancingNetwork(nb.mlp([4, 3, 2]), nb.Lp(2), spiking=True, monitor_dt=None)
     with pytest.raises(nb.ModelError, match=">= 0"):
         bn.set_input(-np.ones(4))
+
+
+def test_a_balance_event_leaves_no_transient():
+    """Charge is conserved exactly across balance events (the membrane scales with the input).
+
+    For a first hidden unit j with cumulative factor L(n) after step n, incoming weights L w0 and
+    bias L b0, ``u = v / L`` obeys, step by step (spikes delivered, then ``v *= lam``, then the
+    reset ``v -= 1``)::
+
+        u(n) = u(n-1) + b0 R dt + sum_i w0_ji s_i(n) - s_j(n) / L(n)
+
+    so over a window with balancing the counts weighted by ``1 / L`` equal the unbalanced network's
+    input exactly: ``sum s_j / L = b0 R T + sum_i w0_ji N_i - (u(t1) - u(t0))``. Without the rescale
+    every event would add ``(1 - 1/lam) u`` and the two sides would part by a good fraction of a spike.
+    """
+    net = nb.mlp([10, 8, 8, 4], seed=5)
+    x = np.random.default_rng(0).uniform(0.0, 1.0, 10)
+    dt = 1e-4
+    bn = BalancingNetwork(net, nb.Lp(2), rate=1000.0, spiking=True, dt=dt, input_rate=R, monitor_dt=dt)
+    bn.set_input(x)
+    bn.measure(0.02)
+    bn.run(0.05)
+    hist, spikes = bn.history, bn.spikes
+    n0, n1 = int(round(0.02 / dt)) - 1, int(round(0.07 / dt)) - 1  # samples at the end of these steps
+    L, v = hist["lam"]["h1"], hist["v"]["h1"]
+    assert L[n1].min() < 0.9 or L[n1].max() > 1.1  # balancing moved the units during the window
+    t_in, i_in = spikes["in"]
+    step_in = np.rint(t_in / dt).astype(int)
+    N_in = np.bincount(i_in[(step_in > n0) & (step_in <= n1)], minlength=10)
+    t_h, i_h = spikes["h1"]
+    step_h = np.rint(t_h / dt).astype(int)
+    inside = (step_h > n0) & (step_h <= n1)
+    weighted = np.zeros(8)
+    np.add.at(weighted, i_h[inside], 1.0 / L[step_h[inside], i_h[inside]])
+    W0, b0 = net.projection("in->h1").weight, net.populations["h1"].bias
+    expected = b0 * R * (n1 - n0) * dt + W0 @ N_in - (v[n1] / L[n1] - v[n0] / L[n0])
+    assert (weighted > 5).sum() >= 2  # some units spike throughout the window (the identity holds for all)
+    np.testing.assert_allclose(weighted, expected, rtol=0, atol=1e-9)

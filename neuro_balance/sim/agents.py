@@ -117,7 +117,7 @@ def _phase_report(progress, done: float, length: float, total: float):
 def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target: str = "numpy",
                rate: float = 1000.0, duration: float = 0.1, window: float = 1.0, input_rate: float = 2000.0,
                dt: float = 1e-4, seed: int = 0, progress=None, record_spikes: bool = False,
-               compile_progress=None) -> AgentRun:
+               compile_progress=None, schedule: str = "local") -> AgentRun:
     """Balance ``net`` with Brian2 agents and check the result against the global solution.
 
     Parameters
@@ -148,7 +148,10 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
         Keep every spike of the spiking run (`AgentRun.spikes`).
     compile_progress : callable, optional
         ``compile_progress(message, done, total)`` while Brian2 compiles code on first use
-        (`BalancingNetwork`'s ``progress``).
+        (`BalancingNetwork`'s ``progress``; cython: one call per module missing from the cache
+        `neuro_balance.sim.cache_directory`; cpp_standalone: the binary's build).
+    schedule : {"local", "colour"}
+        How neighbours avoid balancing together (see `BalancingNetwork`).
 
     Returns
     -------
@@ -164,7 +167,8 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
     start = time.perf_counter()
     spiking = x is not None
     bn = BalancingNetwork(net, cost, rate=rate, spiking=spiking, target=target, dt=dt, seed=seed,
-                          input_rate=input_rate, monitor_dt=min(1e-3, duration / 20), progress=compile_progress)
+                          input_rate=input_rate, monitor_dt=min(1e-3, duration / 20), progress=compile_progress,
+                          schedule=schedule)
     before = after = bound = None
     caught: list[str] = []
     phases = [0.1, window, duration, 0.1, window] if spiking else [duration]

@@ -92,7 +92,8 @@ def build_objects(spec: AgentSpec, seed: int) -> BrianObjects:
                             name=G.name + "_" + event + "_events") for event in _balance_events(spec)]
         parts += objects.event_monitors[name]
         if spec.monitor_dt is not None:
-            objects.state_monitors[name] = b2.StateMonitor(G, ["lam_cum", "imb"], record=True, when="end",
+            objects.state_monitors[name] = b2.StateMonitor(G, ["lam_cum", "imb"] + (["v"] if spec.spiking else []),
+                                                           record=True, when="end",
                                                            dt=spec.monitor_dt * b2.second, name=G.name + "_states")
             parts.append(objects.state_monitors[name])
     if spec.record_spikes:

@@ -39,7 +39,8 @@ from ..balancing.costs import Cost
 from ..errors import ModelError
 
 __all__ = ["CostCode", "cost_code", "ORDERS", "neuron_balance_model", "request_condition", "request_code", "DECIDE",
-           "RETRY", "RETRY_CODE", "DECIDE2", "detect_code", "knock_code", "lambda_code", "scale_in_code", "scale_out_code", "synapse_model", "DRIFT_CODE"]
+           "RETRY", "RETRY_CODE", "DECIDE2", "detect_code", "knock_code", "lambda_code", "scale_in_code",
+           "scale_out_code", "synapse_model", "DRIFT_CODE"]
 
 
 @dataclass(frozen=True)

@@ -304,7 +304,8 @@ class BalancingNetwork:
             ``t`` (sample times, s); ``lam`` per population ``(n_samples, size)`` cumulative factors;
             ``imbalance`` per population ``(n_samples,)``: the largest relative imbalance any unit
             measured at its latest event (its own view; the initial state before its first event);
-            ``max_imbalance`` ``(n_samples,)`` over all populations.
+            ``max_imbalance`` ``(n_samples,)`` over all populations; spiking: ``v`` per population
+            ``(n_samples, size)`` membrane potentials. Samples are taken at the end of each period.
         """
         return to_history(self.results())
 

@@ -24,7 +24,7 @@ class Results:
     biases: dict
     lam_cum: dict
     events: dict             # population -> (t, i)
-    states: dict             # population -> (t, lam_cum (units, samples), imb (units, samples))
+    states: dict             # population -> (t, lam_cum, imb, v or None), each (units, samples) after t
     spikes: dict             # population -> (t, i)
     readout: tuple | None    # (t, v (units, samples)) of the integrating output, sampled at the end of each step
     weights_over_time: list  # (projection, flat index, t, w (synapses, samples)) per weight monitor
@@ -42,7 +42,8 @@ def read_results(objects, agents: list[str]) -> Results:
         {n: np.array(objects.groups[n].lam_cum[:]) for n in agents},
         {n: tuple(np.concatenate(a) for a in zip(*(pair(m, "t_", "i") for m in ms)))
          for n, ms in objects.event_monitors.items()},
-        {n: (np.array(m.t_[:]), np.array(m.lam_cum[:]), np.array(m.imb[:])) for n, m in objects.state_monitors.items()},
+        {n: (np.array(m.t_[:]), np.array(m.lam_cum[:]), np.array(m.imb[:]),
+             np.array(m.v[:]) if "v" in m.record_variables else None) for n, m in objects.state_monitors.items()},
         {n: pair(m, "t_", "i") for n, m in objects.spike_monitors.items()},
         None if ro is None else (np.array(ro.t_[:]), np.array(ro.v[:])),
         [(s.projection, np.array(s.synapses.k[:]), np.array(m.t_[:]), np.array(m.w[:]))
@@ -81,7 +82,10 @@ def to_history(res: Results) -> dict:
     t = next(iter(states.values()))[0]
     lam = {n: s[1].T for n, s in states.items()}
     imb = {n: s[2].max(axis=0) for n, s in states.items()}
-    return {"t": t, "lam": lam, "imbalance": imb, "max_imbalance": np.max(np.stack(list(imb.values())), axis=0)}
+    out = {"t": t, "lam": lam, "imbalance": imb, "max_imbalance": np.max(np.stack(list(imb.values())), axis=0)}
+    if all(s[3] is not None for s in states.values()):
+        out["v"] = {n: s[3].T for n, s in states.items()}
+    return out
 
 
 def to_weight_history(source: Network, res: Results) -> dict:

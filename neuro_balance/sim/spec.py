@@ -122,7 +122,8 @@ class AgentSpec:
         code = cost_code(cost)
         graph = build_graph(net, cost)
         agents = [name for name in net.order if net.populations[name].balanced] if balancing else []
-        spec = cls(net, cost, code, graph, agents, {}, schedule, bool(spiking), 1e-4 if dt is None else seconds(dt, "dt"),
+        step = 1e-4 if dt is None else seconds(dt, "dt")
+        spec = cls(net, cost, code, graph, agents, {}, schedule, bool(spiking), step,
                    int(balance_every), hertz(input_rate, "input_rate"), coding, readout,
                    None if monitor_dt is None else seconds(monitor_dt, "monitor_dt"),
                    bool(record_spikes) and bool(spiking), drift,
