@@ -70,7 +70,8 @@ def timed(make, lengths, target: str, rounds: int = 2) -> list[tuple[float, int]
         if target == "cpp_standalone":
             bn = make()
             bn.run(length)
-            events = len(bn.events) if bn.agents else 0  # builds and runs the binary
+            bn.results()  # builds and runs the binary
+            events = len(bn.events) if bn.agents else 0
             out.append((bn.standalone_run_time, events))
             bn.close()
             continue
