@@ -117,9 +117,10 @@ def compile_reporter(target: str, stage, progress: Progress):
                          f"depending on the machine's load; later runs reuse it). The compiled code is cached in "
                          f"{cache_directory()}; delete that folder to clear it.")
             state["announced"] = True
-        stage.set_note(f"compiling {done}/{total}")
-        if progress.mode == "lines" and (time.monotonic() - state["last_line"] >= 15 or done == total):
-            progress.log(f"  compiling: {done} of {total} code objects")
+        count = f"{done} of about {total}" if done < total else f"{done}"  # the total is the sim's estimate
+        stage.set_note(f"compiling {count}")
+        if progress.mode == "lines" and time.monotonic() - state["last_line"] >= 15:
+            progress.log(f"  compiling: {count} code objects")
             state["last_line"] = time.monotonic()
     return report
 
