@@ -47,13 +47,14 @@ NETS: dict[str, dict[str, Any]] = {
     "large": {"sizes": (64, 512, 256, 128, 64, 10), "n_train": 300, "epochs": 1000},
 }
 
-# The issue's table: the three FCNs at S2's protocol; plain, FB and L1 NB at 1e-3 and 1e-2 (and 1e-1 for
-# the small net). Long: ~40 min of one core, most of it the large net.
+# S2's protocol with its code's initialisation: the three FCNs; plain, FB and L1 NB at 1e-3 and 1e-2 (and 1e-1
+# for the small net). Long: the small and medium nets take ~1 min of one core, the large net ~20 min.
 PAPER: dict[str, Any] = {
     "nets": [dict(NETS["small"], name="small n=100", lrs=(1e-3, 1e-2, 1e-1)),
              dict(NETS["medium"], name="medium n=100", lrs=(1e-3, 1e-2)),
              dict(NETS["large"], name="large n=300", lrs=(1e-3, 1e-2))],
     "arms": ("plain", "FB", "L1 NB"), "optimizers": {"sgd": (1e-3, 1e-2, 1e-1)}, "eval_every": 10,
+    "init": "torch",
 }
 
 EXPLANATION = """\
