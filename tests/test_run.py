@@ -141,12 +141,14 @@ def test_cython_compilation_is_announced_once_with_the_cache_and_counted(capsys)
         for done, total in ((1, 3), (2, 3), (3, 3), (4, 4)):          # as the sim calls it: the total is an estimate
             report(f"compiling object {done} (first use; cached afterwards)", done, total)
             notes.append(stage.note)
+    with progress.stage("balancing while spiking") as stage:                # a second stage compiles more code
+        compile_reporter("cython", stage, progress)("compiling object 5", 5, 5)
     out = capsys.readouterr().out
-    assert out.count("cython: compiling this network's Brian2 code (first use only: about 1 to 7 minutes") == 1
+    assert out.count("cython: compiling this network's Brian2 code, first use only (measured for the digits") == 1
     assert f"cached in {cache_directory()}; delete that folder to clear it" in out
     assert notes == ["compiling 1 of about 3", "compiling 2 of about 3", "compiling 3", "compiling 4"]
     assert out.count("  compiling: 1 of about 3 code objects") == 1 and "compiling: 4" not in out   # a line per 15 s
-    assert out.index("[agents balancing] started") < out.index("cython: compiling") < out.index("done in")
+    assert out.index("[agents balancing] started") < out.index("cython: compiling") < out.index("] done in")
 
 
 def test_quiet_progress_prints_nothing(capsys):

@@ -62,6 +62,7 @@ class Progress:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
         self.stream = stream if stream is not None else sys.stdout
+        self._said: set[str] = set()
 
     def log(self, text: str) -> None:
         """One line for the reader (not in quiet mode; above the bars in bar mode)."""
@@ -71,6 +72,12 @@ class Progress:
             tqdm.write(text, file=self.stream)
         elif self.mode == "lines":
             print(text, file=self.stream, flush=True)
+
+    def once(self, key: str, text: str) -> None:
+        """`log` ``text`` the first time ``key`` is seen (e.g. one compilation notice for several stages)."""
+        if key not in self._said:
+            self._said.add(key)
+            self.log(text)
 
     @contextlib.contextmanager
     def stage(self, desc: str, total: float = 1.0, unit: str = "") -> Iterator[Stage]:

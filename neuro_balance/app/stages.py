@@ -103,20 +103,19 @@ def agents_stage(net, cost, settings, target, seed, progress) -> dict[str, Any]:
 
 
 def compile_reporter(target: str, stage, progress: Progress):
-    """With ``--target cython``: a `run_agents` ``compile_progress`` that says Brian2 is compiling (once, with
-    how long it takes and where the cache is) and moves the stage's note with every code object compiled."""
+    """With ``--target cython``: a `run_agents` ``compile_progress`` that says Brian2 is compiling (once per run,
+    with how long it takes and where the cache is) and moves the stage's note with every code object compiled."""
     if target != "cython":
         return None
     from ..sim import cache_directory
 
-    state = {"announced": False, "last_line": 0.0}
+    state = {"last_line": 0.0}
 
     def report(message: str, done: int, total: int) -> None:
-        if not state["announced"]:
-            progress.log(f"cython: compiling this network's Brian2 code (first use only: about 1 to 7 minutes "
-                         f"depending on the machine's load; later runs reuse it). The compiled code is cached in "
-                         f"{cache_directory()}; delete that folder to clear it.")
-            state["announced"] = True
+        progress.once("cython", (
+            f"cython: compiling this network's Brian2 code, first use only (measured for the digits MLP: about 1 "
+            f"minute on an idle 2-core machine, over 10 minutes on a busy one); later runs reuse it. The compiled "
+            f"code is cached in {cache_directory()}; delete that folder to clear it."))
         count = f"{done} of about {total}" if done < total else f"{done}"  # the total is the sim's estimate
         stage.set_note(f"compiling {count}")
         if progress.mode == "lines" and time.monotonic() - state["last_line"] >= 15:
