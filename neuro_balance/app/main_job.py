@@ -25,6 +25,7 @@ import numpy as np
 from ..balancing.costs import Cost, Lp
 from ..balancing.metrics import imbalance
 from ..balancing.scaling import scale
+from ..grid import connect
 from ..learn import datasets
 from ..model.files import atomic_write_text, load_model, save_model
 from ..model.network import Network
@@ -55,7 +56,8 @@ def _load_or_train(model: str | Path | None, progress: Progress) -> tuple[Networ
 
 def run_main_job(out: str | Path, *, model: str | Path | None = None, quick: bool = False,
                  profiles: Sequence[str] | None = None, seed: int = 0, target: str = "numpy",
-                 cost: Cost | None = None, progress: Progress | None = None) -> dict[str, Any]:
+                 cost: Cost | None = None, progress: Progress | None = None, scheduler: Any = None,
+                 workers: int | None = None) -> dict[str, Any]:
     """Run the main job and write its report and figures into ``out``.
 
     Parameters
@@ -76,6 +78,9 @@ def run_main_job(out: str | Path, *, model: str | Path | None = None, quick: boo
         Default ``Lp(2)``.
     progress : Progress, optional
         Lines and bars (default: bars on a terminal, lines otherwise).
+    scheduler, workers
+        Where the chip stages' grid cells run: this process (None), a local Dask cluster
+        (``"processes"`` / ``"threads"`` with ``workers``) or a scheduler address (`neuro_balance.grid`).
 
     Returns
     -------
@@ -127,7 +132,7 @@ def run_main_job(out: str | Path, *, model: str | Path | None = None, quick: boo
     def chips(*args):
         if digits is None:
             raise NotApplicable(data_reason)
-        return hardware_stage(net, digits, *args)
+        return hardware_stage(net, digits, *args, scheduler=client)
 
     def rescaled_chips(names):
         if "hardware" not in results:
@@ -140,17 +145,19 @@ def run_main_job(out: str | Path, *, model: str | Path | None = None, quick: boo
         copy = scale(net, {n: rng.normal(0.0, settings.rescale_sigma, p.size)
                            for n, p in net.populations.items() if p.balanced})
         return hardware_stage(copy, digits, names, settings, cost, progress, "hardware, rescaled",
-                               ("quantized", "balanced"))
+                              ("quantized", "balanced"), scheduler=client)
 
     names = list(profiles) if profiles is not None else hardware.list_profiles()
     progress.log("hardware: quantised accuracy on every profile, unbalanced vs balanced ...")
-    if attempt("hardware", chips, names, settings, cost, progress, "hardware profiles") is not None:
-        evaluation, skipped = results["hardware"]
-        report["hardware"] = evaluation.to_dict()
-        report["hardware_table"] = evaluation.table()
-        report["hardware_skipped"] = skipped
-        names = evaluation.profiles
-    if attempt("hardware_rescaled", rescaled_chips, names) is not None:
+    with connect(scheduler, workers) as client:  # one cluster for both chip stages
+        if attempt("hardware", chips, names, settings, cost, progress, "hardware profiles") is not None:
+            evaluation, skipped = results["hardware"]
+            report["hardware"] = evaluation.to_dict()
+            report["hardware_table"] = evaluation.table()
+            report["hardware_skipped"] = skipped
+            names = evaluation.profiles
+        rescaled_ran = attempt("hardware_rescaled", rescaled_chips, names) is not None
+    if rescaled_ran:
         rescaled, _ = results["hardware_rescaled"]
         report["hardware_rescaled"] = {"sigma": settings.rescale_sigma, **rescaled.to_dict()}
         report["hardware_rescaled_table"] = rescaled.table()

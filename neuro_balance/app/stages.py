@@ -160,11 +160,12 @@ def spiking_stage(net, cost, x, settings, target, seed, progress) -> dict[str, A
     return {"run": spikes, "report": report}
 
 
-def hardware_stage(net, digits, names, settings, cost, progress, desc, variants=None):
+def hardware_stage(net, digits, names, settings, cost, progress, desc, variants=None, scheduler=None):
     """`hardware.evaluate` per profile; profiles the emulator cannot run this model on are listed with why.
 
     A profile whose cells fail (a `GridError`, or a `ModelError` before the grid starts) is left out and its
-    reason kept; the stage does not apply when no profile can run the model.
+    reason kept; the stage does not apply when no profile can run the model. ``scheduler`` runs each profile's
+    cells on Dask (`neuro_balance.grid.connect`), with the same records.
     """
     from .. import hardware
 
@@ -176,6 +177,7 @@ def hardware_stage(net, digits, names, settings, cost, progress, desc, variants=
             try:
                 parts.append(hardware.evaluate(net, X_test, y_test, calibration=X_train, profiles=[name],
                                                bits=settings.bits, seeds=settings.seeds, cost=cost,
+                                               scheduler=scheduler,
                                                **({"variants": variants} if variants else {})))
             except ModelError as err:
                 skipped[name] = str(err)

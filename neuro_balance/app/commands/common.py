@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.util
 from pathlib import Path
 
 from ...balancing.costs import Cost, parse_cost
+from ...grid import SCHEDULERS
 
 __all__ = ["COST_HELP", "cost_argument", "positive_float", "positive_int", "profile_argument", "profile_list",
-           "output_path"]
+           "output_path", "add_scheduler_arguments", "scheduler_of"]
 
 COST_HELP = ("L1, L2, Lp:P or LP for any P > 0 (L3 is Lp:3, L0.5 is Lp:0.5), or Linf (the largest |w|); "
              "default L2")
@@ -81,3 +83,24 @@ def output_path(parser: argparse.ArgumentParser, output: str | None, *inputs: st
         if Path(name).resolve() == out.resolve() or Path(name).with_suffix(".npz").resolve() == out.with_suffix(".npz").resolve():
             parser.error(f"-o/--output: {output!r} would overwrite the input {name!r}")
     return out
+
+
+def add_scheduler_arguments(parser) -> None:
+    """``--scheduler`` and ``--workers``: where a command's grid of independent runs goes (needs the [dask] extra)."""
+    parser.add_argument("--scheduler", metavar="WHERE",
+                        help="run the grid's cells on Dask: 'processes' or 'threads' (a local cluster) or a scheduler "
+                             "address such as tcp://host:8786; needs pip install \"neuro-balance[dask]\"")
+    parser.add_argument("--workers", type=positive_int, metavar="N",
+                        help="size of the local Dask cluster (implies --scheduler processes)")
+
+
+def scheduler_of(args) -> str | None:
+    """The scheduler ``--scheduler`` / ``--workers`` ask for (None: serial, in this process)."""
+    if args.scheduler is None and args.workers is not None:
+        return "processes"
+    if args.scheduler is not None and args.scheduler not in SCHEDULERS and "://" not in args.scheduler:
+        args.parser.error(f"--scheduler: expected {' or '.join(SCHEDULERS)} or an address such as tcp://host:8786, "
+                          f"got {args.scheduler!r}")
+    if args.scheduler is not None and importlib.util.find_spec("distributed") is None:
+        args.parser.error("--scheduler needs Dask: pip install \"neuro-balance[dask]\"")
+    return args.scheduler

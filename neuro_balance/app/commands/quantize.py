@@ -15,7 +15,8 @@ from ...hardware.fixed_point import ROUNDING_MODES
 from ...hardware.profile import load_profile
 from ...hardware.spec import GRANULARITIES, METHODS
 from ...model.files import atomic_write_text, load_model
-from .common import COST_HELP, cost_argument, positive_int, profile_argument
+from .common import (COST_HELP, add_scheduler_arguments, cost_argument, positive_int, profile_argument,
+                     scheduler_of)
 
 
 def register(sub) -> None:
@@ -45,7 +46,40 @@ def register(sub) -> None:
                                        "or an .npz with X (and y) used for both")
     parser.add_argument("--seed", type=int, default=0, help="seed of stochastic rounding and analog noise")
     parser.add_argument("--json", help="also write the report as JSON here")
+    parser.add_argument("--sweep", type=width_list, metavar="BITS",
+                        help="instead of one mapping, a grid: accuracy of every balancing variant at each of these "
+                             "weight widths (comma-separated, 'native' for the chip's own) over --seeds seeds; "
+                             "needs --data with labels")
+    parser.add_argument("--seeds", type=positive_int, default=1, help="seeds of a --sweep (0 .. N-1; default 1)")
+    add_scheduler_arguments(parser)
     parser.set_defaults(func=run, parser=parser)
+
+
+def width_list(text: str) -> list[int | None]:
+    """argparse type for ``--sweep``: ``native,2,4,8`` -> ``[None, 2, 4, 8]``."""
+    try:
+        widths = [None if w.strip() == "native" else int(w) for w in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected widths such as native,2,4,8, got {text!r}") from None
+    if any(w is not None and w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(f"widths must be at least 1, got {text!r}")
+    return widths
+
+
+def _sweep(args: argparse.Namespace, net, X_cal, X, y, overrides: dict) -> int:
+    """``--sweep``: `hardware.evaluate` over widths x seeds x variants, serially or on Dask."""
+    from ...hardware.evaluate import evaluate
+
+    if X is None or y is None:
+        raise ModelError(f"{args.model}: --sweep scores accuracy; give --data with labels (digits or an npz with X, y)")
+    overrides.pop("weight_bits", None)
+    ev = evaluate(net, X, y, calibration=X_cal, profiles=[args.profile], bits=args.sweep, seeds=range(args.seeds),
+                  cost=args.cost, scheduler=scheduler_of(args), workers=args.workers, **overrides)
+    print(ev.table())
+    if args.json:
+        atomic_write_text(args.json, json.dumps(ev.to_dict(), indent=1))
+        print(f"wrote {args.json}")
+    return 0
 
 
 def _data(spec: str | None, n_in: int):
@@ -91,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("weight_bits", args.weight_bits), ("activation_bits", args.activation_bits),
                                    ("granularity", args.granularity), ("method", args.method),
                                    ("weight_rounding", args.rounding)) if v is not None}
+    if args.sweep is not None:
+        return _sweep(args, net, X_cal, X, y, overrides)
     chosen = None
     if args.balance != "none":
         if args.balance == "auto" and X_cal is None:

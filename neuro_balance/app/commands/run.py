@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..main_job import run_main_job
 from ..progress import Progress
-from .common import COST_HELP, cost_argument, profile_list
+from .common import COST_HELP, add_scheduler_arguments, cost_argument, profile_list, scheduler_of
 
 
 def register(sub) -> None:
@@ -28,6 +28,7 @@ def register(sub) -> None:
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars: one plain line per stage (the default when stdout is not a terminal)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the report's path (and errors)")
+    add_scheduler_arguments(parser)
     parser.set_defaults(func=run, parser=parser)
 
 
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("results") / time.strftime("%Y%m%d-%H%M%S")
     progress = Progress("quiet" if args.quiet else "lines" if args.no_progress else None)
     report = run_main_job(out, model=args.model, quick=args.quick, profiles=profiles, seed=args.seed,
-                          target=args.target, cost=args.cost, progress=progress)
+                          target=args.target, cost=args.cost, progress=progress, scheduler=scheduler_of(args),
+                          workers=args.workers)
     skipped = [name for name, stage in report["stages"].items() if not stage["applied"]]
     progress.log(f"done in {report['wall_s']:.0f} s" + (f"; did not apply: {', '.join(skipped)} (reasons in the report)"
                                                          if skipped else ""))
