@@ -134,15 +134,16 @@ def plot(res: dict, path: Path) -> None:
         curves = res["curves"][key]
         plain = np.array(curves["plain"]["mean"]) if "plain" in curves else None
         for cond, c in curves.items():
-            colour, marker = ARM_STYLE[cond]
+            colour, marker, style = ARM_STYLE[cond]
             mean, std = 100 * np.array(c["mean"]), 100 * np.array(c["std"])
             epochs = np.arange(len(mean))
             every = max(len(mean) // 8, 1)
-            axes[0, col].plot(epochs, mean, color=colour, marker=marker, markevery=every, ms=5, lw=1.3, label=cond)
+            axes[0, col].plot(epochs, mean, color=colour, ls=style, marker=marker, markevery=every, ms=5, lw=1.3,
+                              label=cond)
             axes[0, col].fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.08)
             if plain is not None and cond != "plain":
-                axes[1, col].plot(epochs, mean - 100 * plain, color=colour, marker=marker, markevery=every, ms=5,
-                                  lw=1.3, label=cond)
+                axes[1, col].plot(epochs, mean - 100 * plain, color=colour, ls=style, marker=marker, markevery=every,
+                                  ms=5, lw=1.3, label=cond)
         n = next(iter(res["summary"][key].values()))["n_train"]
         axes[0, col].set_title(f"training fraction {key} ({n} samples)", fontsize=10)
         axes[0, col].set_ylabel("test accuracy (%)")

@@ -226,10 +226,10 @@ def plot(res: dict, path: Path) -> None:
             lrs = sorted(cells, key=float)
             arms = [a for a in cfg["arms"] if all(a in cells[lr] for lr in lrs)]
             for k, arm in enumerate(arms):
-                colour, marker = ARM_STYLE[arm]
+                colour, marker, style = ARM_STYLE[arm]
                 dodge = 1.0 + 0.04 * (k - (len(arms) - 1) / 2)  # spread the error bars sideways
                 x = [float(lr) * dodge for lr in lrs]
-                ax.errorbar(x, [100 * cells[lr][arm]["final_mean"] for lr in lrs],
+                ax.errorbar(x, [100 * cells[lr][arm]["final_mean"] for lr in lrs], ls=style,
                             yerr=[100 * cells[lr][arm]["final_std"] for lr in lrs], color=colour, marker=marker,
                             ms=5, lw=1.2, capsize=2, label=arm)
             ax.set_xscale("log")
@@ -241,9 +241,9 @@ def plot(res: dict, path: Path) -> None:
     for col, net in enumerate(nets):
         ax = axes[-1, col]
         for arm, curve in c.get("sgd", {}).get(net, {}).get(paper_lr, {}).items():
-            colour, _ = ARM_STYLE[arm]
+            colour, _, style = ARM_STYLE[arm]
             mean, std = 100 * np.array(curve["mean"]), 100 * np.array(curve["std"])
-            ax.plot(curve["epochs"], mean, color=colour, lw=1.4, label=arm)
+            ax.plot(curve["epochs"], mean, color=colour, ls=style, lw=1.6, label=arm)
             ax.fill_between(curve["epochs"], mean - std, mean + std, color=colour, alpha=0.12)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy (%)")

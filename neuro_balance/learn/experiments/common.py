@@ -13,9 +13,11 @@ from ...model.network import Network
 
 __all__ = ["ARM_STYLE", "ARM_NOTE", "unit_l2_difference", "steps_per_epoch", "mean_std", "epochs_to", "subset"]
 
-# one colour and marker per training arm, shared by the learning figures
-ARM_STYLE = {"plain": ("k", "o"), "FB": ("C0", "s"), "L1 NB": ("C3", "^"), "L2 NB": ("C1", "v"),
-             "FB + L1 NB": ("C4", "D"), "L1": ("C2", "x"), "L2": ("C7", "+")}
+# one colour, marker and line style per training arm, shared by the learning figures; arms that often
+# coincide (FB and L2 NB, L1 NB and FB + L1 NB, plain and L2) differ in line style so both stay visible
+ARM_STYLE = {"plain": ("k", "o", "-"), "FB": ("C0", "s", "-"), "L1 NB": ("C3", "^", "-"),
+             "L2 NB": ("C1", "v", "--"), "FB + L1 NB": ("C4", "D", "--"), "L1": ("C2", "x", ":"),
+             "L2": ("C7", "+", "--")}
 ARM_NOTE = ("FB: full balance before training; L1 NB / L2 NB: one balancing sweep for L1 / L2 after every "
             "epoch, no regulariser; L1, L2: regulariser in the loss")
 
