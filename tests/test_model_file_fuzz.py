@@ -22,8 +22,8 @@ import neuro_balance as nb
 from neuro_balance.app.cli import main
 from neuro_balance.model.conv import conv_net
 
-# Loading a small model takes milliseconds: four times the profile's examples (160 in CI, 1000 in dev).
-FUZZ = settings(max_examples=4 * settings.default.max_examples, deadline=None,
+# Loading a small model takes milliseconds: twice the profile's examples (80 per test in CI, 500 in dev).
+FUZZ = settings(max_examples=2 * settings.default.max_examples, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 NETWORKS = {
