@@ -29,6 +29,8 @@ def optimal_log_step(graph: CostGraph, degree: float, A: np.ndarray, B: np.ndarr
         return linf_log_step(A[0], B[0], S[0], c)
     if graph.n_terms == 1 and (c == 1.0 or not S.any()):
         return lp_log_step(A[0], B[0], graph.exponents[0], c)
+    if A.shape[1] == 1:  # one unit: Python floats beat arrays of one element
+        return np.array([scalar_root(graph, c, A[:, 0].tolist(), B[:, 0].tolist(), S[:, 0].tolist())])
     return _convex_root(graph, c, A, B, S)
 
 
