@@ -2,23 +2,25 @@
 
 Network: a [N]*5 ReLU MLP (3 hidden populations, 4 weight matrices, 4 N^2 synapses: N = 16, 50, 158,
 500 give 1e3, 1e4, 1e5, 1e6), L2 cost, dt = 0.1 ms. Every cost is marginal: each configuration runs
-two lengths T1 < T2 and the difference of their wall times is divided by T2 - T1, so per-run setup
+two lengths T1 < T2 and the difference of their CPU times is divided by T2 - T1, so per-run setup
 (~0.1-0.2 s per ``run()`` on the runtime targets; process start and file I/O on cpp_standalone)
-cancels. Runtime targets: a warm-up run first, then the two lengths (20 and 100 ms), best of 2. cpp_standalone: one
-binary per length (the wall time of running the binary), every configuration in its own build
+cancels. CPU time, not wall time: on a shared machine other processes' load changes wall times by
+several times, CPU time much less (all targets here run single-threaded). Runtime targets: a
+warm-up run first, then the two lengths (20 and 100 ms), best of 2, CPU time of this process.
+cpp_standalone: one binary per length (the CPU time of the binary), each configuration in its own build
 directory so the second length and the next size recompile only what changed.
 
 Columns:
 
-* idle overhead: marginal wall time of a spiking network (integrate-and-fire, constant-current
+* idle overhead: marginal CPU time of a spiking network (integrate-and-fire, constant-current
   input at 100 Hz per unit of activity) whose agents are idle (rate 0), over the same spiking network
   built without agents; with the agents' clock every step and every 10 steps (``balance_every``);
-* us per event: (marginal wall per simulated second balancing at 1 kHz per unit - the same idle)
+* us per event: (marginal CPU per simulated second balancing at 1 kHz per unit - the same idle)
   / events per simulated second, for the local schedule and the colour schedule;
 * events and wall to 1e-10: the simulated time until the exact max relative imbalance (the numpy
   replay of the recorded events, checked every 0.5 ms) first falls below 1e-10, at 1 kHz per unit;
   events up to then (target-independent: the same seed draws the same events on every target),
-  and that time times the target's marginal wall per simulated second.
+  and that time times the target's marginal CPU time per simulated second.
 
 Run: ``python benchmarks/brian_agents.py [--sizes 16 50 158] [--targets numpy cython cpp_standalone]``.
 Every (target, size) runs in its own process. A cold Cython cache compiles for several minutes.
@@ -72,7 +74,7 @@ def timed(make, lengths, target: str, rounds: int = 2) -> list[tuple[float, int]
             bn.run(length)
             bn.results()  # builds and runs the binary
             events = len(bn.events) if bn.agents else 0
-            out.append((bn.standalone_run_time, events))
+            out.append((bn.target.run_cpu_time, events))
             bn.close()
             continue
         bn = make()
@@ -80,9 +82,9 @@ def timed(make, lengths, target: str, rounds: int = 2) -> list[tuple[float, int]
         best = (np.inf, 0)
         for _ in range(rounds):
             n0 = len(bn.events) if bn.agents else 0
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             bn.run(length)
-            wall = time.perf_counter() - t0
+            wall = time.process_time() - t0
             n = (len(bn.events) - n0) if bn.agents else 0
             best = min(best, (wall, n))
         out.append(best)

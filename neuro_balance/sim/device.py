@@ -122,6 +122,13 @@ def run_on_clock(objects, clock) -> None:
         obj._clock = clock
 
 
+def _children_cpu() -> float:
+    """CPU seconds used so far by this process's finished child processes."""
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _remove(directory: str) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
@@ -150,6 +157,7 @@ class Target:
         self.directory: str | None = None
         self.built = False
         self.run_time: float | None = None  # seconds the standalone binary ran (incl. reading results)
+        self.run_cpu_time: float | None = None  # CPU seconds the binary used (insensitive to other load)
         if name == "cpp_standalone":
             from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
             if directory is None:
@@ -202,9 +210,10 @@ class Target:
             if self.progress is not None:
                 self.progress("compiling the cpp_standalone binary", 0, 1)
             self.device.build(directory=self.directory, compile=True, run=False)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), _children_cpu()
             self.device.run(directory=self.directory, with_output=False, run_args=[])
             self.run_time = time.perf_counter() - start
+            self.run_cpu_time = _children_cpu() - cpu
             if self.progress is not None:
                 self.progress("compiled the cpp_standalone binary", 1, 1)
         finally:
