@@ -1,4 +1,4 @@
-"""The cost graph: a network's parameters aggregated per pair of units (DESIGN §2).
+"""The cost graph: a network's parameters aggregated per pair of units (ARCHITECTURE.md, "The one idea").
 
 For a cost with terms ``alpha_t |w|**p_t`` the total cost after scaling by log-scales ``u`` is::
 

@@ -1,7 +1,7 @@
 """Map a float `Network` onto a chip the way the chip's users do: calibrate, choose scales, map each population.
 
-`quantize` follows nengo-loihi, lava, rockpool, sinabs, QuantizeML, sPyNNaker and snntoolbox
-(``reference/hardware.md``, "Mapping a trained ANN to integers" and "Conversion practice"):
+`quantize` follows nengo-loihi, lava, rockpool, sinabs, QuantizeML, sPyNNaker and snntoolbox (each
+profile's ``sources`` name the tool chain a default comes from):
 
 1. **Activation scales** per population from calibration data (max or percentile of the float
    activity, snntoolbox's data-based normalisation), or from interval bounds on inputs in [0, 1].

@@ -1,7 +1,6 @@
 """Vendor mapping rules: per-group weight scales, exponents, biases and thresholds of one population.
 
-Each rule is the one a chip's users apply (``reference/hardware.md``, "Mapping a trained ANN to
-integers"):
+Each rule is the one a chip's users apply (the profile's ``sources`` name the tool chain):
 
 * **weight scales** per shared-scale group (network, layer/connection, channel or neuron): the
   group's max (or percentile) maps to the largest integer (``w_scale = 255 / w_max`` in nengo-loihi,
