@@ -252,11 +252,11 @@ def plot(res: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, frameon=False,
-               bbox_to_anchor=(0.5, 1 - 0.6 / fig.get_figheight()))
+               bbox_to_anchor=(0.5, 1 - 0.75 / fig.get_figheight()))
     pixels = ", pixels in [-1, 1]" if cfg.get("centre") else ""
     fig.suptitle(f"Balancing and the learning rate ({cfg['data']}{pixels}, {len(cfg['seeds'])} seeds, mean ± std)\n"
                  f"{ARM_NOTE}", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.8 / fig.get_figheight()))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.95 / fig.get_figheight()))
     fig.savefig(path, dpi=100)
 
 

@@ -18,8 +18,8 @@ __all__ = ["ARM_STYLE", "ARM_NOTE", "unit_l2_difference", "steps_per_epoch", "me
 ARM_STYLE = {"plain": ("k", "o", "-"), "FB": ("C0", "s", "-"), "L1 NB": ("C3", "^", "-"),
              "L2 NB": ("C1", "v", "--"), "FB + L1 NB": ("C4", "D", "--"), "L1": ("C2", "x", ":"),
              "L2": ("C7", "+", "--")}
-ARM_NOTE = ("FB: full balance before training; L1 NB / L2 NB: one balancing sweep for L1 / L2 after every "
-            "epoch, no regulariser; L1, L2: regulariser in the loss")
+ARM_NOTE = ("FB: full balance before training; L1 NB / L2 NB: one balancing sweep for L1 / L2 after every epoch,\n"
+            "no regulariser; L1, L2: regulariser in the loss")
 
 
 def unit_l2_difference(net: Network) -> np.ndarray:
