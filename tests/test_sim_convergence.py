@@ -27,7 +27,7 @@ def test_agents_reach_the_global_balance(kind, p):
     net, cost = NETS[kind](), nb.Lp(p)
     bn = BalancingNetwork(net, cost, rate=1000.0, monitor_dt=None)
     bn.run(0.12)
-    assert bn.events.counts()["h1"].min() >= 40  # "enough events": ~40 per unit reach 1e-12 (brian2.md §3)
+    assert bn.events.counts()["h1"].min() >= 40  # "enough events": ~40 per unit reach 1e-12 (measured with the numpy replay)
     agents = bn.network
     best = nb.balance(net, cost, method="global", tol=1e-13)
     # the balanced state is unique, so the agents' weights equal the solver's

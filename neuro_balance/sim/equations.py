@@ -217,7 +217,9 @@ def lambda_code(code: CostCode, bias_in_cost: bool, has_bias: bool, spiking: boo
     if spiking:
         lines.append("v = v*lam")
     if schedule == "local":
-        lines.append("t_next = t - log(1 - rand())/rate_bal")
+        # a paused clock (rate 0, as in measurement windows) draws a request time that never comes; the clip
+        # keeps compiled targets from dividing by zero (numpy would give inf, Cython raises)
+        lines.append("t_next = t - log(1 - rand())/clip(rate_bal, 1e-30*Hz, rate_bal + 1e-30*Hz)")
     return "\n".join(lines)
 
 
