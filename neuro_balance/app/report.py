@@ -57,8 +57,9 @@ def _stages(r: dict[str, Any]) -> list[str]:
 def _agents(a: dict[str, Any]) -> list[str]:
     return [
         "## Neurons as balancing agents (Brian2)", "",
-        f"Every hidden unit balanced itself on its own Poisson clock ({a['rate_hz']:.0f} Hz, colour-gated so "
-        f"neighbours never balance in the same step), reading only its own synapses.", "",
+        f"Every hidden unit balanced itself on its own Poisson clock ({a['rate_hz']:.0f} Hz), reading only its own "
+        f"synapses; neighbours that asked in the same step settled it between themselves by random priority (the "
+        f"loser retries), so no two units sharing a parameter balanced at once.", "",
         "| | value |", "|---|---|",
         f"| balance events | {a['events']} ({a['events_per_unit']:.1f} per unit) |",
         f"| simulated time | {1e3 * a['simulated_s']:.0f} ms ({a['wall_s']:.1f} s wall) |",
