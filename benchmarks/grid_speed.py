@@ -23,12 +23,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--model", default=str(resource_dir("models") / "digits_mlp.yaml"))
+    parser.add_argument("--stepped", action="store_true",
+                        help="also run every cell's stepped simulation (heavier cells, where workers pay off)")
     args = parser.parse_args()
     from dask.distributed import Client, LocalCluster
 
     net = nb.load_model(args.model)
     data = nb.datasets.digits()
-    kwargs = dict(bits=(None, 2, 4, 8), seeds=(0, 1, 2), calibration=data.X_train)
+    kwargs = dict(bits=(None, 2, 4, 8), seeds=(0, 1, 2), calibration=data.X_train, stepped=args.stepped)
     warnings.simplefilter("ignore")
     t0 = time.perf_counter()
     serial = nb.hardware.evaluate(net, data.X_test, data.y_test, **kwargs)
@@ -45,7 +47,8 @@ def main() -> None:
     cells = len(serial.records)
     busy = sum(r["seconds"] for r in serial.records)
     print(f"{args.model}: {len(serial.profiles)} profiles x {len(serial.bits)} widths x 3 seeds x "
-          f"{len(serial.variants)} variants = {cells} cells; records identical: {same}")
+          f"{len(serial.variants)} variants = {cells} cells{' (stepped too)' if args.stepped else ''}; "
+          f"records identical: {same}")
     print(f"{'run':44s} {'s':>8s} {'x serial':>9s}")
     print(f"{'serial (scheduler=None)':44s} {t_serial:8.2f} {1.0:9.2f}")
     print(f"{'of which inside cells':44s} {busy:8.2f} {busy / t_serial:9.2f}")

@@ -103,9 +103,21 @@ def connect(scheduler: Any, workers: int | None = None) -> Iterator[Any]:
                          f"such as 'tcp://host:8786' or a dask.distributed.Client, got {scheduler!r}")
 
 
+def _attempt(fn: Callable[[Any, Any], Any], shared: Any, cell: Any) -> tuple[bool, Any]:
+    """(True, record) or (False, why) for one cell: a failing cell never takes its neighbours with it."""
+    try:
+        return True, fn(shared, cell)
+    except Exception as err:  # reported with the cell, the grid goes on
+        return False, _describe(err)
+
+
+def _run_chunk(fn: Callable[[Any, Any], Any], shared: Any, chunk: list[Any]) -> list[tuple[bool, Any]]:
+    return [_attempt(fn, shared, cell) for cell in chunk]
+
+
 def run_grid(fn: Callable[[Any, Any], Any], cells: Sequence[Any], shared: Any = None, *, scheduler: Any = None,
              workers: int | None = None, progress: Callable[[int, int, Any], None] | None = None,
-             retries: int = 0) -> GridResult:
+             chunksize: int | None = None) -> GridResult:
     """``[fn(shared, cell) for cell in cells]``, serially or on Dask, with failed cells listed, not lost.
 
     Parameters
@@ -123,8 +135,9 @@ def run_grid(fn: Callable[[Any, Any], Any], cells: Sequence[Any], shared: Any = 
         Size of a local cluster (default 2).
     progress : callable, optional
         ``progress(done, total, cell)`` after every finished (or failed) cell.
-    retries : int
-        Extra attempts of a cell that raised (Dask only; a lost worker's cells are always rerun).
+    chunksize : int, optional
+        Cells per Dask task (default: about eight tasks per worker, so that millisecond cells do not drown
+        in the scheduler's per-task cost). A lost worker's tasks are rerun on the others.
 
     Returns
     -------
@@ -133,28 +146,40 @@ def run_grid(fn: Callable[[Any, Any], Any], cells: Sequence[Any], shared: Any = 
     cells = list(cells)
     records: list[Any] = [None] * len(cells)
     failed: list[tuple[int, str]] = []
+    done = 0
+
+    def collect(i: int, outcome: tuple[bool, Any]) -> None:
+        nonlocal done
+        ok, value = outcome
+        if ok:
+            records[i] = value
+        else:
+            failed.append((i, value))
+        done += 1
+        if progress is not None:
+            progress(done, len(cells), cells[i])
+
     if scheduler is None:
         for i, cell in enumerate(cells):
-            try:
-                records[i] = fn(shared, cell)
-            except Exception as err:  # a failed cell is reported, the grid goes on
-                failed.append((i, _describe(err)))
-            if progress is not None:
-                progress(i + 1, len(cells), cell)
+            collect(i, _attempt(fn, shared, cell))
     else:
         from dask.distributed import as_completed
 
         with connect(scheduler, workers) as client:
+            n_workers = max(len(client.scheduler_info().get("workers", {})), 1)
+            size = chunksize or max(1, -(-len(cells) // (8 * n_workers)))
+            starts = range(0, len(cells), size)
             shared_future = client.scatter(shared, broadcast=True, hash=False)
-            futures = [client.submit(fn, shared_future, cell, key=f"cell-{i}-{id(cells)}", pure=False,
-                                     retries=retries) for i, cell in enumerate(cells)]
-            index = {f.key: i for i, f in enumerate(futures)}
-            for done, future in enumerate(as_completed(futures), start=1):
-                i = index[future.key]
+            futures = [client.submit(_run_chunk, fn, shared_future, cells[s:s + size], key=f"cells-{s}-{id(cells)}",
+                                     pure=False) for s in starts]
+            first = {f.key: s for f, s in zip(futures, starts)}
+            for future in as_completed(futures):
+                s = first[future.key]
                 if future.status == "finished":
-                    records[i] = future.result()
-                else:
-                    failed.append((i, _describe(future.exception())))
-                if progress is not None:
-                    progress(done, len(cells), cells[i])
+                    outcomes = future.result()
+                else:  # the task itself was lost (a worker died more often than Dask retries)
+                    why = _describe(future.exception())
+                    outcomes = [(False, why)] * len(cells[s:s + size])
+                for k, outcome in enumerate(outcomes):
+                    collect(s + k, outcome)
     return GridResult(records, [(cells[i], why) for i, why in sorted(failed)])
