@@ -34,6 +34,8 @@ from .errors import GridError
 __all__ = ["GridResult", "run_grid", "connect", "SCHEDULERS"]
 
 SCHEDULERS = ("processes", "threads")
+_BAD_SCHEDULER = ("scheduler: expected None, 'processes' or 'threads', a scheduler address such as "
+                  "'tcp://host:8786' or a dask.distributed.Client, got {!r}")
 
 
 @dataclass
@@ -81,6 +83,8 @@ def connect(scheduler: Any, workers: int | None = None) -> Iterator[Any]:
     if scheduler is None:
         yield None
         return
+    if isinstance(scheduler, str) and scheduler not in SCHEDULERS and "://" not in scheduler:
+        raise ValueError(_BAD_SCHEDULER.format(scheduler))  # a wrong word is refused before Dask is needed
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
@@ -99,8 +103,7 @@ def connect(scheduler: Any, workers: int | None = None) -> Iterator[Any]:
         with Client(scheduler) as client:
             yield client
     else:
-        raise ValueError(f"scheduler: expected None, {' or '.join(map(repr, SCHEDULERS))}, a scheduler address "
-                         f"such as 'tcp://host:8786' or a dask.distributed.Client, got {scheduler!r}")
+        raise ValueError(_BAD_SCHEDULER.format(scheduler))
 
 
 def _attempt(fn: Callable[[Any, Any], Any], shared: Any, cell: Any) -> tuple[bool, Any]:

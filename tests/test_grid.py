@@ -38,7 +38,6 @@ def test_serial_grid_keeps_the_order_and_lists_failed_cells():
 
 
 def test_unknown_scheduler_is_refused_with_the_value():
-    pytest.importorskip("dask.distributed")
     with pytest.raises(ValueError, match="scheduler: expected None.*got 'gpu'"):
         run_grid(_scaled, [1], shared=1, scheduler="gpu")
 
