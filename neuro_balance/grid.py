@@ -166,9 +166,9 @@ def run_grid(fn: Callable[[Any, Any], Any], cells: Sequence[Any], shared: Any = 
         for i, cell in enumerate(cells):
             collect(i, _attempt(fn, shared, cell))
     else:
-        from dask.distributed import as_completed
+        with connect(scheduler, workers) as client:  # refuses a wrong word before Dask is imported
+            from dask.distributed import as_completed
 
-        with connect(scheduler, workers) as client:
             n_workers = max(len(client.scheduler_info().get("workers", {})), 1)
             size = chunksize or max(1, -(-len(cells) // (8 * n_workers)))
             starts = range(0, len(cells), size)
