@@ -74,3 +74,24 @@ def test_scale_copies_unless_inplace():
     np.testing.assert_array_equal(net.projections[0].weight, before)
     nb.scale(net, {"h1": np.ones(4)}, inplace=True)
     np.testing.assert_allclose(net.projections[0].weight, before * np.e)
+
+
+def test_inplace_scaling_writes_into_the_given_arrays_and_a_copy_shares_none():
+    net = nb.mlp([3, 4, 5, 2], seed=0)
+    arrays = [proj.weight for proj in net.projections] + [pop.bias for pop in net.populations.values()
+                                                          if pop.bias is not None]
+    before = [a.copy() for a in arrays]
+    u = {"h1": np.log([0.5, 2.0, 3.0, 0.1])}  # touches in->h1 and h1->h2, not h2->out
+    copy = nb.scale(net, u)
+    copied = [proj.weight for proj in copy.projections] + [pop.bias for pop in copy.populations.values()
+                                                           if pop.bias is not None]
+    assert not any(np.shares_memory(a, b) for a in arrays for b in copied)
+    for a, b in zip(arrays, before):
+        np.testing.assert_array_equal(a, b)
+    out = nb.scale(net, u, inplace=True)
+    assert out is net
+    assert all(x is y for x, y in zip(arrays, [proj.weight for proj in net.projections]))
+    np.testing.assert_allclose(net.projections[0].weight, before[0] * np.array([0.5, 2.0, 3.0, 0.1])[:, None])
+    np.testing.assert_allclose(net.projections[1].weight, before[1] / np.array([0.5, 2.0, 3.0, 0.1]))
+    for proj, scaled in zip(net.projections, copy.projections):
+        np.testing.assert_array_equal(scaled.weight, proj.weight)  # one multiplication order in both paths

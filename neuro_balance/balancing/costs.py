@@ -59,15 +59,20 @@ class Cost:
             raise ValueError(f"{self} has several exponents")
         return self.terms[0][1]
 
-    def elementwise(self, w: np.ndarray, term: int) -> np.ndarray:
-        """``|w|**p`` of term ``term`` (``|w|`` for L-infinity): one new array, products instead of ``pow`` for p = 1, 2, 3."""
+    def elementwise(self, w: np.ndarray, term: int, out: np.ndarray | None = None) -> np.ndarray:
+        """``|w|**p`` of term ``term`` (``|w|`` for L-infinity), written once into ``out`` (or a new array).
+
+        Products instead of ``pow`` for p = 1, 2, 3; no temporary the size of ``w``.
+        """
         p = self.terms[term][1]
         if p == 2.0:
-            return np.square(w)
-        out = np.abs(w)
+            return np.square(w, out=out)
+        out = np.abs(w, out=out)
         if p == 3.0:
             out *= w
             out *= w
+        elif p == 0.5:
+            np.sqrt(out, out=out)
         elif p != 1.0 and not math.isinf(p):
             np.power(out, p, out=out)
         return out

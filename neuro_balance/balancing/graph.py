@@ -23,6 +23,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .arena import empty_like_all
 from .costs import Cost
 from .flat import FlatGraph, Point, balance_sides
 from ..model.kinds import get_kind
@@ -140,18 +141,24 @@ class CostGraph:
 def _aggregate(values: np.ndarray, post_idx: np.ndarray, pre_idx: np.ndarray, n_post: int, n_pre: int,
                linf: bool) -> np.ndarray:
     """Sum (or max) ``values`` into an ``(n_post, n_pre)`` array by the parameters' unit indices."""
+    if _one_per_pair(values.shape, post_idx, pre_idx, n_post, n_pre):
+        return np.array(values, copy=True) if values.base is not None else values
     post_idx = np.broadcast_to(post_idx, values.shape)
     pre_idx = np.broadcast_to(pre_idx, values.shape)
-    # Fast path: every parameter is its own (post, pre) pair, as in a plain dense projection.
-    if values.shape == (n_post, n_pre) and np.array_equal(post_idx[:, 0], np.arange(n_post)) \
-            and np.array_equal(pre_idx[0], np.arange(n_pre)):
-        return np.array(values, copy=True) if values.base is not None else values
     flat = (post_idx * n_pre + pre_idx).ravel()
     if linf:
         K = np.zeros(n_post * n_pre)
         np.maximum.at(K, flat, values.ravel())
         return K.reshape(n_post, n_pre)
     return np.bincount(flat, weights=values.ravel(), minlength=n_post * n_pre).reshape(n_post, n_pre)
+
+
+def _one_per_pair(shape: tuple, post_idx: np.ndarray, pre_idx: np.ndarray, n_post: int, n_pre: int) -> bool:
+    """Whether parameters of ``shape`` with these unit indices are one per (post, pre) pair, in order."""
+    if shape != (n_post, n_pre):
+        return False
+    post_idx, pre_idx = np.broadcast_to(post_idx, shape), np.broadcast_to(pre_idx, shape)
+    return np.array_equal(post_idx[:, 0], np.arange(n_post)) and np.array_equal(pre_idx[0], np.arange(n_pre))
 
 
 def _tie_groups(net: Network, name: str, tie: str | None) -> np.ndarray:
@@ -196,11 +203,21 @@ def build_graph(net: Network, cost: Cost, tie: str | None = None) -> CostGraph:
 
     blocks: dict[tuple[str, str], Block] = {}
     loops: dict[str, list[np.ndarray]] = {}
-    for proj in net.projections:
+    groups = [get_kind(proj.kind).groups(proj, net.populations[proj.pre], net.populations[proj.post])
+              for proj in net.projections]
+    # Projections whose parameters are one per pair of units (plain dense ones, untied): K = |W|**p is
+    # written once, straight into one allocation for all of them.
+    direct = [_one_per_pair(proj.weight.shape, *idx, net.populations[proj.post].size, net.populations[proj.pre].size)
+              and sizes[proj.post] == net.populations[proj.post].size and sizes[proj.pre] == net.populations[proj.pre].size
+              for proj, idx in zip(net.projections, groups)]
+    slots = iter(empty_like_all([proj.weight for proj, d in zip(net.projections, direct) if d for _ in range(n_terms)]))
+    for proj, (post_idx, pre_idx), one in zip(net.projections, groups, direct):
         pre, post = net.populations[proj.pre], net.populations[proj.post]
-        post_idx, pre_idx = get_kind(proj.kind).groups(proj, pre, post)
         Ks = []
         for t in range(n_terms):
+            if one:
+                Ks.append(cost.elementwise(proj.weight, t, out=next(slots)))
+                continue
             K = _aggregate(cost.elementwise(proj.weight, t), post_idx, pre_idx, post.size, pre.size, linf)
             Ks.append(_coarsen(K, tie_index[post.name], tie_index[pre.name], sizes[post.name], sizes[pre.name], linf))
         if proj.pre == proj.post:

@@ -6,6 +6,7 @@ from typing import Mapping
 
 import numpy as np
 
+from .arena import empty_like_all
 from ..errors import ModelError
 from ..model.kinds import get_kind
 from ..model.network import Network
@@ -67,19 +68,21 @@ def scale(net: Network, log_scales: Mapping[str, np.ndarray], *, inplace: bool =
             raise ModelError(f"log_scales[{name!r}]: {pop.role} population with activation "
                              f"{pop.activation} cannot be scaled without changing the function")
         u[name] = values
-    touched = [proj for proj in net.projections if proj.post in u or proj.pre in u]
+    touched = [k for k, proj in enumerate(net.projections) if proj.post in u or proj.pre in u]
+    weights = [net.projections[k].weight for k in touched]
     if inplace:
-        out = net
-    else:  # every other part copied; the rescaled weights are written once, by their first product
-        out = copy.deepcopy(net, memo={id(proj.weight): proj.weight for proj in touched})
-    for proj in out.projections:
-        if proj.post not in u and proj.pre not in u:
-            continue
+        out, fresh = net, weights
+    else:  # every other part copied; the rescaled weights are written once, into one new allocation
+        out = _copy_structure(net, rewritten=set(touched))
+        fresh = empty_like_all(weights) if all(w.dtype == np.float64 for w in weights) else \
+            [np.empty_like(w) for w in weights]
+    for k, into in zip(touched, fresh):
+        proj = out.projections[k]
         pre, post = out.populations[proj.pre], out.populations[proj.post]
         post_idx, pre_idx = get_kind(proj.kind).groups(proj, pre, post)
         f_post = factors(u[proj.post])[post_idx] if proj.post in u else None
         f_pre = factors(-pre.degree * u[proj.pre])[pre_idx] if proj.pre in u else None
-        proj.weight = _rescaled(proj.weight, f_post, f_pre, inplace)
+        proj.weight = _rescaled(proj.weight, f_post, f_pre, into)
     for name, values in u.items():
         pop = out.populations[name]
         if pop.bias is not None:
@@ -89,28 +92,38 @@ def scale(net: Network, log_scales: Mapping[str, np.ndarray], *, inplace: bool =
     return out
 
 
-_ROWS = 64  # rows per chunk of an outer-product rescaling: the factor block stays in cache
+def _copy_structure(net: Network, rewritten: set[int]) -> Network:
+    """A copy of ``net`` that shares only its immutable parts and the weights of projections ``rewritten``.
 
-
-def _rescaled(w: np.ndarray, f_post: np.ndarray | None, f_pre: np.ndarray | None, inplace: bool) -> np.ndarray:
-    """``w * f_post * f_pre`` (either may be None) written once: into ``w`` itself, or into one new array.
-
-    Dense projections (factors of shapes ``(n, 1)`` and ``(1, m)``) go through the weights once, a
-    chunk of rows at a time; other kinds apply the factors one after the other.
+    What `copy.deepcopy` gives, without its walk through every object (activations are immutable
+    and shared); the caller writes new weights for the projections (indices) in ``rewritten``.
     """
-    out = w if inplace else np.empty_like(w)
+    out = copy.copy(net)
+    for key, value in vars(net).items():
+        if key not in ("populations", "projections"):
+            setattr(out, key, copy.deepcopy(value))
+    out.populations = {}
+    for name, pop in net.populations.items():
+        out.populations[name] = new = copy.copy(pop)
+        new.bias = None if pop.bias is None else pop.bias.copy()
+        new.neuron = copy.deepcopy(pop.neuron)
+    out.projections = []
+    for k, proj in enumerate(net.projections):
+        out.projections.append(new := copy.copy(proj))
+        new.options = copy.deepcopy(proj.options)
+        if k not in rewritten:
+            new.weight = proj.weight.copy()
+    return out
+
+
+def _rescaled(w: np.ndarray, f_post: np.ndarray | None, f_pre: np.ndarray | None, out: np.ndarray) -> np.ndarray:
+    """``w * f_post * f_pre`` (either may be None) written into ``out`` (``w`` itself or a new array).
+
+    The first factor is applied on the way from ``w`` to ``out``, the second in place: no temporary
+    the size of ``w``.
+    """
     parts = [f for f in (f_post, f_pre) if f is not None]
-    if len(parts) == 2 and w.ndim == 2 and f_post.shape == (w.shape[0], 1) and f_pre.shape == (1, w.shape[1]):
-        for start in range(0, w.shape[0], _ROWS):
-            rows = slice(start, start + _ROWS)
-            if inplace:
-                out[rows] *= f_post[rows] * f_pre
-            else:
-                np.multiply(w[rows], f_post[rows] * f_pre, out=out[rows])
-        return out
-    for k, f in enumerate(parts):
-        if inplace or k:
-            out *= f
-        else:
-            np.multiply(w, f, out=out)
+    np.multiply(w, parts[0], out=out)
+    for f in parts[1:]:
+        out *= f
     return out
