@@ -13,15 +13,14 @@ All schedules work on log-scales ``u`` and never touch a weight; `scale` applies
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from .closed_form import linf_log_step, loop_rate, lp_log_step
-from .flat import cols_max, rows_max
 from .graph import CostGraph
-from .unit_step import LN2, best_pow2_step, optimal_log_step, scalar_root
+from .state import BalanceState
+from .stochastic import UnitLoop
+from .unit_step import optimal_log_step
 from ..seeding import check_random_state
 
 __all__ = ["SCHEDULES", "BalanceState", "optimal_log_step", "colour_classes", "unit_colours", "run_schedule"]
@@ -81,138 +80,6 @@ def colour_classes(graph: CostGraph) -> list[list[tuple[str, np.ndarray]]]:
     return [classes[k] for k in sorted(classes)]
 
 
-class BalanceState:
-    """Log-scales ``u`` of a cost graph with cached ``exp`` factors for cheap local updates.
-
-    In-costs read rows of each block's ``K`` (``K[idx] @ b``), out-costs its columns (``a @ K`` for a
-    whole population, rows of a transposed copy made once on first use otherwise): a unit's update
-    reads its fan-in and fan-out, nothing else.
-    """
-
-    def __init__(self, graph: CostGraph, u: dict[str, np.ndarray] | None = None) -> None:
-        self.graph = graph
-        self.u = {name: np.array(v, dtype=np.float64) for name, v in (u or graph.zeros()).items()}
-        self._into = {name: [] for name in graph.sizes}
-        self._from = {name: [] for name in graph.sizes}
-        for blk in graph.blocks:
-            self._into[blk.post].append((blk.pre, blk.K))
-            self._from[blk.pre].append((blk.post, blk.K))
-        self._transposed: dict[int, np.ndarray] = {}
-        self._fast: dict[str, list[tuple]] = {}
-        self._ea, self._eb = [], []
-        for p in graph.exponents:
-            self._ea.append({n: np.exp(p * v) for n, v in self.u.items()})
-            self._eb.append({n: np.exp(-p * graph.degree[n] * v) for n, v in self.u.items()})
-
-    def _rows_of_transpose(self, K: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        """``K[:, idx].T`` as rows of a contiguous transposed copy of ``K`` (made once)."""
-        KT = self._transposed.get(id(K))
-        if KT is None:
-            KT = self._transposed[id(K)] = np.ascontiguousarray(K.T)
-        return KT[idx]
-
-    def local_costs(self, name: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Current ``A, B, S`` (each ``(n_terms, len(idx))``) of units ``idx`` of population ``name``."""
-        g = self.graph
-        T = g.n_terms
-        whole = len(idx) == g.sizes[name] and np.array_equal(idx, np.arange(len(idx)))
-        A, B, S = np.zeros((T, len(idx))), np.zeros((T, len(idx))), np.zeros((T, len(idx)))
-        agg = np.maximum if g.linf else np.add
-        for t, p in enumerate(g.exponents):
-            ea, eb = self._ea[t], self._eb[t]
-            for pre, Ks in self._into[name]:
-                K = Ks[t] if whole else Ks[t][idx]
-                agg(A[t], rows_max(K, eb[pre]) if g.linf else K @ eb[pre], out=A[t])
-            if name in g.bias:
-                agg(A[t], g.bias[name][t][idx], out=A[t])
-            A[t] *= ea[name][idx]
-            for post, Ks in self._from[name]:
-                if whole:
-                    cols = cols_max(ea[post], Ks[t]) if g.linf else ea[post] @ Ks[t]
-                else:
-                    KT = self._rows_of_transpose(Ks[t], idx)
-                    cols = rows_max(KT, ea[post]) if g.linf else KT @ ea[post]
-                agg(B[t], cols, out=B[t])
-            B[t] *= eb[name][idx]
-            if name in g.loops:
-                S[t] = g.loops[name][t][idx] * np.exp(p * loop_rate(g.degree[name]) * self.u[name][idx])
-        return A, B, S
-
-    def shift(self, name: str, idx: np.ndarray, delta: np.ndarray) -> None:
-        """Add ``delta`` to the log-scales of units ``idx`` of ``name`` and refresh the caches."""
-        u = self.u[name]
-        u[idx] += delta
-        c = self.graph.degree[name]
-        for t, p in enumerate(self.graph.exponents):
-            self._ea[t][name][idx] = np.exp(p * u[idx])
-            self._eb[t][name][idx] = np.exp(-p * c * u[idx])
-
-    def _rows(self, name: str) -> list[tuple]:
-        """Per term, what `balance_one` reads for a unit of ``name``: row views and scale vectors."""
-        if name not in self._fast:
-            g = self.graph
-            self._fast[name] = [
-                ([(Ks[t], self._eb[t][pre]) for pre, Ks in self._into[name]],
-                 [(self._rows_of_transpose(Ks[t], slice(None)), self._ea[t][post]) for post, Ks in self._from[name]],
-                 g.bias[name][t] if name in g.bias else None, g.loops[name][t] if name in g.loops else None,
-                 self._ea[t][name], self._eb[t][name], p)
-                for t, p in enumerate(g.exponents)]
-        return self._fast[name]
-
-    def balance_one(self, name: str, i: int, fraction: float = 1.0, grid: str | None = None) -> float:
-        """Balance the single unit ``i`` of ``name``; returns its log step.
-
-        Reads row ``i`` of each incoming ``K`` and of each outgoing ``K``'s transpose as views and works
-        on scalars: the stochastic algorithm's inner loop, O(fan-in + fan-out) per update.
-        """
-        if grid is not None:
-            return float(self.balance(name, np.array([i]), fraction, grid)[0])
-        g = self.graph
-        c, u = g.degree[name], self.u[name]
-        A, B, S = [], [], []
-        for ins, outs, bias, loops, ea, eb, p in self._rows(name):
-            a = 0.0 if bias is None else bias[i]
-            b = 0.0
-            if g.linf:
-                for K, v in ins:
-                    a = max(a, (K[i] * v).max(initial=0.0))
-                for KT, v in outs:
-                    b = max(b, (KT[i] * v).max(initial=0.0))
-            else:
-                for K, v in ins:
-                    a += K[i].dot(v)
-                for KT, v in outs:
-                    b += KT[i].dot(v)
-            A.append(float(a * ea[i]))
-            B.append(float(b * eb[i]))
-            S.append(0.0 if loops is None else float(loops[i] * math.exp(p * loop_rate(c) * u[i])))
-        if g.linf:
-            delta = float(linf_log_step(A[0], B[0], S[0] if S[0] > 0 else None, c))
-        elif len(A) == 1 and (c == 1.0 or S[0] == 0.0):
-            delta = float(lp_log_step(A[0], B[0], g.exponents[0], c))
-        else:
-            delta = scalar_root(g, c, A, B, S)
-        delta *= fraction
-        ui = u[i] + delta
-        u[i] = ui
-        for t, p in enumerate(g.exponents):
-            self._ea[t][name][i] = math.exp(p * ui)
-            self._eb[t][name][i] = math.exp(-p * c * ui)
-        return delta
-
-    def balance(self, name: str, idx: np.ndarray, fraction: float = 1.0, grid: str | None = None) -> np.ndarray:
-        """Balance units ``idx`` of ``name`` (which must share no parameter); returns the log steps."""
-        A, B, S = self.local_costs(name, idx)
-        c = self.graph.degree[name]
-        delta = fraction * optimal_log_step(self.graph, c, A, B, S)
-        if grid == "pow2":
-            delta = best_pow2_step(self.graph, c, A, B, S, delta)
-        self.shift(name, idx, delta)
-        if grid == "pow2":  # keep u an exact multiple of log 2, so the factors are exact powers of two
-            self.u[name][idx] = np.round(self.u[name][idx] / LN2) * LN2
-        return delta
-
-
 @dataclass
 class ScheduleRun:
     """What `run_schedule` did: final state, sweeps, per-sweep history, convergence."""
@@ -257,12 +124,14 @@ def run_schedule(graph: CostGraph, schedule: str = "random", *, tol: float = 1e-
     history = {"imbalance": [], "cost": []}
 
     def record() -> float:
-        point = graph.evaluate(state.u)
+        point, cost = state.point()
         history["imbalance"].append(graph.flat.max_imbalance(point))
-        history["cost"].append(graph.flat.cost(point))
+        history["cost"].append(cost)
         return history["imbalance"][-1]
 
     worst = record()
+    fast = schedule != "colour" and grid is None and graph.n_terms == 1 and not graph.linf
+    loop = None
     sweeps = updates = 0
     previous_cost = history["cost"][-1]
     while worst > tol and sweeps < max_sweeps and units:
@@ -277,10 +146,15 @@ def run_schedule(graph: CostGraph, schedule: str = "random", *, tol: float = 1e-
                 order = rng.permutation(len(units))
             elif schedule == "reverse":
                 order = reversed(order)
-            for k in order:
-                name, i = units[k]
-                state.balance_one(name, i, fraction, grid)
-                updates += 1
+            if fast:
+                loop = loop or UnitLoop(state, units)
+                loop.run(order.tolist() if schedule == "random" else order, fraction)
+                loop.sync()
+            else:
+                for k in order:
+                    name, i = units[k]
+                    state.balance_one(name, i, fraction, grid)
+            updates += len(units)
         sweeps += 1
         worst = record()
         if grid == "pow2" and history["cost"][-1] >= previous_cost:

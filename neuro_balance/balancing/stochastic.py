@@ -1,0 +1,104 @@
+"""The one-unit-at-a-time inner loop of the stochastic algorithm: one BLAS call and Python floats per update.
+
+For every population with free units, a unit's fan-in (its row of every incoming ``K``) and fan-out (its
+column of every outgoing ``K``) are laid side by side in one contiguous row of ``R`` (``n x L``), and
+the scale vectors they meet in the two rows of ``M`` (``2 x L``): row 0 holds ``b`` of the pre units
+of the incoming blocks, row 1 ``a`` of the post units of the outgoing ones. ``M @ R[i]`` is
+then the unit's in- and out-cost sums in one call, O(fan-in + fan-out). Blocks from or to populations
+without free units never change: they are summed once into constant offsets (with the bias). After a
+step the unit writes its new ``a`` and ``b`` into the ``M`` of every population it shares a parameter
+with. The steps are those of `BalanceState.balance_one`, in the same order (sums in another order).
+
+Used for a single Lp term without a power-of-two grid; other costs take `BalanceState.balance_one`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .closed_form import lambda_exponent, loop_rate, out_factor
+from .state import IN, OUT, BalanceState
+from .unit_step import scalar_root
+
+__all__ = ["UnitLoop"]
+
+
+class UnitLoop:
+    """`BalanceState.balance_one` for a list of units, laid out for speed (see the module docstring).
+
+    Parameters
+    ----------
+    state : BalanceState
+        Read at construction; `run` works on private copies of its log-scales, `sync` writes them back.
+    units : list of (population, unit index)
+        The units `run` addresses by position.
+    """
+
+    def __init__(self, state: BalanceState, units: list[tuple[str, int]]) -> None:
+        g = state.graph
+        self.state = state
+        p = g.exponents[0]
+        moving = {name for name in g.sizes if g.free[name].any()}
+        self._u = {name: state.u[name].tolist() for name in moving}
+        self._ea = {name: state.ea[0][name].tolist() for name in moving}
+        self._eb = {name: state.eb[0][name].tolist() for name in moving}
+        pops, writes = {}, {name: ([], []) for name in moving}  # writes: (row of M, offset) for b, then for a
+        for name in moving:
+            const_in = g.bias[name][0].copy() if name in g.bias else np.zeros(g.sizes[name])
+            const_out = np.zeros(g.sizes[name])
+            parts, vec_in, vec_out, offset = [], [], [], 0
+            for side, ks, const, vecs in ((IN, state.into[name], const_in, vec_in),
+                                          (OUT, state.out_of[name], const_out, vec_out)):
+                for k in ks:
+                    blk = g.blocks[k]
+                    other = blk.pre if side == IN else blk.post
+                    if other not in moving:
+                        const += state.product(side, k, 0)
+                        continue
+                    parts.append(blk.K[0] if side == IN else blk.K[0].T)
+                    vecs.append((other, offset))
+                    offset += g.sizes[other]
+            R = np.concatenate(parts, axis=1) if parts else np.zeros((g.sizes[name], 1))
+            M = np.zeros((2, max(offset, 1)))
+            for column, vecs, scale in ((0, vec_in, state.eb[0]), (1, vec_out, state.ea[0])):
+                for other, start in vecs:
+                    M[column, start:start + g.sizes[other]] = scale[other]
+                    writes[other][column].append((M[column], start))
+            c = g.degree[name]
+            loops = g.loops[name][0].tolist() if name in g.loops and c != 1.0 else None
+            pops[name] = (list(R), M, (const_in).tolist(), const_out.tolist(), self._u[name], self._ea[name],
+                          self._eb[name], p, p * c, out_factor(c, False), lambda_exponent(p, c, False), loops,
+                          p * loop_rate(c), c, writes[name])
+        self._plan = [(pops[name], i) for name, i in units]
+
+    def run(self, order, fraction: float = 1.0) -> None:
+        """Balance ``units[k]`` for every ``k`` of ``order``, one after the other."""
+        exp, log, graph = math.exp, math.log, self.state.graph
+        plan = self._plan
+        for k in order:
+            pop, i = plan[k]
+            rows, M, cin, cout, u, ea, eb, p, pc, factor, power, loops, rate, c, (write_b, write_a) = pop
+            s_in, s_out = M.dot(rows[i]).tolist()
+            A, B = ea[i] * (s_in + cin[i]), eb[i] * (s_out + cout[i])
+            if loops is not None and loops[i] > 0.0:
+                delta = scalar_root(graph, c, [A], [B], [loops[i] * exp(rate * u[i])])
+            else:
+                delta = log(factor * B / A) * power
+            ui = u[i] + delta * fraction
+            u[i] = ui
+            a, b = exp(p * ui), exp(-pc * ui)
+            ea[i], eb[i] = a, b
+            for row, start in write_b:
+                row[start + i] = b
+            for row, start in write_a:
+                row[start + i] = a
+
+    def sync(self) -> None:
+        """Write the log-scales and factors of `run` back into the state (its cached products go stale)."""
+        st = self.state
+        for name, u in self._u.items():
+            st.u[name][:] = u
+            st.ea[0][name][:] = self._ea[name]
+            st.eb[0][name][:] = self._eb[name]
+            st.moved(name)
