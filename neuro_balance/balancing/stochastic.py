@@ -59,7 +59,10 @@ class UnitLoop:
                     parts.append(blk.K[0] if side == IN else blk.K[0].T)
                     vecs.append((other, offset))
                     offset += g.sizes[other]
-            R = np.concatenate(parts, axis=1) if parts else np.zeros((g.sizes[name], 1))
+            if len(parts) > 1:
+                R = np.concatenate(parts, axis=1)
+            else:  # a single incoming K is its own layout: no copy
+                R = np.ascontiguousarray(parts[0]) if parts else np.zeros((g.sizes[name], 1))
             M = np.zeros((2, max(offset, 1)))
             for column, vecs, scale in ((0, vec_in, state.eb[0]), (1, vec_out, state.ea[0])):
                 for other, start in vecs:
