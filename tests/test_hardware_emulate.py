@@ -298,6 +298,29 @@ def test_the_float64_carried_pass_gives_the_same_integers_as_the_int64_pass(name
             np.testing.assert_array_equal(fast.activity[pop], slow.activity[pop])
 
 
+@pytest.mark.parametrize("name", ["brainscales2", "dynapse2"])
+def test_analog_chips_take_the_float64_route_and_draw_the_same_noise(name):
+    # Mismatch and the chunked noisy readout are carried in float64 too: the route must be taken (else the
+    # comparison above compares the int64 pass with itself) and agree with the int64 pass for two noise
+    # seeds; 300 inputs make three readout chunks of 128 rows on BrainScaleS-2.
+    from neuro_balance.hardware.float_pass import float_exact
+    from neuro_balance.hardware.integer_pass import run_integer
+
+    rng = np.random.default_rng(6)
+    net = nb.mlp([300, 20, 5], seed=6)
+    x = rng.random((40, 300))
+    q = quantize(net, name, x, seed=3)
+    assert float_exact(q)
+    for seed in (None, 11):
+        fast, slow = run_integer(q, x, seed), run_integer(q, x, seed, float_path=False)
+        np.testing.assert_array_equal(fast.output, slow.output)
+        assert fast.counters == slow.counters
+        for pop in slow.activity:
+            np.testing.assert_array_equal(fast.activity[pop], slow.activity[pop])
+    if q.spec.analog_noise_std:       # the seed reaches the noise
+        assert not np.array_equal(run_integer(q, x, 1).output, run_integer(q, x, 2).output)
+
+
 def test_float_spike_counts_equal_exact_integer_division():
     # spike_counts divides in float64 below 2**52: compare with Python's exact integer arithmetic.
     from neuro_balance.hardware.integer_pass import spike_counts

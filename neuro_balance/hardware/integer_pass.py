@@ -65,7 +65,7 @@ def run_integer(qnet: "QuantizedNetwork", x: np.ndarray, seed: int | None = None
         return IntegerRun(net.forward(x), {}, counters)
     spec = qnet.spec
     if float_path is not False and float_exact(qnet):
-        run = run_float(qnet, x, counters)
+        run = run_float(qnet, x, counters, seed)
         if run is not None:
             return run
         counters = new_counters()
@@ -112,7 +112,8 @@ def accumulate(qnet: "QuantizedNetwork", pop: Population, acts: dict[str, np.nda
         if syn.mismatch is not None:
             # Analog synapses: the currents sum continuously; read at one-LSB resolution (nearest,
             # so that per-step reads in `simulate` do not drift).
-            value = get_kind(proj.kind).propagate(with_weight(proj, syn.effective * syn.mismatch), pre, pop, a)
+            value = get_kind(proj.kind).propagate(with_weight(proj, prep.weights[proj.name]), pre, pop,
+                                                  a.astype(np.float64))
             part = np.rint(value).astype(np.int64)
         elif spec.readout is not None:
             part, n = _analog_readout(qnet, proj, pre, pop, syn, a, rng)

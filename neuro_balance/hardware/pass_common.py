@@ -1,8 +1,9 @@
 """What the static passes share: their result, their counters and the worst-case bounds of a quantised network.
 
-`prepare` derives, per population, float64 copies of the integer weights and the largest per-step
-input that activity within the populations' formats can give; a register whose range holds that
-bound can never overflow, so its check may be skipped, and sums below 2**52 are exact in float64.
+`prepare` derives, per population, float64 copies of the integer weights (times the analog mismatch,
+where there is one) and the largest per-step input that activity within the populations' formats
+can give; a register whose range holds that bound can never overflow, so its check may be skipped,
+and sums below 2**52 are exact in float64.
 """
 from __future__ import annotations
 
@@ -70,34 +71,46 @@ def per_feature(values: np.ndarray, pop: Population) -> np.ndarray:
 
 @dataclass
 class Prepared:
-    """Per population: float64 copies of the incoming integer weights and worst-case register bounds."""
+    """Per population: float64 copies of the incoming weights and worst-case register bounds."""
 
     key: tuple
     weights: dict[str, np.ndarray]
-    worst_input: float       # largest |per-step synaptic input| any activity in the formats can give
+    worst_input: float       # largest |per-step input| any activity in the formats can give (after a readout)
     exact: bool              # float64 matmuls of the integers over a whole window are exact
 
 
 def prepare(qnet: "QuantizedNetwork", pop: Population) -> Prepared:
-    """The cached `Prepared` of ``pop``, rebuilt when a weight or bias array was replaced."""
-    net = qnet.network
+    """The cached `Prepared` of ``pop``, rebuilt when a weight, mismatch or bias array was replaced.
+
+    The weights are ``effective`` as float64, times ``mismatch`` on analog synapses. On a chip with an
+    analog readout every projection's contribution is saturated to the readout's range, which bounds
+    the input; ``exact`` bounds the integer product sums before the readout.
+    """
+    net, spec = qnet.network, qnet.spec
     incoming = net.incoming(pop.name)
     lay = qnet.layers[pop.name]
-    key = tuple(id(qnet.synapses[p.name].effective) for p in incoming) + (id(lay.bias),)
+    key = tuple((id(qnet.synapses[p.name].effective), id(qnet.synapses[p.name].mismatch)) for p in incoming) + (
+        id(lay.bias),)
     hit = qnet.cache.get(pop.name)
     if hit is not None and hit.key == key:
         return hit
-    weights, worst = {}, np.zeros(pop.n_features)
+    weights, worst, products = {}, np.zeros(pop.n_features), np.zeros(pop.n_features)
+    readout = 0.0 if spec.readout is None else max(spec.readout.max, -spec.readout.min) / spec.window
     for proj in incoming:
-        pre = net.populations[proj.pre]
-        w = qnet.synapses[proj.name].effective.astype(np.float64)
+        pre, syn = net.populations[proj.pre], qnet.synapses[proj.name]
+        w = syn.effective * syn.mismatch if syn.mismatch is not None else syn.effective.astype(np.float64)
         weights[proj.name] = w
         fmt = qnet.input_format if pre.role == "input" else qnet.layers[proj.pre].act_format
-        per_step = np.ceil(max(fmt.max, -fmt.min) / qnet.spec.window)   # activity per step, at most
+        per_step = np.ceil(max(fmt.max, -fmt.min) / spec.window)   # activity per step, at most
         ones = np.full((1, pre.n_features), per_step)
-        worst = worst + get_kind(proj.kind).propagate(with_weight(proj, np.abs(w)), pre, pop, ones)[0]
+        bound = get_kind(proj.kind).propagate(with_weight(proj, np.abs(w)), pre, pop, ones)[0]
+        products = products + bound
+        if spec.readout is not None:
+            worst = worst + readout
+        else:   # rounding an analog sum to the nearest integer adds at most half an LSB to the window sum
+            worst = worst + bound + (0.5 / spec.window if syn.mismatch is not None else 0.0)
     worst_input = float(worst.max(initial=0.0))
-    prepared = Prepared(key, weights, worst_input, worst_input * qnet.spec.window < EXACT)
+    prepared = Prepared(key, weights, worst_input, float(products.max(initial=0.0)) * spec.window < EXACT)
     qnet.cache[pop.name] = prepared
     return prepared
 
