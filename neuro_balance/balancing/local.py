@@ -124,13 +124,13 @@ def run_schedule(graph: CostGraph, schedule: str = "random", *, tol: float = 1e-
     history = {"imbalance": [], "cost": []}
 
     def record() -> float:
-        point, cost = state.point()
-        history["imbalance"].append(graph.flat.max_imbalance(point))
+        imbalance, cost = state.check()
+        history["imbalance"].append(imbalance)
         history["cost"].append(cost)
         return history["imbalance"][-1]
 
     worst = record()
-    fast = schedule != "colour" and grid is None and graph.n_terms == 1 and not graph.linf
+    fast = schedule != "colour" and grid is None and graph.n_terms == 1
     loop = None
     sweeps = updates = 0
     previous_cost = history["cost"][-1]

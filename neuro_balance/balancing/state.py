@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .closed_form import linf_log_step, loop_rate, lp_log_step
-from .flat import Point, cols_max, rows_max
+from .flat import balance_sides, cols_max, rows_max
 from .graph import CostGraph
 from .unit_step import LN2, best_pow2_step, optimal_log_step, scalar_root
 
@@ -45,6 +45,10 @@ class BalanceState:
         self._transposed: dict[int, np.ndarray] = {}
         self._fast: dict[str, list[tuple]] = {}
         self._version = dict.fromkeys(graph.sizes, 0)
+        self._everyone = {name: np.arange(n) for name, n in graph.sizes.items()}
+        anchored = {name: graph.flat.anchored[sl] for name, sl in graph.flat.slices.items()}
+        self._anchored = [(name, None if m.all() else m) for name, m in anchored.items() if m.any()]
+        self._w1 = graph.flat.w1
         self._products: dict[tuple[int, int, int], tuple[int, np.ndarray]] = {}
         self.ea, self.eb = [], []
         for p in graph.exponents:
@@ -94,11 +98,15 @@ class BalanceState:
 
     def local_costs(self, name: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Current ``A, B, S`` (each ``(n_terms, len(idx))``) of units ``idx`` of population ``name``."""
+        whole = len(idx) == self.graph.sizes[name] and np.array_equal(idx, self._everyone[name])
+        return self._costs(name, slice(None) if whole else idx, len(idx))
+
+    def _costs(self, name: str, idx: np.ndarray | slice, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`local_costs` of ``n`` units; ``idx`` a full slice: every unit (products from the cache)."""
         g = self.graph
         T = g.n_terms
-        whole = len(idx) == g.sizes[name] and np.array_equal(idx, np.arange(len(idx)))
-        sel = None if whole else idx
-        A, B, S = np.zeros((T, len(idx))), np.zeros((T, len(idx))), np.zeros((T, len(idx)))
+        sel = None if isinstance(idx, slice) else idx
+        A, B, S = np.zeros((T, n)), np.zeros((T, n)), np.zeros((T, n))
         agg = np.maximum if g.linf else np.add
         for t, p in enumerate(g.exponents):
             for k in self.into[name]:
@@ -113,46 +121,38 @@ class BalanceState:
                 S[t] = g.loops[name][t][idx] * np.exp(p * loop_rate(g.degree[name]) * self.u[name][idx])
         return A, B, S
 
-    def point(self) -> tuple[Point, float]:
-        """Every anchored unit's ``A, B, S`` (a `flat.Point`, other entries zero) and ``F(u)``.
+    def check(self) -> tuple[float, float]:
+        """The max relative imbalance over the anchored units and ``F(u)``, from fresh or cached products.
 
-        From fresh or cached products; each block's cost is summed from whichever of its products is
-        fresh (the in-costs of ground units are not needed for anything else).
+        The imbalance is `FlatGraph.max_imbalance`'s; each block's share of ``F`` is summed from
+        whichever of its products is fresh (the in-costs of ground units serve nothing else).
         """
-        g, flat = self.graph, self.graph.flat
-        T = g.n_terms
-        A, B, S = np.zeros((T, flat.n)), np.zeros((T, flat.n)), np.zeros((T, flat.n))
-        agg = np.maximum if g.linf else np.add
-        total = np.zeros(T)
-        for k, blk in enumerate(g.blocks):
-            post, pre = flat.slices[blk.post], flat.slices[blk.pre]
-            for t in range(T):
-                ea, eb = self.ea[t][blk.post], self.eb[t][blk.pre]
-                ins = self.product(IN, k, t) if flat.anchored[post].any() else self._fresh(IN, k, t)
-                outs = self.product(OUT, k, t) if flat.anchored[pre].any() else self._fresh(OUT, k, t)
-                if ins is not None:
-                    agg(A[t, post], ea * ins, out=A[t, post])
-                if outs is not None:
-                    agg(B[t, pre], eb * outs, out=B[t, pre])
-                if outs is None:
-                    ins = self.product(IN, k, t)
-                if g.linf:
-                    share = (ea * ins).max(initial=0.0) if outs is None else (outs * eb).max(initial=0.0)
-                else:
-                    share = ea @ ins if outs is None else outs @ eb
-                total[t] = agg(total[t], share)
+        g = self.graph
+        worst = 0.0
+        for name, mask in self._anchored:
+            A, B, S = self._costs(name, slice(None), self.graph.sizes[name])
+            if mask is not None:
+                A, B, S = A[:, mask], B[:, mask], S[:, mask]
+            gin, gout = balance_sides(g.linf, self._w1, A, B, S, g.degree[name])
+            top = np.maximum(gin, gout)
+            live = top > 0
+            if live.any():
+                worst = max(worst, float(np.max(np.abs(gin[live] - gout[live]) / top[live])))
+        total = [0.0] * g.n_terms
         for t, p in enumerate(g.exponents):
-            for name, costs in g.bias.items():
-                sl = flat.slices[name]
-                own = costs[t] * self.ea[t][name]
-                agg(A[t, sl], own, out=A[t, sl])
-                total[t] = agg(total[t], own.max(initial=0.0) if g.linf else own.sum())
-            for name, costs in g.loops.items():
-                sl = flat.slices[name]
-                S[t, sl] = costs[t] * np.exp(p * loop_rate(g.degree[name]) * self.u[name])
-                total[t] = agg(total[t], S[t, sl].max(initial=0.0) if g.linf else S[t, sl].sum())
-        cost = float(total.max(initial=0.0)) if g.linf else float(np.dot(g.alphas, total))
-        return Point(None, None, None, A, B, S, [], []), cost
+            shares = []
+            for k, blk in enumerate(g.blocks):
+                outs = self._fresh(OUT, k, t)
+                shares.append((self.ea[t][blk.post], self.product(IN, k, t)) if outs is None
+                              else (outs, self.eb[t][blk.pre]))
+            shares += [(costs[t], self.ea[t][name]) for name, costs in g.bias.items()]
+            shares += [(costs[t], np.exp(p * loop_rate(g.degree[name]) * self.u[name]))
+                       for name, costs in g.loops.items()]
+            if g.linf:
+                total[t] = max((x * y).max(initial=0.0) for x, y in shares) if shares else 0.0
+            else:
+                total[t] = sum(float(np.dot(x, y)) for x, y in shares)
+        return worst, max(total) if g.linf else float(np.dot(g.alphas, total))
 
     def moved(self, name: str) -> None:
         """Mark the cached products that depend on ``name``'s log-scales as stale."""

@@ -4,12 +4,13 @@ For every population with free units, a unit's fan-in (its row of every incoming
 column of every outgoing ``K``) are laid side by side in one contiguous row of ``R`` (``n x L``), and
 the scale vectors they meet in the two rows of ``M`` (``2 x L``): row 0 holds ``b`` of the pre units
 of the incoming blocks, row 1 ``a`` of the post units of the outgoing ones. ``M @ R[i]`` is
-then the unit's in- and out-cost sums in one call, O(fan-in + fan-out). Blocks from or to populations
+then the unit's in- and out-cost sums in one call, O(fan-in + fan-out) (maxima under L-infinity). Blocks from or to populations
 without free units never change: they are summed once into constant offsets (with the bias). After a
 step the unit writes its new ``a`` and ``b`` into the ``M`` of every population it shares a parameter
 with. The steps are those of `BalanceState.balance_one`, in the same order (sums in another order).
 
-Used for a single Lp term without a power-of-two grid; other costs take `BalanceState.balance_one`.
+Used for a single Lp term or L-infinity without a power-of-two grid; weighted sums of terms take
+`BalanceState.balance_one`.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import math
 
 import numpy as np
 
-from .closed_form import lambda_exponent, loop_rate, out_factor
+from .closed_form import lambda_exponent, linf_log_step, loop_rate, out_factor
 from .state import IN, OUT, BalanceState
 from .unit_step import scalar_root
 
@@ -44,6 +45,7 @@ class UnitLoop:
         self._ea = {name: state.ea[0][name].tolist() for name in moving}
         self._eb = {name: state.eb[0][name].tolist() for name in moving}
         pops, writes = {}, {name: ([], []) for name in moving}  # writes: (row of M, offset) for b, then for a
+        agg = np.maximum if g.linf else np.add
         for name in moving:
             const_in = g.bias[name][0].copy() if name in g.bias else np.zeros(g.sizes[name])
             const_out = np.zeros(g.sizes[name])
@@ -54,7 +56,7 @@ class UnitLoop:
                     blk = g.blocks[k]
                     other = blk.pre if side == IN else blk.post
                     if other not in moving:
-                        const += state.product(side, k, 0)
+                        agg(const, state.product(side, k, 0), out=const)
                         continue
                     parts.append(blk.K[0] if side == IN else blk.K[0].T)
                     vecs.append((other, offset))
@@ -70,22 +72,25 @@ class UnitLoop:
                     writes[other][column].append((M[column], start))
             c = g.degree[name]
             loops = g.loops[name][0].tolist() if name in g.loops and c != 1.0 else None
-            pops[name] = (list(R), M, (const_in).tolist(), const_out.tolist(), self._u[name], self._ea[name],
-                          self._eb[name], p, p * c, out_factor(c, False), lambda_exponent(p, c, False), loops,
+            sums = (lambda row, M=M: (M * row).max(axis=1)) if g.linf else M.dot
+            pops[name] = (list(R), sums, const_in.tolist(), const_out.tolist(), self._u[name], self._ea[name],
+                          self._eb[name], p, p * c, out_factor(c, g.linf), lambda_exponent(p, c, g.linf), loops,
                           p * loop_rate(c), c, writes[name])
         self._plan = [(pops[name], i) for name, i in units]
 
     def run(self, order, fraction: float = 1.0) -> None:
         """Balance ``units[k]`` for every ``k`` of ``order``, one after the other."""
         exp, log, graph = math.exp, math.log, self.state.graph
-        plan = self._plan
+        plan, linf = self._plan, graph.linf
+        agg = max if linf else float.__add__
         for k in order:
             pop, i = plan[k]
-            rows, M, cin, cout, u, ea, eb, p, pc, factor, power, loops, rate, c, (write_b, write_a) = pop
-            s_in, s_out = M.dot(rows[i]).tolist()
-            A, B = ea[i] * (s_in + cin[i]), eb[i] * (s_out + cout[i])
+            rows, sums, cin, cout, u, ea, eb, p, pc, factor, power, loops, rate, c, (write_b, write_a) = pop
+            s_in, s_out = sums(rows[i]).tolist()
+            A, B = ea[i] * agg(s_in, cin[i]), eb[i] * agg(s_out, cout[i])
             if loops is not None and loops[i] > 0.0:
-                delta = scalar_root(graph, c, [A], [B], [loops[i] * exp(rate * u[i])])
+                S = loops[i] * exp(rate * u[i])
+                delta = float(linf_log_step(A, B, S, c)) if linf else scalar_root(graph, c, [A], [B], [S])
             else:
                 delta = log(factor * B / A) * power
             ui = u[i] + delta * fraction
