@@ -143,3 +143,23 @@ def test_layer_tied_balancing_preserves_function_and_costs_at_least_the_untied_o
     x = inputs_for(net)
     assert relative_error(net.forward(x), tied.network.forward(x)) <= 1e-10
     assert nb.imbalance(tied.network, cost, tie="layer").max_relative <= 1e-10
+
+
+@settings(max_examples=15)
+@given(networks(), costs(linf=False), st.integers(0, 100))
+def test_float32_hessian_products_reach_the_same_balanced_state(net, cost, seed):
+    """Only the Newton direction is float32; the cost, its gradient and the stopping test are float64."""
+    rescaled = nb.scale(net, random_log_scales(net, seed, spread=1.5))
+    a = nb.balance(rescaled, cost, tol=1e-10)
+    b = nb.balance(rescaled, cost, tol=1e-10, hessian_dtype="float32")
+    assert a.converged and b.converged and b.imbalance <= 1e-10
+    assert weight_distance(b.network, a.network) <= 1e-9
+    assert abs(b.cost_after - a.cost_after) <= 1e-12 * a.cost_after
+
+
+def test_hessian_dtype_is_checked():
+    net = nb.mlp([3, 4, 2], seed=0)
+    with pytest.raises(ValueError, match="hessian_dtype"):
+        nb.balance(net, nb.Lp(2), hessian_dtype="float16")
+    with pytest.raises(ValueError, match="hessian_dtype"):
+        nb.balance(net, nb.Lp(2), method="sweep", hessian_dtype="float32")

@@ -6,8 +6,8 @@ import numpy as np
 __all__ = ["empty_like_all"]
 
 
-def empty_like_all(arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """Empty float64 arrays shaped like each of ``arrays``, views of one buffer.
+def empty_like_all(arrays: list[np.ndarray], dtype=np.float64) -> list[np.ndarray]:
+    """Empty arrays of ``dtype`` shaped like each of ``arrays``, views of one buffer.
 
     A fresh allocation per array is mapped by the system page by page on its first write, which costs
     more than writing it; one large allocation is mapped once (in huge pages where the system allows)
@@ -17,6 +17,7 @@ def empty_like_all(arrays: list[np.ndarray]) -> list[np.ndarray]:
     ----------
     arrays : list of ndarray
         Only their shapes are used.
+    dtype : numpy dtype
 
     Returns
     -------
@@ -25,6 +26,6 @@ def empty_like_all(arrays: list[np.ndarray]) -> list[np.ndarray]:
     """
     shapes = [a.shape for a in arrays]
     sizes = [int(np.prod(s)) for s in shapes]
-    buffer = np.empty(sum(sizes))
+    buffer = np.empty(sum(sizes), dtype=dtype)
     ends = np.cumsum([0] + sizes)
     return [buffer[start:end].reshape(shape) for shape, start, end in zip(shapes, ends[:-1], ends[1:])]

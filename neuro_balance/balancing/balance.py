@@ -12,7 +12,7 @@ from .graph import build_graph
 from ..model.network import Network
 from ..seeding import check_random_state
 from .scaling import scale
-from .solver import global_balance
+from .solver import HESSIAN_DTYPES, global_balance
 
 __all__ = ["BalanceResult", "balance", "balance_unit", "METHODS"]
 
@@ -77,7 +77,7 @@ class BalanceResult:
 def balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e-10, max_iter: int | None = None,
             seed: int | np.random.Generator | None = 0, schedule: str | None = None, tie: str | None = None,
             fraction: float = 1.0, scale_grid: str | None = None, inplace: bool = False,
-            invariance: str = "exact") -> BalanceResult:
+            invariance: str = "exact", hessian_dtype: str = "float64") -> BalanceResult:
     """Balance every hidden homogeneous unit of ``net`` for ``cost``.
 
     All methods reach the same unique balanced state (theory Thm 5.1); they differ in how.
@@ -115,6 +115,11 @@ def balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e
         For networks with spiking units (NIR IF, LIF, CubaLIF): ``exact`` balances them with the
         gauge (spike trains unchanged), ``rate`` with the rate-level exchange (IF only); see
         `neuro_balance.balancing.spiking`. Ignored for networks without spiking units.
+    hessian_dtype : {"float64", "float32"}
+        ``global`` only: precision of the Hessian-vector products of the Newton steps. ``float32``
+        keeps a float32 copy of K (half the bytes of K more memory) and reads it instead of K inside
+        conjugate gradients; the cost, its gradient and ``tol`` stay float64, so the result is the
+        same balanced state.
 
     Returns
     -------
@@ -126,7 +131,8 @@ def balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e
     ValueError
         For an unknown ``method``, ``schedule`` or ``scale_grid``, a ``tol`` that is not > 0, a
         ``max_iter`` that is not a non-negative int, a bad ``seed``, or ``method="global"`` with
-        ``schedule``, ``fraction != 1`` or ``scale_grid`` (options of the local methods only).
+        ``schedule``, ``fraction != 1`` or ``scale_grid`` (options of the local methods only), or a
+        local method with ``hessian_dtype="float32"``.
 
     Examples
     --------
@@ -141,14 +147,16 @@ def balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e
         if inplace:
             raise ValueError("inplace: not available for networks with spiking units")
         return balance_spiking(net, cost, invariance, engine=_balance, tol=tol, scale_grid=scale_grid, method=method,
-                               max_iter=max_iter, seed=seed, schedule=schedule, tie=tie, fraction=fraction)
+                               max_iter=max_iter, seed=seed, schedule=schedule, tie=tie, fraction=fraction,
+                               hessian_dtype=hessian_dtype)
     return _balance(net, cost, method, tol=tol, max_iter=max_iter, seed=seed, schedule=schedule, tie=tie,
-                    fraction=fraction, scale_grid=scale_grid, inplace=inplace)
+                    fraction=fraction, scale_grid=scale_grid, inplace=inplace, hessian_dtype=hessian_dtype)
 
 
 def _balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e-10, max_iter: int | None = None,
              seed: int | np.random.Generator | None = 0, schedule: str | None = None, tie: str | None = None,
-             fraction: float = 1.0, scale_grid: str | None = None, inplace: bool = False) -> BalanceResult:
+             fraction: float = 1.0, scale_grid: str | None = None, inplace: bool = False,
+             hessian_dtype: str = "float64") -> BalanceResult:
     """`balance` by the exchange alone (every balanced unit; spiking units are ground)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -163,6 +171,10 @@ def _balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1
         raise ValueError(f"max_iter must be a non-negative int or None, got {max_iter!r}")
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    if hessian_dtype not in HESSIAN_DTYPES:
+        raise ValueError(f"hessian_dtype must be one of {HESSIAN_DTYPES}, got {hessian_dtype!r}")
+    if hessian_dtype != "float64" and method != "global":
+        raise ValueError(f"method={method!r} has no hessian_dtype={hessian_dtype!r}: it is an option of method='global'")
     rng = check_random_state(seed)
     if method == "global":
         local_only = {"schedule": schedule, "scale_grid": scale_grid, "fraction": None if fraction == 1 else fraction}
@@ -181,7 +193,8 @@ def _balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1
         u, iterations, history, converged, updates = run.state.u, run.sweeps, run.history, run.converged, run.updates
         schedule = None if method == "global" else schedule
     else:
-        run = global_balance(graph, tol=tol, max_iter=100 if max_iter is None else int(max_iter))
+        run = global_balance(graph, tol=tol, max_iter=100 if max_iter is None else int(max_iter),
+                             hessian_dtype=hessian_dtype)
         u, iterations, history, converged, updates = run.u, run.iterations, run.history, run.converged, 0
         schedule = None
     log_scales = {name: values for name, values in graph.expand(u).items() if net.populations[name].balanced}

@@ -11,11 +11,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arena import empty_like_all
 from .closed_form import linf_sides, loop_rate
 
-__all__ = ["FlatGraph", "Point", "balance_sides", "rows_max", "cols_max"]
+__all__ = ["FlatGraph", "Point", "balance_sides", "rows_max", "cols_max", "both_products"]
 
 _CHUNK = 64  # rows per chunk of an L-infinity product: the temporary stays in cache
+CACHED = 16 << 20  # bytes of K above which a pair of products reads K once, a cache-sized chunk at a time
+_ROWS_BYTES = 512 << 10  # bytes of K per chunk of rows in `both_products`
+
+
+def both_products(K: np.ndarray, x: np.ndarray, y: np.ndarray, chunked: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``K @ x`` and ``y @ K``; ``chunked``: reading K from memory once, a chunk of rows at a time.
+
+    Two separate products read K twice, which costs twice as much once the K of all blocks no longer
+    fits in cache; a chunk of rows is read once and used for both while it is in cache.
+    """
+    if not chunked:
+        return K @ x, y @ K
+    step = max(1, _ROWS_BYTES // max(1, K.shape[1] * K.itemsize))
+    rows, cols, part = np.empty(K.shape[0], dtype=K.dtype), np.zeros(K.shape[1], dtype=K.dtype), \
+        np.empty(K.shape[1], dtype=K.dtype)
+    for start in range(0, K.shape[0], step):
+        chunk = K[start:start + step]
+        np.dot(chunk, x, out=rows[start:start + step])
+        np.dot(y[start:start + step], chunk, out=part)
+        cols += part
+    return rows, cols
 
 
 def rows_max(K: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -96,6 +118,23 @@ class FlatGraph:
         self.bias = [(t, self.slices[n], costs[t]) for n, costs in graph.bias.items() for t in range(graph.n_terms)]
         self.loops = [(t, self.slices[n], costs[t]) for n, costs in graph.loops.items() for t in range(graph.n_terms)]
         self.names = names
+        self.chunked = sum(blk[1].nbytes for blk in self.blocks) > CACHED
+        self.free_mask = self.free.astype(np.float64)
+        pops = list(self.slices.values())
+        self.population = np.repeat(np.arange(len(pops)), [sl.stop - sl.start for sl in pops])
+        self.all_free = np.repeat([bool(self.free[sl].all()) for sl in pops], [sl.stop - sl.start for sl in pops])
+        # Blocks joining free units on both sides: the off-diagonal part of the Hessian.
+        self.inner = [bool(self.free[post].any() and self.free[pre].any()) for _, _, post, pre, _ in self.blocks]
+
+    def blocks_as(self, dtype) -> list[np.ndarray | None]:
+        """Copies of the inner blocks' K in ``dtype`` (one allocation), None for the other blocks."""
+        slots = iter(empty_like_all([blk[1] for blk, keep in zip(self.blocks, self.inner) if keep], dtype))
+        out = []
+        for blk, keep in zip(self.blocks, self.inner):
+            out.append(next(slots) if keep else None)
+            if keep:
+                out[-1][...] = blk[1]
+        return out
 
     def _concat(self, per_population) -> np.ndarray:
         parts = [per_population(n) for n in self.slices]
@@ -122,7 +161,9 @@ class FlatGraph:
             if self.linf:
                 i, o = a * rows_max(K, b), b * cols_max(a, K)
             else:
-                i, o = a * (K @ b), b * (a @ K)
+                i, o = both_products(K, b, a, self.chunked)
+                i *= a
+                o *= b
             agg(A[t, post], i, out=A[t, post])
             agg(B[t, pre], o, out=B[t, pre])
             ins.append(i)

@@ -28,11 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .flat import FlatGraph, Point
+from .flat import CACHED, FlatGraph, Point, both_products
 from .graph import CostGraph
 from .local import BalanceState, colour_classes
 
-__all__ = ["global_balance", "SolverRun"]
+__all__ = ["global_balance", "SolverRun", "HESSIAN_DTYPES"]
+
+HESSIAN_DTYPES = ("float64", "float32")
 
 WARM_SWEEPS = 2  # colour sweeps before Newton when the start is far from balance
 _FAR = 0.1  # max relative imbalance above which the start counts as far
@@ -49,74 +51,98 @@ class SolverRun:
     history: dict[str, list[float]]
 
 
-class _Newton:
-    """Gradient, Hessian-vector products and preconditioner of F at one evaluated point."""
+class _Coarse:
+    """The population-constant directions: one per population with free units (its free units' indicator)."""
 
-    def __init__(self, flat: FlatGraph, pt: Point, groups: np.ndarray, n_groups: int) -> None:
-        self.flat = flat
-        self.free = flat.free.astype(np.float64)
+    def __init__(self, flat: FlatGraph) -> None:
+        self.starts = np.array([sl.start for sl in flat.slices.values()], dtype=np.intp)
+        self.sizes = np.array([sl.stop - sl.start for sl in flat.slices.values()], dtype=np.intp)
+        self.live = np.array([flat.free[sl].any() for sl in flat.slices.values()], dtype=bool)
+        self.index = np.cumsum(self.live) - 1  # row of each population in the coarse matrix
+        self.n = int(self.live.sum())
+
+    def restrict(self, r: np.ndarray) -> np.ndarray:
+        """``Z^T r`` for every population (0 for those without free units; ``r`` is 0 off the free units)."""
+        return np.add.reduceat(r, self.starts)
+
+    def prolong(self, y: np.ndarray) -> np.ndarray:
+        """``Z y`` before masking: each population's value repeated over its units."""
+        return np.repeat(y, self.sizes)
+
+
+class _Newton:
+    """Gradient, Hessian-vector products and preconditioner of F at one evaluated point.
+
+    ``H v = diag * v - sum_t w2_t (ea_t * y_t + c * eb_t * z_t)`` with ``y_t = K @ (c eb_t v)`` and
+    ``z_t = (ea_t v) @ K`` gathered over the blocks joining free units: two mat-vecs per block.
+    ``hessian_K`` may hold the blocks' K in float32 for these products (the gradient, the cost and
+    the line search always use float64, so the solution is the same; only the Newton step is less exact).
+    """
+
+    def __init__(self, flat: FlatGraph, pt: Point, coarse: _Coarse, hessian_K: list | None) -> None:
+        self.flat, self.free = flat, flat.free_mask
         c, r = flat.c, flat.rate
         self.grad = (flat.w1 @ (pt.A - c * pt.B + r * pt.S)) * self.free
         self.diag = flat.w2 @ (pt.A + c * c * pt.B + r * r * pt.S)
-        self.inv_diag = np.where(self.diag > 0, 1.0 / np.where(self.diag > 0, self.diag, 1.0), 0.0) * self.free
-        self.groups, self.n_groups = groups, n_groups
-        # Blocks joining free units on both sides: the off-diagonal part of the Hessian.
-        self.terms = []
-        for (t, K, post, pre, c_pre), ins, outs in zip(flat.blocks, pt.ins, pt.outs):
-            self.terms.append((K, post, pre, flat.w2[t] * c_pre, pt.ea[t, post], pt.eb[t, pre], ins, outs,
-                               flat.w2[t], c_pre))
-        self._coarse(pt)
-        self.terms = [term for term in self.terms if self.free[term[1]].any() and self.free[term[2]].any()]
+        self.inv_diag = np.divide(self.free, self.diag, out=np.zeros(flat.n), where=self.diag > 0)
+        dtype = np.float32 if hessian_K is not None else np.float64
+        self.ea = [(flat.w2[t] * pt.ea[t]).astype(dtype) for t in range(len(flat.ps))]
+        self.ebc = [(c * pt.eb[t]).astype(dtype) for t in range(len(flat.ps))]
+        self.dtype = dtype
+        Ks = hessian_K if hessian_K is not None else [blk[1] for blk in flat.blocks]
+        self.chunked = sum(K.nbytes for K, inner in zip(Ks, flat.inner) if inner) > CACHED
+        self.terms = [(t, K, post, pre) for (t, _, post, pre, _), K, inner in zip(flat.blocks, Ks, flat.inner) if inner]
+        self.coarse = coarse
+        self.coarse_inverse = self._coarse_inverse(pt)
 
-    def _coarse(self, pt: Point) -> None:
-        """Z^T H Z for Z = indicators of each population's free units (exact, from block totals)."""
-        flat, free, groups = self.flat, self.free, self.groups
-        Hc = np.zeros((self.n_groups, self.n_groups))
-        ground = flat.w2 @ (flat.rate ** 2 * pt.S)
-        for t, sl, costs in flat.bias:
-            ground[sl] += flat.w2[t] * costs * pt.ea[t, sl]
-        live = groups >= 0
-        np.add.at(Hc, (groups[live], groups[live]), (ground * free)[live])
-        for K, post, pre, _, a, b, ins, outs, w, c in self.terms:
+    def _coarse_inverse(self, pt: Point) -> np.ndarray:
+        """``(Z^T H Z)^-1``, embedded in a matrix over all populations (zero rows for those without free units).
+
+        Exact, from block totals: a block's share of ``Z^T H Z`` is its cost between free units.
+        """
+        flat, free, co = self.flat, self.free, self.coarse
+        Hc = np.diag(co.restrict(self.diag * free))
+        for (t, K, post, pre, c), ins, outs, inner in zip(flat.blocks, pt.ins, pt.outs, flat.inner):
+            if not inner:
+                continue
             fp, fq = free[post], free[pre]
-            tot_f_any = ins @ fp  # parameters whose post unit is free
-            tot_any_f = outs @ fq  # parameters whose pre unit is free
-            if not fp.any() or not fq.any():
-                tot_ff = 0.0
-            elif fq.all():
-                tot_ff = tot_f_any
-            elif fp.all():
-                tot_ff = tot_any_f
+            if flat.all_free[pre.start]:
+                tot_ff = ins @ fp  # every pre unit free: the block's cost into free post units
+            elif flat.all_free[post.start]:
+                tot_ff = outs @ fq
             else:  # both populations partly fixed (dead or pinned units): one extra product
-                tot_ff = (a * fp) @ (K @ (b * fq))
-            tot_fn, tot_nf = tot_f_any - tot_ff, tot_any_f - tot_ff
-            P = groups[post.start] if fp.any() else -1
-            Q = groups[pre.start] if fq.any() else -1
-            if P >= 0:
-                Hc[P, P] += w * (tot_ff + tot_fn)
-            if Q >= 0:
-                Hc[Q, Q] += w * c * c * (tot_ff + tot_nf)
-            if P >= 0 and Q >= 0:
-                if P == Q:
-                    Hc[P, P] -= 2 * c * w * tot_ff
-                else:
-                    Hc[P, Q] -= w * c * tot_ff
-                    Hc[Q, P] -= w * c * tot_ff
-        self.coarse = np.linalg.pinv(Hc, hermitian=True)
+                tot_ff = (pt.ea[t, post] * fp) @ (K @ (pt.eb[t, pre] * fq))
+            P, Q = flat.population[post.start], flat.population[pre.start]
+            h = flat.w2[t] * c * tot_ff
+            Hc[P, Q] -= h
+            Hc[Q, P] -= h
+        live = np.ix_(co.live, co.live)
+        inverse = np.zeros_like(Hc)
+        try:  # positive definite: every free unit is joined to ground
+            inverse[live] = np.linalg.inv(Hc[live])
+        except np.linalg.LinAlgError:
+            inverse[live] = np.linalg.pinv(Hc[live], hermitian=True)
+        return inverse
 
     def hessian_product(self, v: np.ndarray) -> np.ndarray:
+        flat = self.flat
         out = self.diag * v
-        for K, post, pre, wc, a, b, *_ in self.terms:
-            out[post] -= wc * a * (K @ (b * v[pre]))
-            out[pre] -= wc * b * ((a * v[post]) @ K)
+        v_cast = v.astype(self.dtype, copy=False)
+        for t in range(len(flat.ps)):
+            bv, av = self.ebc[t] * v_cast, self.ea[t] * v_cast
+            y, z = np.zeros(flat.n, dtype=self.dtype), np.zeros(flat.n, dtype=self.dtype)
+            for s, K, post, pre in self.terms:
+                if s == t:
+                    rows, cols = both_products(K, bv[pre], av[post], self.chunked)
+                    y[post] += rows
+                    z[pre] += cols
+            out -= self.ea[t] * y
+            out -= self.ebc[t] * z
         return out * self.free
 
     def precondition(self, r: np.ndarray) -> np.ndarray:
-        live = self.groups >= 0
-        coarse_r = np.bincount(self.groups[live], weights=(r * self.free)[live], minlength=self.n_groups)
-        z = r * self.inv_diag
-        z[live] += (self.coarse @ coarse_r)[self.groups[live]] * self.free[live]
-        return z
+        co = self.coarse
+        return r * self.inv_diag + co.prolong(self.coarse_inverse @ co.restrict(r)) * self.free
 
 
 def _conjugate_gradient(newton: _Newton, rtol: float, max_iter: int) -> tuple[np.ndarray, int]:
@@ -124,9 +150,9 @@ def _conjugate_gradient(newton: _Newton, rtol: float, max_iter: int) -> tuple[np
     r = -newton.grad
     d = np.zeros_like(r)
     z = newton.precondition(r)
-    s = z.copy()
+    s = z
     rz = r @ z
-    target = rtol * np.sqrt(r @ r)
+    target = rtol * rtol * (r @ r)
     for k in range(1, max_iter + 1):
         Hs = newton.hessian_product(s)
         curvature = s @ Hs
@@ -135,24 +161,13 @@ def _conjugate_gradient(newton: _Newton, rtol: float, max_iter: int) -> tuple[np
         alpha = rz / curvature
         d += alpha * s
         r -= alpha * Hs
-        if np.sqrt(r @ r) <= target:
+        if r @ r <= target:
             return d, k
         z = newton.precondition(r)
         rz_new = r @ z
         s = z + (rz_new / rz) * s
         rz = rz_new
     return d, max_iter
-
-
-def _population_groups(flat: FlatGraph) -> tuple[np.ndarray, int]:
-    """Coarse group of every unit: its population's index among populations with free units, else -1."""
-    groups = np.full(flat.n, -1, dtype=np.intp)
-    k = 0
-    for sl in flat.slices.values():
-        if flat.free[sl].any():
-            groups[sl] = k
-            k += 1
-    return groups, k
 
 
 def _warm_start(graph: CostGraph, u: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
@@ -167,7 +182,7 @@ def _warm_start(graph: CostGraph, u: dict[str, np.ndarray] | None) -> dict[str, 
 
 
 def global_balance(graph: CostGraph, *, tol: float = 1e-10, max_iter: int = 100,
-                   u: dict[str, np.ndarray] | None = None) -> SolverRun:
+                   u: dict[str, np.ndarray] | None = None, hessian_dtype: str = "float64") -> SolverRun:
     """Minimise F(u) over the free units by Newton-CG until the max relative imbalance is ``<= tol``.
 
     Parameters
@@ -180,6 +195,10 @@ def global_balance(graph: CostGraph, *, tol: float = 1e-10, max_iter: int = 100,
         Newton iterations.
     u : dict, optional
         Starting log-scales.
+    hessian_dtype : {"float64", "float32"}
+        Precision of the Hessian-vector products inside conjugate gradients (a float32 copy of K).
+        The gradient, the cost and the line search stay float64, so the solution and ``tol`` are the
+        same; float32 halves the bytes each product reads, at the price of a less exact Newton step.
 
     Returns
     -------
@@ -189,6 +208,8 @@ def global_balance(graph: CostGraph, *, tol: float = 1e-10, max_iter: int = 100,
     """
     if graph.linf:
         raise ValueError("the Newton solver needs an Lp cost; L-infinity is balanced by sweeps")
+    if hessian_dtype not in HESSIAN_DTYPES:
+        raise ValueError(f"hessian_dtype must be one of {HESSIAN_DTYPES}, got {hessian_dtype!r}")
     flat = graph.flat
     pt = graph.evaluate(u if u is not None else graph.zeros())
     x = pt.u.copy()  # never hand out the graph's own origin
@@ -200,13 +221,14 @@ def global_balance(graph: CostGraph, *, tol: float = 1e-10, max_iter: int = 100,
         F = flat.cost(pt)
         history["imbalance"].append(flat.max_imbalance(pt))
         history["cost"].append(F)
-    groups, n_groups = _population_groups(flat)
+    coarse = _Coarse(flat)
+    hessian_K = flat.blocks_as(np.float32) if hessian_dtype == "float32" and coarse.n else None
     cg_total = iterations = 0
     # Bound on a step's largest log change: keeps exp() finite far from the optimum.
     max_step = 20.0 / float(np.max(flat.ps))
-    while history["imbalance"][-1] > tol and iterations < max_iter and n_groups:
+    while history["imbalance"][-1] > tol and iterations < max_iter and coarse.n:
         iterations += 1
-        newton = _Newton(flat, pt, groups, n_groups)
+        newton = _Newton(flat, pt, coarse, hessian_K)
         rtol = min(0.1, max(history["imbalance"][-1], 1e-14))
         d, k = _conjugate_gradient(newton, rtol, max_iter=100)
         cg_total += k
