@@ -16,7 +16,7 @@ brian2 = pytest.importorskip("brian2")
 from brian2.devices.device import get_device, runtime_device  # noqa: E402
 
 from neuro_balance.sim import BalancingNetwork, max_relative_difference, replay  # noqa: E402
-from neuro_balance.sim.device import Target, _CompileWatch, cache_directory, run_on_clock  # noqa: E402
+from neuro_balance.sim.device import Target, _CompileWatch, cache_directory, gated_network, run_on_clock  # noqa: E402
 
 NET = "nb.mlp([6, 5, 4, 3], seed=1)"
 
@@ -133,6 +133,42 @@ def test_private_clock_assignment_is_pinned_to_this_brian2():
     net = brian2.Network(G)
     net.run(100 * brian2.defaultclock.dt)
     np.testing.assert_array_equal(G.x[:], 10)  # ran on the slow clock's ticks only
+
+
+class EveryThird:
+    """A gate open on ticks 0, 3, 6, ... (counted by its own calls)."""
+
+    def __init__(self):
+        self.calls = self.updates = 0
+
+    def prepare(self, clock):
+        self.clock = clock
+
+    def ready(self):
+        self.calls += 1
+        return (self.calls - 1) % 3 == 0
+
+    def update(self):
+        self.updates += 1
+
+
+def test_gated_objects_run_only_when_the_gate_is_open_and_in_schedule_order():
+    """`gated_network` relies on Brian2 listing a Network's active objects after before_run; pin it."""
+    H = brian2.NeuronGroup(2, "x : 1", events={"tock": "True"}, name="nb_gate_counter")
+    H.run_on_event("tock", "x += 1", when="synapses", order=1)
+    G = brian2.NeuronGroup(2, "y : 1\nz : 1 (linked)", events={"tick": "True"}, name="nb_gate_reader")
+    G.z = brian2.linked_var(H, "x")
+    G.run_on_event("tick", "y = z", when="synapses", order=2)  # after the counter, in the same tick
+    gate = EveryThird()
+    gated = [G.thresholder["tick"], G.resetter["tick"], H.thresholder["tock"], H.resetter["tock"]]
+    net = gated_network([G, H], gated, gate, brian2.defaultclock, when="synapses", order=0, name="nb_gate_net")
+    net.run(9 * brian2.defaultclock.dt)
+    assert gate.calls == 9 and gate.updates == 3
+    np.testing.assert_array_equal(H.x[:], 3)  # ran on 3 of 9 ticks
+    np.testing.assert_array_equal(G.y[:], 3)  # and in schedule order: the reader saw this tick's count
+    assert all(obj.active for obj in gated)  # back on after the run
+    net.run(3 * brian2.defaultclock.dt)
+    np.testing.assert_array_equal(H.x[:], 4)
 
 
 STANDALONE_PAIR = textwrap.dedent("""

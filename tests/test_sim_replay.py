@@ -212,3 +212,52 @@ def test_a_slower_agent_clock_keeps_the_semantics():
     expected = 100.0 * 0.2 * sum(net.populations[n].size for n in bn.agents)
     assert 0.7 * expected < len(ev) < 1.2 * expected
     assert max_relative_difference(bn.network, replay(net, cost, ev).network) <= EXACT
+
+
+@pytest.mark.parametrize("schedule", ["local", "colour"])
+@pytest.mark.parametrize("kind", sorted(NETS))
+def test_the_gate_skips_only_ticks_where_nothing_happens(kind, schedule, monkeypatch):
+    """Runtime targets run the agents' stages only on ticks where an agent requests: the same run
+    without the gate (every stage on every tick) gives the very same events, weights and spikes.
+
+    A pause (rate 0) is included for the local schedule. The colour schedule's coin flips draw
+    random numbers on every tick even at rate 0, which the gate skips while paused: after a pause
+    its events are another draw of the same process, so it runs without one here."""
+    import neuro_balance.sim.network as network_module
+    net, cost = NETS[kind](), nb.Lp(2)
+    x = np.linspace(0.2, 1.0, net.input.size)
+
+    def run(gated):
+        build = network_module.build_objects
+        monkeypatch.setattr(network_module, "build_objects", lambda spec, seed, **_: build(spec, seed, gated))
+        bn = BalancingNetwork(net, cost, rate=800.0, spiking=True, input_rate=300.0, monitor_dt=None,
+                              schedule=schedule)
+        bn.set_input(x)
+        bn.run(0.01)
+        if schedule == "local":
+            bn.set_balance_rate(0.0)  # a pause: the gate must notice the new clocks
+            bn.run(0.002)
+            bn.set_balance_rate(500.0)
+        bn.run(0.01)
+        monkeypatch.undo()
+        return bn
+
+    gated, plain = run(True), run(False)
+    assert gated.objects.gate is not None and plain.objects.gate is None
+    assert len(gated.events) > 20
+    for field in ("step", "population", "index"):
+        np.testing.assert_array_equal(getattr(gated.events, field), getattr(plain.events, field))
+    assert max_relative_difference(gated.network, plain.network) == 0.0
+    for name, (t, i) in plain.spikes.items():
+        np.testing.assert_array_equal(gated.spikes[name][1], i)
+    steps = int(round(gated.time / gated.dt))
+    if schedule == "local":  # fewer ticks than the run's (9 agents at 800 Hz: about half), one per balancing tick
+        assert len(np.unique(gated.events.step)) <= gated.objects.gate.opened < 0.8 * steps
+
+
+def test_idle_agents_never_run_their_stages():
+    bn = BalancingNetwork(NETS["mlp"](), nb.Lp(2), rate=0.0, spiking=True, monitor_dt=None)
+    bn.set_input(np.ones(6))
+    bn.run(0.01)
+    assert bn.objects.gate.opened == 0 and len(bn.events) == 0
+    assert sum(len(t) for t, _ in bn.spikes.values()) > 0

@@ -4,7 +4,8 @@ Agent populations carry the ``request`` and ``balance`` events and their code
 (`neuro_balance.sim.equations`); every projection touching an agent gets ``on_event`` pathways that
 accumulate (and, local schedule, detect a neighbour's competing request) and scale. Spiking adds
 non-leaky integrate-and-fire dynamics and spike pathways; drift adds an Ornstein-Uhlenbeck
-log-factor per synapse. Must be called inside `Target.active()`.
+log-factor per synapse. On the runtime targets a `RequestGate` runs the agents' stages only on
+ticks where an agent requests. Must be called inside `Target.active()`.
 """
 from __future__ import annotations
 
@@ -16,13 +17,13 @@ import numpy as np
 from ..balancing.graph import relative_imbalance
 from ..model.kinds import get_kind
 from ..seeding import check_random_state
-from .device import run_on_clock
+from .device import gated_network, run_on_clock
 from .equations import (DECIDE, DECIDE2, DRIFT_CODE, ORDERS, RETRY, RETRY_CODE, detect_code, knock_code, lambda_code,
                         neuron_balance_model, request_code, request_condition, scale_in_code, scale_out_code,
                         synapse_model)
 from .spec import AgentSpec
 
-__all__ = ["BrianObjects", "SynapseSet", "build_objects", "first_requests"]
+__all__ = ["BrianObjects", "SynapseSet", "RequestGate", "build_objects", "first_requests"]
 
 
 @dataclass
@@ -47,6 +48,7 @@ class BrianObjects:
     spike_monitors: dict = field(default_factory=dict)
     readout_monitor: object = None
     weight_monitors: list = field(default_factory=list)
+    gate: "RequestGate | None" = None
 
 
 PATHWAYS = ("acc_out", "scale_out", "acc_in", "scale_in", "det2_out", "det2_in", "scale2_out", "scale2_in")
@@ -67,8 +69,50 @@ def first_requests(rates: dict[str, float], sizes: dict[str, int], start: float,
     return out
 
 
-def build_objects(spec: AgentSpec, seed: int) -> BrianObjects:
-    """Build the Brian2 objects of ``spec`` (inside `Target.active()`); ``seed`` draws the first requests."""
+class RequestGate:
+    """The agents' stages are due only on ticks where some agent requests: idle agents cost nothing.
+
+    Local schedule: a unit requests on the first tick with ``t >= t_next`` (its own Poisson clock;
+    a loser keeps its ``t_next`` and so requests again on the next tick), so the stages are due
+    exactly when the clock reaches the earliest ``t_next`` of any agent unit: the same comparison,
+    on the same numbers, as the ``request`` event's. Colour schedule: a request is a coin flip every
+    tick, so the stages are due on every tick while any agent's rate is above 0.
+    """
+
+    def __init__(self, groups: dict, local: bool) -> None:
+        self.groups, self.local = groups, local
+        self.next = np.inf
+        self.opened = 0  # ticks on which the stages ran
+        self._t = None
+
+    def prepare(self, clock) -> None:
+        self._t = clock.variables["t"].get_value()  # the array the Network advances in place
+        self._find_next()
+
+    def ready(self) -> bool:
+        return self._t[0] >= self.next
+
+    def update(self) -> None:
+        self.opened += 1
+        self._find_next()
+
+    def _find_next(self) -> None:
+        nexts = [np.inf]
+        for G in self.groups.values():
+            agent = G.variables["agent"].get_value() > 0
+            if self.local:
+                nexts.append(np.min(G.variables["t_next"].get_value()[agent], initial=np.inf))
+            elif agent.any() and G.variables["rate_bal"].get_value().item() > 0:
+                nexts.append(-np.inf)
+        self.next = float(min(nexts))
+
+
+def build_objects(spec: AgentSpec, seed: int, gated: bool = False) -> BrianObjects:
+    """Build the Brian2 objects of ``spec`` (inside `Target.active()`); ``seed`` draws the first requests.
+
+    ``gated`` (runtime targets): the agents' stages run only on ticks where an agent requests
+    (`RequestGate`), so idle agents cost one Python call per tick in all.
+    """
     import brian2 as b2
     net = spec.net
     objects = BrianObjects(None, {"R_in": spec.input_rate * b2.Hz})
@@ -111,10 +155,16 @@ def build_objects(spec: AgentSpec, seed: int) -> BrianObjects:
                                   name=syn.synapses.name + "_weights")
             objects.weight_monitors.append(mon)
             parts.append(mon)
+    agent_clock = clock
     if spec.balance_every > 1:
         agent_clock = b2.Clock(spec.balance_dt * b2.second, name="nb_agent_clock")
         run_on_clock(_agent_code_objects(objects, spec), agent_clock)
-    objects.network = b2.Network(*parts, name="nb_network")
+    if gated and spec.agents:
+        objects.gate = RequestGate({name: objects.groups[name] for name in spec.agents}, spec.schedule == "local")
+        objects.network = gated_network(parts, _agent_code_objects(objects, spec), objects.gate, agent_clock,
+                                        when="synapses", order=ORDERS["request"], name="nb_network")
+    else:
+        objects.network = b2.Network(*parts, name="nb_network")
     return objects
 
 

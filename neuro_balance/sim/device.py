@@ -14,7 +14,11 @@ twice. `compile_progress` reports code objects as they compile (the "compiling..
 
 Brian2 2.9 offers no public way to run an event's pathways on another clock than their group's;
 `run_on_clock` writes the private ``_clock`` attribute, here only, and
-``tests/test_sim_device.py`` pins that behaviour to the Brian2 version.
+``tests/test_sim_device.py`` pins that behaviour to the Brian2 version. `gated_network` makes a
+set of objects cost nothing on ticks where nothing can happen to them (runtime targets): a
+`Network` subclass takes them out of its per-tick loop (their public ``active`` flag, cleared after
+their code is prepared) and one `NetworkOperation` runs them, in their schedule order, only on the
+ticks its ``ready`` test passes.
 """
 from __future__ import annotations
 
@@ -28,9 +32,10 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
-__all__ = ["TARGETS", "Target", "cache_directory", "compile_progress", "run_on_clock", "CompileProgress"]
+__all__ = ["TARGETS", "Target", "cache_directory", "compile_progress", "run_on_clock", "gated_network", "Gate",
+           "CompileProgress"]
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
 CACHE_ENV = "NEURO_BALANCE_CACHE"
@@ -120,6 +125,53 @@ def run_on_clock(objects, clock) -> None:
     """
     for obj in objects:
         obj._clock = clock
+
+
+class Gate(Protocol):
+    """When gated objects must run: `prepare` before every run, `ready` every tick, `update` after they ran."""
+
+    def prepare(self, clock) -> None: ...
+
+    def ready(self) -> bool: ...
+
+    def update(self) -> None: ...
+
+
+def gated_network(parts, gated, gate: Gate, clock, *, when: str, order: float, name: str):
+    """A Brian2 `Network` of ``parts`` in which the objects ``gated`` run only on ticks ``gate.ready()``.
+
+    On every tick of ``clock`` one `NetworkOperation` (at ``when``/``order``) asks ``gate.ready()``;
+    only then does it run the gated objects, in the order the Network would have run them, and call
+    ``gate.update()``. On any other tick they cost one Python call in all. Skipping a tick is exact
+    when the gated objects would have done nothing on it: the gate must guarantee that. Runtime
+    targets only (cpp_standalone has no `NetworkOperation`).
+    """
+    import brian2 as b2
+    gated = list(gated)
+    ordered: list = []
+
+    def tick() -> None:
+        if gate.ready():
+            for obj in ordered:
+                obj.run()
+            gate.update()
+
+    class GatedNetwork(b2.Network):
+        def before_run(self, run_namespace):
+            super().before_run(run_namespace)  # prepares every object's code, the gated ones included
+            members = {id(obj) for obj in gated}
+            ordered[:] = [obj for obj in self.sorted_objects if id(obj) in members]
+            for obj in gated:
+                obj.active = False  # out of the per-tick loop, which Network.run lists after this call
+            gate.prepare(clock)
+
+        def after_run(self):
+            for obj in gated:
+                obj.active = True  # back in for their after_run and the next before_run
+            super().after_run()
+
+    operation = b2.NetworkOperation(tick, when=when, order=order, clock=clock, name=name + "_gate")
+    return GatedNetwork(*parts, operation, name=name)
 
 
 def _children_cpu() -> float:

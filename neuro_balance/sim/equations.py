@@ -157,7 +157,8 @@ def request_condition(schedule: str) -> str:
     """The ``request`` event: the unit's own Poisson clock (local), or a colour-gated coin (colour).
 
     Local: each unit holds the time ``t_next`` of its next request, drawn at its previous event, so
-    an idle unit costs one comparison per tick and no random number. Colour: a unit of colour ``k``
+    an idle unit draws no random number; on the runtime targets the stages do not even run on a tick
+    before the earliest ``t_next`` (`neuro_balance.sim.build.RequestGate`). Colour: a unit of colour ``k``
     may request only on ticks ``t % n_colours == k`` of the agents' clock, with probability
     ``n_colours * rate_bal * dt_bal`` (the same mean rate; neighbours never request together).
     """

@@ -10,6 +10,11 @@ in `neuro_balance.sim.equations`, the objects are made by `neuro_balance.sim.bui
 Brian2 call goes through `neuro_balance.sim.device.Target`, which restores Brian2's global device
 and preferences afterwards. The same model runs on the numpy, cython and cpp_standalone targets.
 
+Idle agents cost (almost) nothing: on the runtime targets (numpy, cython) the agents' stages run
+only on ticks where some unit's own clock has run out (one Python call per tick otherwise, a few
+percent of a spiking network's step); cpp_standalone evaluates their conditions every tick of the
+agents' clock, whose period ``balance_every`` divides that cost.
+
 In spiking mode the units are non-leaky integrate-and-fire neurons with reset by subtraction, whose
 rate is ``R * relu(input)``: balancing a unit by ``lam`` multiplies its rate (and its membrane
 potential) by ``lam`` and leaves the output unchanged, while it keeps spiking.
@@ -76,7 +81,8 @@ class BalancingNetwork:
         overhead); requires ``spiking=True``.
     balance_every : int
         The agents' clock ticks every this many time steps (requests, decisions and scaling run
-        only then; spikes every step), which divides the agents' fixed cost per step.
+        only then; spikes every step). It divides the agents' fixed cost per step on
+        cpp_standalone; the runtime targets skip idle ticks anyway.
     record_spikes : bool
         Spiking: record every spike and the output potential (needed by `measure` and `spikes`).
     drift : Drift, optional
@@ -113,7 +119,7 @@ class BalancingNetwork:
         self._started = False
         self._results: Results | None = None
         with self.target.active():
-            self.objects = build_objects(self.spec, self.seed)
+            self.objects = build_objects(self.spec, self.seed, gated=not self.target.standalone)
             if self.spec.spiking:
                 self._set_input(np.zeros(net.input.size))
 
