@@ -111,18 +111,23 @@ class FlatGraph:
         self.w2 = self.w1 * self.ps
         self.c = self._concat(lambda n: np.full(graph.sizes[n], graph.degree[n]))
         self.rate = loop_rate(self.c)
-        self.free = self._concat(lambda n: graph.free[n]).astype(bool)
-        self.anchored = self.free | self._concat(lambda n: graph.pinned[n]).astype(bool)
         self.blocks = [(t, blk.K[t], self.slices[blk.post], self.slices[blk.pre], graph.degree[blk.pre])
                        for t in range(graph.n_terms) for blk in graph.blocks]
         self.bias = [(t, self.slices[n], costs[t]) for n, costs in graph.bias.items() for t in range(graph.n_terms)]
         self.loops = [(t, self.slices[n], costs[t]) for n, costs in graph.loops.items() for t in range(graph.n_terms)]
         self.names = names
         self.chunked = sum(blk[1].nbytes for blk in self.blocks) > CACHED
+        self._sizes = [sl.stop - sl.start for sl in self.slices.values()]
+        self.population = np.repeat(np.arange(len(self._sizes)), self._sizes)
+        self.set_masks(graph)
+
+    def set_masks(self, graph) -> None:
+        """Read the graph's masks again (free, pinned): they change once, when dead and ground-less units are marked."""
+        self.free = self._concat(lambda n: graph.free[n]).astype(bool)
+        self.anchored = self.free | self._concat(lambda n: graph.pinned[n]).astype(bool)
+        self.anchored_index = np.flatnonzero(self.anchored)
         self.free_mask = self.free.astype(np.float64)
-        pops = list(self.slices.values())
-        self.population = np.repeat(np.arange(len(pops)), [sl.stop - sl.start for sl in pops])
-        self.all_free = np.repeat([bool(self.free[sl].all()) for sl in pops], [sl.stop - sl.start for sl in pops])
+        self.all_free = np.repeat([bool(self.free[sl].all()) for sl in self.slices.values()], self._sizes)
         # Blocks joining free units on both sides: the off-diagonal part of the Hessian.
         self.inner = [bool(self.free[post].any() and self.free[pre].any()) for _, _, post, pre, _ in self.blocks]
 
@@ -182,10 +187,8 @@ class FlatGraph:
 
     def max_imbalance(self, pt: Point) -> float:
         """The largest relative imbalance ``|in - out| / max(in, out)`` over the anchored units."""
-        gin, gout = balance_sides(self.linf, self.w1, pt.A[:, self.anchored], pt.B[:, self.anchored],
-                                  pt.S[:, self.anchored], self.c[self.anchored])
+        gin, gout = balance_sides(self.linf, self.w1, pt.A, pt.B, pt.S, self.c)
+        gin, gout = gin[self.anchored_index], gout[self.anchored_index]
         top = np.maximum(gin, gout)
-        live = top > 0
-        if not live.any():
-            return 0.0
-        return float(np.max(np.abs(gin[live] - gout[live]) / top[live]))
+        gap = np.abs(gin - gout)
+        return float(np.divide(gap, top, out=np.zeros_like(gap), where=top > 0).max(initial=0.0))

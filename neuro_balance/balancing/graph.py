@@ -111,7 +111,7 @@ class CostGraph:
     # ---------------------------------------------------------------- evaluation
     @cached_property
     def flat(self) -> FlatGraph:
-        """The graph laid out over one vector of units (`FlatGraph`); built once, after the masks."""
+        """The graph laid out over one vector of units (`FlatGraph`); built once (its masks read again by `build_graph`)."""
         return FlatGraph(self)
 
     def unit_costs(self, u: dict[str, np.ndarray], point: Point | None = None
@@ -155,10 +155,11 @@ def _aggregate(values: np.ndarray, post_idx: np.ndarray, pre_idx: np.ndarray, n_
 
 def _one_per_pair(shape: tuple, post_idx: np.ndarray, pre_idx: np.ndarray, n_post: int, n_pre: int) -> bool:
     """Whether parameters of ``shape`` with these unit indices are one per (post, pre) pair, in order."""
-    if shape != (n_post, n_pre):
+    if shape != (n_post, n_pre) or post_idx.ndim != 2 or pre_idx.ndim != 2:
         return False
-    post_idx, pre_idx = np.broadcast_to(post_idx, shape), np.broadcast_to(pre_idx, shape)
-    return np.array_equal(post_idx[:, 0], np.arange(n_post)) and np.array_equal(pre_idx[0], np.arange(n_pre))
+    rows, cols = post_idx[:, 0], pre_idx[0]  # the indices broadcast along the other axis
+    return len(rows) == n_post and len(cols) == n_pre and bool((rows == np.arange(n_post)).all()) \
+        and bool((cols == np.arange(n_pre)).all())
 
 
 def _tie_groups(net: Network, name: str, tie: str | None) -> np.ndarray:
@@ -251,7 +252,7 @@ def build_graph(net: Network, cost: Cost, tie: str | None = None) -> CostGraph:
     graph = CostGraph(cost, sizes, degree, balanced, none, dict(none), dict(none), list(blocks.values()),
                       bias, loops, tie_index)
     _mark_dead_and_floating(graph)
-    graph.__dict__.pop("flat", None)  # the masks are final only now
+    graph.flat.set_masks(graph)  # the masks are final only now
     return graph
 
 
