@@ -6,7 +6,8 @@ two lengths T1 < T2 and the difference of their CPU times is divided by T2 - T1,
 (~0.1-0.2 s per ``run()`` on the runtime targets; process start and file I/O on cpp_standalone)
 cancels. CPU time, not wall time: on a shared machine other processes' load changes wall times by
 several times, CPU time much less (all targets here run single-threaded). Runtime targets: a
-warm-up run first, then the two lengths (20 and 100 ms), best of 2, CPU time of this process.
+warm-up run first, then the two lengths (50 and 300 ms: a run() call's own setup, ~0.1-0.7 s and noisy, must
+stay well below the difference), best of 3, CPU time of this process.
 cpp_standalone: one binary per length (the CPU time of the binary), each configuration in its own build
 directory so the second length and the next size recompile only what changed.
 
@@ -22,7 +23,7 @@ Columns:
   events up to then (target-independent: the same seed draws the same events on every target),
   and that time times the target's marginal CPU time per simulated second.
 
-Run: ``python benchmarks/brian_agents.py [--sizes 16 50 158] [--targets numpy cython cpp_standalone]``.
+Run: ``python benchmarks/brian_agents.py [--sizes 16 50 158 500] [--targets numpy cython cpp_standalone]``.
 Every (target, size) runs in its own process. A cold Cython cache compiles for several minutes.
 """
 from __future__ import annotations
@@ -65,7 +66,7 @@ def configurations(net, cost, target: str, x: np.ndarray, directory) -> dict:
     return makers
 
 
-def timed(make, lengths, target: str, rounds: int = 2) -> list[tuple[float, int]]:
+def timed(make, lengths, target: str, rounds: int = 3) -> list[tuple[float, int]]:
     """(wall seconds, events) of a run of each length: best of ``rounds`` (runtime) or one binary each."""
     out = []
     for length in lengths:
@@ -112,7 +113,7 @@ def worker(target: str, n: int) -> dict:
     x = np.random.default_rng(0).uniform(0.0, 1.0, n)
     root = tempfile.mkdtemp(prefix="nb_bench_")
     makers = configurations(net, cost, target, x, lambda key: f"{root}/{key}" if target == "cpp_standalone" else None)
-    lengths = (0.05, 0.25) if target == "cpp_standalone" else (0.02, 0.1)
+    lengths = (0.2, 1.2) if target == "cpp_standalone" else (0.05, 0.3)
     marginal, events = {}, {}
     for key, make in makers.items():
         (w1, e1), (w2, e2) = timed(make, lengths, target)
@@ -150,7 +151,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[16, 50, 158])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[16, 50, 158, 500])
     parser.add_argument("--targets", nargs="+", default=["numpy", "cython", "cpp_standalone"])
     parser.add_argument("--out", help="also write the rows as JSON here")
     parser.add_argument("--worker", nargs=2, metavar=("TARGET", "N"), help=argparse.SUPPRESS)
