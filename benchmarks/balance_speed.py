@@ -12,8 +12,12 @@ the wall time. Costs: Lp for ``--ps`` and L-infinity (``inf``; its ``global`` ru
 Targets (issue 13): global <= 10 passes at 1e6 and 4e6 weights, <= 1 ms at 1e4; sweep <= 2x global;
 stochastic <= 3x sweep; p = 0.5, 1, 3 within 2x of p = 2.
 
+``--hessian-dtype float32`` runs the global solver's Newton directions on a float32 copy of K (same
+result). ``--blas-threads 1`` limits BLAS to one thread: on a machine other processes load, BLAS threads
+wait for each other and the CPU clock counts their waiting.
+
 Run: ``python benchmarks/balance_speed.py [--sizes 1e4 1e5 1e6 4e6] [--ps 0.5 1 2 3 inf] [--repeats 3]
-[--clock wall|cpu]``.
+[--clock wall|cpu] [--hessian-dtype float64|float32] [--blas-threads N]``.
 """
 from __future__ import annotations
 
@@ -53,7 +57,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: process CPU time, steadier when other processes load the machine")
+    parser.add_argument("--hessian-dtype", choices=("float64", "float32"), default="float64",
+                        help="precision of the global solver's Hessian-vector products")
+    parser.add_argument("--blas-threads", type=int, default=None, help="limit BLAS to this many threads")
     args = parser.parse_args()
+    if args.blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=args.blas_threads, user_api="blas")
     print(f"{'weights':>8} {'p':>4} {'pass':>9} | " + " | ".join(f"{m:>10} {'passes':>7} {'iter':>5}" for m in args.methods))
     for size in args.sizes:
         net = make_net(WIDTHS[size])
@@ -61,8 +72,9 @@ def main() -> None:
         for p in args.ps:
             cells = []
             for method in args.methods:
-                t, res = best_time(lambda: nb.balance(net, cost_of(p), method=method, tol=1e-10), args.repeats,
-                                   args.clock)
+                extra = {"hessian_dtype": args.hessian_dtype} if method == "global" and args.hessian_dtype != "float64" else {}
+                t, res = best_time(lambda: nb.balance(net, cost_of(p), method=method, tol=1e-10, **extra),
+                                   args.repeats, args.clock)
                 if not res.converged:
                     raise RuntimeError(f"{method} p={p} at {size} weights did not converge: {res}")
                 cells.append(f"{1e3 * t:>8.2f}ms {t / t_pass:>7.1f} {res.iterations:>5}")
