@@ -10,6 +10,7 @@ the sweep costs no further read, because the products it needs are the ones the 
 from __future__ import annotations
 
 import math
+from functools import reduce
 
 import numpy as np
 
@@ -98,25 +99,26 @@ class BalanceState:
 
     def local_costs(self, name: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Current ``A, B, S`` (each ``(n_terms, len(idx))``) of units ``idx`` of population ``name``."""
+        return self._costs(name, self._selection(name, idx), len(idx))
+
+    def _selection(self, name: str, idx: np.ndarray) -> np.ndarray | slice:
+        """``idx``, or a full slice when it is every unit of ``name`` in order (products from the cache)."""
         whole = len(idx) == self.graph.sizes[name] and np.array_equal(idx, self._everyone[name])
-        return self._costs(name, slice(None) if whole else idx, len(idx))
+        return slice(None) if whole else idx
 
     def _costs(self, name: str, idx: np.ndarray | slice, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`local_costs` of ``n`` units; ``idx`` a full slice: every unit (products from the cache)."""
+        """`local_costs` of ``n`` units ``idx`` (a `_selection`)."""
         g = self.graph
-        T = g.n_terms
         sel = None if isinstance(idx, slice) else idx
-        A, B, S = np.zeros((T, n)), np.zeros((T, n)), np.zeros((T, n))
         agg = np.maximum if g.linf else np.add
+        A, B, S = np.empty((g.n_terms, n)), np.empty((g.n_terms, n)), np.zeros((g.n_terms, n))
         for t, p in enumerate(g.exponents):
-            for k in self.into[name]:
-                agg(A[t], self.product(IN, k, t, sel), out=A[t])
+            ins = [self.product(IN, k, t, sel) for k in self.into[name]]
             if name in g.bias:
-                agg(A[t], g.bias[name][t][idx], out=A[t])
-            A[t] *= self.ea[t][name][idx]
-            for k in self.out_of[name]:
-                agg(B[t], self.product(OUT, k, t, sel), out=B[t])
-            B[t] *= self.eb[t][name][idx]
+                ins.append(g.bias[name][t][idx])
+            outs = [self.product(OUT, k, t, sel) for k in self.out_of[name]]
+            np.multiply(reduce(agg, ins) if ins else 0.0, self.ea[t][name][idx], out=A[t])
+            np.multiply(reduce(agg, outs) if outs else 0.0, self.eb[t][name][idx], out=B[t])
             if name in g.loops:
                 S[t] = g.loops[name][t][idx] * np.exp(p * loop_rate(g.degree[name]) * self.u[name][idx])
         return A, B, S
@@ -158,8 +160,8 @@ class BalanceState:
         """Mark the cached products that depend on ``name``'s log-scales as stale."""
         self._version[name] += 1
 
-    def shift(self, name: str, idx: np.ndarray, delta: np.ndarray) -> None:
-        """Add ``delta`` to the log-scales of units ``idx`` of ``name`` and refresh the caches."""
+    def shift(self, name: str, idx: np.ndarray | slice, delta: np.ndarray) -> None:
+        """Add ``delta`` to the log-scales of units ``idx`` (indices or a slice) of ``name``; refresh the caches."""
         u = self.u[name]
         u[idx] += delta
         c = self.graph.degree[name]
@@ -225,12 +227,13 @@ class BalanceState:
 
     def balance(self, name: str, idx: np.ndarray, fraction: float = 1.0, grid: str | None = None) -> np.ndarray:
         """Balance units ``idx`` of ``name`` (which must share no parameter); returns the log steps."""
-        A, B, S = self.local_costs(name, idx)
+        sel = self._selection(name, idx)
+        A, B, S = self._costs(name, sel, len(idx))
         c = self.graph.degree[name]
         delta = fraction * optimal_log_step(self.graph, c, A, B, S)
         if grid == "pow2":
             delta = best_pow2_step(self.graph, c, A, B, S, delta)
-        self.shift(name, idx, delta)
+        self.shift(name, sel, delta)
         if grid == "pow2":  # keep u an exact multiple of log 2, so the factors are exact powers of two
-            self.u[name][idx] = np.round(self.u[name][idx] / LN2) * LN2
+            self.u[name][sel] = np.round(self.u[name][sel] / LN2) * LN2
         return delta
