@@ -10,6 +10,8 @@ out-costs. The schedules decide who balances next:
   share no parameter, so this is exactly the sequential algorithm in a vectorised order.
 
 All schedules work on log-scales ``u`` and never touch a weight; `scale` applies the result once.
+`BalanceState` keeps each block's products until a population they depend on moves, so a sweep and its
+convergence check read every K about twice; the one-unit schedules run in `stochastic.UnitLoop`.
 """
 from __future__ import annotations
 

@@ -3,11 +3,12 @@
 For every population with free units, a unit's fan-in (its row of every incoming ``K``) and fan-out (its
 column of every outgoing ``K``) are laid side by side in one contiguous row of ``R`` (``n x L``), and
 the scale vectors they meet in the two rows of ``M`` (``2 x L``): row 0 holds ``b`` of the pre units
-of the incoming blocks, row 1 ``a`` of the post units of the outgoing ones. ``M @ R[i]`` is
-then the unit's in- and out-cost sums in one call, O(fan-in + fan-out) (maxima under L-infinity). Blocks from or to populations
-without free units never change: they are summed once into constant offsets (with the bias). After a
-step the unit writes its new ``a`` and ``b`` into the ``M`` of every population it shares a parameter
-with. The steps are those of `BalanceState.balance_one`, in the same order (sums in another order).
+of the incoming blocks, row 1 ``a`` of the post units of the outgoing ones. ``M @ R[i]`` is then the
+unit's in- and out-cost sums in one call, O(fan-in + fan-out) (maxima under L-infinity). Blocks from or
+to populations without free units never change: they are summed once into constant offsets (with the
+bias). After a step the unit writes its new ``a`` and ``b`` into the ``M`` of every population it
+shares a parameter with. The steps are those of `BalanceState.balance_one`, in the same order (sums in
+another order, so equal to rounding).
 
 Used for a single Lp term or L-infinity without a power-of-two grid; weighted sums of terms take
 `BalanceState.balance_one`.
