@@ -214,8 +214,8 @@ def test_a_slower_agent_clock_keeps_the_semantics():
     assert max_relative_difference(bn.network, replay(net, cost, ev).network) <= EXACT
 
 
-@pytest.mark.parametrize("schedule", ["local", "colour"])
-@pytest.mark.parametrize("kind", sorted(NETS))
+@pytest.mark.parametrize("kind, schedule", [("rnn", "local")] + [pytest.param(kind, schedule, marks=pytest.mark.slow)
+                                           for kind, schedule in (("mlp", "local"), ("dag", "local"), ("mlp", "colour"))])
 def test_the_gate_skips_only_ticks_where_nothing_happens(kind, schedule, monkeypatch):
     """Runtime targets run the agents' stages only on ticks where an agent requests: the same run
     without the gate (every stage on every tick) gives the very same events, weights and spikes.
