@@ -17,10 +17,17 @@ _LN2 = np.log(2.0)
 
 
 def factors(log_scales: np.ndarray) -> np.ndarray:
-    """``exp(u)``, exactly ``2**k`` where ``u`` is an exact multiple ``k * log(2)`` (a fixed-point shift)."""
+    """``exp(u)``, exactly ``2**k`` where ``u`` is a multiple ``k * log(2)`` up to rounding (a fixed-point shift).
+
+    Power-of-two balancing adds steps ``k_i * log(2)``; their float sum can miss ``k * log(2)`` by a
+    few ulps, and ``exp`` of it is then not exactly ``2**k`` (the weights' mantissas would change).
+    A ``u`` within ``1e-12`` (relative) of a multiple of ``log(2)`` is taken as that multiple: any
+    other ``u`` is that close with negligible probability, and its factor moves by ``<= 1e-12``.
+    """
     u = np.asarray(log_scales, dtype=np.float64)
     k = np.round(u / _LN2)
-    return np.where(k * _LN2 == u, np.exp2(k), np.exp(u))
+    shift = np.abs(u - k * _LN2) <= 1e-12 * np.maximum(1.0, np.abs(u))
+    return np.where(shift, np.exp2(k), np.exp(u))
 
 
 def scale(net: Network, log_scales: Mapping[str, np.ndarray], *, inplace: bool = False,
