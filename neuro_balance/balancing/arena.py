@@ -24,8 +24,9 @@ def empty_like_all(arrays: list[np.ndarray], dtype=np.float64) -> list[np.ndarra
     list of ndarray
         One array per entry of ``arrays``; they share one base, so the memory is released with the last.
     """
-    shapes = [a.shape for a in arrays]
-    sizes = [int(np.prod(s)) for s in shapes]
-    buffer = np.empty(sum(sizes), dtype=dtype)
-    ends = np.cumsum([0] + sizes)
-    return [buffer[start:end].reshape(shape) for shape, start, end in zip(shapes, ends[:-1], ends[1:])]
+    buffer = np.empty(sum(a.size for a in arrays), dtype=dtype)
+    out, start = [], 0
+    for a in arrays:
+        out.append(buffer[start:start + a.size].reshape(a.shape))
+        start += a.size
+    return out
