@@ -14,6 +14,8 @@ import pytest
 import threadpoolctl
 from hypothesis import HealthCheck, settings
 
+from brian_flags import COMPILE_ARGS
+
 settings.register_profile("default", deadline=None, max_examples=40,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True, database=None,
@@ -33,7 +35,7 @@ def one_blas_thread():
 def cython_target():
     """Brian2's Cython target with one set of compiler flags for the whole run: every Cython test shares one build.
 
-    Compiled at -O0 (the tests check exactness, not speed; -O3 takes twice as long to build), with
+    Compiled with `brian_flags.COMPILE_ARGS` (-O0: the tests check exactness, not speed), with
     Brian2's floating-point flags. The code cache is the project's (`neuro_balance.sim.cache_directory`,
     moved with ``$NEURO_BALANCE_CACHE``), so a warm cache is reused across runs; a cold one compiles
     once per run. ``$NEURO_BALANCE_TEST_CYTHON_CACHE`` puts the tests' build somewhere else (an empty
@@ -44,6 +46,6 @@ def cython_target():
     old = prefs.codegen.runtime.cython.cache_dir, list(prefs.codegen.cpp.extra_compile_args_gcc)
     if os.environ.get("NEURO_BALANCE_TEST_CYTHON_CACHE"):
         prefs.codegen.runtime.cython.cache_dir = os.environ["NEURO_BALANCE_TEST_CYTHON_CACHE"]
-    prefs.codegen.cpp.extra_compile_args_gcc = ["-w", "-O0", "-ffast-math", "-fno-finite-math-only", "-std=c++11"]
+    prefs.codegen.cpp.extra_compile_args_gcc = list(COMPILE_ARGS)
     yield
     prefs.codegen.runtime.cython.cache_dir, prefs.codegen.cpp.extra_compile_args_gcc = old

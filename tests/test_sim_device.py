@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import neuro_balance as nb
+from brian_flags import COMPILE_ARGS
 
 brian2 = pytest.importorskip("brian2")
 from brian2.devices.device import get_device, runtime_device  # noqa: E402
@@ -172,8 +173,9 @@ def test_gated_objects_run_only_when_the_gate_is_open_and_in_schedule_order():
 
 
 STANDALONE_PAIR = textwrap.dedent("""
-    import json, numpy as np, neuro_balance as nb
+    import json, brian2, numpy as np, neuro_balance as nb
     from neuro_balance.sim import BalancingNetwork, max_relative_difference, replay
+    brian2.prefs.codegen.cpp.extra_compile_args_gcc = COMPILE_ARGS
     nets = [nb.mlp([6, 5, 4, 3], seed=1), nb.dag([6, 5, 4, 3], skips=((0, 2), (1, 3)), seed=2)]
     bns = [BalancingNetwork(n, nb.Lp(2), rate=500.0, target="cpp_standalone", monitor_dt=None) for n in nets]
     for bn in bns:
@@ -191,8 +193,8 @@ def test_two_standalone_networks_in_one_process(tmp_path):
     """Repro: two standalone networks in one process broke each other (``KeyError`` or
     ``RuntimeError: The network has already been built and run``). Each now has its own device and
     build directory; runs interleave and both match their replay. Two builds (~20-40 s each)."""
-    out = subprocess.run([sys.executable, "-c", STANDALONE_PAIR], capture_output=True, text=True, cwd=tmp_path,
-                         check=True)
+    code = STANDALONE_PAIR.replace("COMPILE_ARGS", repr(COMPILE_ARGS))     # the tests' flags (brian_flags.py)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
     import json
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert min(result["events"]) > 20 and max(result["errs"]) <= 1e-12

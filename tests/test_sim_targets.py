@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import neuro_balance as nb
+from brian_flags import COMPILE_ARGS
 
 brian2 = pytest.importorskip("brian2")
 from neuro_balance.sim import BalancingNetwork, max_relative_difference, replay  # noqa: E402
@@ -63,10 +64,11 @@ def test_cython_and_numpy_draw_the_same_events(cython_target):
 
 
 STANDALONE = textwrap.dedent("""
-    import json, sys, numpy as np, neuro_balance as nb
+    import json, sys, brian2, numpy as np, neuro_balance as nb
     from neuro_balance.sim import BalancingNetwork, max_relative_difference, replay
+    brian2.prefs.codegen.cpp.extra_compile_args_gcc = {flags!r}
     net, cost = {net}, nb.Lp({p})
-    bn = BalancingNetwork(net, cost, rate=2000.0, target="cpp_standalone", monitor_dt=1e-3)
+    bn = BalancingNetwork(net, cost, rate=2000.0, target="cpp_standalone", monitor_dt=1e-3, directory={directory!r})
     bn.run(0.01)
     bn.run(0.01)  # several runs before the (lazy) build
     err = max_relative_difference(bn.network, replay(net, cost, bn.events).network)
@@ -74,12 +76,20 @@ STANDALONE = textwrap.dedent("""
 """)
 
 
+@pytest.fixture(scope="session")
+def standalone_directory(tmp_path_factory):
+    """One cpp_standalone project directory for every case, one case after another: Brian2 rewrites only the
+    files whose code changed and make recompiles only those (the runtime library, and for one kind the
+    code objects that do not depend on ``p``, are compiled once)."""
+    return tmp_path_factory.mktemp("standalone")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", sorted(NETS))
 @pytest.mark.parametrize("p", PS)
-def test_cpp_standalone_agents_equal_replay(kind, p, tmp_path):
-    """The local schedule; one standalone build per case (~20 s each), in a subprocess (no cache to share)."""
-    code = STANDALONE.format(net=NETS[kind], p=p)
+@pytest.mark.parametrize("kind", sorted(NETS))      # kind by kind: consecutive builds share the most code
+def test_cpp_standalone_agents_equal_replay(kind, p, tmp_path, standalone_directory):
+    """The local schedule; one standalone build per case, in a subprocess, in the session's build directory."""
+    code = STANDALONE.format(net=NETS[kind], p=p, directory=str(standalone_directory), flags=COMPILE_ARGS)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["events"] > 50 and result["samples"] == 20
