@@ -49,7 +49,7 @@ def run_integer(qnet: "QuantizedNetwork", x: np.ndarray, seed: int | None = None
         Seed of the analog noise (default: the seed given to `quantize`).
     float_path : bool, optional
         None (default): carry the integers in float64 whenever every value provably stays below
-        2**52 and no register can overflow (`_float_exact`), which gives the same integers with
+        2**52 and no register can overflow (`float_pass.float_exact`), which gives the same integers with
         fewer passes over the data; False: always int64.
 
     Returns
