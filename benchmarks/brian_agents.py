@@ -7,7 +7,7 @@ two lengths T1 < T2 and the difference of their CPU times is divided by T2 - T1,
 cancels. CPU time, not wall time: on a shared machine other processes' load changes wall times by
 several times, CPU time much less (all targets here run single-threaded). Runtime targets: a
 warm-up run first, then the two lengths (50 and 300 ms: a run() call's own setup, ~0.1-0.7 s and noisy, must
-stay well below the difference), best of 3, CPU time of this process.
+stay well below the difference), best of 3 rounds that interleave all configurations, CPU time of this process.
 cpp_standalone: one binary per length (the CPU time of the binary), each configuration in its own build
 directory so the second length and the next size recompile only what changed.
 
@@ -66,31 +66,41 @@ def configurations(net, cost, target: str, x: np.ndarray, directory) -> dict:
     return makers
 
 
-def timed(make, lengths, target: str, rounds: int = 3) -> list[tuple[float, int]]:
-    """(wall seconds, events) of a run of each length: best of ``rounds`` (runtime) or one binary each."""
+def timed_standalone(make, lengths) -> list[tuple[float, int]]:
+    """(CPU seconds of the binary, events) of one binary per length."""
     out = []
     for length in lengths:
-        if target == "cpp_standalone":
-            bn = make()
-            bn.run(length)
-            bn.results()  # builds and runs the binary
-            events = len(bn.events) if bn.agents else 0
-            out.append((bn.target.run_cpu_time, events))
-            bn.close()
-            continue
         bn = make()
-        bn.run(0.002)  # code generation and first-run costs stay out of the timing
-        best = (np.inf, 0)
-        for _ in range(rounds):
-            n0 = len(bn.events) if bn.agents else 0
-            t0 = time.process_time()
-            bn.run(length)
-            wall = time.process_time() - t0
-            n = (len(bn.events) - n0) if bn.agents else 0
-            best = min(best, (wall, n))
-        out.append(best)
+        bn.run(length)
+        bn.results()  # builds and runs the binary
+        out.append((bn.target.run_cpu_time, len(bn.events) if bn.agents else 0))
         bn.close()
     return out
+
+
+def timed_runtime(makers: dict, lengths, rounds: int = 3) -> dict:
+    """(CPU seconds, events) per configuration and length, best of ``rounds``.
+
+    Every configuration is built and warmed up first, then the rounds interleave them (each round runs
+    every configuration at every length), so a change of load on a shared machine hits all alike.
+    """
+    nets = {}
+    for key, make in makers.items():
+        nets[key] = make()
+        nets[key].run(0.002)  # code generation and first-run costs stay out of the timing
+    best = {}
+    for _ in range(rounds):
+        for key, bn in nets.items():
+            for length in lengths:
+                n0 = len(bn.events) if bn.agents else 0
+                t0 = time.process_time()
+                bn.run(length)
+                cpu = time.process_time() - t0
+                n = (len(bn.events) - n0) if bn.agents else 0
+                best[key, length] = min(best.get((key, length), (np.inf, 0)), (cpu, n))
+    for bn in nets.values():
+        bn.close()
+    return {key: [best[key, length] for length in lengths] for key in makers}
 
 
 def convergence(net, cost, schedule: str) -> tuple[float, int]:
@@ -114,9 +124,12 @@ def worker(target: str, n: int) -> dict:
     root = tempfile.mkdtemp(prefix="nb_bench_")
     makers = configurations(net, cost, target, x, lambda key: f"{root}/{key}" if target == "cpp_standalone" else None)
     lengths = (0.2, 1.2) if target == "cpp_standalone" else (0.05, 0.3)
+    if target == "cpp_standalone":
+        timings = {key: timed_standalone(make, lengths) for key, make in makers.items()}
+    else:
+        timings = timed_runtime(makers, lengths)
     marginal, events = {}, {}
-    for key, make in makers.items():
-        (w1, e1), (w2, e2) = timed(make, lengths, target)
+    for key, ((w1, e1), (w2, e2)) in timings.items():
         marginal[key] = (w2 - w1) / (lengths[1] - lengths[0])
         events[key] = (e2 - e1) / (lengths[1] - lengths[0])
     row = {"target": target, "n": n, "synapses": sum(p.weight.size for p in net.projections),
