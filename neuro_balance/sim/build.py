@@ -84,9 +84,11 @@ class RequestGate:
         self.next = np.inf
         self.opened = 0  # ticks on which the stages ran
         self._t = None
+        self._agents: dict = {}
 
     def prepare(self, clock) -> None:
         self._t = clock.variables["t"].get_value()  # the array the Network advances in place
+        self._agents = {name: G.variables["agent"].get_value() > 0 for name, G in self.groups.items()}
         self._find_next()
 
     def ready(self) -> bool:
@@ -98,8 +100,8 @@ class RequestGate:
 
     def _find_next(self) -> None:
         nexts = [np.inf]
-        for G in self.groups.values():
-            agent = G.variables["agent"].get_value() > 0
+        for name, G in self.groups.items():
+            agent = self._agents[name]
             if self.local:
                 nexts.append(np.min(G.variables["t_next"].get_value()[agent], initial=np.inf))
             elif agent.any() and G.variables["rate_bal"].get_value().item() > 0:
@@ -155,14 +157,14 @@ def build_objects(spec: AgentSpec, seed: int, gated: bool = False) -> BrianObjec
                                   name=syn.synapses.name + "_weights")
             objects.weight_monitors.append(mon)
             parts.append(mon)
-    agent_clock = clock
+    stages, agent_clock = _agent_code_objects(objects, spec), clock
     if spec.balance_every > 1:
         agent_clock = b2.Clock(spec.balance_dt * b2.second, name="nb_agent_clock")
-        run_on_clock(_agent_code_objects(objects, spec), agent_clock)
+        run_on_clock(stages, agent_clock)
     if gated and spec.agents:
         objects.gate = RequestGate({name: objects.groups[name] for name in spec.agents}, spec.schedule == "local")
-        objects.network = gated_network(parts, _agent_code_objects(objects, spec), objects.gate, agent_clock,
-                                        when="synapses", order=ORDERS["request"], name="nb_network")
+        objects.network = gated_network(parts, stages, objects.gate, agent_clock, when="synapses",
+                                        order=ORDERS["request"], name="nb_network")
     else:
         objects.network = b2.Network(*parts, name="nb_network")
     return objects

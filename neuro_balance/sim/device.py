@@ -158,6 +158,8 @@ def gated_network(parts, gated, gate: Gate, clock, *, when: str, order: float, n
 
     class GatedNetwork(b2.Network):
         def before_run(self, run_namespace):
+            for obj in gated:
+                obj.active = True  # a run that raised never reached after_run
             super().before_run(run_namespace)  # prepares every object's code, the gated ones included
             members = {id(obj) for obj in gated}
             ordered[:] = [obj for obj in self.sorted_objects if id(obj) in members]
