@@ -88,18 +88,19 @@ class _Tracer:
             self.graph = fx.symbolic_trace(module)
         except Exception as err:  # torch.fx raises many types for untraceable code
             raise ModelError(f"{type(module).__name__}: torch.fx cannot trace it ({err})") from None
-        training = module.training
+        modes = [(m, m.training) for m in module.modules()]
         try:  # eval mode: reading shapes must not move batch-norm statistics
             module.eval()
             with torch.no_grad():
                 ShapeProp(self.graph).propagate(example_input)
-        finally:
-            module.train(training)
+        finally:  # each submodule's own mode back (a frozen BatchNorm in a training module stays frozen)
+            for m, training in modes:
+                m.training = training
         self.module = module
         self.pops: dict[str, Population] = {}
         self.projections: list[Projection] = []
         self.terms: list[Term] = []
-        self.bound: set[str] = set()
+        self.owners: dict[torch.Tensor, str] = {}  # every rescaled Parameter -> its qualified name
 
     # ------------------------------------------------------------------ helpers
     def _shape(self, node: fx.Node) -> tuple[int, ...]:
@@ -307,9 +308,9 @@ class _Tracer:
             else:
                 proj = Projection(src.pop, post, np.eye(post_pop.size), name=name)
         else:
-            if mod_name in self.bound:
-                raise ModelError(f"{mod_name}: applied more than once; one parameter cannot take two scalings")
-            self.bound.add(mod_name)
+            self._claim(mod_name)
+            if norm_name is not None:
+                self._claim(norm_name)
             lin = self.module.get_submodule(mod_name)
             w, _ = self._fold(lin, None if norm_name is None else self.module.get_submodule(norm_name))
             if isinstance(lin, nn.Conv2d):
@@ -329,6 +330,18 @@ class _Tracer:
         self.terms.append(Term(name, mod_name, norm_name))
 
 
+    def _claim(self, mod_name: str) -> None:
+        """Record the Parameters a projection rescales; each may be rescaled through one module, once."""
+        for attr, param in self.module.get_submodule(mod_name).named_parameters(recurse=False):
+            here, first = f"{mod_name}.{attr}", self.owners.get(param)
+            if first == here:
+                raise ModelError(f"{mod_name}: applied more than once; one parameter cannot take two scalings")
+            if first is not None:
+                raise ModelError(f"{here}: the same Parameter as {first} (tied weights); one Parameter cannot "
+                                 "take the scalings of two modules: untie them (e.g. clone one) to balance")
+            self.owners[param] = here
+
+
 def from_module(module: nn.Module, example_input: torch.Tensor) -> TorchBinding:
     """Read a module as a `Network` (float64), with the `Term` that places each projection in the module.
 
@@ -339,7 +352,9 @@ def from_module(module: nn.Module, example_input: torch.Tensor) -> TorchBinding:
         ``LeakyReLU``, ``Identity``, ``Dropout``, ``Flatten``, ``MaxPool2d`` / ``AvgPool2d`` /
         adaptive pooling to even windows, ``BatchNorm1d/2d`` after an affine module (folded), residual
         ``+``; ``Tanh``, ``Sigmoid`` and ``ReLU6`` become ground units. Anything else is refused with a
-        `ModelError` naming the module.
+        `ModelError` naming the module, and so is a module applied twice or a Parameter shared by two
+        modules (tied weights: one Parameter cannot take two scalings). Every submodule keeps its own
+        train/eval mode (shapes are read in eval mode, then each mode is put back).
     example_input : torch.Tensor
         One batch of inputs, ``(batch, n)`` or ``(batch, C, H, W)``; used for shapes only.
 
