@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 __all__ = ["ModelError", "ActivationError", "ProfileError", "GridError", "FixedPointOverflowError",
-           "UnverifiedProfileWarning", "NotApplicable"]
+           "UnverifiedProfileWarning", "StaticEstimateWarning", "NotApplicable"]
 
 
 class ModelError(ValueError):
@@ -31,6 +31,10 @@ class FixedPointOverflowError(OverflowError):
 
 class UnverifiedProfileWarning(UserWarning):
     """A hardware profile uses values flagged ``unverified: true``."""
+
+
+class StaticEstimateWarning(UserWarning):
+    """A spiking chip's static estimate (`QuantizedNetwork.forward`) is beyond its stated bound of the stepped run."""
 
 
 class NotApplicable(Exception):

@@ -239,7 +239,7 @@ def test_percentile_scaling_clips_the_largest_weights_of_each_unit(setup):
 SPIKING = [p for p in CHIPS if nb.hardware.ChipSpec.from_profile(p).spiking]
 #: The README's bound: rms(forward - simulate) / rms(float output) at the default window, by reset;
 #: analog currents (DYNAP-SE2 mismatch) are read at one LSB per step in simulate, once in forward.
-FORWARD_SIMULATE_BOUND = {"subtract": 0.02, "zero": 0.15, "analog": 0.06}
+from neuro_balance.hardware.static_check import FORWARD_SIMULATE_BOUND  # noqa: E402
 
 
 @pytest.mark.parametrize("name", SPIKING)

@@ -16,11 +16,12 @@ steady-state rate model of what `simulate` steps.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, StaticEstimateWarning
 from ..seeding import check_random_state
 from ..model.network import Network
 from .calibration import activation_ranges, magnitude
@@ -29,12 +30,13 @@ from .mapping import map_population
 from .profile import Profile, load_profile
 from .quantized import QuantizedNetwork
 from .spec import ChipSpec
+from .static_check import stepped_check
 
 __all__ = ["quantize"]
 
 
 def quantize(net: Network, profile: Profile | str, calibration: np.ndarray | dict | None = None, *, seed: int = 0,
-             **overrides: Any) -> QuantizedNetwork:
+             check: bool = True, **overrides: Any) -> QuantizedNetwork:
     """Map ``net`` onto the chip described by ``profile`` the way the chip's users do.
 
     Parameters
@@ -48,6 +50,10 @@ def quantize(net: Network, profile: Profile | str, calibration: np.ndarray | dic
         across many calls); without it, interval bounds for inputs in [0, 1].
     seed : int
         Seed of analog mismatch (fixed at mapping time) and analog noise (per `forward`).
+    check : bool
+        On spiking chips with calibration data, step through a sample of it and compare the static
+        estimate (`QuantizedNetwork.forward`) with the stepped run (`simulate`): the result's
+        ``static_check``, and a `StaticEstimateWarning` when the gap is beyond the stated bound.
     **overrides
         See `neuro_balance.hardware.spec.OVERRIDES`, e.g. ``weight_bits=4``,
         ``granularity="neuron"``, ``weight_rounding="nearest"``, ``max_rate=0.25``, ``reset="subtract"``.
@@ -99,6 +105,11 @@ def quantize(net: Network, profile: Profile | str, calibration: np.ndarray | dic
         if pop.role != "input":
             map_population(qnet, pop, scales, formats, network_max, rng, stats, ranges[name])
     qnet.stats = stats
+    if check and calibration is not None and not isinstance(calibration, dict) and spec.spiking:
+        qnet.static_check = stepped_check(qnet, np.asarray(calibration, dtype=np.float64))
+        if not qnet.static_check.trusted:
+            warnings.warn(qnet.static_check.message(f"quantize({net.name!r}, {spec.name!r}): "),
+                          StaticEstimateWarning, stacklevel=2)
     return qnet
 
 

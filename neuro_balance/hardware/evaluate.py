@@ -36,6 +36,7 @@ from .chip_balance import balanced_candidates, choose_on_calibration, range_imba
 from .emulate import quantize
 from .profile import list_profiles, load_profile
 from .spiking import simulate
+from .static_check import forward_simulate_bound, stepped_check
 
 __all__ = ["Evaluation", "evaluate", "VARIANTS", "plot_evaluation"]
 
@@ -57,8 +58,11 @@ class Evaluation:
         summed over populations), ``clipped_weights``, ``imbalance`` (L-infinity range imbalance
         of the quantised network, `range_imbalance`), ``choice`` (the balancing applied; for
         ``balanced_auto`` the one picked on the calibration data), ``stepped_accuracy`` and
-        ``stepped_output_error`` (`simulate`; None unless ``stepped``), ``seconds``; ``accuracy``
-        is None when the chip does not allow that width.
+        ``stepped_output_error`` (`simulate`; None unless ``stepped``), ``static_gap`` and
+        ``static_trusted`` (spiking chips: rms(forward - simulate) / rms(float output) on the data, or
+        on its first 256 rows when not ``stepped``, and whether it is within the stated bound,
+        `neuro_balance.hardware.static_check`), ``seconds``; ``accuracy`` is None when the chip does
+        not allow that width.
     float_accuracy : float
         Accuracy of the float network (identical for the balanced ones).
     balance : dict
@@ -91,6 +95,11 @@ class Evaluation:
         """Variants in the order evaluated."""
         return list(dict.fromkeys(r["variant"] for r in self.records))
 
+    @property
+    def untrusted_static(self) -> list[dict[str, Any]]:
+        """Records whose static estimate is beyond the stated bound of the stepped run: read their stepped numbers."""
+        return [r for r in self.records if r.get("static_trusted") is False]
+
     def table(self, key: str = "accuracy") -> str:
         """A Markdown table: one row per profile, per bit width the variants' means (``a / b / c``)."""
         bits = self.bits
@@ -113,26 +122,30 @@ class Evaluation:
         """A Markdown table with one row per profile, width and variant (means over seeds), float first.
 
         Columns: imbalance of the quantised network, static accuracy and output error, stepped
-        accuracy and output error (``-`` when not run), and the balancing applied.
+        accuracy and output error (``-`` when not run), the static estimate's gap to the stepped run
+        (``!`` beyond the stated bound), and the balancing applied.
         """
         fmt = lambda v: "-" if v is None else f"{v:.3f}"   # noqa: E731
         head = ["profile", "bits", "variant", "imbalance", "accuracy", "output error", "stepped accuracy",
-                "stepped error", "choice"]
+                "stepped error", "static gap", "choice"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
                  f"| float | - | float | {fmt(self.balance.get('float', {}).get('imbalance'))} | "
-                 f"{self.float_accuracy:.3f} | 0 | - | - | - |"]
+                 f"{self.float_accuracy:.3f} | 0 | - | - | - | - |"]
         for prof in self.profiles:
             for b in self.bits:
                 for v in self.variants:
                     if self.mean(prof, b, v) is None:
                         continue
-                    choices = sorted({r["choice"] for r in self.records if r["profile"] == prof and r["bits"] == b
-                                      and r["variant"] == v and r.get("choice")})
+                    cell = [r for r in self.records if r["profile"] == prof and r["bits"] == b and r["variant"] == v]
+                    choices = sorted({r["choice"] for r in cell if r.get("choice")})
+                    gap = fmt(self.mean(prof, b, v, "static_gap"))
+                    if any(r.get("static_trusted") is False for r in cell):
+                        gap += " !"
                     lines.append("| " + " | ".join([
                         prof, "native" if b is None else str(b), v, fmt(self.mean(prof, b, v, "imbalance")),
                         fmt(self.mean(prof, b, v)), fmt(self.mean(prof, b, v, "output_error")),
                         fmt(self.mean(prof, b, v, "stepped_accuracy")),
-                        fmt(self.mean(prof, b, v, "stepped_output_error")), ", ".join(choices)]) + " |")
+                        fmt(self.mean(prof, b, v, "stepped_output_error")), gap, ", ".join(choices)]) + " |")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,7 +185,8 @@ def _evaluate_cell(shared: dict[str, Any], cell: tuple[str, int | None, int, str
     t0 = time.perf_counter()
     rec: dict[str, Any] = {"profile": name, "bits": b, "variant": variant, "seed": seed, "weight_bits": None,
                            "accuracy": None, "output_error": None, "saturation": None, "clipped_weights": None,
-                           "imbalance": None, "choice": None, "stepped_accuracy": None, "stepped_output_error": None}
+                           "imbalance": None, "choice": None, "stepped_accuracy": None, "stepped_output_error": None,
+                           "static_gap": None, "static_trusted": None}
     extra = dict(shared["overrides"], weight_bits=b) if b is not None else dict(shared["overrides"])
     prof = shared["profiles"][name]
     try:
@@ -193,6 +207,12 @@ def _evaluate_cell(shared: dict[str, Any], cell: tuple[str, int | None, int, str
             stepped = simulate(qnet, shared["X"]).output
             rec.update(stepped_accuracy=_accuracy(stepped, shared["y"]),
                        stepped_output_error=_relative_error(stepped, shared))
+            if qnet.spec.spiking:
+                gap = float(np.sqrt(np.mean((out - stepped) ** 2)) / shared["norm"])
+                rec.update(static_gap=gap, static_trusted=gap <= forward_simulate_bound(qnet))
+        elif qnet.spec.spiking:   # the static estimate checked on a sample of the evaluation data itself
+            check = stepped_check(qnet, shared["X"], margin=1.0)
+            rec.update(static_gap=check.difference, static_trusted=check.trusted)
     rec["seconds"] = time.perf_counter() - t0
     return rec
 

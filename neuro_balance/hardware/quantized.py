@@ -68,6 +68,9 @@ class QuantizedNetwork:
     stats : dict
         What the mapping clipped: ``weights_clipped``, ``biases_clipped`` and ``coarsened`` per
         projection or population. Saturation during a pass is in `run`'s result.
+    static_check : StaticCheck or None
+        On spiking chips quantised with calibration data: how far `forward` is from `simulate` on a
+        sample of it (`neuro_balance.hardware.static_check`); None when not checked.
     cache : dict
         What the integer pass derives from the parameters (float copies of the weights, worst-case
         register bounds), keyed by population and rebuilt when a parameter array is replaced.
@@ -82,6 +85,7 @@ class QuantizedNetwork:
     layers: dict[str, LayerParams] = field(default_factory=dict)
     synapses: dict[str, SynapseParams] = field(default_factory=dict)
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    static_check: Any = None
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
