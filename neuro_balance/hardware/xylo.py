@@ -1,0 +1,221 @@
+"""The Xylo (SynSense Xylo Audio 2) network in integer arithmetic, step by step as xylosim 0.1.3 computes it.
+
+A Xylo network has input channels, one population of hidden neurons with recurrent synapses
+(several feedforward layers live in it as blocks of the recurrent matrix) and readout neurons.
+xylosim 0.1.3 (``src/v2/cpp/XyloLayer.cpp``, ``XyloIAFNeuron.cpp``) runs one step as:
+
+1. **Deliver** input spikes (at most 15 per channel per step), then the hidden spikes of the
+   *previous* step (at most 31 per neuron) to the hidden neurons through ``w_rec``, then the same
+   previous hidden spikes to the readout neurons through ``w_out``. Every single spike adds the
+   int8 weight shifted left by its layer's shift (``w << shift``, 0..7) to ``isyn`` with a
+   saturating int16 addition, one spike after the other, pre-synaptic neurons in index order.
+2. **Neuron update**, hidden then readout, each neuron::
+
+       isyn -= dec(isyn, dash_syn)
+       dv    = sat16(int16(-dec(v, dash_mem)) + isyn)
+       dv    = sat16(dv + bias)
+       v     = sat16(v + dv)
+       while v >= threshold and n < cap: v -= threshold; n += 1      # cap 31 hidden, 1 readout
+
+   with ``dec(x, d) = x >> d`` (a floor shift), or ``sign(x)`` where that is 0: every state
+   leaks at least one LSB per step. ``int16(-dec(v, 0))`` wraps for ``v = -32768`` (a membrane at
+   -32768 with ``dash_mem = 0`` stays there). There is no refractory period.
+3. **Record** ``isyn`` (after its decay), ``v`` (after the spikes) and the spike counts.
+
+`run` implements this for a batch of inputs at once; `XyloParams` holds the integers in the
+layout of xylosim's constructor (``[pre, post]`` weights). The saturating additions of step 1 are
+summed in one product where no partial sum can leave int16, else spike source by spike source.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["XyloParams", "XyloTrace", "run", "decay", "INPUT_CAP", "HIDDEN_CAP", "READOUT_CAP",
+           "STATE_MIN", "STATE_MAX", "WEIGHT_SHIFT_MAX", "DASH_MAX"]
+
+INPUT_CAP = 15        # MAX_NUM_INP_SPIKES (XyloIAFNeuron.h)
+HIDDEN_CAP = 31       # MAX_NUM_SPIKES
+READOUT_CAP = 1       # MAX_NUM_OUT_SPIKES
+STATE_MIN, STATE_MAX = -(1 << 15), (1 << 15) - 1     # BITS_STATE 16
+WEIGHT_SHIFT_MAX = 7  # 3-bit weight shifts
+DASH_MAX = 15         # 4-bit dashes
+
+
+def decay(x: np.ndarray, dash: np.ndarray) -> np.ndarray:
+    """xylosim's ``decay``: ``x >> dash``, or ``sign(x)`` where the shift gives 0.
+
+    Examples
+    --------
+    >>> decay(np.array([100, 1, -1, -100, 0]), np.array(4))
+    array([ 6,  1, -1, -7,  0])
+    """
+    d = x >> dash
+    return np.where(d == 0, np.sign(x), d)
+
+
+def _wrap16(x: np.ndarray) -> np.ndarray:
+    """Two's complement int16 wrap (a C++ assignment to ``int16_t``)."""
+    return ((x - STATE_MIN) & 0xFFFF) + STATE_MIN
+
+
+def _sat(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, STATE_MIN, STATE_MAX)
+
+
+@dataclass
+class XyloParams:
+    """The integers of one Xylo network, as xylosim's ``XyloLayer`` takes them.
+
+    Attributes
+    ----------
+    w_in : ndarray (n_in, n_hidden)
+    w_rec : ndarray (n_hidden, n_hidden)
+    w_out : ndarray (n_hidden, n_out)
+        int8 weights, ``[pre, post]``.
+    threshold, bias, dash_mem, dash_syn : ndarray (n_hidden,)
+    threshold_out, bias_out, dash_mem_out, dash_syn_out : ndarray (n_out,)
+        int16 thresholds (>= 1 here) and biases, 4-bit dashes (``dash_syn >= 1``: 0 discards the input).
+    shift_in, shift_rec, shift_out : int
+        Weight shifts 0..7.
+    """
+
+    w_in: np.ndarray
+    w_rec: np.ndarray
+    w_out: np.ndarray
+    threshold: np.ndarray
+    threshold_out: np.ndarray
+    bias: np.ndarray
+    bias_out: np.ndarray
+    dash_mem: np.ndarray
+    dash_mem_out: np.ndarray
+    dash_syn: np.ndarray
+    dash_syn_out: np.ndarray
+    shift_in: int = 0
+    shift_rec: int = 0
+    shift_out: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("w_in", "w_rec", "w_out", "threshold", "threshold_out", "bias", "bias_out", "dash_mem",
+                     "dash_mem_out", "dash_syn", "dash_syn_out"):
+            setattr(self, name, np.asarray(getattr(self, name), dtype=np.int64))
+        n_in, n_hid = self.w_in.shape
+        n_out = self.w_out.shape[1]
+        checks = [("w_in", self.w_in, -128, 127, (n_in, n_hid)), ("w_rec", self.w_rec, -128, 127, (n_hid, n_hid)),
+                  ("w_out", self.w_out, -128, 127, (n_hid, n_out)),
+                  ("threshold", self.threshold, 1, STATE_MAX, (n_hid,)),
+                  ("threshold_out", self.threshold_out, 1, STATE_MAX, (n_out,)),
+                  ("bias", self.bias, STATE_MIN, STATE_MAX, (n_hid,)),
+                  ("bias_out", self.bias_out, STATE_MIN, STATE_MAX, (n_out,)),
+                  ("dash_mem", self.dash_mem, 0, DASH_MAX, (n_hid,)),
+                  ("dash_mem_out", self.dash_mem_out, 0, DASH_MAX, (n_out,)),
+                  ("dash_syn", self.dash_syn, 1, DASH_MAX, (n_hid,)),
+                  ("dash_syn_out", self.dash_syn_out, 1, DASH_MAX, (n_out,)),
+                  ("shift_in", np.asarray(self.shift_in), 0, WEIGHT_SHIFT_MAX, ()),
+                  ("shift_rec", np.asarray(self.shift_rec), 0, WEIGHT_SHIFT_MAX, ()),
+                  ("shift_out", np.asarray(self.shift_out), 0, WEIGHT_SHIFT_MAX, ())]
+        for name, arr, lo, hi, shape in checks:
+            if arr.shape != shape:
+                raise ValueError(f"XyloParams.{name}: expected shape {shape}, got {arr.shape}")
+            if arr.size and (arr.min() < lo or arr.max() > hi):
+                raise ValueError(f"XyloParams.{name}: values must be in {lo}..{hi}, got {arr.min()}..{arr.max()}")
+        self.shift_in, self.shift_rec, self.shift_out = int(self.shift_in), int(self.shift_rec), int(self.shift_out)
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        """``(n_in, n_hidden, n_out)``."""
+        return self.w_in.shape[0], self.w_in.shape[1], self.w_out.shape[1]
+
+
+@dataclass
+class XyloTrace:
+    """Per-step records of `run`, each ``(steps, batch, n)``: what xylosim records after every step."""
+
+    spikes: np.ndarray
+    v: np.ndarray
+    isyn: np.ndarray
+    out_spikes: np.ndarray
+    v_out: np.ndarray
+    isyn_out: np.ndarray
+
+
+def _deliver(isyn: np.ndarray, counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Add ``counts[:, j]`` spikes of weight ``weights[j]`` per source ``j``, each addition saturating.
+
+    One source's spikes all have the sign of its weight, so their saturating sum is one clipped
+    addition; sources are added in index order. Where no partial sum can leave int16 the whole
+    sum is one product.
+    """
+    if not counts.any():
+        return isyn
+    bound = np.abs(isyn) + counts @ np.abs(weights)
+    if bound.max() <= STATE_MAX:
+        return isyn + counts @ weights
+    for j in np.flatnonzero(counts.any(axis=0)):
+        isyn = _sat(isyn + counts[:, j:j + 1] * weights[j])
+    return isyn
+
+
+def _evolve(isyn: np.ndarray, v: np.ndarray, dash_syn: np.ndarray, dash_mem: np.ndarray, bias: np.ndarray,
+            threshold: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One ``XyloIAFNeuron::evolve`` of a population (one synapse); returns ``isyn, v, spikes``."""
+    isyn = isyn - decay(isyn, dash_syn)
+    dv = _wrap16(-decay(v, dash_mem))
+    dv = _sat(dv + isyn)
+    dv = _sat(dv + bias)
+    v = _sat(v + dv)
+    # while v >= threshold and n < cap: v -= threshold (threshold >= 1, so v - n * threshold >= 0: no wrap)
+    n = np.where(v >= threshold, np.minimum((v - threshold) // threshold + 1, cap), 0)
+    return isyn, v - n * threshold, n
+
+
+def run(params: XyloParams, raster: np.ndarray) -> XyloTrace:
+    """Run a Xylo network from rest on input spike counts (module docstring).
+
+    Parameters
+    ----------
+    params : XyloParams
+    raster : ndarray of int, shape (steps, n_in) or (steps, batch, n_in)
+        Input spikes per step and channel (0..255, as xylosim's uint8 input; more than 15 count as 15).
+
+    Returns
+    -------
+    XyloTrace
+        Records of shape ``(steps, batch, n)`` (``(steps, n)`` for a 2-D raster).
+    """
+    raster = np.asarray(raster)
+    single = raster.ndim == 2
+    if single:
+        raster = raster[:, None, :]
+    n_in, n_hid, n_out = params.sizes
+    if raster.ndim != 3 or raster.shape[2] != n_in:
+        raise ValueError(f"xylo.run: expected a raster of shape (steps, [batch,] {n_in}), got {np.shape(raster)}")
+    if raster.size and (raster.min() < 0 or raster.max() > 255):
+        raise ValueError(f"xylo.run: input spike counts must be in 0..255 (uint8), got {raster.min()}..{raster.max()}")
+    steps, batch = raster.shape[:2]
+    w_hid = np.concatenate([params.w_in << params.shift_in, params.w_rec << params.shift_rec])
+    w_out = params.w_out << params.shift_out
+    isyn = np.zeros((batch, n_hid), dtype=np.int64)
+    v = np.zeros_like(isyn)
+    spikes = np.zeros_like(isyn)
+    isyn_o = np.zeros((batch, n_out), dtype=np.int64)
+    v_o = np.zeros_like(isyn_o)
+    rec = {k: np.zeros((steps, batch, n), dtype=np.int64) for k, n in
+           (("spikes", n_hid), ("v", n_hid), ("isyn", n_hid), ("out_spikes", n_out), ("v_out", n_out),
+            ("isyn_out", n_out))}
+    for t in range(steps):
+        inp = np.minimum(raster[t].astype(np.int64), INPUT_CAP)
+        previous = np.minimum(spikes, HIDDEN_CAP)
+        isyn = _deliver(isyn, np.concatenate([inp, previous], axis=1), w_hid)
+        isyn_o = _deliver(isyn_o, previous, w_out)
+        isyn, v, spikes = _evolve(isyn, v, params.dash_syn, params.dash_mem, params.bias, params.threshold,
+                                  HIDDEN_CAP)
+        isyn_o, v_o, out = _evolve(isyn_o, v_o, params.dash_syn_out, params.dash_mem_out, params.bias_out,
+                                   params.threshold_out, READOUT_CAP)
+        for key, value in (("spikes", spikes), ("v", v), ("isyn", isyn), ("out_spikes", out), ("v_out", v_o),
+                           ("isyn_out", isyn_o)):
+            rec[key][t] = value
+    if single:
+        rec = {k: r[:, 0] for k, r in rec.items()}
+    return XyloTrace(**rec)
