@@ -17,8 +17,9 @@ A model is two files side by side::
 and an npz archive with one array per projection (key: the projection's name) and one per bias
 (key: ``"{population}.bias"``). Feature maps add ``shape: [C, H, W]``; projection kinds other than
 dense add their own keys (``kernel``, ``stride``, ``padding``, ``groups``, ``pool``, ...), which
-become `Projection.options`; ``ground: true`` holds a hidden population at scale 1. Files are read with ``yaml.safe_load`` and validated; every error
-names the file, the field and the value.
+become `Projection.options`; ``ground: true`` holds a hidden population at scale 1. Files are untrusted:
+they are read with `safe_yaml` and `safe_npz` (bounded, no aliases, archive members checked before they
+are decompressed) and validated; every error names the file, the field and the value.
 
 Format 2 (written since NIR support; format 1 files are still read) adds ``neuron: MODEL`` to a
 population read from NIR (``IF``, ``LIF``, ``CubaLIF``, ``LI``, ``CubaLI``, ``I``), with one array
@@ -41,6 +42,8 @@ import yaml
 from ..errors import ModelError
 from .network import ROLES, Network, Population, Projection
 from .neurons import NEURON_MODELS, Neuron
+from .safe_npz import NpzArchive, NpzProblem
+from .safe_yaml import YamlProblem, load_yaml, short
 
 __all__ = ["FORMAT", "READ_FORMATS", "load_model", "save_model", "atomic_output", "atomic_write_text"]
 
@@ -48,6 +51,7 @@ FORMAT = "neuro_balance.model/2"
 READ_FORMATS = ("neuro_balance.model/1", FORMAT)
 _POPULATION_KEYS = {"name", "size", "role", "activation", "bias", "shape", "ground", "neuron"}
 _PROJECTION_KEYS = {"pre", "post", "name", "kind", "delay"}
+_MAX_NAME = 1000  # characters in a population, projection or weights file name
 
 
 @contextlib.contextmanager
@@ -163,23 +167,23 @@ def save_model(net: Network, path: str | os.PathLike, comment: str | None = None
 
 def _require(mapping: dict, key: str, where: str, path: Path) -> Any:
     if key not in mapping:
-        raise ModelError(f"{path}: {where}: missing field {key!r}")
+        raise ModelError(f"{path}: {where}: missing field {short(key)}")
     return mapping[key]
 
 
-def _neuron(entry: dict, pname: str, arrays: dict, used: set, where: str, weights_name: str) -> Neuron | None:
+def _neuron(entry: dict, pname: str, arrays: NpzArchive, used: set, where: str, weights_name: str) -> Neuron | None:
     """The `Neuron` of a format-2 population entry (``neuron: MODEL``), its arrays from the npz."""
     model = entry.get("neuron")
     if model is None:
         return None
-    if model not in NEURON_MODELS:
-        raise ModelError(f"{where}: unknown neuron model {model!r}; known: {', '.join(NEURON_MODELS)}")
+    if not isinstance(model, str) or model not in NEURON_MODELS:
+        raise ModelError(f"{where}: unknown neuron model {short(model)}; known: {', '.join(NEURON_MODELS)}")
     params = {}
     for key in NEURON_MODELS[model]:
         name = f"{pname}.neuron.{key}"
         if name not in arrays:
-            raise ModelError(f"{where}: {weights_name} has no array {name!r}")
-        params[key] = arrays[name]
+            raise ModelError(f"{where}: {weights_name} has no array {short(name)}")
+        params[key] = arrays.read(name)
         used.add(name)
     try:
         return Neuron(model, params)
@@ -187,13 +191,23 @@ def _neuron(entry: dict, pname: str, arrays: dict, used: set, where: str, weight
         raise ModelError(f"{where}: {err}") from None
 
 
-def load_model(path: str | os.PathLike) -> Network:
+def load_model(path: str | os.PathLike, *, allow_outside: bool = False) -> Network:
     """Read a model written by `save_model` (or by hand): YAML + npz, or a NIR file, validated.
+
+    Model files are treated as untrusted: the YAML is read with `neuro_balance.model.safe_yaml`
+    (no aliases, bounded nesting, UTF-8 only), the npz with `neuro_balance.model.safe_npz` (each
+    member's name, npy header and size checked before it is decompressed; arrays no field refers
+    to are refused by name, never read), and only regular files are opened (a FIFO is refused at
+    once).
 
     Parameters
     ----------
     path : path-like
         The YAML file (format 1 or 2), or a ``.nir`` file (`neuro_balance.model.nir_read.from_nir`).
+    allow_outside : bool
+        Let the YAML's ``weights:`` name a file outside the YAML's folder (an absolute path, a
+        ``..`` or a symbolic link leading out). Off by default, so a model file received from
+        someone else cannot make the loader read other files.
 
     Returns
     -------
@@ -212,43 +226,59 @@ def load_model(path: str | os.PathLike) -> Network:
 
         return from_nir(path)
     try:
-        text = path.read_text()
+        doc = load_yaml(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such model file") from None
-    except (IsADirectoryError, UnicodeDecodeError) as err:
-        raise ModelError(f"{path}: not a YAML model file ({err.__class__.__name__})") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as err:  # one line: the problem and where, not PyYAML's multi-line report
-        mark = getattr(err, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise ModelError(f"{path}: not valid YAML{at}: {' '.join(str(getattr(err, 'problem', None) or err).split())}"
-                         ) from None
+    except OSError as err:
+        raise ModelError(f"{path}: not a YAML model file ({err.strerror or type(err).__name__})") from None
+    except YamlProblem as err:  # one line: the problem and where, not PyYAML's multi-line report
+        raise ModelError(f"{path}: not valid YAML{err.at}: {err.problem}") from None
     if not isinstance(doc, dict):
         raise ModelError(f"{path}: the top level must be a mapping, got {type(doc).__name__}")
     fmt = doc.get("format")
     if fmt not in READ_FORMATS:
-        raise ModelError(f"{path}: format: expected {' or '.join(map(repr, READ_FORMATS))}, got {fmt!r}")
+        raise ModelError(f"{path}: format: expected {' or '.join(map(repr, READ_FORMATS))}, got {short(fmt)}")
     unknown = set(doc) - {"format", "name", "weights", "populations", "projections"}
     if unknown:
-        raise ModelError(f"{path}: unknown top-level field(s) {sorted(unknown)}")
-    name = doc.get("name", path.stem)
+        raise ModelError(f"{path}: unknown top-level field(s) {short(sorted(map(str, unknown)))}")
     weights_name = _require(doc, "weights", "top level", path)
-    if not isinstance(weights_name, str):
-        raise ModelError(f"{path}: weights: must be a file name, got {weights_name!r}")
-    weights_path = path.parent / weights_name
+    if not isinstance(weights_name, str) or not 0 < len(weights_name) <= _MAX_NAME:
+        raise ModelError(f"{path}: weights: must be a file name, got {short(weights_name)}")
+    weights_path = _weights_path(path, weights_name, allow_outside)
     try:
-        with np.load(weights_path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
+        archive = NpzArchive(weights_path)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: weights: file {str(weights_path)!r} does not exist") from None
-    except Exception as err:  # noqa: BLE001 - a damaged zip fails in many ways (zlib, struct, EOF, encryption,
-        # unsupported compression, a huge header): each one means the archive cannot be read
-        reason = " ".join(f"{type(err).__name__}: {err}".split())
-        raise ModelError(f"{path}: weights: {str(weights_path)!r} is not a readable npz archive ({reason})") from None
-    for key, array in arrays.items():
-        if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-            raise ModelError(f"{path}: weights: array {key!r} in {weights_name} has dtype {array.dtype}, not numbers")
+    except OSError as err:
+        raise ModelError(f"{path}: weights: {str(weights_path)!r} cannot be read "
+                         f"({err.strerror or type(err).__name__})") from None
+    except NpzProblem as err:
+        raise ModelError(f"{path}: weights: {str(weights_path)!r}: {err}") from None
+    try:
+        with archive:
+            return _network(doc, fmt, path, archive, weights_name)
+    except NpzProblem as err:
+        raise ModelError(f"{path}: weights: {weights_name}: {err}") from None
+
+
+def _weights_path(path: Path, weights_name: str, allow_outside: bool) -> Path:
+    """The weights file named by ``weights:``, which must stay in the YAML's folder unless ``allow_outside``."""
+    weights_path = path.parent / weights_name
+    if allow_outside:
+        return weights_path
+    if Path(weights_name).is_absolute() or ".." in Path(weights_name).parts:
+        raise ModelError(f"{path}: weights: must name a file in the model's folder, got {short(weights_name)} "
+                         "(load_model(..., allow_outside=True) reads files elsewhere)")
+    folder = path.parent.resolve()
+    if folder not in weights_path.resolve().parents:
+        raise ModelError(f"{path}: weights: {short(weights_name)} leads outside the model's folder (a symbolic "
+                         "link?); load_model(..., allow_outside=True) reads files elsewhere")
+    return weights_path
+
+
+def _network(doc: dict, fmt: str, path: Path, arrays: NpzArchive, weights_name: str) -> Network:
+    """The `Network` of a parsed model document, its arrays read from ``arrays`` as fields refer to them."""
+    name = doc.get("name", path.stem)
     used = set()
 
     pops_doc = _require(doc, "populations", "top level", path)
@@ -258,39 +288,42 @@ def load_model(path: str | os.PathLike) -> Network:
     for k, entry in enumerate(pops_doc):
         where = f"populations[{k}]"
         if not isinstance(entry, dict):
-            raise ModelError(f"{path}: {where}: must be a mapping, got {entry!r}")
+            raise ModelError(f"{path}: {where}: must be a mapping, got {short(entry)}")
         extra = set(entry) - _POPULATION_KEYS
         if fmt == READ_FORMATS[0] and "neuron" in entry:  # format 1 has no neuron models
             extra.add("neuron")
         if extra:
-            raise ModelError(f"{path}: {where}: unknown field(s) {sorted(extra)}")
+            raise ModelError(f"{path}: {where}: unknown field(s) {short(sorted(map(str, extra)))}")
         pname = _require(entry, "name", where, path)
-        if not isinstance(pname, str) or not pname:
-            raise ModelError(f"{path}: {where}.name: must be a non-empty string, got {pname!r}")
+        if not isinstance(pname, str) or not 0 < len(pname) <= _MAX_NAME:
+            raise ModelError(f"{path}: {where}.name: must be a non-empty string of at most {_MAX_NAME} characters, "
+                             f"got {short(pname)}")
         size = _require(entry, "size", where, path)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ModelError(f"{path}: {where}.size: must be a positive integer, got {size!r}")
+            raise ModelError(f"{path}: {where}.size: must be a positive integer, got {short(size)}")
         role = _require(entry, "role", where, path)
-        if role not in ROLES:
-            raise ModelError(f"{path}: {where}.role: must be one of {', '.join(ROLES)}, got {role!r}")
+        if not isinstance(role, str) or role not in ROLES:
+            raise ModelError(f"{path}: {where}.role: must be one of {', '.join(ROLES)}, got {short(role)}")
         activation = entry.get("activation", "linear" if role != "hidden" else "relu")
+        if not isinstance(activation, str):
+            raise ModelError(f"{path}: {where}.activation: must be a string such as relu, got {short(activation)}")
         has_bias = entry.get("bias", False)
         if not isinstance(has_bias, bool):
-            raise ModelError(f"{path}: {where}.bias: must be true or false, got {has_bias!r}")
+            raise ModelError(f"{path}: {where}.bias: must be true or false, got {short(has_bias)}")
         bias = None
         if has_bias:
             key = f"{pname}.bias"
             if key not in arrays:
-                raise ModelError(f"{path}: {where}.bias: {weights_name} has no array {key!r}")
-            bias = arrays[key]
+                raise ModelError(f"{path}: {where}.bias: {weights_name} has no array {short(key)}")
+            bias = arrays.read(key)
             used.add(key)
         ground = entry.get("ground", False)
         if not isinstance(ground, bool):
-            raise ModelError(f"{path}: {where}.ground: must be true or false, got {ground!r}")
+            raise ModelError(f"{path}: {where}.ground: must be true or false, got {short(ground)}")
         shape = entry.get("shape")
         if shape is not None and (not isinstance(shape, list) or not all(
                 isinstance(s, int) and not isinstance(s, bool) for s in shape)):
-            raise ModelError(f"{path}: {where}.shape: must be a list of integers [C, H, W], got {shape!r}")
+            raise ModelError(f"{path}: {where}.shape: must be a list of integers [C, H, W], got {short(shape)}")
         neuron = _neuron(entry, pname, arrays, used, f"{path}: {where}.neuron", weights_name)
         try:
             populations.append(Population(pname, size, role, activation, bias, tuple(shape) if shape else None,
@@ -306,27 +339,29 @@ def load_model(path: str | os.PathLike) -> Network:
     for k, entry in enumerate(projs_doc):
         where = f"projections[{k}]"
         if not isinstance(entry, dict):
-            raise ModelError(f"{path}: {where}: must be a mapping, got {entry!r}")
+            raise ModelError(f"{path}: {where}: must be a mapping, got {short(entry)}")
         pre, post = _require(entry, "pre", where, path), _require(entry, "post", where, path)
         for end, value in (("pre", pre), ("post", post)):
             if not isinstance(value, str) or value not in names:
-                raise ModelError(f"{path}: {where}.{end}: no population named {value!r}")
+                raise ModelError(f"{path}: {where}.{end}: no population named {short(value)}")
         pname = entry.get("name", f"{pre}->{post}")
         delay = entry.get("delay", 0)
         kind = entry.get("kind", "dense")
         for field, value in (("name", pname), ("kind", kind)):
-            if not isinstance(value, str):
-                raise ModelError(f"{path}: {where}.{field}: must be a string, got {value!r}")
+            if not isinstance(value, str) or len(value) > _MAX_NAME:
+                raise ModelError(f"{path}: {where}.{field}: must be a string of at most {_MAX_NAME} characters, "
+                                 f"got {short(value)}")
         if pname not in arrays:
-            raise ModelError(f"{path}: {where} ({pname}): {weights_name} has no array {pname!r}")
+            raise ModelError(f"{path}: {where} ({short(pname)}): {weights_name} has no array {short(pname)}")
         used.add(pname)
         options = {key: value for key, value in entry.items() if key not in _PROJECTION_KEYS}
         if kind == "dense" and options:
-            raise ModelError(f"{path}: {where} ({pname}): unknown field(s) {sorted(options)} for kind dense")
-        projections.append(Projection(pre, post, arrays[pname], kind, delay, pname, options))
-    unused = set(arrays) - used
+            raise ModelError(f"{path}: {where} ({short(pname)}): unknown field(s) {short(sorted(map(str, options)))} "
+                             "for kind dense")
+        projections.append(Projection(pre, post, arrays.read(pname), kind, delay, pname, options))
+    unused = set(arrays.names) - used
     if unused:
-        raise ModelError(f"{path}: weights: {weights_name} has arrays no field refers to: {sorted(unused)}")
+        raise ModelError(f"{path}: weights: {weights_name} has arrays no field refers to: {short(sorted(unused))}")
     try:
         return Network(populations, projections, str(name))
     except ModelError as err:

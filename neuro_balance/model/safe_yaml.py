@@ -1,0 +1,123 @@
+"""Read untrusted YAML: UTF-8 only, size and nesting bounded, aliases refused; `short` reprs for messages."""
+from __future__ import annotations
+
+import os
+import reprlib
+from typing import Any
+
+import yaml
+
+from .regular_file import read_regular
+
+__all__ = ["YamlProblem", "load_yaml", "short", "MAX_YAML_BYTES", "MAX_DEPTH"]
+
+MAX_YAML_BYTES = 16 * 2**20  # model files and profiles are a few kB
+MAX_DEPTH = 64  # mappings and lists nested deeper than this are refused
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxtuple = 3, 6, 4, 6
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
+
+
+def short(value: Any) -> str:
+    """``repr(value)`` cut to about 80 characters (lists, mappings and strings elided with ``...``).
+
+    Examples
+    --------
+    >>> short(list(range(1000)))
+    '[0, 1, 2, 3, 4, 5, ...]'
+    """
+    return _REPR.repr(value)
+
+
+class YamlProblem(ValueError):
+    """A YAML text that is refused: ``problem`` says why, ``line`` and ``column`` (1-based) where, if known."""
+
+    def __init__(self, problem: str, line: int | None = None, column: int | None = None) -> None:
+        self.problem, self.line, self.column = " ".join(problem.split()), line, column
+        super().__init__(f"{self.problem}{self.at}")
+
+    @property
+    def at(self) -> str:
+        """`` at line L, column C`` (empty when the place is unknown)."""
+        if self.line is None:
+            return ""
+        return f" at line {self.line}" + (f", column {self.column}" if self.column is not None else "")
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader with aliases refused and the nesting depth bounded (the composer is recursive)."""
+
+    max_depth = MAX_DEPTH
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            mark = event.start_mark
+            raise YamlProblem(f"alias *{event.anchor} refused (aliases are not allowed in these files; write the "
+                              "value out)", mark.line + 1, mark.column + 1)
+        self._depth += 1
+        if self._depth > self.max_depth:
+            mark = event.start_mark
+            raise YamlProblem(f"nested deeper than {self.max_depth} levels", mark.line + 1, mark.column + 1)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _decode(data: bytes) -> str:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise YamlProblem(f"not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start})", line) from None
+    return text.removeprefix("\ufeff")
+
+
+def load_yaml(path: str | os.PathLike, max_bytes: int = MAX_YAML_BYTES, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse the YAML file ``path`` with the safe loader, refusing what could exhaust time or memory.
+
+    Parameters
+    ----------
+    path : path-like
+        Must be a regular file (`neuro_balance.model.regular_file.open_regular`).
+    max_bytes : int
+        Larger files are refused.
+    max_depth : int
+        Mappings and lists nested deeper are refused (PyYAML's composer recurses once per level).
+
+    Returns
+    -------
+    Any
+        The document (``None`` for an empty file).
+
+    Raises
+    ------
+    FileNotFoundError, OSError
+        The file is missing, not a regular file, too large or unreadable.
+    YamlProblem
+        The text is not UTF-8, not valid YAML, uses an alias (``*name``; a few bytes of aliases can
+        expand to gigabytes) or nests too deeply; one line with the place.
+    """
+    text = _decode(read_regular(path, max_bytes))
+    loader = None
+    try:
+        loader = _BoundedLoader(text)  # the reader checks the characters here already
+        loader.max_depth = max_depth
+        return loader.get_single_data()
+    except YamlProblem:
+        raise
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise YamlProblem(str(getattr(err, "problem", None) or err), *(
+            (mark.line + 1, mark.column + 1) if mark is not None else ())) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as err:  # e.g. a 5000-digit integer
+        raise YamlProblem(f"a value cannot be read ({type(err).__name__}: {str(err)[:120]})") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
