@@ -4,8 +4,10 @@ A *cell* is one independent run (a model, a chip profile, a bit width, a seed, .
 picklable values; ``fn(shared, cell)`` computes its record from data every cell shares (a network,
 a data set), which travels once per worker. Records come back in the order of ``cells`` whatever the
 order they finish in, so a grid gives the same report serially and on any cluster. A cell that fails
-(an exception, or a worker lost more often than Dask retries) is listed with its reason; every other
-cell's record is kept.
+(an exception, or a worker lost more often than Dask retries) is listed with its reason, the cell's own
+exception as ``"Type: message"``; every other cell's record is kept. The shared data is sent to every
+worker; if every worker holding it is lost (two workers killed in a row), it is sent again and the cells
+that needed it run again.
 
 ``scheduler``:
 
@@ -62,6 +64,9 @@ class GridResult:
                             result=self)
 
 
+_ATTEMPTS = 4  # runs of one task whose shared data was lost before its cells are listed as failed
+
+
 def _describe(err: BaseException) -> str:
     text = str(err).splitlines()[0] if str(err) else ""
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
@@ -112,6 +117,16 @@ def _attempt(fn: Callable[[Any, Any], Any], shared: Any, cell: Any) -> tuple[boo
         return True, fn(shared, cell)
     except Exception as err:  # reported with the cell, the grid goes on
         return False, _describe(err)
+
+
+def _held(client: Any, future: Any) -> bool:
+    """Whether some worker still holds a scattered future's data."""
+    from concurrent.futures import CancelledError
+
+    try:
+        return future.status == "finished" and bool(client.who_has(future).get(future.key))
+    except CancelledError:  # forgotten by the scheduler since the status was read
+        return False
 
 
 def _run_chunk(fn: Callable[[Any, Any], Any], shared: Any, chunk: list[Any]) -> list[tuple[bool, Any]]:
@@ -167,22 +182,49 @@ def run_grid(fn: Callable[[Any, Any], Any], cells: Sequence[Any], shared: Any = 
             collect(i, _attempt(fn, shared, cell))
     else:
         with connect(scheduler, workers) as client:  # refuses a wrong word before Dask is imported
-            from dask.distributed import as_completed
-
-            n_workers = max(len(client.scheduler_info().get("workers", {})), 1)
-            size = chunksize or max(1, -(-len(cells) // (8 * n_workers)))
-            starts = range(0, len(cells), size)
-            shared_future = client.scatter(shared, broadcast=True, hash=False)
-            futures = [client.submit(_run_chunk, fn, shared_future, cells[s:s + size], key=f"cells-{s}-{id(cells)}",
-                                     pure=False) for s in starts]
-            first = {f.key: s for f, s in zip(futures, starts)}
-            for future in as_completed(futures):
-                s = first[future.key]
-                if future.status == "finished":
-                    outcomes = future.result()
-                else:  # the task itself was lost (a worker died more often than Dask retries)
-                    why = _describe(future.exception())
-                    outcomes = [(False, why)] * len(cells[s:s + size])
-                for k, outcome in enumerate(outcomes):
-                    collect(s + k, outcome)
+            _run_on_dask(client, fn, shared, cells, chunksize, collect)
     return GridResult(records, [(cells[i], why) for i, why in sorted(failed)])
+
+
+def _run_on_dask(client: Any, fn: Callable[[Any, Any], Any], shared: Any, cells: list[Any],
+                 chunksize: int | None, collect: Callable[[int, tuple[bool, Any]], None]) -> None:
+    """Run the cells in chunks on ``client``, sending ``shared`` again whenever every copy of it was lost.
+
+    Scattered data has no task that could recompute it: when the workers holding it die, Dask cancels
+    every task that reads it. Such a chunk is resubmitted (up to ``_ATTEMPTS`` runs) after the data is
+    scattered again; a chunk that fails otherwise (``KilledWorker``: its workers died while running it)
+    lists its cells with that error.
+    """
+    from concurrent.futures import CancelledError
+
+    from dask.distributed import as_completed
+
+    n_workers = max(len(client.scheduler_info().get("workers", {})), 1)
+    size = chunksize or max(1, -(-len(cells) // (8 * n_workers)))
+    shared_future = client.scatter([shared], broadcast=True, hash=False)[0]
+    chunk_of: dict[str, tuple[int, int]] = {}  # task key -> (first cell, attempt)
+
+    def submit(start: int, attempt: int) -> Any:
+        future = client.submit(_run_chunk, fn, shared_future, cells[start:start + size], pure=False,
+                               key=f"cells-{start}-{id(cells)}-{attempt}")
+        chunk_of[future.key] = start, attempt
+        return future
+
+    queue = as_completed([submit(start, 0) for start in range(0, len(cells), size)])
+    for future in queue:
+        start, attempt = chunk_of.pop(future.key)
+        n = len(cells[start:start + size])
+        try:
+            outcomes = future.result()
+        except CancelledError as err:  # the shared data it reads was lost with every worker that held it
+            if attempt + 1 < _ATTEMPTS:
+                if not _held(client, shared_future):
+                    shared_future = client.scatter([shared], broadcast=True, hash=False)[0]
+                queue.add(submit(start, attempt + 1))
+                continue
+            outcomes = [(False, f"lost {_ATTEMPTS} times with the workers holding the shared data "
+                                f"({_describe(err)})")] * n
+        except Exception as err:  # the task itself failed, e.g. KilledWorker (a worker died running it too often)
+            outcomes = [(False, _describe(err))] * n
+        for k, outcome in enumerate(outcomes):
+            collect(start + k, outcome)
