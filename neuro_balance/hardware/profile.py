@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import ProfileError, UnverifiedProfileWarning
+from ..model.safe_yaml import YamlProblem, load_yaml
 from ..resources import resource_dir
 from .profile_schema import SCHEMA_VERSION, validate
 
@@ -73,6 +72,15 @@ def _parse(data: Any, where: str) -> Profile:
                    sources=list(clean["sources"]), data=clean, unverified=unverified)
 
 
+def _one_line(message: str, value_limit: int = 200, limit: int = 2000) -> str:
+    """``message`` on one line, its quoted value (after the last ``, got ``) and then the whole cut short."""
+    message = " ".join(message.split())
+    head, sep, value = message.rpartition(", got ")
+    if sep and len(value) > value_limit:
+        message = f"{head}{sep}{value[:value_limit - 3]}..."
+    return message if len(message) <= limit else f"{message[:limit // 2]} ... {message[-limit // 2:]}"
+
+
 def list_profiles() -> list[str]:
     """Names of the bundled profiles, sorted.
 
@@ -119,19 +127,17 @@ def load_profile(name_or_path: str | Path | Profile, *, warn: bool = True) -> Pr
         if not path.exists():
             raise ProfileError(f"{text}: field 'name': no bundled profile called {text!r} "
                                f"(known: {', '.join(list_profiles())}), got {text!r}")
-    try:
-        raw = path.read_text(encoding="utf-8")
+    try:  # untrusted: UTF-8 only, no aliases, bounded size and nesting, regular files only
+        data = load_yaml(path)
     except OSError as err:
-        raise ProfileError(f"{path}: field '(file)': cannot be read ({err.strerror}), got {str(path)!r}") from None
+        raise ProfileError(f"{path}: field '(file)': cannot be read ({err.strerror or type(err).__name__}), "
+                           f"got {str(path)!r}") from None
+    except YamlProblem as err:
+        raise ProfileError(f"{path}: field '(yaml)': invalid YAML{err.at}: {err.problem}") from None
     try:
-        # The C build of the safe loader when available: same semantics as yaml.safe_load, faster.
-        data = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ProfileError(f"{path}: field '(yaml)': invalid YAML{line}: "
-                           f"{getattr(err, 'problem', None) or err}, got {raw[:40]!r}") from None
-    profile = _parse(data, str(path))
+        profile = _parse(data, str(path))
+    except ProfileError as err:  # the message quotes the offending value: keep it one short line
+        raise ProfileError(_one_line(str(err))) from None
     profile.path = path
     if warn and profile.unverified:
         warnings.warn(f"{path}: profile {profile.name!r} uses unverified values: {', '.join(profile.unverified)}",
