@@ -168,6 +168,13 @@ def map_population(qnet: QuantizedNetwork, pop: Population, scales: dict[str, fl
             shift = spec.threshold_shift
             mant = np.maximum(np.rint(s_act / s_acc / 2.0 ** shift), 1).astype(np.int64)
             lay.theta = np.minimum(mant << shift, int(min(threshold_max(spec), 2.0 ** 62)))
+            if spec.max_spikes_per_step != 1:
+                # Several spikes per step (sinabs MultiSpike): at most the cap, or as many thresholds as
+                # the membrane register holds, in every step of the window.
+                per_step = spec.max_spikes_per_step or (
+                    spec.membrane.max // int(lay.theta.min()) if spec.membrane is not None else 1 << 20)
+                lay.act_format = IntFormat(62, False, lo=0, hi=spec.window * max(int(per_step), 1),
+                                           overflow="saturate", name=f"spike count {pop.name}")
         else:
             # Requantisation multiplier as a mantissa of requant_frac_bits significant bits and a
             # right shift (the usual integer-only scheme): ratio = M * 2**-shift, M in [2**(b-1), 2**b).

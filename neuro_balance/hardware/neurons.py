@@ -25,7 +25,8 @@ becomes ``+2**23``) and ``u + bias`` enters ``v`` unwrapped. (lava's model has n
 use ``refractory=1``.)
 
 Other digital chips: non-leaky integrate-and-fire, ``v = fit(v + a + bias)``, spike when
-``v >= theta`` (``> theta`` for ``compare: gt``), reset by subtracting ``theta`` (rate proportional to ReLU of the input) or, for
+``v >= theta`` (``> theta`` for ``compare: gt``; as many spikes as ``v`` holds thresholds where the
+chip's tool emits several per step, sinabs's ``MultiSpike``), reset by subtracting ``theta`` (rate proportional to ReLU of the input) or, for
 chips that reset to a value (sPyNNaker), to zero.
 """
 from __future__ import annotations
@@ -198,6 +199,11 @@ class IntegrateFire:
         Membrane register (None: unbounded).
     compare : {"ge", "gt"}
     reset : {"subtract", "zero"}
+    max_spikes : int or None
+        Most spikes in one step. 1: binary spikes (`step` returns booleans). None: as many as the
+        membrane holds, ``n = floor(v / theta)`` for ``v >= theta`` (``floor((v - 1) / theta)`` for
+        ``v > theta``), as sinabs 3.1.3's ``MultiSpike`` (``(v > 0) * trunc(v / theta)``); an
+        integer caps ``n`` there. Subtraction removes ``n * theta``; `step` returns the counts.
     """
 
     n: int
@@ -206,8 +212,11 @@ class IntegrateFire:
     v_format: IntFormat | None = None
     compare: str = "ge"
     reset: str = "subtract"
+    max_spikes: int | None = 1
 
     def __post_init__(self) -> None:
+        if self.max_spikes is not None and (isinstance(self.max_spikes, bool) or self.max_spikes < 1):
+            raise ValueError(f"max_spikes must be None or an integer >= 1, got {self.max_spikes!r}")
         self.v = np.zeros(self.n, dtype=np.int64)
         self.overflow = {"v": 0}
 
@@ -222,5 +231,11 @@ class IntegrateFire:
             self.overflow["v"] += n
         theta = np.asarray(self.theta, dtype=np.int64)
         spikes = v > theta if self.compare == "gt" else v >= theta
-        self.v = np.where(spikes, v - theta if self.reset == "subtract" else 0, v)
-        return spikes
+        if self.max_spikes == 1:
+            self.v = np.where(spikes, v - theta if self.reset == "subtract" else 0, v)
+            return spikes
+        count = np.where(spikes, (v - (self.compare == "gt")) // theta, 0)
+        if self.max_spikes is not None:
+            count = np.minimum(count, self.max_spikes)
+        self.v = v - count * theta if self.reset == "subtract" else np.where(spikes, 0, v)
+        return count

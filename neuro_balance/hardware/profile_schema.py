@@ -6,7 +6,7 @@ Schema (version 1; ``*`` = required, any mapping may also carry ``unverified: tr
     name*: str               family: str        kind*: digital | digital_programmable | analog | mixed | ideal
     sources*: [str, ...]     description: str
     neuron: {model, states, reset: zero|subtract|value|modes, compare: gt|ge,
-             refractory: {min, max, hold: zero|clamp|none}, max_spikes_per_step,
+             refractory: {min, max, hold: zero|clamp|none}, max_spikes_per_step: int >= 1 | unbounded,
              variant: nengo_loihi|lava (cuba_lif only: whose emulator the arithmetic follows)}
     weights*: {format: int|mantissa_exponent|axon_type_lookup|base_weight_select|shared_scale|float,
                bits | bits_allowed (required unless format is float), signed, symmetric,
@@ -29,6 +29,7 @@ Schema (version 1; ``*`` = required, any mapping may also carry ``unverified: tr
     time, arithmetic, noise, learning, delays, limits, spike_payload_bits, stochastic,
     synapse_connectivity_bits: documentation (type-checked loosely)
 
+A leaf checked against a vendor's tool may be written ``{value: X, verified: "<tool> <version>"}``.
 A leaf whose value is not sourced is written ``{value: X, unverified: true}`` (``X`` may be null); a
 mapping with ``unverified: true`` flags all its fields. Such profiles load with one
 `UnverifiedProfileWarning` listing the fields."""
@@ -121,7 +122,9 @@ _FIELDS: dict[str, Callable[[Any], str | None]] = {
     "neuron.model": _enum("lif", "cuba_lif", "if", "adex", "tn_lif", "programmable", "none"),
     "neuron.states": _str_list, "neuron.reset": _enum("zero", "subtract", "value", "modes"),
     "neuron.compare": _enum("gt", "ge"), "neuron.refractory.min": _int(0), "neuron.refractory.max": _int(0),
-    "neuron.refractory.hold": _enum("zero", "clamp", "none"), "neuron.max_spikes_per_step": _int(1),
+    "neuron.refractory.hold": _enum("zero", "clamp", "none"),
+    "neuron.max_spikes_per_step": lambda v: None if v == "unbounded" or _int(1)(v) is None
+    else "must be an integer >= 1 or unbounded",
     "neuron.reference_models": _str_list, "neuron.synapses": _int(0), "neuron.leak": _str,
     "neuron.reset_modes": _int(1), "neuron.threshold.stochastic_mask": _bool, "neuron.negative_threshold": _bool,
     "weights.format": _enum("int", "mantissa_exponent", "axon_type_lookup", "base_weight_select", "shared_scale",
@@ -164,7 +167,7 @@ _STRICT = ("weights", "accumulator", "state", "threshold", "bias", "analog", "co
 _DOC_SECTIONS = ("time", "arithmetic", "noise", "learning", "delays", "limits", "spike_payload_bits", "stochastic",
                  "synapse_connectivity_bits")
 _TOP = {p.split(".")[0] for p in _FIELDS} | set(_DOC_SECTIONS)
-_META = ("unverified", "note")
+_META = ("unverified", "verified", "note")
 
 
 def _pattern(dotted: str) -> str | None:
@@ -197,7 +200,10 @@ def _walk(node: Any, dotted: str, where: str, unverified: list[str]) -> Any:
         elif "unverified" in node and node["unverified"] is not False:
             raise ProfileError(f"{where}: field '{dotted}.unverified': must be true or false, "
                                f"got {node['unverified']!r}")
-        if "value" in node and set(node) <= {"value", "unverified", "note"}:
+        if "verified" in node and _str(node["verified"]):
+            raise ProfileError(f"{where}: field '{dotted}.verified': must name the tool and version that "
+                               f"confirmed the value, got {node['verified']!r}")
+        if "value" in node and set(node) <= {"value", *_META}:
             value = node["value"]
             if value is None:
                 return None

@@ -96,6 +96,9 @@ class ChipSpec:
         ``2**synapse_shift`` steps (Loihi's ``u`` with ``du = (4096 >> synapse_shift) - 1``); its DC
         gain ``2**synapse_shift`` is an exact left shift of the threshold and the bias.
     compare : {"gt", "ge"}
+    max_spikes_per_step : int or None
+        Spikes a unit emits in one step of the stepped simulation (``neuron.max_spikes_per_step``,
+        default 1); None (``unbounded``): ``floor(v / theta)``, as sinabs's ``MultiSpike``.
     accumulator : IntFormat or None
     current : IntFormat or None
         State the per-step input plus bias must fit (Loihi ``u``, else the membrane).
@@ -145,6 +148,7 @@ class ChipSpec:
     v_floor: int | None = None
     synapse_shift: int = 0
     compare: str = "ge"
+    max_spikes_per_step: int | None = 1
     accumulator: IntFormat | None = None
     current: IntFormat | None = None
     membrane: IntFormat | None = None
@@ -307,6 +311,8 @@ class ChipSpec:
             max_rate=float(max_rate), reset=reset, v_floor=None if v_floor is None else int(v_floor),
             synapse_shift=synapse_shift if spiking else 0,
             compare=g("neuron.compare", "ge"),
+            max_spikes_per_step=None if g("neuron.max_spikes_per_step", 1) == "unbounded"
+            else int(g("neuron.max_spikes_per_step", 1)),
             accumulator=acc, current=current, membrane=membrane,
             threshold_bits=g("threshold.mantissa_bits") or g("threshold.bits"),
             threshold_shift=int(g("threshold.shift", 0)), threshold_signed=bool(g("threshold.signed", False)),

@@ -14,7 +14,7 @@ differ by how far spike trains are from constant inputs (the bound is tested in
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,6 +42,10 @@ class SpikingRun:
     membranes : dict of ndarray
         Final membrane of every spiking hidden population (empty on graded chips).
     steps : int
+    trace : dict of ndarray
+        With ``record=True`` on spiking chips, per step (axis 0): ``spikes.<pop>`` and ``v.<pop>``
+        (``u.<pop>`` on Loihi) of every hidden population after the step, and ``acc.<out>``, the
+        output population's integrated input including its bias so far.
     """
 
     output: np.ndarray
@@ -49,6 +53,7 @@ class SpikingRun:
     overflow: dict[str, dict[str, int]]
     membranes: dict[str, np.ndarray]
     steps: int = 1
+    trace: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _regular_spikes(counts: np.ndarray, window: int, t: int) -> np.ndarray:
@@ -56,7 +61,7 @@ def _regular_spikes(counts: np.ndarray, window: int, t: int) -> np.ndarray:
     return (counts * (t + 1)) // window - (counts * t) // window
 
 
-def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None) -> SpikingRun:
+def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None, record: bool = False) -> SpikingRun:
     """Run a quantised network step by step in integer arithmetic.
 
     Spiking chips: Loihi profiles (``neuron.model: cuba_lif``, reset to zero) use `LoihiCUBA` with
@@ -72,6 +77,8 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None) ->
     x : ndarray (batch, n_in)
     steps : int, optional
         Time steps (default: the rate-code window on spiking chips, 1 on graded ones).
+    record : bool
+        Spiking chips: keep every step's spikes and states in `SpikingRun.trace`.
 
     Returns
     -------
@@ -104,6 +111,10 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None) ->
     out_acc = np.zeros((batch, net.output.n_features), dtype=np.int64)
     counters = new_counters()
     rng = check_random_state(qnet.seed)
+    lay = qnet.layers[out_name]
+    rep = net.output.n_features // net.output.size
+    out_bias = np.repeat(lay.bias, rep) if lay.bias is not None else 0
+    trace: dict[str, list[np.ndarray]] = {}
     for t in range(steps):
         spikes = {net.input.name: _regular_spikes(counts_in, spec.window, t % spec.window)}
         for name in net.order:
@@ -114,6 +125,8 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None) ->
             a = accumulate(qnet, pop, spikes, counters, rng, 1)
             if name == out_name:
                 out_acc += a
+                if record:
+                    trace.setdefault(f"acc.{name}", []).append(out_acc + out_bias * (t + 1))
                 continue
             nrn = neurons[name]
             if spec.synapse_shift and not loihi:
@@ -124,15 +137,18 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None) ->
             if spec.v_floor is not None and not loihi:
                 nrn.v = np.maximum(nrn.v, spec.v_floor)
             counts[name] += spikes[name]
+            if record:
+                trace.setdefault(f"spikes.{name}", []).append(spikes[name])
+                trace.setdefault(f"v.{name}", []).append(nrn.v.copy())
+                if loihi:
+                    trace.setdefault(f"u.{name}", []).append(nrn.u.copy())
         counts[net.input.name] += spikes[net.input.name]
-    lay = qnet.layers[out_name]
-    rep = net.output.n_features // net.output.size
-    if lay.bias is not None:
-        out_acc = out_acc + np.repeat(lay.bias, rep) * steps
+    out_acc = out_acc + out_bias * steps
     output = net.output.activation(out_acc * np.repeat(lay.s_acc, rep) * (spec.window / steps))
     stats = {"accumulator": counters["accumulator_overflow"],
              **{name: dict(nrn.overflow) for name, nrn in neurons.items()}}
-    return SpikingRun(output, counts, stats, {name: nrn.v.copy() for name, nrn in neurons.items()}, steps)
+    return SpikingRun(output, counts, stats, {name: nrn.v.copy() for name, nrn in neurons.items()}, steps,
+                      {key: np.stack(values) for key, values in trace.items()})
 
 
 def _neurons(qnet: QuantizedNetwork) -> dict:
@@ -160,7 +176,7 @@ def _neurons(qnet: QuantizedNetwork) -> dict:
         else:
             k = spec.synapse_shift
             neurons[name] = IntegrateFire(pop.n_features, theta=theta << k, bias=bias << k, v_format=spec.membrane,
-                                          compare=spec.compare, reset=spec.reset)
+                                          compare=spec.compare, reset=spec.reset, max_spikes=spec.max_spikes_per_step)
     return neurons
 
 
