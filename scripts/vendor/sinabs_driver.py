@@ -5,7 +5,7 @@ Runs in the sinabs venv (``scripts/vendor_venvs.sh``) with numpy, torch and sina
 finder hands out empty stand-in modules for ``samna*`` so that the network runs on the CPU.
 Each case (keys in ``sinabs.py``): layer ``i`` is a 1x1 ``Conv2d`` with the integer weights ``w{i}``
 and biases ``b{i}`` followed by ``IAFSqueeze`` (``MultiSpike``, ``MembraneSubtract``) with threshold
-``thr{i}`` and ``min_v_mem``; the output layer has no floor and a threshold it never reaches. Writes per case the
+``theta{i}`` and ``min_v_mem``; the output layer has no floor and a threshold it never reaches. Writes per case the
 spike counts ``s{i}`` and membranes ``v{i}`` of every hidden layer and the output membrane ``acc``,
 or ``error``.
 """
@@ -52,6 +52,13 @@ from sinabs.backend.dynapcnn import DynapcnnNetwork  # noqa: E402
 NEVER = float(2**24)
 
 
+def _threshold(theta: np.ndarray) -> float:
+    """The layer's one threshold (sinabs's IAF has one per layer)."""
+    if np.unique(theta).size != 1:
+        raise ValueError(f"one threshold per layer expected, got {np.unique(theta)}")
+    return float(theta.flat[0])
+
+
 def run_case(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     n_hidden = int(case["n_hidden"])
     steps = int(case["steps"])
@@ -63,7 +70,7 @@ def run_case(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         conv.weight.data = torch.tensor(w[..., None, None], dtype=torch.float32)
         conv.bias.data = torch.tensor(b, dtype=torch.float32)
         last = i == n_hidden + 1
-        modules += [conv, sl.IAFSqueeze(batch_size=1, spike_threshold=NEVER if last else float(case[f"thr{i}"]),
+        modules += [conv, sl.IAFSqueeze(batch_size=1, spike_threshold=NEVER if last else _threshold(case[f"theta{i}"]),
                                         min_v_mem=None if last else floor, record_states=True)]
     n_in = case["w1"].shape[1]
     net = DynapcnnNetwork(nn.Sequential(*modules), input_shape=(n_in, 1, 1), discretize=False)

@@ -1,0 +1,105 @@
+"""Random layered networks quantised by the project, as integer cases for the spiking chips' vendor checks.
+
+A case is what a user's network becomes on the chip: a random float ReLU network
+``n_in -> h1 [-> h2 [-> h3]] -> n_out`` quantised by the project's ``quantize`` for the chip, and one
+input as spike counts over the rate-code window. Its integers (keys ``w{i}``: effective weights into
+layer ``i``, ``b{i}``: per-step biases, ``theta{i}``: thresholds of hidden layers; layers numbered
+from 1, the output last) go to the vendor's tool; `rebuild` puts exactly those integers back into a
+`QuantizedNetwork` so that the project's ``simulate`` runs them (in the replay tests too).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+import neuro_balance as nb
+from neuro_balance.hardware import QuantizedNetwork, SpikingRun, quantize, simulate
+
+
+def random_sizes(rng: np.random.Generator) -> list[int]:
+    """Layer sizes: 6..16 inputs, 1..3 hidden layers of 4..16 units, 2..6 outputs."""
+    n_hidden = int(rng.integers(1, 4))
+    return [int(rng.integers(6, 17))] + [int(rng.integers(4, 17)) for _ in range(n_hidden)] + [int(rng.integers(2, 7))]
+
+
+def random_network(sizes: list[int], rng: np.random.Generator) -> nb.Network:
+    """A random float ReLU network with Gaussian weights and biases (some units start below rest)."""
+    net = nb.mlp(sizes, seed=int(rng.integers(2**31)))
+    for proj in net.projections:
+        proj.weight = rng.normal(0.0, 1.0, proj.weight.shape) / np.sqrt(proj.weight.shape[1])
+    for pop in net.populations.values():
+        if pop.bias is not None:
+            pop.bias = rng.normal(0.0, 0.3, pop.size)
+    return net
+
+
+def quantized(chip: str, sizes: list[int], rng: np.random.Generator, **overrides) -> QuantizedNetwork:
+    """A random network of ``sizes`` quantised for ``chip`` on 64 calibration inputs uniform in [0, 1]."""
+    net = random_network(sizes, rng)
+    calibration = rng.random((64, sizes[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")           # the profiles' unverified fields, the static estimate's check
+        return quantize(net, chip, calibration, **overrides)
+
+
+def input_counts(qnet: QuantizedNetwork, rng: np.random.Generator) -> np.ndarray:
+    """Spike counts over the window of one input uniform in [0, 1]."""
+    x = rng.random(qnet.network.input.n_features)
+    return np.clip(np.rint(x / qnet.input_scale), 0, qnet.input_format.max).astype(np.int64)
+
+
+def raster(counts: np.ndarray, window: int, steps: int) -> np.ndarray:
+    """The project's input spike trains, shape ``(steps, n_in)``: ``counts`` evenly spread over each window."""
+    t = np.arange(steps)[:, None] % window
+    return (counts * (t + 1)) // window - (counts * t) // window
+
+
+def integer_case(qnet: QuantizedNetwork, counts: np.ndarray, steps: int) -> dict[str, np.ndarray]:
+    """The integers of ``qnet`` and the input, as a flat case (module docstring)."""
+    net = qnet.network
+    names = [name for name in net.order if net.populations[name].role != "input"]
+    case = {"n_hidden": np.array(len(names) - 1), "steps": np.array(steps), "window": np.array(qnet.spec.window),
+            "counts": counts.astype(np.int64), "raster": raster(counts, qnet.spec.window, steps)}
+    for i, name in enumerate(names, start=1):
+        (proj,) = net.incoming(name)
+        lay = qnet.layers[name]
+        case[f"w{i}"] = qnet.synapses[proj.name].effective.astype(np.int64)
+        case[f"b{i}"] = (lay.bias if lay.bias is not None else np.zeros(net.populations[name].size)).astype(np.int64)
+        if lay.theta is not None:
+            case[f"theta{i}"] = lay.theta.astype(np.int64)
+    return case
+
+
+def rebuild(chip: str, case: dict[str, np.ndarray], **overrides) -> QuantizedNetwork:
+    """A `QuantizedNetwork` for ``chip`` holding exactly the case's integers (input scale 1: x = counts)."""
+    n_hidden = int(case["n_hidden"])
+    sizes = [case["w1"].shape[1]] + [case[f"w{i}"].shape[0] for i in range(1, n_hidden + 2)]
+    qnet = quantized(chip, sizes, np.random.default_rng(0), **overrides)
+    if int(case["window"]) != qnet.spec.window:
+        raise ValueError(f"case made for a window of {int(case['window'])} steps; {chip} now has {qnet.spec.window}")
+    net = qnet.network
+    names = [name for name in net.order if net.populations[name].role != "input"]
+    for i, name in enumerate(names, start=1):
+        (proj,) = net.incoming(name)
+        syn = qnet.synapses[proj.name]
+        syn.effective = case[f"w{i}"].astype(np.int64)
+        shift = (qnet.spec.exp_offset + syn.exponent)[:, None]
+        syn.mantissa = np.where(shift >= 0, syn.effective >> np.maximum(shift, 0), syn.effective << np.maximum(-shift, 0))
+        lay = qnet.layers[name]
+        lay.bias = case[f"b{i}"].astype(np.int64)
+        if f"theta{i}" in case:
+            lay.theta = case[f"theta{i}"].astype(np.int64)
+    qnet.input_scale = 1.0
+    return qnet
+
+
+def run(qnet: QuantizedNetwork, case: dict[str, np.ndarray]) -> SpikingRun:
+    """The project's ``simulate`` of the case's input, every step recorded."""
+    return simulate(qnet, case["counts"][None].astype(np.float64), steps=int(case["steps"]), record=True)
+
+
+def hidden_names(qnet: QuantizedNetwork) -> list[str]:
+    """Hidden populations in order (layer ``i`` is the ``i``-th, counting from 1)."""
+    net = qnet.network
+    return [name for name in net.order if net.populations[name].role == "hidden"]
