@@ -33,6 +33,8 @@ from ..errors import ModelError
 from . import elementwise  # noqa: F401  (registers the elementwise kind)
 from .network import Network, Population, Projection
 from .neurons import NEURON_MODELS, Neuron
+from .nir_hdf5 import NirFileProblem, read_tree
+from .safe_yaml import reason, short
 
 __all__ = ["from_nir", "read_nir_graph", "ACTIVATION_KEY", "NAME_KEY", "GROUND_KEY", "recurrent_edges"]
 
@@ -45,26 +47,91 @@ SUPPORTED = ("Input", "Output") + tuple(NEURON_MODELS) + _WEIGHTS + _SHAPERS
 
 
 def read_nir_graph(path: str | os.PathLike) -> Any:
-    """Read a ``.nir`` (HDF5) file with the ``nir`` package; any failure is a one-line `ModelError`."""
+    """Read a ``.nir`` (HDF5) file as a ``nir.NIRGraph``; any failure is a one-line `ModelError` naming the node.
+
+    The file is untrusted: it is read with `neuro_balance.model.nir_hdf5.read_tree` (a regular file
+    only, every dataset checked against its stored size before it is read), and each node is built
+    on its own, so an error names it.
+    """
     import nir  # the optional heavy imports happen only here
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        tree = read_tree(path)
+    except OSError as err:
+        raise ModelError(f"{path}: not a readable NIR file ({err.strerror or type(err).__name__})") from None
+    except NirFileProblem as err:
+        raise ModelError(f"{path}: not a readable NIR file ({err})") from None
     try:  # our own checks name node and field; nir's type check rejects grouped convolutions
-        return nir.read(path, type_check=False)
-    except Exception as err:  # h5py, nir and numpy raise many types for a broken file
-        reason = " ".join(str(err).split()) or err.__class__.__name__
-        raise ModelError(f"{path}: not a readable NIR file ({reason})") from None
+        return _nir_node(nir, tree, "")
+    except ModelError as err:
+        raise ModelError(f"{path}: {err}") from None
 
 
-def _shape(value: Any) -> tuple[int, ...] | None:
+def _nir_node(nir: Any, data: Any, name: str) -> Any:
+    """The NIR node of one group of the file (``name`` its dotted path, '' for the whole graph)."""
+    label = f"node {name!r}" if name else "graph"
+    if not isinstance(data, dict):
+        raise ModelError(f"{label}: a dataset where a node group belongs")
+    kind = data.get("type")
+    if not isinstance(kind, str) or not isinstance(getattr(nir, kind, None), type) \
+            or not issubclass(getattr(nir, kind), nir.NIRNode):
+        raise ModelError(f"{label}.type: {short(kind)} is not a NIR node type")
+    if kind == "NIRGraph":
+        nodes, edges = data.get("nodes", {}), data.get("edges", np.zeros((0, 2), dtype=object))
+        if not isinstance(nodes, dict):
+            raise ModelError(f"{label}.nodes: must be a group of nodes")
+        edges = np.asarray(edges, dtype=object)
+        if edges.size and (edges.ndim != 2 or edges.shape[1] != 2):
+            raise ModelError(f"{label}.edges: must be pairs of node names, got shape {list(edges.shape)}")
+        pairs = []
+        for a, b in edges.reshape(-1, 2):
+            ends = tuple(e.decode("utf-8", "replace") if isinstance(e, bytes) else e for e in (a, b))
+            if not all(isinstance(e, str) for e in ends):
+                raise ModelError(f"{label}.edges: must be pairs of node names, got {short((a, b))}")
+            pairs.append(ends)
+        meta = data.get("metadata", {})
+        children = {str(k): _nir_node(nir, v, f"{name}.{k}" if name else str(k)) for k, v in nodes.items()}
+        try:
+            return nir.NIRGraph(nodes=children, edges=pairs, metadata=meta if isinstance(meta, dict) else {},
+                                type_check=False)
+        except Exception as err:  # noqa: BLE001 - nir's own checks raise many types
+            raise ModelError(f"{label}: not a valid NIRGraph ({reason(err)})") from None
+    try:
+        return nir.dict2NIRNode(data)
+    except Exception as err:  # noqa: BLE001 - a missing or extra field, a wrong shape: nir raises many types
+        raise ModelError(f"{label}: not a valid {kind} node ({reason(err)})") from None
+
+
+def _integers(value: Any, where: str) -> list[int]:
+    """The integers of a scalar or 1-D value (whole floats allowed), or a `ModelError` naming ``where``."""
+    try:
+        array = np.asarray(value)
+        ok = array.ndim <= 1 and (array.dtype.kind in "iu" or (
+            array.dtype.kind == "f" and bool(np.all(np.isfinite(array))) and bool(np.all(array == np.round(array)))))
+    except Exception:  # noqa: BLE001 - a value numpy cannot hold as an array at all
+        ok = False
+    if not ok:
+        raise ModelError(f"{where}: must be integers, got {short(value)}")
+    return [int(v) for v in array.ravel()]
+
+
+def _shape(value: Any, where: str) -> tuple[int, ...] | None:
     if value is None:
         return None
     if isinstance(value, dict):
         value = next(iter(value.values()), None)
-        return None if value is None else _shape(value)
-    return tuple(int(v) for v in np.asarray(value).ravel())
+        return None if value is None else _shape(value, where)
+    return tuple(_integers(value, where))
+
+
+def _text(value: Any) -> str | None:
+    """A metadata string (HDF5 gives bytes or str), or None when it is not one."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
 
 
 def _flatten(nodes: dict, edges: list, prefix: str = "") -> tuple[dict, list]:
@@ -135,12 +202,20 @@ def _array(node: Any, name: str, field: str) -> np.ndarray:
 def _pair(node: Any, name: str, field: str, allowed: tuple[int, ...] | None = None) -> list[int]:
     value = getattr(node, field)
     if isinstance(value, str):
-        raise ModelError(f"node {name!r}.{field}: {value!r} is not supported; give integers")
-    items = [int(v) for v in np.broadcast_to(np.asarray(value).ravel(), (2,))] if np.size(value) in (1, 2) else None
-    if items is None or (allowed is not None and any(v not in allowed for v in items)):
-        raise ModelError(f"node {name!r}.{field}: {np.asarray(value).tolist()} is not supported"
+        raise ModelError(f"node {name!r}.{field}: {short(value)} is not supported; give integers")
+    items = _integers(value, f"node {name!r}.{field}")
+    if len(items) not in (1, 2) or (allowed is not None and any(v not in allowed for v in items)):
+        raise ModelError(f"node {name!r}.{field}: {short(items)} is not supported"
                          + (f" (only {list(allowed)})" if allowed else ""))
-    return items
+    return items * 2 if len(items) == 1 else items
+
+
+def _group_count(node: Any, name: str) -> int:
+    """A Conv2d node's ``groups``: one positive integer."""
+    groups = _integers(node.groups, f"node {name!r}.groups")
+    if len(groups) != 1 or groups[0] < 1:
+        raise ModelError(f"node {name!r}.groups: must be one positive integer, got {short(node.groups)}")
+    return groups[0]
 
 
 def _neuron_population(name: str, node: Any, kind: str) -> Population:
@@ -154,17 +229,22 @@ def _neuron_population(name: str, node: Any, kind: str) -> Population:
     shape = neuron.shape
     if len(shape) not in (1, 3) or min(shape, default=0) < 1:
         raise ModelError(f"node {name!r}.{NEURON_MODELS[kind][0]}: shape {list(shape)} is not (n,) or (C, H, W)")
-    meta = getattr(node, "metadata", None) or {}
+    meta = getattr(node, "metadata", None)
+    meta = meta if isinstance(meta, dict) else {}
     plain = meta.get(ACTIVATION_KEY)
-    if isinstance(plain, bytes):
-        plain = plain.decode()
+    if plain is not None and _text(plain) is None:
+        raise ModelError(f"node {name!r}.metadata.{ACTIVATION_KEY}: must be a string, got {short(plain)}")
+    plain = _text(plain)
     if plain is not None and kind == "IF" and all(np.all(params[k] == v) for k, v in
                                                   (("r", 1.0), ("v_threshold", 1.0), ("v_reset", 0.0))):
         neuron, activation = None, str(plain)  # a plain unit written by `to_nir`
     else:
         activation = "relu" if neuron.spiking else "linear"
     size = shape[0] if len(shape) == 3 else shape[0]
-    ground = meta.get(GROUND_KEY) is not None and bool(meta.get(GROUND_KEY))
+    ground = meta.get(GROUND_KEY)
+    if ground is not None and np.size(ground) != 1:
+        raise ModelError(f"node {name!r}.metadata.{GROUND_KEY}: must be one value, got {short(ground)}")
+    ground = ground is not None and bool(np.asarray(ground).item())
     return Population(name, size, "hidden", activation, None, shape if len(shape) == 3 else None, ground=ground,
                       neuron=neuron)
 
@@ -178,7 +258,8 @@ def _chain_projection(names: list[str], nodes: dict, pre: Population, post_name:
     if pattern in ("Affine", "Linear", "Flatten-Affine", "Flatten-Linear"):
         if kinds[0] == "Flatten":
             flat = nodes[names[0]]
-            if pre.shape is None or (int(flat.start_dim), int(flat.end_dim)) not in ((0, -1), (0, 2)):
+            dims = tuple(_integers(getattr(flat, f), f"node {names[0]!r}.{f}") for f in ("start_dim", "end_dim"))
+            if pre.shape is None or dims not in (([0], [-1]), ([0], [2])):
                 raise ModelError(f"node {names[0]!r}.start_dim: only a Flatten of a whole (C, H, W) map to a vector "
                                  f"is supported, got start_dim={flat.start_dim}, end_dim={flat.end_dim}")
         weight = _array(node, last, "weight")
@@ -202,7 +283,7 @@ def _chain_projection(names: list[str], nodes: dict, pre: Population, post_name:
             raise ModelError(f"node {last!r}.weight: expected (C_out, C_in, kH, kW), got shape {list(weight.shape)}")
         _pair(node, last, "dilation", allowed=(1,))
         options.update(kernel=list(weight.shape[2:]), stride=_pair(node, last, "stride"),
-                       padding=_pair(node, last, "padding"), groups=int(np.asarray(node.groups)))
+                       padding=_pair(node, last, "padding"), groups=_group_count(node, last))
         bias = _array(node, last, "bias")
         if bias.shape != (weight.shape[0],):
             raise ModelError(f"node {last!r}.bias: shape {list(bias.shape)} does not match ({weight.shape[0]},)")
@@ -247,9 +328,7 @@ def from_nir(graph: Any, name: str | None = None) -> Network:
         where, stem = f"{graph}: ", Path(graph).stem
         graph = read_nir_graph(graph)
     meta = getattr(graph, "metadata", None)
-    stored = meta.get(NAME_KEY) if isinstance(meta, dict) else None
-    if isinstance(stored, bytes):  # strings come back from HDF5 as bytes
-        stored = stored.decode()
+    stored = _text(meta.get(NAME_KEY)) if isinstance(meta, dict) else None  # HDF5 gives bytes or str
     try:
         return _build(graph, name or stored or stem)
     except ModelError as err:
@@ -278,7 +357,7 @@ def _build(graph: Any, name: str) -> Network:
         raise ModelError(f"nodes: exactly one Input and one Output node are needed, found {inputs} and {outputs}")
     pops: dict[str, Population] = {}
     in_name, out_name = inputs[0], outputs[0]
-    in_shape = _shape(nodes[in_name].input_type)
+    in_shape = _shape(nodes[in_name].input_type, f"node {in_name!r}.shape")
     if in_shape is None or len(in_shape) not in (1, 3) or min(in_shape) < 1:
         raise ModelError(f"node {in_name!r}.shape: {in_shape} is not (n,) or (C, H, W)")
     pops[in_name] = Population(in_name, in_shape[0], "input", "linear",
@@ -291,7 +370,7 @@ def _build(graph: Any, name: str) -> Network:
         pops[into_output[0]].role = "output"
         edges = [(a, b) for a, b in edges if b != out_name]
     else:
-        out_shape = _shape(nodes[out_name].output_type)
+        out_shape = _shape(nodes[out_name].output_type, f"node {out_name!r}.shape")
         if out_shape is None or len(out_shape) != 1:
             raise ModelError(f"node {out_name!r}.shape: {out_shape} is not (n,)")
         pops[out_name] = Population(out_name, out_shape[0], "output", "linear")

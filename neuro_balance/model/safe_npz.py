@@ -8,7 +8,7 @@ from typing import Iterator
 import numpy as np
 
 from .regular_file import open_regular
-from .safe_yaml import short
+from .safe_yaml import reason, short
 
 __all__ = ["NpzProblem", "NpzArchive", "MAX_ARRAY_BYTES"]
 
@@ -63,7 +63,7 @@ class NpzArchive:
             try:
                 self._zip = zipfile.ZipFile(self._handle)
             except Exception as err:  # noqa: BLE001 - a damaged zip fails in many ways (struct, EOF, huge counts)
-                raise NpzProblem(f"not a readable npz archive ({_reason(err)})") from None
+                raise NpzProblem(f"not a readable npz archive ({reason(err)})") from None
             self._members = self._check_directory(size)
         except BaseException:
             self._handle.close()
@@ -159,7 +159,7 @@ class NpzArchive:
         except NpzProblem:
             raise
         except Exception as err:  # noqa: BLE001 - zlib, CRC, EOF and struct errors of a damaged member
-            raise NpzProblem(f"{where}: cannot be read ({_reason(err)})") from None
+            raise NpzProblem(f"{where}: cannot be read ({reason(err)})") from None
         self.bytes_read += nbytes
         return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
 
@@ -176,13 +176,8 @@ def _header(member, name: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
         else:
             raise ValueError(f"npy format version {version[0]}.{version[1]}")
     except Exception as err:  # noqa: BLE001 - numpy raises ValueError, EOFError, SyntaxError, ... for a bad header
-        raise NpzProblem(f"array {short(name)}: not a valid npy header ({_reason(err)})") from None
+        raise NpzProblem(f"array {short(name)}: not a valid npy header ({reason(err)})") from None
     if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
         raise NpzProblem(f"array {short(name)}: has dtype {short(str(dtype))}, not numbers")
     return tuple(int(n) for n in shape), bool(fortran), dtype, member.tell()
 
-
-def _reason(err: BaseException) -> str:
-    """``Type: message`` of an exception on one line, at most 160 characters."""
-    text = " ".join(f"{type(err).__name__}: {err}".split()) if str(err) else type(err).__name__
-    return text if len(text) <= 160 else text[:157] + "..."

@@ -1,4 +1,4 @@
-"""Read untrusted YAML: UTF-8 only, size and nesting bounded, aliases refused; `short` reprs for messages."""
+"""Read untrusted YAML: UTF-8 only, size and nesting bounded, aliases refused; `short` and `reason` for messages."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,7 @@ import yaml
 
 from .regular_file import read_regular
 
-__all__ = ["YamlProblem", "load_yaml", "short", "MAX_YAML_BYTES", "MAX_DEPTH"]
+__all__ = ["YamlProblem", "load_yaml", "short", "reason", "MAX_YAML_BYTES", "MAX_DEPTH"]
 
 MAX_YAML_BYTES = 16 * 2**20  # model files and profiles are a few kB
 MAX_DEPTH = 64  # mappings and lists nested deeper than this are refused
@@ -27,7 +27,13 @@ def short(value: Any) -> str:
     >>> short(list(range(1000)))
     '[0, 1, 2, 3, 4, 5, ...]'
     """
-    return _REPR.repr(value)
+    return " ".join(_REPR.repr(value).split())  # one line, also for a numpy array's repr
+
+
+def reason(err: BaseException) -> str:
+    """``Type: message`` of an exception on one line, at most 160 characters (for "cannot be read (...)")."""
+    text = " ".join(f"{type(err).__name__}: {err}".split()) if str(err) else type(err).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 class YamlProblem(ValueError):

@@ -1,0 +1,158 @@
+"""Read an untrusted ``.nir`` (HDF5) file as nested dicts, each dataset checked against its stored size before it is read."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .regular_file import open_regular
+from .safe_yaml import reason, short
+
+__all__ = ["NirFileProblem", "read_tree", "MAX_NIR_BYTES"]
+
+MAX_NIR_BYTES = 2 * 2**30  # the datasets of one file, decompressed, at most
+MAX_DEPTH = 32  # groups nested deeper are refused
+MAX_OBJECTS = 100_000  # groups and datasets visited (hard links can repeat a group)
+_RATIO, _SLACK = 1032, 4096  # gzip (deflate) expands at most ~1032:1
+_LARGE, _LARGE_RATIO = 16 * 2**20, 100  # a large dataset claiming more is a bomb, not weights
+
+
+class NirFileProblem(ValueError):
+    """A ``.nir`` file, or one object in it, that is refused; ``node`` is the HDF5 path ('' for the file)."""
+
+    def __init__(self, node: str, problem: str) -> None:
+        self.node, self.problem = node, problem
+        super().__init__(f"{node}: {problem}" if node else problem)
+
+
+def read_tree(path: str | os.PathLike, max_bytes: int = MAX_NIR_BYTES) -> dict[str, Any]:
+    """The ``/node`` group of a NIR file as nested dicts (what ``nir.read`` passes to ``nir.dict2NIRNode``).
+
+    Only a regular file is opened. Before a dataset is read, its dtype must be numbers or strings,
+    its data must lie in the file (no external storage, virtual layout, soft or external link),
+    and its declared size must fit what is stored: an unfiltered dataset must store all of its bytes
+    (a chunked dataset with a fill value can declare gigabytes in a few kB), a compressed one at most
+    ~1032 times its stored bytes (100 times above 16 MiB), and all of them together at most
+    ``max_bytes``. Byte strings are decoded as UTF-8, as ``nir.read`` does.
+
+    Parameters
+    ----------
+    path : path-like
+    max_bytes : int
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    FileNotFoundError, OSError
+        The file is missing or not a regular file.
+    NirFileProblem
+        The file is not HDF5, has no ``/node`` group, or an object in it is refused (named).
+    """
+    import h5py  # an optional dependency, imported only here
+
+    handle = open_regular(path)
+    try:
+        size = os.fstat(handle.fileno()).st_size
+        try:
+            file = h5py.File(handle, "r")
+        except Exception as err:  # noqa: BLE001 - h5py raises OSError, ValueError, ... for a non-HDF5 file
+            raise NirFileProblem("", f"not an HDF5 file ({reason(err)})") from None
+        with file:
+            reader = _Reader(h5py, size, max_bytes)
+            root = reader.child(file, "node", "")
+            if not isinstance(root, h5py.Group):
+                raise NirFileProblem("node", "missing, or not a group (a NIR file keeps its graph in /node)")
+            return reader.group(root, "node", 0)
+    finally:
+        handle.close()
+
+
+class _Reader:
+    def __init__(self, h5py: Any, file_size: int, max_bytes: int) -> None:
+        self.h5py, self.file_size, self.max_bytes = h5py, file_size, max_bytes
+        self.total, self.visited = 0, 0
+
+    def child(self, group: Any, key: str, where: str) -> Any:
+        """The object at ``key`` of ``group`` if it is reached by a hard link (None when absent)."""
+        name = f"{where}/{key}" if where else key
+        try:
+            link = group.get(key, getlink=True)
+            if link is None:
+                return None
+            if not isinstance(link, self.h5py.HardLink):
+                raise NirFileProblem(name, f"a {type(link).__name__} (only objects stored in this file are read)")
+            return group[key]
+        except NirFileProblem:
+            raise
+        except Exception as err:  # noqa: BLE001 - a damaged object header
+            raise NirFileProblem(name, f"cannot be opened ({reason(err)})") from None
+
+    def group(self, group: Any, where: str, depth: int) -> dict[str, Any]:
+        if depth > MAX_DEPTH:
+            raise NirFileProblem(where, f"groups nested deeper than {MAX_DEPTH} levels")
+        out: dict[str, Any] = {}
+        try:
+            keys = list(group.keys())
+        except Exception as err:  # noqa: BLE001
+            raise NirFileProblem(where, f"cannot be listed ({reason(err)})") from None
+        for key in keys:
+            self.visited += 1
+            if self.visited > MAX_OBJECTS:
+                raise NirFileProblem(where, f"more than {MAX_OBJECTS} objects")
+            name = f"{where}/{key}"
+            item = self.child(group, key, where)
+            if isinstance(item, self.h5py.Group):
+                out[key] = self.group(item, name, depth + 1)
+            elif isinstance(item, self.h5py.Dataset):
+                out[key] = self.dataset(item, name)
+            else:
+                raise NirFileProblem(name, f"a {type(item).__name__}, neither a group nor a dataset")
+        return out
+
+    def dataset(self, ds: Any, where: str) -> Any:
+        h5py = self.h5py
+        shape, dtype = ds.shape, ds.dtype
+        if shape is None:
+            raise NirFileProblem(where, "an empty (null) dataset")
+        string = h5py.check_string_dtype(dtype) is not None
+        if not (string or dtype.kind in "biuf"):
+            raise NirFileProblem(where, f"dtype {short(str(dtype))} (only numbers and strings are read)")
+        count = 1
+        for n in shape:
+            count *= int(n)
+        nbytes = count * dtype.itemsize
+        plist = ds.id.get_create_plist()
+        layout = plist.get_layout()
+        if layout == h5py.h5d.VIRTUAL or plist.get_external_count():
+            raise NirFileProblem(where, "its data lies in other files (external or virtual storage)")
+        stored = ds.id.get_storage_size()
+        if stored > self.file_size:
+            raise NirFileProblem(where, f"declares {stored} stored bytes, the file has {self.file_size} (truncated?)")
+        if count and not string:
+            filtered = layout == h5py.h5d.CHUNKED and plist.get_nfilters() > 0
+            limit = stored if not filtered else _RATIO * stored + _SLACK
+            if filtered and nbytes > max(_LARGE, _LARGE_RATIO * stored):
+                limit = min(limit, _LARGE_RATIO * stored)
+            if layout != h5py.h5d.COMPACT and nbytes > limit:
+                raise NirFileProblem(where, f"declares shape {list(shape)} of {dtype} ({nbytes} bytes) but stores "
+                                     f"{stored} bytes{' compressed' if filtered else ''}; the rest would be "
+                                     "invented (fill value)")
+        if self.total + nbytes > self.max_bytes:
+            raise NirFileProblem(where, f"{nbytes} bytes would take the data read past the limit of "
+                                 f"{self.max_bytes} bytes")
+        self.total += nbytes
+        try:
+            value = ds[()]
+        except Exception as err:  # noqa: BLE001 - a damaged chunk, a failing filter, a truncated file
+            raise NirFileProblem(where, f"cannot be read ({reason(err)})") from None
+        if isinstance(value, bytes):
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise NirFileProblem(where, "a string that is not UTF-8") from None
+        return value
+
