@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ModelError
 from ..model.kinds import get_kind
 from ..model.network import Network, Projection
 
-__all__ = ["activation_ranges", "with_weight", "magnitude"]
+__all__ = ["activation_ranges", "with_weight", "magnitude", "SETTLE_STEPS"]
+
+SETTLE_STEPS = 100   # steps of constant input after which a recurrent network's activity is taken
 
 
 def activation_ranges(net: Network, calibration: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -16,7 +19,8 @@ def activation_ranges(net: Network, calibration: np.ndarray | None = None) -> di
     ----------
     net : Network
     calibration : ndarray of shape (batch, n_in), optional
-        Data: every population's activity on it is returned. Without it: interval bounds
+        Data: every population's activity on it is returned (a recurrent network's after
+        `SETTLE_STEPS` steps of constant input). Without it: interval bounds
         ``[lo, hi]`` per feature for inputs in ``[0, 1]``, stacked as a ``(2, n_features)`` array
         (monotone activations only).
 
@@ -25,7 +29,15 @@ def activation_ranges(net: Network, calibration: np.ndarray | None = None) -> di
     dict of ndarray, by population name
     """
     if calibration is not None:
-        return net.forward(np.asarray(calibration, dtype=np.float64), return_all=True)
+        x = np.asarray(calibration, dtype=np.float64)
+        if net.recurrent and x.ndim == 2:
+            # A rate-coded chip holds each input for a whole window: the recurrent net's steady state.
+            acts = net.forward(np.broadcast_to(x, (SETTLE_STEPS, *x.shape)), return_all=True)
+            return {name: a[-1] for name, a in acts.items()}
+        return net.forward(x, return_all=True)
+    if net.recurrent:
+        raise ModelError(f"activation_ranges: network {net.name!r} is recurrent; its activity ranges need "
+                         "calibration data (interval bounds do not settle)")
     n_in = net.input.n_features
     bounds = {net.input.name: np.stack([np.zeros((1, n_in)), np.ones((1, n_in))])}
     for name in net.order:

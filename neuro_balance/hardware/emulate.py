@@ -73,9 +73,9 @@ def quantize(net: Network, profile: Profile | str, calibration: np.ndarray | dic
     """
     prof = load_profile(profile)
     spec = ChipSpec.from_profile(prof, **overrides)
-    if net.recurrent:
+    if net.recurrent and prof.get("neuron.variant") != "xylosim":     # Xylo's hidden layer is recurrent
         raise ModelError(f"quantize: network {net.name!r} has delay-1 projections; the emulator handles "
-                         "feedforward networks only")
+                         "feedforward networks only (recurrent ones on Xylo)")
     qnet = QuantizedNetwork(net.copy(), prof, spec, int(seed))
     if spec.ideal:
         return qnet
@@ -105,7 +105,7 @@ def quantize(net: Network, profile: Profile | str, calibration: np.ndarray | dic
         if pop.role != "input":
             map_population(qnet, pop, scales, formats, network_max, rng, stats, ranges[name])
     qnet.stats = stats
-    if check and calibration is not None and not isinstance(calibration, dict) and spec.spiking:
+    if check and calibration is not None and not isinstance(calibration, dict) and spec.spiking and not net.recurrent:
         qnet.static_check = stepped_check(qnet, np.asarray(calibration, dtype=np.float64))
         if not qnet.static_check.trusted:
             warnings.warn(qnet.static_check.message(f"quantize({net.name!r}, {spec.name!r}): "),

@@ -63,6 +63,10 @@ def run_integer(qnet: "QuantizedNetwork", x: np.ndarray, seed: int | None = None
     counters = new_counters()
     if qnet.spec.ideal:
         return IntegerRun(net.forward(x), {}, counters)
+    if qnet.profile.get("neuron.variant") == "xylosim":
+        from .xylo_mapping import run_static    # xylo_mapping imports this module
+
+        return run_static(qnet, x)
     spec = qnet.spec
     if float_path is not False and float_exact(qnet):
         run = run_float(qnet, x, counters, seed)

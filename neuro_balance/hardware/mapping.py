@@ -24,6 +24,7 @@ from ..model.kinds import feature_groups, get_kind
 from ..model.network import Population, Projection
 from .calibration import magnitude, with_weight
 from .fixed_point import IntFormat, quantize_shared_exponent, round_int
+from . import xylo_mapping
 from .quantized import LayerParams, QuantizedNetwork, SynapseParams
 from .spec import ChipSpec
 
@@ -81,6 +82,9 @@ def map_population(qnet: QuantizedNetwork, pop: Population, scales: dict[str, fl
     ``scales`` and ``formats`` are every population's activity scale and format; ``ranges`` the
     calibrated activity of ``pop``; ``stats`` collects what was clipped or coarsened.
     """
+    if xylo_mapping.is_xylo(qnet):    # Rockpool's rules for Xylo (xylo_mapping)
+        xylo_mapping.map_population(qnet, pop, scales, formats, rng, stats)
+        return
     spec = qnet.spec
     net = qnet.network
     incoming = net.incoming(pop.name)

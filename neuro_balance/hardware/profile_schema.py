@@ -7,7 +7,7 @@ Schema (version 1; ``*`` = required, any mapping may also carry ``unverified: tr
     sources*: [str, ...]     description: str
     neuron: {model, states, reset: zero|subtract|value|modes, compare: gt|ge,
              refractory: {min, max, hold: zero|clamp|none}, max_spikes_per_step: int >= 1 | unbounded,
-             variant: nengo_loihi|lava (cuba_lif only: whose emulator the arithmetic follows)}
+             variant: nengo_loihi|lava (cuba_lif) | xylosim (lif): whose emulator the arithmetic follows}
     weights*: {format: int|mantissa_exponent|axon_type_lookup|base_weight_select|shared_scale|float,
                bits | bits_allowed (required unless format is float), signed, symmetric,
                sign_by: synapse_type|paired_rows, sign_modes, first_layer_bits_allowed,
@@ -25,7 +25,8 @@ Schema (version 1; ``*`` = required, any mapping may also carry ``unverified: tr
                           percentile, weight_bits, activation_bits, activation_method, activation_percentile,
                           max_rate: (0, 1] spikes per step, reset: zero|subtract,
                           v_floor: int <= 0 within the membrane state's range,
-                          synapse_shift: 0..12 (spikes filtered by a current synapse of 2**shift steps)}
+                          synapse_shift: 0..12 (spikes filtered by a current synapse of 2**shift steps),
+                          dash_syn: 1..15, dash_mem: 0..15 (Xylo's decay shifts of converted neurons)}
     time, arithmetic, noise, learning, delays, limits, spike_payload_bits, stochastic,
     synapse_connectivity_bits: documentation (type-checked loosely)
 
@@ -160,7 +161,8 @@ _FIELDS: dict[str, Callable[[Any], str | None]] = {
     "conversion_defaults.calibration": _str, "conversion_defaults.max_rate": _rate,
     "conversion_defaults.reset": _enum("zero", "subtract"), "conversion_defaults.v_floor": _int(hi=0),
     "conversion_defaults.synapse_shift": _int(0, 12),
-    "neuron.variant": _enum("nengo_loihi", "lava"),
+    "conversion_defaults.dash_syn": _int(1, 15), "conversion_defaults.dash_mem": _int(0, 15),
+    "neuron.variant": _enum("nengo_loihi", "lava", "xylosim"),
 }
 _STRICT = ("weights", "accumulator", "state", "threshold", "bias", "analog", "conversion_defaults", "neuron",
            "inputs", "activations", "decay")
@@ -279,11 +281,12 @@ def _state_min(fmt: dict) -> int | None:
 
 
 def _check_neuron_fields(data: dict, where: str) -> None:
-    """Cross-field rules: the Loihi variant needs a CUBA LIF; the v floor lies in the membrane's range."""
+    """Cross-field rules: a Loihi variant needs a CUBA LIF, xylosim a LIF; the v floor lies in the membrane's range."""
     neuron = data.get("neuron") or {}
     variant = neuron.get("variant")
-    if variant is not None and neuron.get("model") != "cuba_lif":
-        raise ProfileError(f"{where}: field 'neuron.variant': applies to neuron.model cuba_lif only "
+    model = "lif" if variant == "xylosim" else "cuba_lif"
+    if variant is not None and neuron.get("model") != model:
+        raise ProfileError(f"{where}: field 'neuron.variant': {variant} applies to neuron.model {model} only "
                            f"(model is {neuron.get('model')!r}), got {variant!r}")
     floor = (data.get("conversion_defaults") or {}).get("v_floor")
     states = data["state"]

@@ -23,6 +23,7 @@ from .fixed_point import IntFormat
 from .integer_pass import accumulate, encode_input, new_counters, run_integer
 from .neurons import ACT_SHIFT, IntegrateFire, LoihiCUBA
 from .quantized import QuantizedNetwork
+from . import xylo_mapping
 
 __all__ = ["SpikingRun", "simulate"]
 
@@ -99,6 +100,8 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None, re
         raise ValueError(f"simulate: steps must be >= 1, got {steps}")
     if not spec.spiking:
         return _simulate_graded(qnet, x, steps)
+    if xylo_mapping.is_xylo(qnet):
+        return xylo_mapping.simulate(qnet, x, steps, record)
     net = qnet.network
     x = np.asarray(x, dtype=np.float64)
     counts_in, _ = encode_input(qnet, x)

@@ -29,10 +29,11 @@ summed in one product where no partial sum can leave int16, else spike source by
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 import numpy as np
 
-__all__ = ["XyloParams", "XyloTrace", "run", "decay", "INPUT_CAP", "HIDDEN_CAP", "READOUT_CAP",
+__all__ = ["XyloParams", "XyloTrace", "XyloTotals", "run", "run_totals", "decay", "INPUT_CAP", "HIDDEN_CAP", "READOUT_CAP",
            "STATE_MIN", "STATE_MAX", "WEIGHT_SHIFT_MAX", "DASH_MAX"]
 
 INPUT_CAP = 15        # MAX_NUM_INP_SPIKES (XyloIAFNeuron.h)
@@ -41,6 +42,7 @@ READOUT_CAP = 1       # MAX_NUM_OUT_SPIKES
 STATE_MIN, STATE_MAX = -(1 << 15), (1 << 15) - 1     # BITS_STATE 16
 WEIGHT_SHIFT_MAX = 7  # 3-bit weight shifts
 DASH_MAX = 15         # 4-bit dashes
+_SATURATION_KEYS = ("isyn", "v", "isyn_out", "v_out")
 
 
 def decay(x: np.ndarray, dash: np.ndarray) -> np.ndarray:
@@ -130,7 +132,8 @@ class XyloParams:
 
 @dataclass
 class XyloTrace:
-    """Per-step records of `run`, each ``(steps, batch, n)``: what xylosim records after every step."""
+    """Per-step records of `run`, each ``(steps, batch, n)``: what xylosim records after every step; and how
+    many additions saturated in all (``isyn``, ``v``, ``isyn_out``, ``v_out``)."""
 
     spikes: np.ndarray
     v: np.ndarray
@@ -138,36 +141,73 @@ class XyloTrace:
     out_spikes: np.ndarray
     v_out: np.ndarray
     isyn_out: np.ndarray
+    saturated: dict[str, int]
 
 
-def _deliver(isyn: np.ndarray, counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def _deliver(isyn: np.ndarray, counts: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, int]:
     """Add ``counts[:, j]`` spikes of weight ``weights[j]`` per source ``j``, each addition saturating.
 
     One source's spikes all have the sign of its weight, so their saturating sum is one clipped
     addition; sources are added in index order. Where no partial sum can leave int16 the whole
-    sum is one product.
+    sum is one product. Returns the currents and how many additions saturated.
     """
     if not counts.any():
-        return isyn
+        return isyn, 0
     bound = np.abs(isyn) + counts @ np.abs(weights)
     if bound.max() <= STATE_MAX:
-        return isyn + counts @ weights
+        return isyn + counts @ weights, 0
+    saturated = 0
     for j in np.flatnonzero(counts.any(axis=0)):
-        isyn = _sat(isyn + counts[:, j:j + 1] * weights[j])
-    return isyn
+        raw = isyn + counts[:, j:j + 1] * weights[j]
+        isyn = _sat(raw)
+        saturated += int(np.count_nonzero(raw != isyn))
+    return isyn, saturated
 
 
 def _evolve(isyn: np.ndarray, v: np.ndarray, dash_syn: np.ndarray, dash_mem: np.ndarray, bias: np.ndarray,
-            threshold: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One ``XyloIAFNeuron::evolve`` of a population (one synapse); returns ``isyn, v, spikes``."""
+            threshold: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """One ``XyloIAFNeuron::evolve`` of a population (one synapse); returns ``isyn, v, spikes`` and the
+    number of saturated membrane additions."""
     isyn = isyn - decay(isyn, dash_syn)
-    dv = _wrap16(-decay(v, dash_mem))
-    dv = _sat(dv + isyn)
-    dv = _sat(dv + bias)
-    v = _sat(v + dv)
+    dv = _wrap16(-decay(v, dash_mem)) + isyn
+    saturated = int(np.count_nonzero((dv < STATE_MIN) | (dv > STATE_MAX)))
+    dv = _sat(dv) + bias
+    saturated += int(np.count_nonzero((dv < STATE_MIN) | (dv > STATE_MAX)))
+    v = v + _sat(dv)
+    saturated += int(np.count_nonzero((v < STATE_MIN) | (v > STATE_MAX)))
+    v = _sat(v)
     # while v >= threshold and n < cap: v -= threshold (threshold >= 1, so v - n * threshold >= 0: no wrap)
     n = np.where(v >= threshold, np.minimum((v - threshold) // threshold + 1, cap), 0)
-    return isyn, v - n * threshold, n
+    return isyn, v - n * threshold, n, saturated
+
+
+def _steps(params: XyloParams, inputs: Iterable[np.ndarray], batch: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """Step the network from rest; yields per step ``spikes, v, isyn, out_spikes, v_out, isyn_out`` and the
+    saturation counts ``(isyn, v, isyn_out, v_out)`` of that step."""
+    n_in, n_hid, n_out = params.sizes
+    w_hid = np.concatenate([params.w_in << params.shift_in, params.w_rec << params.shift_rec])
+    w_out = params.w_out << params.shift_out
+    isyn = np.zeros((batch, n_hid), dtype=np.int64)
+    v = np.zeros_like(isyn)
+    spikes = np.zeros_like(isyn)
+    isyn_o = np.zeros((batch, n_out), dtype=np.int64)
+    v_o = np.zeros_like(isyn_o)
+    for raster in inputs:
+        raster = np.asarray(raster)
+        if raster.shape != (batch, n_in):
+            raise ValueError(f"xylo.run: expected {batch} x {n_in} input spike counts per step, got {raster.shape}")
+        if raster.size and (raster.min() < 0 or raster.max() > 255):
+            raise ValueError(f"xylo.run: input spike counts must be in 0..255 (uint8), got "
+                             f"{raster.min()}..{raster.max()}")
+        previous = np.minimum(spikes, HIDDEN_CAP)
+        isyn, s1 = _deliver(isyn, np.concatenate([np.minimum(raster.astype(np.int64), INPUT_CAP), previous], axis=1),
+                            w_hid)
+        isyn_o, s2 = _deliver(isyn_o, previous, w_out)
+        isyn, v, spikes, s3 = _evolve(isyn, v, params.dash_syn, params.dash_mem, params.bias, params.threshold,
+                                      HIDDEN_CAP)
+        isyn_o, v_o, out, s4 = _evolve(isyn_o, v_o, params.dash_syn_out, params.dash_mem_out, params.bias_out,
+                                       params.threshold_out, READOUT_CAP)
+        yield spikes, v, isyn, out, v_o, isyn_o, (s1, s3, s2, s4)
 
 
 def run(params: XyloParams, raster: np.ndarray) -> XyloTrace:
@@ -188,34 +228,54 @@ def run(params: XyloParams, raster: np.ndarray) -> XyloTrace:
     single = raster.ndim == 2
     if single:
         raster = raster[:, None, :]
-    n_in, n_hid, n_out = params.sizes
-    if raster.ndim != 3 or raster.shape[2] != n_in:
-        raise ValueError(f"xylo.run: expected a raster of shape (steps, [batch,] {n_in}), got {np.shape(raster)}")
-    if raster.size and (raster.min() < 0 or raster.max() > 255):
-        raise ValueError(f"xylo.run: input spike counts must be in 0..255 (uint8), got {raster.min()}..{raster.max()}")
-    steps, batch = raster.shape[:2]
-    w_hid = np.concatenate([params.w_in << params.shift_in, params.w_rec << params.shift_rec])
-    w_out = params.w_out << params.shift_out
-    isyn = np.zeros((batch, n_hid), dtype=np.int64)
-    v = np.zeros_like(isyn)
-    spikes = np.zeros_like(isyn)
-    isyn_o = np.zeros((batch, n_out), dtype=np.int64)
-    v_o = np.zeros_like(isyn_o)
-    rec = {k: np.zeros((steps, batch, n), dtype=np.int64) for k, n in
-           (("spikes", n_hid), ("v", n_hid), ("isyn", n_hid), ("out_spikes", n_out), ("v_out", n_out),
-            ("isyn_out", n_out))}
-    for t in range(steps):
-        inp = np.minimum(raster[t].astype(np.int64), INPUT_CAP)
-        previous = np.minimum(spikes, HIDDEN_CAP)
-        isyn = _deliver(isyn, np.concatenate([inp, previous], axis=1), w_hid)
-        isyn_o = _deliver(isyn_o, previous, w_out)
-        isyn, v, spikes = _evolve(isyn, v, params.dash_syn, params.dash_mem, params.bias, params.threshold,
-                                  HIDDEN_CAP)
-        isyn_o, v_o, out = _evolve(isyn_o, v_o, params.dash_syn_out, params.dash_mem_out, params.bias_out,
-                                   params.threshold_out, READOUT_CAP)
-        for key, value in (("spikes", spikes), ("v", v), ("isyn", isyn), ("out_spikes", out), ("v_out", v_o),
-                           ("isyn_out", isyn_o)):
-            rec[key][t] = value
+    if raster.ndim != 3:
+        raise ValueError(f"xylo.run: expected a raster of shape (steps, [batch,] n_in), got {np.shape(raster)}")
+    steps = list(_steps(params, raster, raster.shape[1]))
+    if not steps:
+        raise ValueError("xylo.run: the raster has no steps")
+    records = [np.stack(r) for r in zip(*(step[:6] for step in steps))]
     if single:
-        rec = {k: r[:, 0] for k, r in rec.items()}
-    return XyloTrace(**rec)
+        records = [r[:, 0] for r in records]
+    saturated = np.sum([step[6] for step in steps], axis=0)
+    return XyloTrace(*records, dict(zip(_SATURATION_KEYS, map(int, saturated))))
+
+
+@dataclass
+class XyloTotals:
+    """What `run_totals` returns, each ``(batch, n)``: spike counts and summed currents over all steps,
+    final membranes, and how many additions saturated (``isyn``, ``v``, ``isyn_out``, ``v_out``)."""
+
+    spikes: np.ndarray
+    out_spikes: np.ndarray
+    isyn_out: np.ndarray
+    v: np.ndarray
+    v_out: np.ndarray
+    saturated: dict[str, int]
+
+
+def run_totals(params: XyloParams, inputs: Iterable[np.ndarray], batch: int) -> XyloTotals:
+    """`run` without per-step records, for long runs of large batches.
+
+    Parameters
+    ----------
+    params : XyloParams
+    inputs : iterable of ndarray (batch, n_in)
+        Input spike counts of each step.
+    batch : int
+
+    Returns
+    -------
+    XyloTotals
+    """
+    n_in, n_hid, n_out = params.sizes
+    spikes = np.zeros((batch, n_hid), dtype=np.int64)
+    out = np.zeros((batch, n_out), dtype=np.int64)
+    isyn_out = np.zeros((batch, n_out), dtype=np.int64)
+    v, v_out = spikes.copy(), out.copy()
+    sat = np.zeros(4, dtype=np.int64)
+    for s, v, _, o, v_out, i_o, counts in _steps(params, inputs, batch):
+        spikes += s
+        out += o
+        isyn_out += i_o
+        sat += counts
+    return XyloTotals(spikes, out, isyn_out, v, v_out, dict(zip(_SATURATION_KEYS, map(int, sat))))
