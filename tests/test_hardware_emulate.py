@@ -109,7 +109,9 @@ def test_integer_forward_without_register_limits_matches_the_dequantised_network
     # with quantised parameters only by activity rounding, which we make negligible.
     net, x = setup
     # Calibrating on 2x the data leaves headroom: no activity saturates.
-    q = quantize(net, "akida2", np.vstack([x, 2 * x]), weight_bits=8, activation_bits=8 + 12, input_bits=20)
+    # (A generic graded chip: Akida's registers are fixed at the engine's widths.)
+    q = quantize(net, "spinnaker2", np.vstack([x, 2 * x]), weight_bits=8, activation_bits=8 + 12, input_bits=20,
+                 accumulator_bits=62)
     np.testing.assert_allclose(q.forward(x), q.dequantized().forward(x), rtol=0, atol=1e-4)
     assert sum(q.run(x).counters["activation_saturated"].values()) == 0
 
@@ -144,7 +146,9 @@ def test_spiking_chips_refuse_non_relu_hidden_units_and_recurrent_nets_are_refus
     leaky = nb.mlp([16, 8, 3], activation="leaky_relu:0.1", seed=0)
     with pytest.raises(nb.ModelError, match="ReLU"):
         quantize(leaky, "loihi1", x)
-    quantize(leaky, "akida2", x).forward(x)           # graded chips take any activation
+    quantize(leaky, "spinnaker2", x).forward(x)       # generic graded chips take any activation (a lookup table)
+    with pytest.raises(nb.ModelError, match="Akida layers apply ReLU or nothing"):
+        quantize(leaky, "akida2", x)
     with pytest.raises(nb.ModelError, match="feedforward"):
         quantize(nb.rnn(4, [5], 2), "akida2")
 

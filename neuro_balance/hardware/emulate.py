@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import ModelError, StaticEstimateWarning
 from ..seeding import check_random_state
 from ..model.network import Network
+from . import akida
 from .calibration import activation_ranges, magnitude
 from .fixed_point import IntFormat
 from .mapping import map_population
@@ -124,6 +125,8 @@ def _activity_scales(net: Network, spec: ChipSpec, ranges: dict[str, np.ndarray]
         signed = bool(np.min(values) < 0) and not spec.spiking
         bits = spec.input_bits if pop.role == "input" else spec.activation_bits
         fmt = IntFormat(bits + signed if signed else bits, signed, overflow="saturate", name=f"activity {name}")
+        if spec.requant is not None:   # Akida's registers: signed above 4 bits whatever the data's sign
+            fmt = akida.activity_format(bits, f"activity {name}")
         top = float(fmt.max)
         if spec.spiking and pop.role != "input":
             fmt = IntFormat(62, False, lo=0, hi=spec.window, overflow="saturate", name=f"spike count {name}")

@@ -11,6 +11,8 @@ bits wide). Three families of operation:
   ==============  ===================================================  ==========================
   nearest         half away from zero: ``sign(x) * floor(|x| + 1/2)``  hardware round-half-up
   nearest_even    half to even (banker's): ``numpy.rint``              nengo-loihi, sPyNNaker rint
+  half_up         half towards plus infinity: ``floor(x + 1/2)``       Akida 2 output shift
+  ceil            towards plus infinity: ``ceil(x)``                   Akida 1 activation step
   truncate/floor  towards minus infinity: ``floor(x)``                 lava ``(w >> n) << n``
   toward_zero     ``trunc(x)``                                         Loihi decay, B2L weights
   stochastic      ``floor(x + U)`` with ``U ~ Uniform[0, 1)``, seeded  Loihi traces / learning
@@ -43,7 +45,7 @@ from ..seeding import check_random_state
 __all__ = ["ROUNDING_MODES", "OVERFLOW_MODES", "FixedPointOverflowError", "round_int", "round_div",
            "shift_round", "wrap", "saturate", "IntFormat", "shared_exponent", "quantize_shared_exponent"]
 
-ROUNDING_MODES = ("nearest", "nearest_even", "truncate", "floor", "toward_zero", "stochastic")
+ROUNDING_MODES = ("nearest", "nearest_even", "half_up", "ceil", "truncate", "floor", "toward_zero", "stochastic")
 OVERFLOW_MODES = ("wrap", "saturate", "error")
 
 
@@ -80,6 +82,10 @@ def round_int(x: np.ndarray, mode: str = "nearest", seed: int | np.random.Genera
         out = np.sign(x) * np.floor(np.abs(x) + 0.5)
     elif mode == "nearest_even":
         out = np.rint(x)
+    elif mode == "half_up":
+        out = np.floor(x + 0.5)
+    elif mode == "ceil":
+        out = np.ceil(x)
     elif mode in ("truncate", "floor"):
         out = np.floor(x)
     elif mode == "toward_zero":
@@ -110,6 +116,8 @@ def round_div(num: np.ndarray, den: np.ndarray | int, mode: str = "floor",
         return q
     if mode == "toward_zero":
         return q + ((r != 0) & (num < 0))
+    if mode == "ceil":
+        return q + (r != 0)
     if mode == "stochastic":
         # Round up with probability r / den: compare an integer draw in [0, den) with r.
         draw = check_random_state(seed).integers(0, np.broadcast_to(den, num.shape), endpoint=False)
@@ -119,6 +127,8 @@ def round_div(num: np.ndarray, den: np.ndarray | int, mode: str = "floor",
     tie = twice == den
     if mode == "nearest":
         up |= tie & (num >= 0)  # half away from zero: ties go up for positives, down for negatives
+    elif mode == "half_up":
+        up |= tie
     else:
         up |= tie & (q % 2 == 1)  # half to even
     return q + up

@@ -26,6 +26,7 @@ from ..errors import ModelError
 from ..seeding import check_random_state
 from ..model.kinds import get_kind
 from ..model.network import Population, Projection
+from .akida import run_akida
 from .calibration import with_weight
 from .fixed_point import IntFormat, round_div, round_int
 from .float_pass import float_exact, run_float
@@ -63,6 +64,8 @@ def run_integer(qnet: "QuantizedNetwork", x: np.ndarray, seed: int | None = None
     counters = new_counters()
     if qnet.spec.ideal:
         return IntegerRun(net.forward(x), {}, counters)
+    if qnet.spec.requant is not None:
+        return run_akida(qnet, x)
     if qnet.profile.get("neuron.variant") == "xylosim":
         from .xylo_mapping import run_static    # xylo_mapping imports this module
 
@@ -247,5 +250,3 @@ def fit_rate(acc: np.ndarray, fmt: IntFormat | None, window: int) -> tuple[np.nd
     if n == 0:
         return acc, 0
     return np.where(fitted == mean, acc, fitted * window), n
-
-

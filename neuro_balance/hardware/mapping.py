@@ -24,7 +24,7 @@ from ..model.kinds import feature_groups, get_kind
 from ..model.network import Population, Projection
 from .calibration import magnitude, with_weight
 from .fixed_point import IntFormat, quantize_shared_exponent, round_int
-from . import xylo_mapping
+from . import akida, xylo_mapping
 from .quantized import LayerParams, QuantizedNetwork, SynapseParams
 from .spec import ChipSpec
 
@@ -69,7 +69,8 @@ def group_scale(spec: ChipSpec, proj: Projection, pre: Population, post: Populat
         lo = np.zeros(n)
         np.maximum.at(hi, group.ravel(), w.ravel())
         np.minimum.at(lo, group.ravel(), w.ravel())
-        scale = np.maximum(hi / spec.weight_qmax, lo / spec.weight_qmin)
+        # Unsigned weights (qmin = 0): negative weights clip to 0, only the largest sets the scale.
+        scale = np.maximum(hi / spec.weight_qmax, lo / spec.weight_qmin if spec.weight_qmin < 0 else 0.0)
     scale = np.where(scale > 0, scale, 1.0)
     return scale if per_unit else np.full(post.size, scale[0])
 
@@ -187,6 +188,8 @@ def map_population(qnet: QuantizedNetwork, pop: Population, scales: dict[str, fl
             shift = np.clip(shift, 0, 61)
             lay.multiplier = np.rint(ratio * 2.0 ** shift).astype(np.int64)
             lay.shift = shift
+    if spec.requant is not None:
+        lay.akida = akida.layer_params(spec, pop, lay)
     qnet.layers[pop.name] = lay
 
 

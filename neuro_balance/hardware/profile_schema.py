@@ -13,8 +13,9 @@ Schema (version 1; ``*`` = required, any mapping may also carry ``unverified: tr
                sign_by: synapse_type|paired_rows, sign_modes, first_layer_bits_allowed,
                exponent: {min, max, base, offset, shared_per}, scale: {shared_per, form},
                axon_types, base_weights_per, rounding*: nearest|nearest_even|truncate|floor|toward_zero|stochastic,
-               clip: saturate|error}
-    inputs: {bits, signed}   activations: {bits, bits_allowed, scale: per_tensor|per_axis, rounding}
+               clip: saturate|error, unsigned_bits: [widths whose integers are unsigned, 0..2**b - 1]}
+    inputs: {bits, signed}   activations: {bits, bits_allowed, scale: per_tensor|per_axis, rounding,
+                                           requant: akida1|akida2 (the layer arithmetic of hardware.akida)}
     accumulator: {bits, signed, overflow*: wrap|saturate|error}
     state*: {<name>: {bits, signed, frac_bits, overflow*, range: [min, max]}}
     threshold: {bits | mantissa_bits, shift, signed}
@@ -140,7 +141,8 @@ _FIELDS: dict[str, Callable[[Any], str | None]] = {
     "weights.shift.*": _any,
     "inputs.bits": _BITS, "inputs.signed": _bool,
     "activations.bits": _BITS, "activations.bits_allowed": _int_list(), "activations.rounding": _ROUND,
-    "activations.scale": _enum("per_tensor", "per_axis"),
+    "activations.scale": _enum("per_tensor", "per_axis"), "activations.requant": _enum("akida1", "akida2"),
+    "weights.unsigned_bits": _int_list(),
     "accumulator.bits": _BITS, "accumulator.signed": _bool, "accumulator.overflow": _OVER,
     "state.*.bits": _BITS, "state.*.signed": _bool, "state.*.frac_bits": _int(0, 62), "state.*.overflow": _OVER,
     "state.*.range": _pair, "state.*.min": _int(),

@@ -13,6 +13,7 @@ from .profile import Profile
 from .spec import ChipSpec
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .akida import AkidaParams
     from .integer_pass import IntegerRun
 
 __all__ = ["QuantizedNetwork", "LayerParams", "SynapseParams"]
@@ -32,6 +33,7 @@ class LayerParams:
     s_act: float = 1.0
     coarsened: float = 1.0
     gain: float = 1.0                  # analog gain x repeats (BrainScaleS-2 num_sends)
+    akida: "AkidaParams | None" = None  # the Akida layer's stored integers (profiles with activations.requant)
 
 
 @dataclass

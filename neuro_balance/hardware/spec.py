@@ -118,6 +118,9 @@ class ChipSpec:
     readout_rounding : str
     requant_frac_bits : int
         Significant bits of the requantisation multiplier on graded chips (``M * 2**-shift``).
+    requant : {"akida1", "akida2"} or None
+        The graded layers follow `hardware.akida`'s arithmetic (``activations.requant``) instead of
+        the generic multiply and shift.
     """
 
     name: str
@@ -164,6 +167,7 @@ class ChipSpec:
     readout: IntFormat | None = None
     readout_rounding: str = "floor"
     requant_frac_bits: int = 16
+    requant: str | None = None
 
     @property
     def weight_levels(self) -> int:
@@ -180,7 +184,8 @@ class ChipSpec:
         * weight bits: ``conversion_defaults.weight_bits``, else ``weights.bits``, else the largest
           of ``weights.bits_allowed``; an override must be in ``bits_allowed`` when that exists.
         * weight range: ``sign_by`` (sign from the synapse type or a paired row) gives
-          ``[-(2**b - 1), 2**b - 1]``; ``symmetric`` gives ``[-(2**(b-1) - 1), 2**(b-1) - 1]``;
+          ``[-(2**b - 1), 2**b - 1]``; a width in ``unsigned_bits`` gives ``[0, 2**b - 1]`` (Akida 1's 1-bit
+          weights); ``symmetric`` gives ``[-(2**(b-1) - 1), 2**(b-1) - 1]``;
           otherwise two's complement ``[-2**(b-1), 2**(b-1) - 1]`` (Loihi's mixed-sign mantissa,
           lava ``clip_weights``).
         * ``pow2`` scales for ``mantissa_exponent`` weights and power-of-two weight scales
@@ -221,6 +226,8 @@ class ChipSpec:
         sign_by = g("weights.sign_by") or (g("weights.format") == "base_weight_select")
         if sign_by:
             qmin, qmax = -((1 << bits) - 1), (1 << bits) - 1
+        elif bits in (g("weights.unsigned_bits") or ()):
+            qmin, qmax = 0, (1 << bits) - 1
         elif bits == 1:
             raise ProfileError(f"{where}: field 'weights.bits': 1-bit integers are unsigned; signed weights need "
                                f">= 2 bits, got {bits!r}")
@@ -323,6 +330,7 @@ class ChipSpec:
             mismatch_sigma=float(g("analog.mismatch_sigma", 0.0)) if noise else 0.0,
             chunk_rows=g("analog.chunk_rows"), readout=readout,
             readout_rounding=g("analog.readout.rounding", "floor"),
+            requant=g("activations.requant"),
         )
 
     def with_(self, **changes: Any) -> "ChipSpec":
