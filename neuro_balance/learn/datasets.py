@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelError
+from ..model.regular_file import open_regular
+from ..model.safe_npz import NpzArchive, NpzProblem
 from ..seeding import check_random_state
 
-__all__ = ["Dataset", "digits", "idx", "mnist", "circles", "stratified_subset"]
+__all__ = ["Dataset", "digits", "idx", "mnist", "circles", "labelled_npz", "stratified_subset"]
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): code -> big-endian numpy dtype
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MAX_IDX_BYTES = 4 * 2**30  # one IDX file's data at most (MNIST's training images: 47 MB)
 
 
 @dataclass
@@ -135,35 +139,105 @@ def idx(path: str | os.PathLike) -> np.ndarray:
         Naming the file and the field (``magic``, ``type``, ``dimensions``, ``data``) that is wrong.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: no such IDX file")
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
+    try:
+        handle = open_regular(path)
+    except OSError:
+        raise ModelError(f"{path}: no such IDX file (or not a regular file)") from None
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        gz = handle.read(2) == b"\x1f\x8b"
+        handle.seek(0)
+        stream = gzip.GzipFile(fileobj=handle) if gz else handle
         try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:
+            return _idx_data(stream, path, size, gz)
+        except (OSError, EOFError, zlib.error) as err:  # a damaged gzip stream, read as the header asks
             raise ModelError(f"{path}: gzip data is corrupt ({err})") from None
-    if len(raw) < 4:
-        raise ModelError(f"{path}: magic: file is {len(raw)} bytes long, an IDX header needs at least 4")
-    if raw[0] != 0 or raw[1] != 0:
-        raise ModelError(f"{path}: magic: must start with two zero bytes, got {raw[:4].hex()} (not an IDX file)")
-    code, ndim = raw[2], raw[3]
+
+
+def _idx_data(stream, path: Path, size: int, gz: bool) -> np.ndarray:
+    """The array of an IDX stream: its header checked, then exactly the bytes the header declares read."""
+    head = stream.read(4)
+    if len(head) < 4:
+        raise ModelError(f"{path}: magic: file is {len(head)} bytes long, an IDX header needs at least 4")
+    if head[0] != 0 or head[1] != 0:
+        raise ModelError(f"{path}: magic: must start with two zero bytes, got {head.hex()} (not an IDX file)")
+    code, ndim = head[2], head[3]
     if code not in _IDX_TYPES:
         raise ModelError(f"{path}: type: unknown IDX type code 0x{code:02X}; known: "
                          + ", ".join(f"0x{c:02X}" for c in _IDX_TYPES))
     if ndim < 1:
         raise ModelError(f"{path}: dimensions: the header declares {ndim} dimensions, need at least 1")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         raise ModelError(f"{path}: dimensions: header declares {ndim} dimensions but the file ends after "
-                         f"{len(raw)} bytes")
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+                         f"{4 + len(dims)} bytes")
+    shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
     dtype = np.dtype(_IDX_TYPES[code])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) - header != expected:
+    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    # the data must be in the file: as many bytes raw, at most deflate's ~1032:1 compressed
+    room = size - 4 - 4 * ndim if not gz else 1032 * size
+    if expected > min(room, MAX_IDX_BYTES):
+        raise ModelError(f"{path}: data: shape {list(shape)} of {dtype.name} needs {expected} bytes, the file "
+                         + (f"holds {room}" if expected <= MAX_IDX_BYTES else f"may hold at most {MAX_IDX_BYTES}"))
+    data = stream.read(expected + 1)
+    if len(data) != expected:
+        held = str(len(data)) if len(data) < expected else "more"
         raise ModelError(f"{path}: data: shape {list(shape)} of {dtype.name} needs {expected} bytes, "
-                         f"the file holds {len(raw) - header}")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+                         f"the file holds {held}")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def labelled_npz(path: str | os.PathLike, n_features: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Inputs ``X`` and optional labels ``y`` from an npz archive (e.g. ``quantize --data``), checked.
+
+    The archive is untrusted (`neuro_balance.model.safe_npz.NpzArchive`): only a regular file is
+    opened, members are checked before they are decompressed, and members other than ``X`` and
+    ``y`` are never read.
+
+    Parameters
+    ----------
+    path : path-like
+    n_features : int, optional
+        When given, ``X`` must have this many columns.
+
+    Returns
+    -------
+    X : ndarray of shape (n, n_features), float64, finite
+    y : ndarray of shape (n,), int64, or None
+
+    Raises
+    ------
+    ModelError
+        Naming the file and the field (``X``, ``y``) or archive member that is wrong.
+    FileNotFoundError
+        No such file.
+    """
+    try:
+        with NpzArchive(path) as archive:
+            if "X" not in archive:
+                raise ModelError(f"{path}: field 'X': the npz needs an array named X (and optionally y), "
+                                 f"it holds {sorted(archive.names)[:10]}")
+            X = archive.read("X")
+            y = archive.read("y") if "y" in archive else None
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such data file") from None
+    except OSError as err:
+        raise ModelError(f"{path}: cannot be read ({err.strerror or type(err).__name__})") from None
+    except NpzProblem as err:
+        raise ModelError(f"{path}: {err}") from None
+    if X.ndim != 2 or X.shape[0] < 1 or (n_features is not None and X.shape[1] != n_features):
+        want = f"(n, {n_features})" if n_features is not None else "(n, n_features)"
+        raise ModelError(f"{path}: field 'X': expected shape {want} with n >= 1, got {X.shape}")
+    X = X.astype(np.float64)
+    if not np.all(np.isfinite(X)):
+        raise ModelError(f"{path}: field 'X': contains NaN or Inf ({int(np.sum(~np.isfinite(X)))} values)")
+    if y is not None:
+        if y.shape != (len(X),):
+            raise ModelError(f"{path}: field 'y': expected shape ({len(X)},), one label per row of X, got {y.shape}")
+        if not np.all(np.isfinite(y)) or np.any(y != np.round(y)) or np.any(y < 0):
+            raise ModelError(f"{path}: field 'y': labels must be whole numbers >= 0")
+        y = y.astype(np.int64)
+    return X, y
 
 
 def _find(directory: Path, stem: str) -> Path:
