@@ -1,7 +1,6 @@
 """Brian2's global device and preferences never leak out of a network (neuro_balance.sim.device)."""
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -17,7 +16,7 @@ brian2 = pytest.importorskip("brian2")
 from brian2.devices.device import get_device, runtime_device  # noqa: E402
 
 from neuro_balance.sim import BalancingNetwork, max_relative_difference, replay  # noqa: E402
-from neuro_balance.sim.device import Target, _CompileWatch, cache_directory, gated_network, run_on_clock  # noqa: E402
+from neuro_balance.sim.device import Target, _CacheWatch, cache_directory, gated_network  # noqa: E402
 
 NET = "nb.mlp([6, 5, 4, 3], seed=1)"
 
@@ -81,27 +80,14 @@ def test_context_manager_closes_and_finaliser_removes_the_build_directory():
     assert not os.path.exists(directory)
 
 
-def test_the_cython_cache_key_does_not_depend_on_the_interpreter_path(monkeypatch, tmp_path):
-    """Brian2 hashes ``sys.executable`` into module names: ``python`` and ``python3`` (a symlink to
-    the same interpreter, as a console-script shebang uses) must hash alike while code is made."""
-    monkeypatch.setenv("NEURO_BALANCE_CACHE", str(tmp_path))
-    before = brian_state()
-    chosen = brian2.prefs.codegen.runtime.cython.cache_dir or str(tmp_path / "brian2")  # a set preference wins
-    seen = {}
-    for alias in ("python", "python3"):
-        link = tmp_path / alias
-        link.symlink_to(os.path.realpath(sys.executable))
-        monkeypatch.setattr(sys, "executable", str(link))
-        with Target("cython").active():
-            seen[alias] = (sys.executable, brian2.prefs.codegen.runtime.cython.cache_dir,
-                           brian2.prefs.codegen.target)
-        assert sys.executable == str(link)  # restored
-    monkeypatch.undo()
-    assert seen["python"] == seen["python3"]
-    assert seen["python"][0] == os.path.realpath(sys.executable)
-    assert seen["python"][1] == chosen
-    assert seen["python"][2] == "cython"
-    assert brian_state() == before
+def test_the_interpreter_path_is_left_alone(monkeypatch, tmp_path):
+    """Brian2 hashes ``sys.executable`` into Cython module names; the toolkit no longer rewrites it."""
+    link = tmp_path / "python3"
+    link.symlink_to(os.path.realpath(sys.executable))
+    monkeypatch.setattr(sys, "executable", str(link))
+    with Target("cython").active():
+        assert sys.executable == str(link)
+        assert brian2.prefs.codegen.target == "cython"
 
 
 def test_cache_directory_is_one_documented_place(monkeypatch, tmp_path):
@@ -112,61 +98,63 @@ def test_cache_directory_is_one_documented_place(monkeypatch, tmp_path):
     assert cache_directory() == tmp_path / "x" / "neuro_balance" / "brian2"
 
 
-def test_compile_progress_reports_only_modules_missing_from_the_cache(tmp_path):
+def test_compile_progress_reports_modules_as_they_appear_in_the_cache(tmp_path):
     calls = []
-    watch = _CompileWatch(lambda *a: calls.append(a), 3, str(tmp_path), ".so")
     (tmp_path / "_cython_magic_cached.so").write_text("")
-    for module in ("_cython_magic_cached", "_cython_magic_new"):
-        watch.emit(logging.LogRecord("x", 5, "", 0, f'"nb_g1_h1_thresholder" using Cython module "{module}"',
-                                     None, None))
-    assert watch.done == 2 and watch.compiled == 1
-    assert calls == [("compiling nb_g1_h1_thresholder (first use; cached afterwards)", 2, 3)]
-
-
-def test_private_clock_assignment_is_pinned_to_this_brian2():
-    """`run_on_clock` writes ``_clock`` (Brian2 has no public way); pin what it relies on."""
-    assert brian2.__version__.split(".")[:2] == ["2", "9"], "re-check run_on_clock for this Brian2 version"
-    G = brian2.NeuronGroup(3, "x : 1", events={"tick": "True"}, name="nb_pin")
-    G.run_on_event("tick", "x += 1")
-    slow = brian2.Clock(10 * brian2.defaultclock.dt, name="nb_pin_clock")
-    run_on_clock([G.thresholder["tick"], G.resetter["tick"]], slow)
-    assert G.thresholder["tick"].clock is slow and G.resetter["tick"].clock is slow
-    net = brian2.Network(G)
-    net.run(100 * brian2.defaultclock.dt)
-    np.testing.assert_array_equal(G.x[:], 10)  # ran on the slow clock's ticks only
+    watch = _CacheWatch(lambda *a: calls.append(a), 3, str(tmp_path), ".so")
+    watch.poll()
+    assert calls == []  # already cached: nothing to report
+    (tmp_path / "_cython_magic_new.so").write_text("")
+    (tmp_path / "_cython_magic_new.pyx").write_text("")  # sources are not modules
+    watch.poll()
+    watch.poll()
+    assert watch.compiled == 1
+    assert calls == [("compiling Brian2 code: module 1 (first use; cached afterwards)", 1, 3)]
 
 
 class EveryThird:
-    """A gate open on ticks 0, 3, 6, ... (counted by its own calls)."""
+    """A gate open on ticks 0, 3, 6, ... (from the step it is given)."""
 
     def __init__(self):
-        self.calls = self.updates = 0
+        self.calls = self.updates = self.prepared = 0
+        self.seen = []
 
-    def prepare(self, clock):
-        self.clock = clock
+    def prepare(self):
+        self.prepared += 1
 
-    def ready(self):
+    def ready(self, t, step):
         self.calls += 1
-        return (self.calls - 1) % 3 == 0
+        self.seen.append((t, step))
+        return step % 3 == 0
 
     def update(self):
         self.updates += 1
 
 
 def test_gated_objects_run_only_when_the_gate_is_open_and_in_schedule_order():
-    """`gated_network` relies on Brian2 listing a Network's active objects after before_run; pin it."""
+    """Pins what `gated_network` relies on in Brian2's `Network.run` (no public way exists): objects
+    whose ``active`` flag is cleared at the end of ``before_run`` are prepared but not run by the
+    Network; ``obj.run()`` runs an object's code; ``sorted_objects`` is the Network's order. Gated
+    objects in two slots: the later slot's objects run on the same open ticks, after the resets."""
     H = brian2.NeuronGroup(2, "x : 1", events={"tock": "True"}, name="nb_gate_counter")
     H.run_on_event("tock", "x += 1", when="synapses", order=1)
-    G = brian2.NeuronGroup(2, "y : 1\nz : 1 (linked)", events={"tick": "True"}, name="nb_gate_reader")
+    G = brian2.NeuronGroup(2, "y : 1\nz : 1 (linked)\nw : 1", events={"tick": "True", "late": "True"},
+                           name="nb_gate_reader")
     G.z = brian2.linked_var(H, "x")
     G.run_on_event("tick", "y = z", when="synapses", order=2)  # after the counter, in the same tick
+    G.set_event_schedule("late", when="after_resets", order=0)
+    G.run_on_event("late", "w = 10*z", when="after_resets", order=1)
     gate = EveryThird()
-    gated = [G.thresholder["tick"], G.resetter["tick"], H.thresholder["tock"], H.resetter["tock"]]
-    net = gated_network([G, H], gated, gate, brian2.defaultclock, when="synapses", order=0, name="nb_gate_net")
+    gated = [G.thresholder["tick"], G.resetter["tick"], H.thresholder["tock"], H.resetter["tock"],
+             G.thresholder["late"], G.resetter["late"]]
+    net = gated_network([G, H], gated, gate, brian2.defaultclock, name="nb_gate_net")
     net.run(9 * brian2.defaultclock.dt)
-    assert gate.calls == 9 and gate.updates == 3
+    assert gate.calls == 9 and gate.updates == 3 and gate.prepared == 1
+    assert [step for _, step in gate.seen] == list(range(9))
+    np.testing.assert_allclose([t for t, _ in gate.seen], np.arange(9) * float(brian2.defaultclock.dt_))
     np.testing.assert_array_equal(H.x[:], 3)  # ran on 3 of 9 ticks
     np.testing.assert_array_equal(G.y[:], 3)  # and in schedule order: the reader saw this tick's count
+    np.testing.assert_array_equal(G.w[:], 30)  # the later slot ran on the open ticks too
     assert all(obj.active for obj in gated)  # back on after the run
     net.run(3 * brian2.defaultclock.dt)
     np.testing.assert_array_equal(H.x[:], 4)

@@ -94,17 +94,19 @@ def test_spiking_refuses_units_that_are_not_relu():
 
 
 def test_a_balance_event_leaves_no_transient():
-    """Charge is conserved exactly across balance events (the membrane scales with the input).
+    """Charge is conserved exactly across balance events, also when a unit balances on its spike tick.
 
     For a first hidden unit j with cumulative factor L(n) after step n, incoming weights L w0 and
-    bias L b0, ``u = v / L`` obeys, step by step (spikes delivered, then ``v *= lam``, then the
-    reset ``v -= 1``)::
+    bias L b0, ``u = v / L`` obeys, step by step (bias drive with the old factor, threshold test,
+    spikes delivered with the old weights, reset ``v -= 1``, then ``v *= lam`` after the reset)::
 
-        u(n) = u(n-1) + b0 R dt + sum_i w0_ji s_i(n) - s_j(n) / L(n)
+        u(n) = u(n-1) + b0 R dt + sum_i w0_ji s_i(n) - s_j(n) / L(n-1)
 
-    so over a window with balancing the counts weighted by ``1 / L`` equal the unbalanced network's
-    input exactly: ``sum s_j / L = b0 R T + sum_i w0_ji N_i - (u(t1) - u(t0))``. Without the rescale
-    every event would add ``(1 - 1/lam) u`` and the two sides would part by a good fraction of a spike.
+    so over a window with balancing the counts weighted by the factor *before* their tick equal the
+    unbalanced network's input exactly: ``sum s_j / L(n-1) = b0 R T + sum_i w0_ji N_i - (u(t1) - u(t0))``.
+    Rescaling the membrane before the reset (the old schedule) subtracts ``1 / L(n)`` instead on
+    every tick where a unit spikes and balances: the identity then misses by ``|1/L(n-1) - 1/L(n)|``
+    per coincidence (tens of them here); without any rescale every event adds ``(1 - 1/lam) u``.
     """
     net = nb.mlp([10, 8, 8, 4], seed=5)
     x = np.random.default_rng(0).uniform(0.0, 1.0, 10)
@@ -123,8 +125,15 @@ def test_a_balance_event_leaves_no_transient():
     t_h, i_h = spikes["h1"]
     step_h = np.rint(t_h / dt).astype(int)
     inside = (step_h > n0) & (step_h <= n1)
+    s, i = step_h[inside], i_h[inside]
+    ev = bn.events
+    h1 = ev.population == "h1"
+    balanced = set(zip(ev.step[h1].tolist(), ev.index[h1].tolist()))
+    together = [(a, b) for a, b in zip(s.tolist(), i.tolist()) if (a, b) in balanced]
+    moved = [abs(1 / L[a - 1, b] - 1 / L[a, b]) for a, b in together]
+    assert len(together) >= 5 and max(moved) > 1e-3  # units really balance on their spike ticks
     weighted = np.zeros(8)
-    np.add.at(weighted, i_h[inside], 1.0 / L[step_h[inside], i_h[inside]])
+    np.add.at(weighted, i, 1.0 / L[s - 1, i])
     W0, b0 = net.projection("in->h1").weight, net.populations["h1"].bias
     expected = b0 * R * (n1 - n0) * dt + W0 @ N_in - (v[n1] / L[n1] - v[n0] / L[n0])
     assert (weighted > 5).sum() >= 2  # some units spike throughout the window (the identity holds for all)

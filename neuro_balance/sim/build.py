@@ -17,10 +17,10 @@ import numpy as np
 from ..balancing.graph import relative_imbalance
 from ..model.kinds import get_kind
 from ..seeding import check_random_state
-from .device import gated_network, run_on_clock
-from .equations import (DECIDE, DECIDE2, DRIFT_CODE, ORDERS, RETRY, RETRY_CODE, detect_code, knock_code, lambda_code,
-                        neuron_balance_model, request_code, request_condition, scale_in_code, scale_out_code,
-                        synapse_model)
+from .device import gated_network
+from .equations import (DECIDE, DECIDE2, DRIFT_CODE, ORDERS, RESCALE, RESCALE_CODE, RESCALE_SLOT, RETRY, RETRY_CODE,
+                        detect_code, knock_code, lambda_code, neuron_balance_model, request_code, request_condition,
+                        scale_in_code, scale_out_code, synapse_model)
 from .spec import AgentSpec
 
 __all__ = ["BrianObjects", "SynapseSet", "RequestGate", "build_objects", "first_requests"]
@@ -72,27 +72,26 @@ def first_requests(rates: dict[str, float], sizes: dict[str, int], start: float,
 class RequestGate:
     """The agents' stages are due only on ticks where some agent requests: idle agents cost nothing.
 
-    Local schedule: a unit requests on the first tick with ``t >= t_next`` (its own Poisson clock;
-    a loser keeps its ``t_next`` and so requests again on the next tick), so the stages are due
-    exactly when the clock reaches the earliest ``t_next`` of any agent unit: the same comparison,
-    on the same numbers, as the ``request`` event's. Colour schedule: a request is a coin flip every
-    tick, so the stages are due on every tick while any agent's rate is above 0.
+    Local schedule: a unit requests on the first tick (of every ``every``-th) with ``t >= t_next``
+    (its own Poisson clock; a loser keeps its ``t_next`` and so requests again on the next such
+    tick), so the stages are due exactly when the clock reaches the earliest ``t_next`` of any agent
+    unit: the same comparison, on the same numbers, as the ``request`` event's. Colour schedule: a
+    request is a coin flip every tick, so the stages are due on every tick while any agent's rate is
+    above 0.
     """
 
-    def __init__(self, groups: dict, local: bool) -> None:
-        self.groups, self.local = groups, local
+    def __init__(self, groups: dict, local: bool, every: int = 1) -> None:
+        self.groups, self.local, self.every = groups, local, every
         self.next = np.inf
         self.opened = 0  # ticks on which the stages ran
-        self._t = None
         self._agents: dict = {}
 
-    def prepare(self, clock) -> None:
-        self._t = clock.variables["t"].get_value()  # the array the Network advances in place
-        self._agents = {name: G.variables["agent"].get_value() > 0 for name, G in self.groups.items()}
+    def prepare(self) -> None:
+        self._agents = {name: np.asarray(G.agent[:]) > 0 for name, G in self.groups.items()}
         self._find_next()
 
-    def ready(self) -> bool:
-        return self._t[0] >= self.next
+    def ready(self, t: float, step: int) -> bool:
+        return t >= self.next and step % self.every == 0
 
     def update(self) -> None:
         self.opened += 1
@@ -113,7 +112,7 @@ def build_objects(spec: AgentSpec, seed: int, gated: bool = False) -> BrianObjec
     """Build the Brian2 objects of ``spec`` (inside `Target.active()`); ``seed`` draws the first requests.
 
     ``gated`` (runtime targets): the agents' stages run only on ticks where an agent requests
-    (`RequestGate`), so idle agents cost one Python call per tick in all.
+    (`RequestGate`), so idle agents cost one Python call per tick and scheduling slot in all.
     """
     import brian2 as b2
     net = spec.net
@@ -157,14 +156,11 @@ def build_objects(spec: AgentSpec, seed: int, gated: bool = False) -> BrianObjec
                                   name=syn.synapses.name + "_weights")
             objects.weight_monitors.append(mon)
             parts.append(mon)
-    stages, agent_clock = _agent_code_objects(objects, spec), clock
-    if spec.balance_every > 1:
-        agent_clock = b2.Clock(spec.balance_dt * b2.second, name="nb_agent_clock")
-        run_on_clock(stages, agent_clock)
     if gated and spec.agents:
-        objects.gate = RequestGate({name: objects.groups[name] for name in spec.agents}, spec.schedule == "local")
-        objects.network = gated_network(parts, stages, objects.gate, agent_clock, when="synapses",
-                                        order=ORDERS["request"], name="nb_network")
+        objects.gate = RequestGate({name: objects.groups[name] for name in spec.agents}, spec.schedule == "local",
+                                   spec.balance_every)
+        objects.network = gated_network(parts, _agent_code_objects(objects, spec), objects.gate, clock,
+                                        name="nb_network")
     else:
         objects.network = b2.Network(*parts, name="nb_network")
     return objects
@@ -176,7 +172,7 @@ def _balance_events(spec: AgentSpec) -> tuple[str, ...]:
 
 
 def _agent_code_objects(objects: BrianObjects, spec: AgentSpec) -> list:
-    """Every code object of the agents' stages (moved together onto the agents' clock)."""
+    """Every code object of the agents' stages (gated together on the runtime targets)."""
     out = []
     for name in spec.agents:
         G = objects.groups[name]
@@ -198,8 +194,10 @@ def _group(b2, spec: AgentSpec, k: int, name: str, clock, namespace: dict, start
                                clock=clock)
     lines, kwargs = [], {}
     if agent:
-        lines.append(neuron_balance_model(has_bias, spec.code, spec.schedule))
+        lines.append(neuron_balance_model(has_bias, spec.code, spec.schedule, spec.spiking))
         kwargs["events"] = {"request": request_condition(spec.schedule), "balance": DECIDE}
+        if spec.spiking:
+            kwargs["events"]["rescale"] = RESCALE
         if spec.schedule == "local":
             kwargs["events"].update(retry=RETRY, balance2=DECIDE2)
     elif has_bias and spec.spiking:
@@ -231,6 +229,7 @@ def _init_agent(b2, spec: AgentSpec, G, name: str, has_bias: bool, starts: dict)
     G.imb = np.where(graph.free[name], np.nan_to_num(imb), 0.0)
     G.expo = code.exponent(pop.degree)
     G.c_out = code.out_factor(pop.degree)
+    G.balance_every = spec.balance_every
     if code.generic:
         G.p_cost = code.p
     if spec.schedule == "local":
@@ -238,7 +237,6 @@ def _init_agent(b2, spec: AgentSpec, G, name: str, has_bias: bool, starts: dict)
     else:
         G.colour = spec.colours[name]
         G.n_colours = spec.n_colours
-        G.balance_every = spec.balance_every
         G.dt_bal = spec.balance_dt * b2.second
     G.set_event_schedule("request", when="synapses", order=ORDERS["request"])
     G.run_on_event("request", request_code(spec.schedule), when="synapses", order=ORDERS["draw"])
@@ -250,6 +248,9 @@ def _init_agent(b2, spec: AgentSpec, G, name: str, has_bias: bool, starts: dict)
         G.run_on_event("retry", RETRY_CODE, when="synapses", order=ORDERS["redraw"])
         G.set_event_schedule("balance2", when="synapses", order=ORDERS["decide2"])
         G.run_on_event("balance2", step, when="synapses", order=ORDERS["lambda2"])
+    if spec.spiking:
+        G.set_event_schedule("rescale", when=RESCALE_SLOT, order=0)
+        G.run_on_event("rescale", RESCALE_CODE, when=RESCALE_SLOT, order=1)
 
 
 def _synapses(b2, spec: AgentSpec, k: int, proj, clock, objects: BrianObjects, rng) -> None:

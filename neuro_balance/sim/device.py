@@ -7,34 +7,37 @@ whatever was set before on exit, even on error. Nothing leaks between networks: 
 built while a standalone one is pending, or two standalone networks in one process, do not see
 each other.
 
-The Cython code cache lives in one project directory (`cache_directory`), and its key is made
-independent of the interpreter's path: Brian2 hashes ``sys.executable`` into every module name, so
-``python`` and ``python3`` (or a console-script entry point) would otherwise compile everything
-twice. `compile_progress` reports code objects as they compile (the "compiling..." message).
+Each network draws its random numbers from its own stream: on the runtime targets `Target.active`
+swaps Brian2's random state (numpy's global generator and Brian2's buffers, through the runtime
+device's ``get_random_state``/``set_random_state``) for the network's own and back, so a user's
+``np.random`` stream is untouched by a run and a network's events do not depend on what other
+networks ran in between; cpp_standalone seeds its own device.
 
-Brian2 2.9 offers no public way to run an event's pathways on another clock than their group's;
-`run_on_clock` writes the private ``_clock`` attribute, here only, and
-``tests/test_sim_device.py`` pins that behaviour to the Brian2 version. `gated_network` makes a
-set of objects cost nothing on ticks where nothing can happen to them (runtime targets): a
-`Network` subclass takes them out of its per-tick loop (their public ``active`` flag, cleared after
-their code is prepared) and one `NetworkOperation` runs them, in their schedule order, only on the
-ticks its ``ready`` test passes.
+The Cython code cache lives in one project directory (`cache_directory`). Brian2 hashes
+``sys.executable`` into module names, so two interpreter paths (``python`` and ``python3``) compile
+the same code twice; the toolkit leaves that to Brian2. `compile_progress` reports compiled
+modules as they appear in the cache (the "compiling..." message).
+
+`gated_network` makes a set of objects cost nothing on ticks where nothing can happen to them
+(runtime targets): a `Network` subclass takes them out of its per-tick loop (their public
+``active`` flag, cleared after their code is prepared) and one `NetworkOperation` per scheduling
+slot runs them, in their schedule order, only on the ticks its ``ready`` test passes. Brian2 has no
+public way to do this; the behaviours it relies on are listed in its docstring and pinned by
+``tests/test_sim_device.py``.
 """
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import re
 import shutil
-import sys
 import tempfile
+import threading
 import time
 import weakref
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-__all__ = ["TARGETS", "Target", "cache_directory", "compile_progress", "run_on_clock", "gated_network", "Gate",
+__all__ = ["TARGETS", "Target", "cache_directory", "compile_progress", "gated_network", "Gate",
            "CompileProgress"]
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
@@ -59,44 +62,42 @@ def cache_directory() -> Path:
     return path
 
 
-@contextlib.contextmanager
-def _canonical_executable() -> Iterator[None]:
-    """``sys.executable`` as its resolved path while Brian2 hashes it into Cython module names."""
-    old = sys.executable
-    sys.executable = os.path.realpath(old) if old else old
-    try:
-        yield
-    finally:
-        sys.executable = old
+class _CacheWatch(threading.Thread):
+    """Polls the Cython cache directory and calls back for every compiled module that appears in it."""
 
-
-class _CompileWatch(logging.Handler):
-    """Counts the Cython modules Brian2 loads, and calls back for those not yet in the cache."""
-
-    PATTERN = re.compile(r'"(?P<owner>[^"]+)" using Cython module "(?P<module>[^"]+)"')
-
-    def __init__(self, progress: CompileProgress, total: int, lib_dir: str, suffix: str) -> None:
-        super().__init__(level=1)
-        self.progress, self.total, self.lib_dir, self.suffix = progress, max(total, 1), lib_dir, suffix
-        self.done = 0
+    def __init__(self, progress: CompileProgress, total: int, lib_dir: str, suffix: str, period: float = 0.2) -> None:
+        super().__init__(daemon=True, name="nb_compile_watch")
+        self.progress, self.total, self.lib_dir, self.suffix, self.period = progress, max(total, 1), lib_dir, suffix, period
+        self.seen = self._modules()
         self.compiled = 0
+        self.stopped = threading.Event()
 
-    def emit(self, record: logging.LogRecord) -> None:
-        match = self.PATTERN.search(record.getMessage())
-        if not match:
-            return
-        self.done += 1
-        if not os.path.exists(os.path.join(self.lib_dir, match["module"] + self.suffix)):
+    def _modules(self) -> set[str]:
+        try:
+            return {n for n in os.listdir(self.lib_dir) if n.endswith(self.suffix)}
+        except OSError:
+            return set()
+
+    def poll(self) -> None:
+        """Report the modules that appeared since the last poll."""
+        for name in sorted(self._modules() - self.seen):
+            self.seen.add(name)
             self.compiled += 1
-            self.progress(f"compiling {match['owner']} (first use; cached afterwards)", self.done,
-                          max(self.total, self.done))
+            self.progress(f"compiling Brian2 code: module {self.compiled} (first use; cached afterwards)",
+                          self.compiled, max(self.total, self.compiled))
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.period):
+            self.poll()
+        self.poll()
 
 
 @contextlib.contextmanager
 def compile_progress(progress: CompileProgress | None, total: int) -> Iterator[None]:
     """Report Cython compilation of up to ``total`` code objects to ``progress`` while inside.
 
-    Nothing is reported when every module is already in the cache.
+    Watches the code cache directory for new compiled modules (from another thread, every 0.2 s);
+    nothing is reported when every module is already in the cache.
     """
     if progress is None:
         yield
@@ -104,57 +105,63 @@ def compile_progress(progress: CompileProgress | None, total: int) -> Iterator[N
     import importlib.machinery
     from brian2 import prefs
     lib_dir = prefs.codegen.runtime.cython.cache_dir or str(cache_directory())
-    watch = _CompileWatch(progress, total, lib_dir, importlib.machinery.EXTENSION_SUFFIXES[0])
-    logger = logging.getLogger("brian2.codegen.runtime.cython_rt.extension_manager")
-    old_level = logger.level
-    logger.addHandler(watch)
-    logger.setLevel(1)
+    watch = _CacheWatch(progress, total, lib_dir, importlib.machinery.EXTENSION_SUFFIXES[0])
+    watch.start()
     try:
         yield
     finally:
-        logger.removeHandler(watch)
-        logger.setLevel(old_level)
-
-
-def run_on_clock(objects, clock) -> None:
-    """Run Brian2 code objects (thresholders, resetters, pathways, monitors) on ``clock``.
-
-    Brian2 gives them their group's clock with no argument to choose another; assigning the clock
-    before the first run makes the Network run them only on ``clock``'s ticks, in the same slots
-    and orders (pinned for the installed Brian2 version by ``tests/test_sim_device.py``).
-    """
-    for obj in objects:
-        obj._clock = clock
+        watch.stopped.set()
+        watch.join()
 
 
 class Gate(Protocol):
     """When gated objects must run: `prepare` before every run, `ready` every tick, `update` after they ran."""
 
-    def prepare(self, clock) -> None: ...
+    def prepare(self) -> None: ...
 
-    def ready(self) -> bool: ...
+    def ready(self, t: float, step: int) -> bool: ...
 
     def update(self) -> None: ...
 
 
-def gated_network(parts, gated, gate: Gate, clock, *, when: str, order: float, name: str):
+def gated_network(parts, gated, gate: Gate, clock, *, name: str):
     """A Brian2 `Network` of ``parts`` in which the objects ``gated`` run only on ticks ``gate.ready()``.
 
-    On every tick of ``clock`` one `NetworkOperation` (at ``when``/``order``) asks ``gate.ready()``;
-    only then does it run the gated objects, in the order the Network would have run them, and call
-    ``gate.update()``. On any other tick they cost one Python call in all. Skipping a tick is exact
-    when the gated objects would have done nothing on it: the gate must guarantee that. Runtime
-    targets only (cpp_standalone has no `NetworkOperation`).
+    The gated objects may sit in several scheduling slots. For each slot one `NetworkOperation`
+    runs at the order of the slot's first gated object (no other object may share that order); the first of them asks
+    ``gate.ready(t, step)`` once per tick, and on an open tick each operation runs its slot's gated
+    objects in the order the Network would have run them (the last one then calls
+    ``gate.update()``). On any other tick they cost one Python call per slot. Skipping a tick is
+    exact when the gated objects would have done nothing on it: the gate must guarantee that.
+    Runtime targets only (cpp_standalone has no `NetworkOperation`).
+
+    Brian2 has no public way to skip objects tick by tick; this relies on three behaviours of
+    Brian2 2.9's `Network.run`, pinned by ``tests/test_sim_device.py``: it lists the objects it runs
+    (those whose public ``active`` flag is set) after ``before_run`` has prepared every object's
+    code, so an object switched off at the end of ``before_run`` is prepared but not run; an
+    object's ``run()`` executes its code objects; ``sorted_objects`` is the order the Network runs
+    objects in.
     """
     import brian2 as b2
     gated = list(gated)
-    ordered: list = []
+    slots = list(dict.fromkeys(obj.when for obj in gated))
+    ordered: dict[str, list] = {slot: [] for slot in slots}
+    state = {"open": False}
+    dt = float(clock.dt_)
 
-    def tick() -> None:
-        if gate.ready():
-            for obj in ordered:
-                obj.run()
-            gate.update()
+    def make_tick(slot: str):
+        first, last = slot == slots[0], slot == slots[-1]
+
+        def tick() -> None:
+            if first:
+                t = float(clock.t_[:])
+                state["open"] = gate.ready(t, int(round(t / dt)))
+            if state["open"]:
+                for obj in ordered[slot]:
+                    obj.run()
+                if last:
+                    gate.update()
+        return tick
 
     class GatedNetwork(b2.Network):
         def before_run(self, run_namespace):
@@ -162,18 +169,21 @@ def gated_network(parts, gated, gate: Gate, clock, *, when: str, order: float, n
                 obj.active = True  # a run that raised never reached after_run
             super().before_run(run_namespace)  # prepares every object's code, the gated ones included
             members = {id(obj) for obj in gated}
-            ordered[:] = [obj for obj in self.sorted_objects if id(obj) in members]
+            for slot in slots:
+                ordered[slot][:] = [obj for obj in self.sorted_objects if id(obj) in members and obj.when == slot]
             for obj in gated:
                 obj.active = False  # out of the per-tick loop, which Network.run lists after this call
-            gate.prepare(clock)
+            gate.prepare()
 
         def after_run(self):
             for obj in gated:
                 obj.active = True  # back in for their after_run and the next before_run
             super().after_run()
 
-    operation = b2.NetworkOperation(tick, when=when, order=order, clock=clock, name=name + "_gate")
-    return GatedNetwork(*parts, operation, name=name)
+    operations = [b2.NetworkOperation(make_tick(slot), when=slot,
+                                      order=min(obj.order for obj in gated if obj.when == slot),
+                                      clock=clock, name=f"{name}_gate_{slot}") for slot in slots]
+    return GatedNetwork(*parts, *operations, name=name)
 
 
 def _children_cpu() -> float:
@@ -198,11 +208,14 @@ class Target:
         `Target` is closed or garbage collected). Two standalone targets may not share one.
     progress : callable, optional
         ``progress(message, done, total)`` for first-use compilation (see `compile_progress`).
+    seed : int
+        Seed of the target's own random stream (Brian2's ``rand()``, ``randn()``, Poisson inputs).
     """
 
     _directories: "weakref.WeakValueDictionary[str, Target]" = weakref.WeakValueDictionary()
 
-    def __init__(self, name: str, directory: str | None = None, progress: CompileProgress | None = None) -> None:
+    def __init__(self, name: str, directory: str | None = None, progress: CompileProgress | None = None,
+                 seed: int = 0) -> None:
         if name not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {name!r}")
         self.name = name
@@ -225,6 +238,14 @@ class Target:
             Target._directories[directory] = self
             self.directory = directory
             self.device = CPPStandaloneDevice()
+            self._seeded = False
+            self._seed = int(seed)
+        else:
+            from brian2.devices.device import runtime_device
+            outer = runtime_device.get_random_state()
+            runtime_device.seed(int(seed))
+            self._random_state = runtime_device.get_random_state()
+            runtime_device.set_random_state(outer)
         self.closed = False
 
     @property
@@ -237,17 +258,27 @@ class Target:
         if self.closed:
             raise RuntimeError("this Brian2 network has been closed")
         import brian2 as b2
-        from brian2.devices.device import reset_device, set_device
+        from brian2.devices.device import get_device, reset_device, set_device
         old_target = b2.prefs.codegen.target
         old_cache = b2.prefs.codegen.runtime.cython.cache_dir
         set_device(self.device if self.standalone else "runtime", build_on_run=False)
         b2.prefs.codegen.target = "numpy" if self.standalone else self.name
         if old_cache is None:
             b2.prefs.codegen.runtime.cython.cache_dir = str(cache_directory())
+        device = get_device()
+        if self.standalone:
+            if not self._seeded:  # the binary seeds its generator where this call sits in its main()
+                device.seed(self._seed)
+                self._seeded = True
+        else:
+            outer = device.get_random_state()
+            device.set_random_state(self._random_state)
         try:
-            with _canonical_executable():
-                yield
+            yield
         finally:
+            if not self.standalone:
+                self._random_state = device.get_random_state()
+                device.set_random_state(outer)
             b2.prefs.codegen.target = old_target
             b2.prefs.codegen.runtime.cython.cache_dir = old_cache
             reset_device()  # pops exactly the device pushed above

@@ -13,8 +13,8 @@ Every balanced unit is an agent. Within one tick of the agents' clock, everythin
    on the next tick with a new priority;
 3. lambda: the winner computes ``lam_star`` of `neuro_balance.balancing.closed_form`, rendered to
    a string by `render_lambda` (dead-unit guard ``cin == 0 or cout == 0 -> lam = 1``),
-   rescales its bias ``b *= lam`` and, spiking, its membrane ``v *= lam`` (the charge it holds
-   scales with its input, so no transient follows), then draws its next request time;
+   rescales its bias ``b *= lam``, then draws its next request time; spiking, it notes the factor
+   in ``resc`` for its membrane;
 4. scale: incoming synapses ``w *= lam_post``, outgoing ones ``w *= lam_pre ** -c``; each synapse
    of a winner also tells the unit at its other end that a neighbour balanced (``knocked``);
 5. second round (local schedule): a loser that no winner knocked (it lost only to neighbours that
@@ -26,6 +26,15 @@ Winners of both rounds never share a parameter, so the tick is exactly the seque
 (any order of its winners gives the same result). The second round matters in dense graphs: in a
 complete bipartite pair of populations the first round lets ~2 units win per tick, the second lets
 every pending unit of the winners' side win.
+
+Spiking units rescale their membrane ``v *= lam`` in the ``after_resets`` slot (the ``rescale``
+event, `RESCALE`), after the reset of a spike they emitted on the same tick: that spike was decided,
+and its charge delivered, under the old factor, so it must subtract the old threshold. Rescaling in
+the ``synapses`` slot, before the reset, would subtract the new one (a charge error of
+``1 - lam`` spikes on every such coincidence).
+
+With ``balance_every = k > 1`` every event condition also asks ``t_in_timesteps % k == 0``: units
+balance only on every k-th tick (and a loser retries on the next such tick).
 
 The strings below are data: `neuro_balance.sim.build` assembles them per population and projection.
 """
@@ -40,7 +49,7 @@ from ..errors import ModelError
 
 __all__ = ["CostCode", "cost_code", "ORDERS", "neuron_balance_model", "request_condition", "request_code", "DECIDE",
            "RETRY", "RETRY_CODE", "DECIDE2", "detect_code", "knock_code", "lambda_code", "scale_in_code",
-           "scale_out_code", "synapse_model", "DRIFT_CODE"]
+           "ON_GRID", "RESCALE", "RESCALE_CODE", "RESCALE_SLOT", "scale_out_code", "synapse_model", "DRIFT_CODE"]
 
 
 @dataclass(frozen=True)
@@ -110,26 +119,35 @@ def cost_code(cost: Cost) -> CostCode:
     return CostCode(float(p), False)
 
 
+ON_GRID = "t_in_timesteps % balance_every == 0"
+"""The agents act only on every ``balance_every``-th tick."""
+
 ORDERS = {"spike": -1, "request": 0, "draw": 1, "accumulate": 2, "decide": 3, "lambda": 4, "scale": 5, "retry": 6,
           "redraw": 7, "detect": 8, "decide2": 9, "lambda2": 10, "scale2": 11, "monitor": 12}
 """Orders within the ``synapses`` slot: spikes first, then the agents' stages (see the module docstring)."""
 
-DECIDE = "req > 0 and lost == 0"
+DECIDE = "req > 0 and lost == 0 and " + ON_GRID
 """The ``balance`` event: a requester that no neighbour outranked."""
 
-RETRY = "req > 0 and lost > 0 and knocked == 0"
+RETRY = "req > 0 and lost > 0 and knocked == 0 and " + ON_GRID
 """The ``retry`` event (second round): a loser none of whose neighbours balanced in this tick."""
 
 RETRY_CODE = "lost = 0\nrt = 1"
 
-DECIDE2 = "rt > 0 and lost == 0"
+DECIDE2 = "rt > 0 and lost == 0 and " + ON_GRID
 """The ``balance2`` event: a retrying unit that no retrying neighbour outranked."""
+
+RESCALE = "resc > 0"
+"""The ``rescale`` event (``after_resets`` slot): a spiking unit that balanced on this tick."""
+
+RESCALE_CODE = "v = v*resc\nresc = 0"
+RESCALE_SLOT = "after_resets"
 
 DRIFT_CODE = "logdrift = logdrift*decay_d + sigma_d*sqrt(1 - decay_d*decay_d)*randn()"
 """Exact Ornstein-Uhlenbeck step of every synapse's log-drift (``decay_d = exp(-dt_d / tau_d)``)."""
 
 
-def neuron_balance_model(has_bias: bool, code: CostCode, schedule: str) -> str:
+def neuron_balance_model(has_bias: bool, code: CostCode, schedule: str, spiking: bool = False) -> str:
     """State variables of an agent population (added to its neuron model).
 
     Numbers that differ between networks and costs (``p``, the exponent, the out-cost factor ``c``,
@@ -139,17 +157,19 @@ def neuron_balance_model(has_bias: bool, code: CostCode, schedule: str) -> str:
     lines = [
         "cin : 1", "cout : 1", "lam : 1", "lam_cum : 1", "imb : 1", "req : 1", "lost : 1", "knocked : 1", "rt : 1",
         "agent : integer (constant)", "rate_bal : Hz (shared)",
-        "expo : 1 (shared, constant)", "c_out : 1 (shared, constant)",
+        "expo : 1 (shared, constant)", "c_out : 1 (shared, constant)", "balance_every : integer (shared, constant)",
     ]
     if schedule == "local":
         lines += ["prio : 1", "t_next : second"]
     else:
         lines += ["colour : integer (constant)", "n_colours : integer (shared, constant)",
-                  "balance_every : integer (shared, constant)", "dt_bal : second (shared, constant)"]
+                  "dt_bal : second (shared, constant)"]
     if has_bias:
         lines.append("b : 1")
     if code.generic:
         lines.append("p_cost : 1 (shared, constant)")
+    if spiking:
+        lines.append("resc : 1")
     return "\n".join(lines)
 
 
@@ -163,8 +183,8 @@ def request_condition(schedule: str) -> str:
     ``n_colours * rate_bal * dt_bal`` (the same mean rate; neighbours never request together).
     """
     if schedule == "local":
-        return "agent > 0 and t >= t_next"
-    return ("agent > 0 and ((t_in_timesteps // balance_every) % n_colours) == colour "
+        return "agent > 0 and t >= t_next and " + ON_GRID
+    return ("agent > 0 and " + ON_GRID + " and ((t_in_timesteps // balance_every) % n_colours) == colour "
             "and rand() < n_colours*rate_bal*dt_bal")
 
 
@@ -216,7 +236,7 @@ def lambda_code(code: CostCode, bias_in_cost: bool, has_bias: bool, spiking: boo
     if has_bias:
         lines.append("b = b*lam")
     if spiking:
-        lines.append("v = v*lam")
+        lines.append("resc = lam")  # the membrane follows after the resets (RESCALE)
     if schedule == "local":
         # a paused clock (rate 0, as in measurement windows) draws a request time that never comes; the clip
         # keeps compiled targets from dividing by zero (numpy would give inf, Cython raises)

@@ -11,13 +11,12 @@ Brian2 call goes through `neuro_balance.sim.device.Target`, which restores Brian
 and preferences afterwards. The same model runs on the numpy, cython and cpp_standalone targets.
 
 Idle agents cost (almost) nothing: on the runtime targets (numpy, cython) the agents' stages run
-only on ticks where some unit's own clock has run out (one Python call per tick otherwise, a few
-percent of a spiking network's step); cpp_standalone evaluates their conditions every tick of the
-agents' clock, whose period ``balance_every`` divides that cost.
+only on ticks where some unit's own clock has run out (one Python call per tick and slot otherwise,
+a few percent of a spiking network's step); cpp_standalone evaluates their conditions every tick.
 
 In spiking mode the units are non-leaky integrate-and-fire neurons with reset by subtraction, whose
-rate is ``R * relu(input)``: balancing a unit by ``lam`` multiplies its rate (and its membrane
-potential) by ``lam`` and leaves the output unchanged, while it keeps spiking.
+rate is ``R * relu(input)``: balancing a unit by ``lam`` multiplies its rate (and, after the tick's
+reset, its membrane potential) by ``lam`` and leaves the output unchanged, while it keeps spiking.
 """
 from __future__ import annotations
 
@@ -61,8 +60,9 @@ class BalancingNetwork:
     dt : float or quantity, optional
         Time step (default 0.1 ms).
     seed : int
-        Seed of the first request times and of Brian2's random numbers (priorities, next request
-        times, Poisson inputs, drift).
+        Seed of the first request times and of the network's own stream of Brian2 random numbers
+        (priorities, next request times, Poisson inputs, drift); numpy's global generator is left
+        as it was.
     schedule : {"local", "colour"}
         ``local``: own Poisson clocks, conflicts resolved through shared synapses. ``colour``: a
         greedy colouring of the whole graph and a shared clock phase decide who may balance when.
@@ -80,9 +80,9 @@ class BalancingNetwork:
         False builds the same spiking network without any agent (the baseline of the agents'
         overhead); requires ``spiking=True``.
     balance_every : int
-        The agents' clock ticks every this many time steps (requests, decisions and scaling run
-        only then; spikes every step). It divides the agents' fixed cost per step on
-        cpp_standalone; the runtime targets skip idle ticks anyway.
+        Agents act only on every this many time steps (requests, decisions and scaling; spikes
+        every step). The runtime targets skip the other ticks; cpp_standalone evaluates the
+        conditions every step.
     record_spikes : bool
         Spiking: record every spike and the output potential (needed by `measure` and `spikes`).
     drift : Drift, optional
@@ -110,7 +110,7 @@ class BalancingNetwork:
                  weight_dt: float | None = None, progress: Callable[[str, int, int], None] | None = None) -> None:
         self.spec = AgentSpec.create(net, cost, rate, spiking, dt, schedule, balance_every, input_rate, coding,
                                      readout, monitor_dt, record_spikes, balancing, drift, weight_dt)
-        self.target = Target(target, directory, progress)
+        self.target = Target(target, directory, progress, seed)
         self.seed = int(seed)
         self.rates = dict(self.spec.rates)
         self.time = 0.0  # seconds simulated so far
@@ -163,9 +163,7 @@ class BalancingNetwork:
             raise RuntimeError("cpp_standalone: the binary has been built and run; create a new BalancingNetwork "
                                "for further simulation")
         with self.target.active(), compile_progress(self.target.progress, len(self.objects.network.objects)):
-            if not self._started:
-                b2.seed(self.seed)
-                self._started = True
+            self._started = True
             self.objects.network.run(duration * b2.second, report=progress, report_period=0.5 * b2.second,
                                      namespace=self.objects.namespace)
         self.time += duration
