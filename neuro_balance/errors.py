@@ -1,7 +1,7 @@
 """Every exception and warning class of the package: the one family raised for bad input, and the rest."""
 from __future__ import annotations
 
-__all__ = ["ModelError", "ActivationError", "ProfileError", "GridError", "FixedPointOverflowError",
+__all__ = ["ModelError", "ActivationError", "ProfileError", "NumericalError", "GridError", "FixedPointOverflowError",
            "UnverifiedProfileWarning", "StaticEstimateWarning", "NotApplicable"]
 
 
@@ -15,6 +15,10 @@ class ActivationError(ModelError):
 
 class ProfileError(ValueError):
     """A hardware profile that is not valid; the message names the file, field and value."""
+
+
+class NumericalError(ValueError):
+    """A result that float64 cannot hold: the message names the limit hit (overflow, underflow to 0, NaN) and where."""
 
 
 class GridError(RuntimeError):

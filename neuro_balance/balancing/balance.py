@@ -1,13 +1,15 @@
 """`balance`: the front door to the three balancing engines (global, stochastic, sweep)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .local import SCHEDULES, BalanceState, run_schedule
-from .costs import Cost
-from ..errors import ModelError
+from . import verify
+from .costs import Cost, Linf
+from ..errors import ModelError, NumericalError
 from .graph import build_graph
 from ..model.network import Network
 from ..seeding import check_random_state
@@ -156,8 +158,11 @@ def balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e
 def _balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e-10, max_iter: int | None = None,
              seed: int | np.random.Generator | None = 0, schedule: str | None = None, tie: str | None = None,
              fraction: float = 1.0, scale_grid: str | None = None, inplace: bool = False,
-             hessian_dtype: str = "float64") -> BalanceResult:
-    """`balance` by the exchange alone (every balanced unit; spiking units are ground)."""
+             hessian_dtype: str = "float64", rounds: int = 0) -> BalanceResult:
+    """`balance` by the exchange alone (every balanced unit; spiking units are ground).
+
+    Ends with `verify`'s checks; ``rounds`` counts runs continued from an earlier one's output.
+    """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if schedule is not None and schedule not in SCHEDULES:
@@ -185,26 +190,135 @@ def _balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1
         if cost.is_linf:
             method = "sweep"  # L-infinity has no Newton step; colour sweeps reach its max-balanced state
     graph = build_graph(net, cost, tie)
+    if graph.lossy and rounds == 0 and not cost.is_linf and max_iter != 0:
+        return _prebalanced(net, graph, cost, method, dict(tol=tol, max_iter=max_iter, seed=rng, schedule=schedule,
+                                                           tie=tie, fraction=fraction, scale_grid=scale_grid,
+                                                           hessian_dtype=hessian_dtype), inplace)
     if method != "global" or max_iter == 0:  # max_iter=0: no step at all (the solver warm-starts with sweeps)
         if schedule is None:
             schedule = "random" if method == "stochastic" else "colour"
-        run = run_schedule(graph, schedule, tol=tol, max_sweeps=10_000 if max_iter is None else int(max_iter),
-                           rng=rng, fraction=fraction, grid=scale_grid)
+        with np.errstate(all="ignore"):  # a cost leaving float64 ends in `_checked_scale`'s error, not in warnings
+            run = run_schedule(graph, schedule, tol=tol, max_sweeps=10_000 if max_iter is None else int(max_iter),
+                               rng=rng, fraction=fraction, grid=scale_grid)
         u, iterations, history, converged, updates = run.state.u, run.sweeps, run.history, run.converged, run.updates
         schedule = None if method == "global" else schedule
     else:
-        run = global_balance(graph, tol=tol, max_iter=100 if max_iter is None else int(max_iter),
-                             hessian_dtype=hessian_dtype)
+        with np.errstate(all="ignore"):
+            run = global_balance(graph, tol=tol, max_iter=100 if max_iter is None else int(max_iter),
+                                 hessian_dtype=hessian_dtype)
         u, iterations, history, converged, updates = run.u, run.iterations, run.history, run.converged, 0
         schedule = None
     log_scales = {name: values for name, values in graph.expand(u).items() if net.populations[name].balanced}
-    out = scale(net, log_scales, inplace=inplace)
+    out = _checked_scale(net, graph, u, log_scales, history["imbalance"][-1], inplace)
     dead = {n: np.flatnonzero(graph.expand(graph.dead)[n]) for n in graph.sizes if graph.dead[n].any()}
     ungrounded = {n: np.flatnonzero(graph.expand(graph.pinned)[n] | graph.expand(graph.unbounded)[n])
                   for n in graph.sizes if graph.pinned[n].any() or graph.unbounded[n].any()}
-    return BalanceResult(out, log_scales, converged, iterations, history, history["cost"][0], history["cost"][-1],
-                         dead, ungrounded, method, schedule, updates,
-                         {"cg_iterations": getattr(run, "cg_iterations", 0)})
+    if graph.log_unit:  # the graph's costs are those of the parameters times 2**(-p shift)
+        history["cost"] = [verify.unscaled(c, graph.log_unit) for c in history["cost"]]
+    result = BalanceResult(out, log_scales, converged, iterations, history, history["cost"][0], history["cost"][-1],
+                           dead, ungrounded, method, schedule, updates,
+                           {"cg_iterations": getattr(run, "cg_iterations", 0)})
+    if graph.lossy and rounds < _LOSSY_ROUNDS and scale_grid is None:
+        _check_dead(net, graph, cost, tie)
+        fresh = build_graph(out, cost, tie)
+        if fresh.flat.max_imbalance(fresh.origin) > tol:  # costs lost to underflow hid an imbalance: go on from here
+            again = _balance(out, cost, method, tol=tol, max_iter=max_iter, seed=rng, schedule=schedule, tie=tie,
+                             fraction=fraction, inplace=inplace, hessian_dtype=hessian_dtype, rounds=rounds + 1)
+            result = _chained(result, again)
+    return result
+
+
+_LOSSY_ROUNDS = 3  # runs of an engine on its own result when underflowing costs may have hidden an imbalance
+
+
+def _checked_scale(net: Network, graph, u, log_scales: dict[str, np.ndarray], imbalance: float,
+                   inplace: bool) -> Network:
+    """`scale` ``net`` by ``log_scales``, or raise `NumericalError` unless the result is finite and computes the same.
+
+    In place when the factors surely keep every parameter in float64's normal range (`verify.within_range`;
+    scaled back if the probe batch then shows a change); otherwise a scaled copy is checked first and
+    written into ``net`` after. A failed run leaves ``net`` as it was (to rounding).
+    """
+    verify.check_log_scales(log_scales)
+    if not math.isfinite(imbalance):
+        verify.check_imbalance(graph, u)
+    x = verify.probe_batch(net)
+    with np.errstate(all="ignore"):
+        y0 = net.forward(x)
+    if inplace and verify.within_range(net, log_scales):
+        scale(net, log_scales, inplace=True)
+        try:
+            verify.check_function(net, x, y0)
+        except NumericalError:
+            scale(net, {name: -values for name, values in log_scales.items()}, inplace=True)
+            raise
+        return net
+    nonzero = verify.count_nonzero(net)
+    with np.errstate(all="ignore"):
+        out = scale(net, log_scales)
+    verify.check_parameters(net, out, log_scales, nonzero)
+    verify.check_function(out, x, y0)
+    if not inplace:
+        return out
+    for old, new in zip(net.projections, out.projections):
+        old.weight[...] = new.weight
+    for old, new in zip(net.populations.values(), out.populations.values()):
+        if old.bias is not None:
+            old.bias[...] = new.bias
+        old.neuron = new.neuron
+    return net
+
+
+def _prebalanced(net: Network, graph, cost: Cost, method: str, options: dict, inplace: bool) -> BalanceResult:
+    """Balance ``net`` from the max-balanced state (L-infinity), when some ``|w|**p`` underflowed at the start.
+
+    L-infinity sweeps read ``|w|`` itself, so they see every parameter; their state evens the weights'
+    magnitudes out, and the cost graph there usually loses none of them. The result counts from ``net``.
+    """
+    linf = build_graph(net, Linf(include_bias=cost.include_bias), options["tie"])
+    start = run_schedule(linf, "colour", tol=1e-3, max_sweeps=_PRE_SWEEPS).state.u
+    if options["scale_grid"] == "pow2":  # powers of two stay powers of two
+        start = {n: np.round(v / np.log(2.0)) * np.log(2.0) for n, v in start.items()}
+    u0 = {n: v for n, v in linf.expand(start).items() if net.populations[n].balanced}
+    verify.check_log_scales(u0)
+    with np.errstate(all="ignore"):
+        moved = scale(net, u0)
+    verify.check_parameters(net, moved, u0, verify.count_nonzero(net))
+    then = _balance(moved, cost, method, rounds=1, **options)
+    log_scales = {n: u0[n] + then.log_scales[n] for n in then.log_scales}
+    out = _checked_scale(net, graph, None, log_scales, 0.0, inplace)
+    first = (graph.flat.max_imbalance(graph.origin), verify.unscaled(graph.flat.cost(graph.origin), graph.log_unit))
+    history = {"imbalance": [first[0]] + then.history["imbalance"], "cost": [first[1]] + then.history["cost"]}
+    return BalanceResult(out, log_scales, then.converged, then.iterations, history, first[1], then.cost_after,
+                         then.dead_units, then.ungrounded_units, then.method, then.schedule, then.updates,
+                         {**then.extra, "prebalanced": True})
+
+
+_PRE_SWEEPS = 50  # L-infinity sweeps before an Lp run whose costs underflowed
+
+
+def _check_dead(net: Network, graph, cost: Cost, tie: str | None) -> None:
+    """Refuse units counted dead only because ``|w|**p`` of all their parameters on one side underflowed to 0."""
+    if not any(m.any() for m in graph.dead.values()):
+        return
+    exact = build_graph(net, Linf(include_bias=cost.include_bias), tie)  # |w| itself: zero only if w is
+    for name, dead in graph.dead.items():
+        lost = np.flatnonzero(dead & ~exact.dead[name])
+        if lost.size:
+            raise NumericalError(f"underflow to 0: |w|**{cost.terms[0][1]:g} of every incoming or every outgoing "
+                                 f"parameter of unit {name}[{lost[0]}] is below float64's smallest number (4.9e-324), "
+                                 f"so it cannot be balanced ({lost.size} unit(s) of {name!r} alike; "
+                                 f"{', '.join(graph.lossy[:3])})")
+
+
+def _chained(first: BalanceResult, then: BalanceResult) -> BalanceResult:
+    """One result for a run continued by another from its output."""
+    log_scales = {n: first.log_scales[n] + then.log_scales.get(n, 0.0) for n in first.log_scales}
+    history = {k: first.history[k] + then.history[k][1:] for k in first.history}
+    return BalanceResult(then.network, log_scales, then.converged, first.iterations + then.iterations, history,
+                         first.cost_before, then.cost_after, then.dead_units, then.ungrounded_units, then.method,
+                         then.schedule, first.updates + then.updates,
+                         {"cg_iterations": first.extra["cg_iterations"] + then.extra["cg_iterations"]})
 
 
 def balance_unit(net: Network, cost: Cost, population: str, unit: int, *, inplace: bool = False) -> tuple[Network, float]:

@@ -59,16 +59,21 @@ class Cost:
             raise ValueError(f"{self} has several exponents")
         return self.terms[0][1]
 
-    def elementwise(self, w: np.ndarray, term: int, out: np.ndarray | None = None) -> np.ndarray:
+    def elementwise(self, w: np.ndarray, term: int, out: np.ndarray | None = None, shift: int = 0) -> np.ndarray:
         """``|w|**p`` of term ``term`` (``|w|`` for L-infinity), written once into ``out`` (or a new array).
 
-        Products instead of ``pow`` for p = 1, 2, 3; no temporary the size of ``w``.
+        Products instead of ``pow`` for p = 1, 2, 3; no temporary the size of ``w``. ``shift``: the
+        cost of ``w * 2**-shift`` instead (exact: a power of two), which keeps ``|w|**p`` inside float64
+        for weights far from 1 (`graph.build_graph`).
         """
         p = self.terms[term][1]
+        if shift:
+            w = np.ldexp(w, -shift, out=out)
         if p == 2.0:
             return np.square(w, out=out)
+        aliased = w is out
         out = np.abs(w, out=out)
-        if p == 3.0:
+        if p == 3.0 and not aliased:
             out *= w
             out *= w
         elif p == 0.5:

@@ -26,6 +26,7 @@ from scipy.sparse.csgraph import connected_components
 from .arena import empty_like_all
 from .costs import Cost
 from .flat import FlatGraph, Point, balance_sides
+from ..errors import NumericalError
 from ..model.kinds import get_kind
 from ..model.network import Network
 
@@ -81,6 +82,8 @@ class CostGraph:
     bias: dict[str, list[np.ndarray]]
     loops: dict[str, list[np.ndarray]]
     tie_index: dict[str, np.ndarray]
+    shift: int = 0  # K is the cost of the parameters times 2**-shift (`cost_shift`)
+    lossy: list[str] = field(default_factory=list)  # parameters whose |w|**p is below float64's normal range
     exponents: tuple[float, ...] = field(init=False)
     alphas: tuple[float, ...] = field(init=False)
     linf: bool = field(init=False)  # sums are maxima (L-infinity)
@@ -94,6 +97,11 @@ class CostGraph:
     @property
     def n_terms(self) -> int:
         return len(self.cost.terms)
+
+    @property
+    def log_unit(self) -> float:
+        """``log`` of the factor from the graph's costs to the parameters' (``p * shift * log 2``; 0 unshifted)."""
+        return self.exponents[0] * self.shift * math.log(2.0) if self.shift else 0.0
 
     @property
     def n_free(self) -> int:
@@ -136,6 +144,36 @@ class CostGraph:
         if self.linf:
             return float(max(max(A.max(initial=0.0), S.max(initial=0.0)) for A, _, S in costs.values()))
         return float(sum(np.dot(self.alphas, A.sum(axis=1) + S.sum(axis=1)) for A, _, S in costs.values()))
+
+
+def cost_shift(net: Network, cost: Cost) -> int:
+    """The power of two ``shift`` by which a single-term Lp cost divides every parameter before ``|w|**p``.
+
+    Balancing is unchanged when every parameter is multiplied by one factor (every cost is multiplied
+    by its ``p``-th power), so the graph of ``w * 2**-shift`` has the same balanced state, and with the
+    largest ``|w|`` scaled into ``[1/2, 1)`` no ``|w|**p`` overflows. 0 unless ``|w|**p`` of the largest
+    parameter would leave ``[2**-256, 2**256]`` (costs then are exactly those of the parameters), and for
+    L-infinity (``|w|`` itself) and weighted sums of terms (whose balanced state changes under a factor).
+    """
+    if cost.is_linf or len(cost.terms) != 1:
+        return 0
+    arrays = [proj.weight for proj in net.projections]
+    if cost.include_bias:
+        arrays += [pop.bias for pop in net.populations.values() if pop.bias is not None]
+    largest = max((max(float(a.max()), -float(a.min())) for a in arrays if a.size), default=0.0)
+    if not 0.0 < largest < math.inf:
+        return 0
+    exponent = math.frexp(largest)[1]
+    return exponent if abs(cost.p * exponent) > 256 else 0
+
+
+def _check_range(K: np.ndarray, w: np.ndarray, p: float, where: str, lossy: list[str]) -> None:
+    """Refuse an ``|w|**p`` that overflowed; note ``where`` in ``lossy`` if a nonzero ``w`` fell below float64's normal range."""
+    if not math.isfinite(float(np.sum(K))) and not np.isfinite(K).all():
+        raise NumericalError(f"overflow: |w|**{p:g} of {where} exceeds float64's largest number "
+                             f"({np.finfo(float).max:.3g}); largest |w| = {float(np.max(np.abs(w))):.3g}")
+    if np.count_nonzero(K >= np.finfo(float).tiny) < np.count_nonzero(w):
+        lossy.append(where)
 
 
 def _aggregate(values: np.ndarray, post_idx: np.ndarray, pre_idx: np.ndarray, n_post: int, n_pre: int,
@@ -192,10 +230,17 @@ def build_graph(net: Network, cost: Cost, tie: str | None = None) -> CostGraph:
     Returns
     -------
     CostGraph
+
+    Raises
+    ------
+    NumericalError
+        When ``|w|**p`` of a term of a weighted sum overflows float64 (a single term is computed for
+        ``w * 2**-shift``, see `cost_shift`, and cannot overflow).
     """
     if tie not in TIES:
         raise ValueError(f"tie must be one of {TIES}, got {tie!r}")
     linf = cost.is_linf
+    shift = cost_shift(net, cost)
     n_terms = len(cost.terms)
     tie_index = {name: _tie_groups(net, name, tie) for name in net.populations}
     sizes = {name: int(idx.max()) + 1 for name, idx in tie_index.items()}
@@ -204,6 +249,7 @@ def build_graph(net: Network, cost: Cost, tie: str | None = None) -> CostGraph:
 
     blocks: dict[tuple[str, str], Block] = {}
     loops: dict[str, list[np.ndarray]] = {}
+    lossy: list[str] = []
     groups = [get_kind(proj.kind).groups(proj, net.populations[proj.pre], net.populations[proj.post])
               for proj in net.projections]
     # Projections whose parameters are one per pair of units (plain dense ones, untied): K = |W|**p is
@@ -216,10 +262,13 @@ def build_graph(net: Network, cost: Cost, tie: str | None = None) -> CostGraph:
         pre, post = net.populations[proj.pre], net.populations[proj.post]
         Ks = []
         for t in range(n_terms):
+            with np.errstate(over="ignore"):  # an overflow is refused by `_check_range`
+                values = cost.elementwise(proj.weight, t, out=next(slots) if one else None, shift=shift)
+            _check_range(values, proj.weight, cost.terms[t][1], f"projection {proj.name!r}", lossy)
             if one:
-                Ks.append(cost.elementwise(proj.weight, t, out=next(slots)))
+                Ks.append(values)
                 continue
-            K = _aggregate(cost.elementwise(proj.weight, t), post_idx, pre_idx, post.size, pre.size, linf)
+            K = _aggregate(values, post_idx, pre_idx, post.size, pre.size, linf)
             Ks.append(_coarsen(K, tie_index[post.name], tie_index[pre.name], sizes[post.name], sizes[pre.name], linf))
         if proj.pre == proj.post:
             diag = [np.diagonal(K).copy() for K in Ks]
@@ -241,7 +290,9 @@ def build_graph(net: Network, cost: Cost, tie: str | None = None) -> CostGraph:
             if pop.bias is not None:
                 terms = []
                 for t in range(n_terms):
-                    values = cost.elementwise(pop.bias, t)
+                    with np.errstate(over="ignore"):
+                        values = cost.elementwise(pop.bias, t, shift=shift)
+                    _check_range(values, pop.bias, cost.terms[t][1], f"population {name!r} bias", lossy)
                     grouped = np.zeros(sizes[name])
                     (np.maximum.at if linf else np.add.at)(grouped, tie_index[name], values)
                     terms.append(grouped)
@@ -250,7 +301,7 @@ def build_graph(net: Network, cost: Cost, tie: str | None = None) -> CostGraph:
     balanced = {name: np.full(sizes[name], pop.balanced) for name, pop in net.populations.items()}
     none = {name: np.zeros(n, dtype=bool) for name, n in sizes.items()}
     graph = CostGraph(cost, sizes, degree, balanced, none, dict(none), dict(none), list(blocks.values()),
-                      bias, loops, tie_index)
+                      bias, loops, tie_index, shift, lossy)
     _mark_dead_and_floating(graph)
     graph.flat.set_masks(graph)  # the masks are final only now
     return graph

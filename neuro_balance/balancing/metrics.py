@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 
 from ..model.activations import parse_activation
 from .costs import Cost
 from .graph import build_graph, relative_imbalance
 from .local import optimal_log_step
+from .verify import unscaled
 from ..model.network import Network
 
 __all__ = ["ImbalanceReport", "imbalance", "path_norm"]
@@ -35,7 +38,9 @@ class ImbalanceReport:
     max_relative : float
         Largest relative imbalance over the balanced units.
     total_cost : float
-        The cost of all parameters.
+        The cost of all parameters (``inf`` beyond float64: see ``log_total_cost``).
+    log_total_cost : float
+        Its natural log, computed without leaving float64 (``-inf`` for a zero cost).
     """
 
     cost: Cost
@@ -48,6 +53,7 @@ class ImbalanceReport:
     dead: dict[str, np.ndarray]
     max_relative: float
     total_cost: float
+    log_total_cost: float = 0.0
 
     @property
     def total_deficit(self) -> float:
@@ -59,7 +65,7 @@ class ImbalanceReport:
         return int(sum(m.sum() for m in self.dead.values()))
 
     def __repr__(self) -> str:
-        lines = [f"ImbalanceReport({self.cost}): total cost {self.total_cost:.6g}, "
+        lines = [f"ImbalanceReport({self.cost}): total cost {_format_cost(self.total_cost, self.log_total_cost)}, "
                  f"max relative imbalance {self.max_relative:.3g}, {self.n_dead} dead units"]
         for name, mask in self.balanced.items():
             if mask.any() or self.dead[name].any():
@@ -103,7 +109,12 @@ def imbalance(net: Network, cost: Cost, tie: str | None = None) -> ImbalanceRepo
         else:
             in_cost[name] = alphas @ (A + S)
             out_cost[name] = alphas @ (B + S)
-        deficit[name] = (in_cost[name] - out_cost[name]) ** 2
+        with np.errstate(over="ignore"):
+            deficit[name] = (in_cost[name] - out_cost[name]) ** 2
+        if graph.log_unit:  # the graph's costs are the parameters' times exp(-log_unit) (`graph.cost_shift`)
+            with np.errstate(over="ignore", divide="ignore"):
+                for values, power in ((in_cost[name], 1), (out_cost[name], 1), (deficit[name], 2)):
+                    values[...] = np.exp(np.log(values) + power * graph.log_unit)
         balanced[name] = graph.free[name] | graph.pinned[name]
         step = np.zeros(graph.sizes[name])
         if graph.free[name].any():
@@ -111,8 +122,18 @@ def imbalance(net: Network, cost: Cost, tie: str | None = None) -> ImbalanceRepo
             step[idx] = optimal_log_step(graph, graph.degree[name], A[:, idx], B[:, idx], S[:, idx])
         lam[name] = np.exp(step)
     worst = max((float(np.max(rel[n][balanced[n]])) for n in rel if balanced[n].any()), default=0.0)
+    total = graph.total_cost(u, costs)
+    log_total = (math.log(total) if total > 0 else -math.inf) + graph.log_unit
     return ImbalanceReport(cost, in_cost, out_cost, lam, rel, deficit, balanced, dict(graph.dead),
-                           worst, graph.total_cost(u, costs))
+                           worst, unscaled(total, graph.log_unit), log_total)
+
+
+def _format_cost(total: float, log_total: float) -> str:
+    """``total`` to 6 digits, or from its log when it exceeds float64."""
+    if (0 < total < math.inf) or not math.isfinite(log_total):
+        return f"{total:.6g}"
+    exponent = math.floor(log_total / math.log(10))
+    return f"{math.exp(log_total - exponent * math.log(10)):.6g}e{exponent:+d} (outside float64)"
 
 
 def path_norm(net: Network, q: float = 1.0) -> float:

@@ -18,6 +18,7 @@ from .closed_form import linf_log_step, loop_rate, lp_log_step
 from .flat import balance_sides, cols_max, rows_max
 from .graph import CostGraph
 from .unit_step import LN2, best_pow2_step, optimal_log_step, scalar_root
+from .verify import step_error
 
 __all__ = ["BalanceState"]
 
@@ -138,8 +139,11 @@ class BalanceState:
             gin, gout = balance_sides(g.linf, self._w1, A, B, S, g.degree[name])
             top = np.maximum(gin, gout)
             live = top > 0
-            if live.any():
-                worst = max(worst, float(np.max(np.abs(gin[live] - gout[live]) / top[live])))
+            if live.any():  # NaN (a cost that left float64) wins: max() alone would drop it
+                here = float(np.max(np.abs(gin[live] - gout[live]) / top[live]))
+                worst = here if here != here or here > worst else worst
+            if np.isnan(top).any():
+                worst = math.nan
         total = [0.0] * g.n_terms
         for t, p in enumerate(g.exponents):
             shares = []
@@ -191,6 +195,13 @@ class BalanceState:
         """
         if grid is not None:
             return float(self.balance(name, np.array([i]), fraction, grid)[0])
+        try:
+            return self._balance_one(name, i, fraction)
+        except (ValueError, ZeroDivisionError, OverflowError) as err:  # exp(> 709), log(0)
+            raise step_error(name, i, err) from None
+
+    def _balance_one(self, name: str, i: int, fraction: float) -> float:
+        """`balance_one` without a grid."""
         g = self.graph
         c, u = g.degree[name], self.u[name]
         A, B, S = [], [], []

@@ -22,6 +22,7 @@ import numpy as np
 from .closed_form import lambda_exponent, linf_log_step, loop_rate, out_factor
 from .state import IN, OUT, BalanceState
 from .unit_step import scalar_root
+from .verify import step_error
 
 __all__ = ["UnitLoop"]
 
@@ -78,30 +79,42 @@ class UnitLoop:
                           self._eb[name], p, p * c, out_factor(c, g.linf), lambda_exponent(p, c, g.linf), loops,
                           p * loop_rate(c), c, writes[name])
         self._plan = [(pops[name], i) for name, i in units]
+        self._units = units
 
     def run(self, order, fraction: float = 1.0) -> None:
-        """Balance ``units[k]`` for every ``k`` of ``order``, one after the other."""
+        """Balance ``units[k]`` for every ``k`` of ``order``, one after the other.
+
+        Raises
+        ------
+        NumericalError
+            When a unit's in- or out-cost, or its factor, leaves float64 (naming the unit).
+        """
         exp, log, graph = math.exp, math.log, self.state.graph
         plan, linf = self._plan, graph.linf
         agg = max if linf else float.__add__
-        for k in order:
-            pop, i = plan[k]
-            rows, sums, cin, cout, u, ea, eb, p, pc, factor, power, loops, rate, c, (write_b, write_a) = pop
-            s_in, s_out = sums(rows[i]).tolist()
-            A, B = ea[i] * agg(s_in, cin[i]), eb[i] * agg(s_out, cout[i])
-            if loops is not None and loops[i] > 0.0:
-                S = loops[i] * exp(rate * u[i])
-                delta = float(linf_log_step(A, B, S, c)) if linf else scalar_root(graph, c, [A], [B], [S])
-            else:
-                delta = log(factor * B / A) * power
-            ui = u[i] + delta * fraction
-            u[i] = ui
-            a, b = exp(p * ui), exp(-pc * ui)
-            ea[i], eb[i] = a, b
-            for row, start in write_b:
-                row[start + i] = b
-            for row, start in write_a:
-                row[start + i] = a
+        k = None
+        try:
+            for k in order:
+                pop, i = plan[k]
+                rows, sums, cin, cout, u, ea, eb, p, pc, factor, power, loops, rate, c, (write_b, write_a) = pop
+                s_in, s_out = sums(rows[i]).tolist()
+                A, B = ea[i] * agg(s_in, cin[i]), eb[i] * agg(s_out, cout[i])
+                if loops is not None and loops[i] > 0.0:
+                    S = loops[i] * exp(rate * u[i])
+                    delta = float(linf_log_step(A, B, S, c)) if linf else scalar_root(graph, c, [A], [B], [S])
+                else:
+                    delta = log(factor * B / A) * power
+                ui = u[i] + delta * fraction
+                u[i] = ui
+                a, b = exp(p * ui), exp(-pc * ui)
+                ea[i], eb[i] = a, b
+                for row, start in write_b:
+                    row[start + i] = b
+                for row, start in write_a:
+                    row[start + i] = a
+        except (ValueError, ZeroDivisionError, OverflowError) as err:  # log(0), x / 0, exp(> 709)
+            name, i = self._units[k]
+            raise step_error(name, i, err) from None
 
     def sync(self) -> None:
         """Write the log-scales and factors of `run` back into the state (its cached products go stale)."""

@@ -1,0 +1,191 @@
+"""Numerical extremes: a balancing result is returned only if it is one, else a `NumericalError` says which limit.
+
+A fixed grid of nets x costs (p from 1e-3 to 50, L-infinity) x methods x weight magnitudes (every
+parameter times 1e-300 .. 1e300). Each run either raises `NumericalError` naming the float64 limit it
+hit (overflow, underflow to 0, NaN) or returns finite parameters that compute the input network's
+function on a probe batch and, when marked converged, are balanced (checked again from the result's
+own weights by `nb.imbalance`). Before these checks existed the same grid returned NaN weights marked
+converged (``Lp(1e-6)``, ``digits_mlp`` with ``Lp(0.001)``), changed functions (``bipu:1e-3``), NaN
+imbalances for weights >= 1e160, and bare ``ValueError: math domain error`` from the stochastic loop.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import neuro_balance as nb
+from neuro_balance.errors import NumericalError
+from neuro_balance.resources import resource_dir
+from strategies import random_weights
+
+PS = (1e-3, 0.01, 0.3, 1.0, 2.0, 4.0, 50.0)
+COSTS = [nb.Lp(p) for p in PS] + [nb.Linf()]
+METHODS = ("global", "stochastic", "sweep")
+MAGNITUDES = (1e-300, 1e-150, 1.0, 1e150, 1e300)
+LIMITS = ("overflow", "underflow to 0", "NaN")
+
+
+def _spread(seed: int, sizes, spread: float, activation="relu") -> nb.Network:
+    """An MLP whose rows and columns have log-normal gains (weights over many orders of magnitude)."""
+    net = nb.mlp(sizes, activation=activation, seed=seed)
+    rng = np.random.default_rng(seed)
+    for proj in net.projections:
+        proj.weight = random_weights(rng, *proj.weight.shape, spread=spread)
+    return net
+
+
+def _sparse(seed: int) -> nb.Network:
+    net = nb.mlp([6, 8, 8, 3], seed=seed)
+    rng = np.random.default_rng(seed)
+    for proj in net.projections:
+        proj.weight[rng.random(proj.weight.shape) < 0.6] = 0.0
+    return net
+
+
+NETS = {
+    "mlp": lambda: nb.mlp([6, 5, 4, 3], seed=0),
+    "dag": lambda: nb.dag([5, 6, 5, 3], seed=1),
+    "rnn": lambda: nb.rnn(4, [5], 3, seed=2),
+    "bipu2": lambda: nb.mlp([5, 4, 4, 3], activation="bipu:2.0", seed=3),
+    "bipu_small": lambda: nb.mlp([5, 4, 4, 3], activation="bipu:1e-3", seed=7),
+    "spread": lambda: _spread(5, [6, 8, 8, 3], 3.0),
+    "spread_bipu": lambda: _spread(0, [6, 8, 8, 3], 2.0, ["relu", "bipu:2.0"]),
+    "sparse": lambda: _sparse(6),
+    "conv": lambda: nb.conv_net((1, 6, 6), [{"channels": 2, "kernel": 3}], dense=[4], n_out=3, seed=4),
+}
+
+
+def _times(net: nb.Network, factor: float, biases: bool = True) -> nb.Network:
+    """Every weight (and bias) of ``net`` times ``factor``."""
+    out = net.copy()
+    for proj in out.projections:
+        proj.weight *= factor
+    for pop in out.populations.values():
+        if pop.bias is not None and biases:
+            pop.bias *= factor
+    return out
+
+
+def _probe(net: nb.Network) -> np.ndarray:
+    shape = (4, 3, net.input.n_features) if net.recurrent else (6, net.input.n_features)
+    return np.random.default_rng(1).uniform(-2, 2, size=shape)
+
+
+def _outcome(net: nb.Network, cost, method: str, **options) -> str:
+    """Run one cell; return ``"result"`` or ``"refused"``, failing on anything that is neither."""
+    x = _probe(net)
+    with np.errstate(all="ignore"):
+        y0 = net.forward(x)
+    try:
+        res = nb.balance(net, cost, method, **options)
+    except NumericalError as err:
+        text = str(err)
+        assert text.startswith(LIMITS), text
+        assert "\n" not in text
+        return "refused"
+    params = [p.weight for p in res.network.projections] + [p.bias for p in res.network.populations.values()
+                                                           if p.bias is not None]
+    assert all(np.isfinite(a).all() for a in params), "non-finite parameters returned"
+    for a, b in zip(params, [p.weight for p in net.projections] + [p.bias for p in net.populations.values()
+                                                                  if p.bias is not None]):
+        assert np.count_nonzero(a) == np.count_nonzero(b), "a parameter underflowed to 0"
+    with np.errstate(all="ignore"):
+        y1 = res.network.forward(x)
+    known = np.isfinite(y0)
+    assert np.isfinite(y1[known]).all(), "the balanced network overflows where the input's does not"
+    if known.any():
+        top = np.max(np.abs(y0[known]))
+        assert np.max(np.abs(y1[known] - y0[known])) <= 1e-8 * top + np.finfo(float).tiny, "function changed"
+    assert math.isfinite(res.imbalance)
+    if res.converged and options.get("scale_grid") is None:
+        assert res.imbalance <= options.get("tol", 1e-10)
+        assert nb.imbalance(res.network, cost, options.get("tie")).max_relative <= 1e-8, "converged but unbalanced"
+    return "result"
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_grid_returns_a_result_or_a_clear_refusal(name):
+    base = NETS[name]()
+    counts = {"result": 0, "refused": 0}
+    for magnitude in MAGNITUDES:
+        net = _times(base, magnitude)
+        for cost in COSTS:
+            for method in METHODS:
+                counts[_outcome(net, cost, method, max_iter=None if method == "global" else 2000)] += 1
+    assert counts["result"] > 0
+    if name in ("mlp", "dag", "rnn", "conv", "spread", "sparse"):  # BiLU nets: L1, L2 and Linf reach balance anywhere
+        assert counts["result"] >= len(MAGNITUDES) * 3 * len(METHODS)
+
+
+@pytest.mark.parametrize("options", [dict(tie="layer"), dict(scale_grid="pow2"), dict(fraction=0.5),
+                                     dict(cost=nb.Lp(1) + 0.1 * nb.Lp(2)), dict(cost=nb.Lp(0.5) + nb.Lp(4))])
+def test_options_return_a_result_or_a_clear_refusal(options):
+    options = dict(options)
+    costs = [options.pop("cost")] if "cost" in options else [nb.Lp(p) for p in (1e-3, 0.3, 2.0, 50.0)] + [nb.Linf()]
+    methods = ("stochastic", "sweep") if options.get("scale_grid") or options.get("fraction") else METHODS
+    for name in ("mlp", "bipu2", "spread"):
+        for magnitude in (1e-300, 1.0, 1e160, 1e300):
+            net = _times(NETS[name](), magnitude)
+            for cost in costs:
+                for method in methods:
+                    _outcome(net, cost, method, max_iter=None if method == "global" else 2000, **options)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_tiny_p_is_refused_naming_the_limit_and_the_unit(method):
+    """Lp(1e-6) on a small MLP and Lp(0.001) on digits_mlp: the balanced factors are e^(+-1e3..1e5)."""
+    with pytest.raises(NumericalError, match=r"^(underflow to 0|overflow): .*unit h\d\[\d+\]"):
+        nb.balance(nb.mlp([6, 5, 4, 3], seed=0), nb.Lp(1e-6), method)
+    digits = nb.load_model(resource_dir("models") / "digits_mlp.yaml")
+    with pytest.raises(NumericalError, match=r"^(underflow to 0|overflow): .*projection"):
+        nb.balance(digits, nb.Lp(0.001), method)
+
+
+def test_bipu_small_degree_is_refused_not_returned_with_weights_at_zero():
+    net = nb.mlp([6, 5, 4, 3], activation="bipu:1e-3", seed=0)
+    for method in METHODS:
+        with pytest.raises(NumericalError, match="^underflow to 0"):
+            nb.balance(net, nb.Lp(1e-3), method)
+
+
+@pytest.mark.parametrize("magnitude", [1e160, 1e300, 1e-300])
+def test_balanced_state_does_not_depend_on_a_common_factor(magnitude):
+    """Every cost of a single Lp term is multiplied by ``s**p`` when every parameter is multiplied by s, so the
+    balance equations, hence the log-scales, are those of the unscaled network (theory §3, eq 3.2)."""
+    base = nb.mlp([6, 5, 4, 3], seed=0)
+    for method in METHODS:
+        want = nb.balance(base, nb.Lp(2), method)
+        got = nb.balance(_times(base, magnitude), nb.Lp(2), method)
+        assert got.converged
+        for name in want.log_scales:
+            np.testing.assert_allclose(got.log_scales[name], want.log_scales[name], atol=1e-8)
+
+
+def test_imbalance_of_huge_weights_is_finite_and_the_cost_is_its_log():
+    """``nb.imbalance`` on weights x 1e160 (|w|**2 ~ 1e320): the relative imbalance is that of the unscaled
+    network, and log(total cost) = log(cost of the unscaled one) + 2 log(1e160)."""
+    base = nb.mlp([6, 5, 4, 3], seed=0)
+    want, got = nb.imbalance(base, nb.Lp(2)), nb.imbalance(_times(base, 1e160), nb.Lp(2))
+    assert math.isfinite(got.max_relative)
+    assert got.max_relative == pytest.approx(want.max_relative, rel=1e-12)
+    assert got.log_total_cost == pytest.approx(math.log(want.total_cost) + 2 * math.log(1e160), rel=1e-14)
+    assert "outside float64" in repr(got) and "nan" not in repr(got)
+
+
+def test_stochastic_loop_refuses_instead_of_math_domain_error():
+    """The case that raised a bare ``ValueError: math domain error`` in the stochastic loop: log(B / A)
+    after an in-cost underflowed to 0 (BiPU layer, weights but not biases x 1e-300)."""
+    net = _times(NETS["spread_bipu"](), 1e-300, biases=False)
+    for cost in (nb.Lp(1), nb.Linf()):
+        assert _outcome(net, cost, "stochastic", max_iter=300) in ("result", "refused")
+
+
+def test_inplace_failure_leaves_the_network_unchanged():
+    net = nb.mlp([6, 5, 4, 3], seed=0)
+    before = [p.weight.copy() for p in net.projections]
+    with pytest.raises(NumericalError):
+        nb.balance(net, nb.Lp(1e-6), inplace=True)
+    for w, old in zip((p.weight for p in net.projections), before):
+        np.testing.assert_array_equal(w, old)
