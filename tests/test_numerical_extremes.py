@@ -11,6 +11,8 @@ imbalances for weights >= 1e160, and bare ``ValueError: math domain error`` from
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -189,3 +191,26 @@ def test_inplace_failure_leaves_the_network_unchanged():
         nb.balance(net, nb.Lp(1e-6), inplace=True)
     for w, old in zip((p.weight for p in net.projections), before):
         np.testing.assert_array_equal(w, old)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "neuro_balance.app.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_balance_with_tiny_p_is_one_line_and_writes_nothing(tmp_path):
+    """``neuro-balance balance models/digits_mlp.yaml --cost Lp:0.001``: exit 1, the limit named, no output file."""
+    out = tmp_path / "o.yaml"
+    proc = _cli("balance", resource_dir("models") / "digits_mlp.yaml", "--cost", "Lp:0.001", "-o", out)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "underflow to 0" in lines[0] and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_inspect_huge_weights_prints_the_cost_from_its_log(tmp_path):
+    path = tmp_path / "big.yaml"
+    nb.save_model(_times(nb.load_model(resource_dir("models") / "digits_mlp.yaml"), 1e160, biases=False), path)
+    proc = _cli("inspect", path)
+    assert proc.returncode == 0, proc.stderr
+    assert "outside float64" in proc.stdout and "nan" not in proc.stdout

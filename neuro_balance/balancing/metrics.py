@@ -61,11 +61,16 @@ class ImbalanceReport:
         return float(sum(self.deficit[n][self.balanced[n]].sum() for n in self.deficit))
 
     @property
+    def total_cost_text(self) -> str:
+        """``total_cost`` to 6 digits, written from its log when it is outside float64 (e.g. ``2.4e+321 (outside float64)``)."""
+        return _format_cost(self.total_cost, self.log_total_cost)
+
+    @property
     def n_dead(self) -> int:
         return int(sum(m.sum() for m in self.dead.values()))
 
     def __repr__(self) -> str:
-        lines = [f"ImbalanceReport({self.cost}): total cost {_format_cost(self.total_cost, self.log_total_cost)}, "
+        lines = [f"ImbalanceReport({self.cost}): total cost {self.total_cost_text}, "
                  f"max relative imbalance {self.max_relative:.3g}, {self.n_dead} dead units"]
         for name, mask in self.balanced.items():
             if mask.any() or self.dead[name].any():

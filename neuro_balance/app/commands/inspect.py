@@ -39,6 +39,6 @@ def run(args: argparse.Namespace) -> int:
               f"not a sum of the rows above); max relative imbalance {rep.max_relative:.3g}")
     else:
         print(f"in-cost / out-cost: the sum of |w|^{args.cost.p:g} over a population's incoming / outgoing "
-              f"parameters (biases count as incoming)\ntotal cost {rep.total_cost:.6g}: the sum over "
+              f"parameters (biases count as incoming)\ntotal cost {rep.total_cost_text}: the sum over "
               f"every parameter once; max relative imbalance {rep.max_relative:.3g}")
     return 0
