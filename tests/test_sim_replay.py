@@ -11,11 +11,15 @@ import neuro_balance as nb
 
 pytest.importorskip("brian2")
 from neuro_balance.balancing.graph import build_graph  # noqa: E402
-from neuro_balance.sim import BalanceEvents, BalancingNetwork, max_relative_difference, replay  # noqa: E402
+import neuro_balance.sim.build as build_module  # noqa: E402
+from neuro_balance.sim import BalancingNetwork, max_relative_difference, replay, trajectory_difference  # noqa: E402
 
 # Rounding only: each event multiplies weights in Brian2 and adds log-scales in the replay, so the
-# two differ by a few ulps per event (measured ~1e-15 after ~100 events); 1e-12 leaves headroom
-# while any wrong schedule or lambda moves weights by >= 1e-3.
+# two differ by a few ulps per event (measured ~1e-15 after ~100 events); 1e-12 leaves headroom.
+# Final weights alone do not catch every wrong schedule: the balanced state is unique, so a wrong
+# schedule that still converges ends at the same weights (with neighbour detection switched off, a
+# short run differs by ~3e-5 but a converged one by ~5e-16). Hence `matches_replay` also compares
+# the trajectory: every factor an agent recorded at its events (test_a_wrong_schedule_that_converges...).
 EXACT = 1e-12
 
 NETS = {
@@ -30,6 +34,12 @@ def simulate(net, cost, duration=0.02, rate=500.0, monitor_dt=None, **kwargs):
     bn = BalancingNetwork(net, cost, rate=rate, monitor_dt=monitor_dt, **kwargs)
     bn.run(duration)
     return bn
+
+
+def matches_replay(bn, net, cost) -> bool:
+    """The agents' final weights and their whole trajectory equal the replay of their events."""
+    rep = replay(net, cost, bn.events)
+    return max_relative_difference(bn.network, rep.network) <= EXACT and trajectory_difference(bn.events, rep) <= EXACT
 
 
 def share_a_parameter(graph, a, b) -> bool:
@@ -49,9 +59,10 @@ def test_agents_equal_replay_of_their_events(kind, p, schedule):
     bn = simulate(net, cost, schedule=schedule)
     events = bn.events
     assert len(events) > 50
-    assert max_relative_difference(bn.network, replay(net, cost, events).network) <= EXACT
-    # the agents' cumulative factors are the replay's log-scales
     rep = replay(net, cost, events)
+    assert max_relative_difference(bn.network, rep.network) <= EXACT
+    assert trajectory_difference(events, rep) <= EXACT  # every factor along the way, not only the end
+    # the agents' cumulative factors are the replay's log-scales
     for name, u in bn.log_scales.items():
         np.testing.assert_allclose(u, rep.log_scales[name], atol=1e-12)
 
@@ -65,8 +76,25 @@ def test_replay_detects_a_missing_event():
     ev = bn.events
     keep = np.ones(len(ev), dtype=bool)
     keep[0] = False
-    fewer = BalanceEvents(ev.t[keep], ev.step[keep], ev.population[keep], ev.index[keep], ev.order)
+    fewer = ev.select(keep)
     assert max_relative_difference(bn.network, replay(net, cost, fewer).network) > 1e-6
+
+
+def test_a_wrong_schedule_that_converges_is_caught_by_the_trajectory(monkeypatch):
+    """Neighbour detection switched off: neighbours that request together both balance on stale
+    sums (Jacobi), which is not the sequential algorithm the replay runs. On a converged run the
+    final weights still agree to rounding (the balanced state is unique), so a final-weights oracle
+    passes; the factors recorded at the events do not agree."""
+    net, cost = NETS["rnn"](), nb.Lp(2)
+    correct = simulate(net, cost, rate=3000.0, duration=0.1)
+    assert matches_replay(correct, net, cost)
+    monkeypatch.setattr(build_module, "detect_code", lambda side, flag="req": f"lost_{side} += 0")
+    wrong = simulate(net, cost, rate=3000.0, duration=0.1)
+    rep = replay(net, cost, wrong.events)
+    assert nb.imbalance(wrong.network, cost).max_relative < 1e-12  # converged
+    assert max_relative_difference(wrong.network, rep.network) <= EXACT  # final weights: blind
+    assert trajectory_difference(wrong.events, rep) > 1e-4  # trajectory: caught
+    assert not matches_replay(wrong, net, cost)
 
 
 def winners_by_step(ev):
@@ -99,7 +127,7 @@ def test_neighbours_never_balance_in_the_same_step(kind, schedule):
     # several units really balance in one step, except in the recurrent net whose agents all share
     # parameters with each other (dense recurrent and feedforward weights: one winner per step)
     assert (busy == 0) if kind == "rnn" else (busy > 0)
-    assert max_relative_difference(bn.network, replay(net, nb.Lp(2), ev).network) <= EXACT
+    assert matches_replay(bn, net, nb.Lp(2))
 
 
 def test_local_conflicts_are_resolved_and_losers_retry():
@@ -115,14 +143,14 @@ def test_local_conflicts_are_resolved_and_losers_retry():
     assert len(bn.events) < 0.9 * 5000.0 * 0.01 * total_units  # conflicts really cost requests
     per_unit = np.concatenate(list(counts.values()))
     assert per_unit.min() >= 5 and per_unit.max() <= 3 * per_unit.min()
-    assert max_relative_difference(bn.network, replay(net, nb.Lp(2), bn.events).network) <= EXACT
+    assert matches_replay(bn, net, nb.Lp(2))
 
 
 @pytest.mark.parametrize("cost", [nb.Linf(), nb.Lp(2).without_bias(), nb.Lp(1.5)], ids=repr)
 def test_other_costs_equal_replay(cost):
     net = NETS["dag"]()
     bn = simulate(net, cost)
-    assert max_relative_difference(bn.network, replay(net, cost, bn.events).network) <= EXACT
+    assert matches_replay(bn, net, cost)
 
 
 def test_biases_left_out_of_the_cost_are_still_scaled():
@@ -142,7 +170,7 @@ def test_dead_unit_keeps_lambda_one():
     assert bn.log_scales["h1"][2] == 0.0
     out = bn.network
     assert all(np.all(np.isfinite(p.weight)) for p in out.projections)
-    assert max_relative_difference(out, replay(net, nb.Lp(2), bn.events).network) <= EXACT
+    assert matches_replay(bn, net, nb.Lp(2))
 
 
 def test_non_homogeneous_populations_are_never_agents():
@@ -152,13 +180,13 @@ def test_non_homogeneous_populations_are_never_agents():
     assert set(bn.events.population) == {"h1", "h3"}
     x = np.random.default_rng(1).normal(size=(10, 6))
     np.testing.assert_allclose(bn.network.forward(x), net.forward(x), rtol=0, atol=1e-12)
-    assert max_relative_difference(bn.network, replay(net, nb.Lp(2), bn.events).network) <= EXACT
+    assert matches_replay(bn, net, nb.Lp(2))
 
 
 def test_power_units_scale_by_lambda_to_the_degree():
     net = nb.mlp([6, 5, 4, 3], activation=["bipu:2", "relu"], seed=1)
     bn = simulate(net, nb.Lp(2))
-    assert max_relative_difference(bn.network, replay(net, nb.Lp(2), bn.events).network) <= EXACT
+    assert matches_replay(bn, net, nb.Lp(2))
     x = np.random.default_rng(2).normal(size=(10, 6))
     np.testing.assert_allclose(bn.network.forward(x), net.forward(x), rtol=1e-12, atol=1e-12)
 
@@ -211,7 +239,7 @@ def test_a_slower_agent_clock_keeps_the_semantics():
     assert np.all(ev.step % 10 == 0)
     expected = 100.0 * 0.2 * sum(net.populations[n].size for n in bn.agents)
     assert 0.7 * expected < len(ev) < 1.2 * expected
-    assert max_relative_difference(bn.network, replay(net, cost, ev).network) <= EXACT
+    assert matches_replay(bn, net, cost)
 
 
 @pytest.mark.parametrize("kind, schedule", [("rnn", "local")] + [pytest.param(kind, schedule, marks=pytest.mark.slow)

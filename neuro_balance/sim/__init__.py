@@ -10,10 +10,11 @@ from .agents import AgentRun, run_agents
 from .bounds import QuantizationBound, quantization_bound
 from .device import TARGETS, cache_directory
 from .network import BalancingNetwork
-from .replay import BalanceEvents, ReplayResult, max_relative_difference, replay
+from .replay import BalanceEvents, ReplayResult, max_relative_difference, replay, trajectory_difference
 from .results import SpikeMeasurement
 from .spec import CODINGS, READOUTS, SCHEDULES, Drift
 
 __all__ = ["run_agents", "AgentRun", "quantization_bound", "QuantizationBound", "BalancingNetwork", "SpikeMeasurement",
-           "BalanceEvents", "ReplayResult", "replay", "max_relative_difference", "TARGETS", "CODINGS", "READOUTS",
+           "BalanceEvents", "ReplayResult", "replay", "max_relative_difference", "trajectory_difference",
+           "TARGETS", "CODINGS", "READOUTS",
            "SCHEDULES", "Drift", "cache_directory"]

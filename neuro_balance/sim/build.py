@@ -133,8 +133,9 @@ def build_objects(spec: AgentSpec, seed: int, gated: bool = False) -> BrianObjec
     for name in spec.agents:
         G = objects.groups[name]
         objects.event_monitors[name] = [
-            b2.EventMonitor(G, event, record=True, when="synapses", order=ORDERS["monitor"],
-                            name=G.name + "_" + event + "_events") for event in _balance_events(spec)]
+            b2.EventMonitor(G, event, variables=["lam_cum"], record=True, when="synapses", order=ORDERS["monitor"],
+                            name=G.name + "_" + event + "_events")
+            for event in _balance_events(spec)]
         parts += objects.event_monitors[name]
         if spec.monitor_dt is not None:
             objects.state_monitors[name] = b2.StateMonitor(G, ["lam_cum", "imb"] + (["v"] if spec.spiking else []),

@@ -4,7 +4,11 @@ Within one time step the Brian2 agents process populations in a fixed order (``B
 the ranks of their scheduling orders) and, inside a population, all of the step's events at once.
 Replaying the events in exactly that order with `BalanceState` (exact local balancing on log-scales,
 theory eq 3.3) is the sequential asynchronous algorithm the simulation claims to run; the Brian2
-weights must equal ``scale(net, u)`` of the replayed log-scales ``u`` up to rounding.
+weights must equal ``scale(net, u)`` of the replayed log-scales ``u`` up to rounding, and so must
+the whole trajectory: the cumulative factor each agent recorded at each of its events equals
+``exp(u)`` of the replay right after that event (`trajectory_difference`). Final weights alone
+are a weak oracle on a converged run (the balanced state is unique, so a wrong schedule that still
+converges ends in the same weights); the trajectory is not.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from ..balancing.graph import build_graph, max_imbalance
 from ..model.network import Network
 from ..balancing.scaling import scale
 
-__all__ = ["BalanceEvents", "ReplayResult", "replay", "max_relative_difference"]
+__all__ = ["BalanceEvents", "ReplayResult", "replay", "max_relative_difference", "trajectory_difference"]
 
 
 @dataclass
@@ -37,6 +41,8 @@ class BalanceEvents:
         Unit index within its population.
     order : tuple of str
         Order in which populations are processed within one step.
+    lam_cum : ndarray of float, shape (n,), optional
+        The unit's cumulative factor right after the event, as the agent recorded it.
     """
 
     t: np.ndarray
@@ -44,6 +50,12 @@ class BalanceEvents:
     population: np.ndarray
     index: np.ndarray
     order: tuple[str, ...]
+    lam_cum: np.ndarray | None = None
+
+    def select(self, keep: np.ndarray) -> "BalanceEvents":
+        """The events where the boolean mask ``keep`` is True."""
+        return BalanceEvents(self.t[keep], self.step[keep], self.population[keep], self.index[keep], self.order,
+                             None if self.lam_cum is None else self.lam_cum[keep])
 
     def __len__(self) -> int:
         return len(self.t)
@@ -64,12 +76,17 @@ class BalanceEvents:
 
 @dataclass
 class ReplayResult:
-    """Outcome of `replay`: the replayed network, its log-scales and the exact imbalance history."""
+    """Outcome of `replay`: the replayed network, its log-scales and the exact imbalance history.
+
+    ``event_log_scales[k]`` is the log-scale of event ``k``'s unit right after the event (events in
+    the order given to `replay`).
+    """
 
     network: Network
     log_scales: dict[str, np.ndarray]
     steps: np.ndarray
     imbalance: np.ndarray
+    event_log_scales: np.ndarray
 
 
 def replay(net: Network, cost: Cost, events: BalanceEvents, *, record_every: int | None = None) -> ReplayResult:
@@ -110,6 +127,7 @@ def replay(net: Network, cost: Cost, events: BalanceEvents, *, record_every: int
     steps, ranks = np.asarray(events.step)[order], pop_rank[order]
     idx_sorted = np.asarray(events.index)[order]
     history_steps, history = [0], [max_imbalance(graph, graph.unit_costs(state.u))]
+    after = np.zeros(len(events))
     next_record = record_every
     if len(order):
         bounds = np.flatnonzero(np.diff(steps) | np.diff(ranks)) + 1
@@ -121,14 +139,27 @@ def replay(net: Network, cost: Cost, events: BalanceEvents, *, record_every: int
                 history.append(max_imbalance(graph, graph.unit_costs(state.u)))
                 next_record = (steps[a] // record_every + 1) * record_every
             name = events.order[ranks[a]]
-            idx = idx_sorted[a:b]
-            idx = idx[graph.free[name][idx]]
+            group = idx_sorted[a:b]
+            idx = group[graph.free[name][group]]
             if len(idx):
                 state.balance(name, idx)
+            after[order[a:b]] = state.u[name][group]
         history_steps.append(int(steps[-1]) + 1)
         history.append(max_imbalance(graph, graph.unit_costs(state.u)))
     log_scales = {name: u for name, u in state.u.items() if net.populations[name].balanced}
-    return ReplayResult(scale(net, log_scales), log_scales, np.array(history_steps), np.array(history))
+    return ReplayResult(scale(net, log_scales), log_scales, np.array(history_steps), np.array(history), after)
+
+
+def trajectory_difference(events: BalanceEvents, result: ReplayResult) -> float:
+    """Largest ``|log lam_cum - u|`` over all events: the agents' recorded factors against the replay's.
+
+    ``result`` must be the `replay` of ``events`` (same order), which must carry ``lam_cum``.
+    """
+    if events.lam_cum is None:
+        raise ValueError("events: no recorded lam_cum (events read from a BalancingNetwork carry it)")
+    if not len(events):
+        return 0.0
+    return float(np.max(np.abs(np.log(events.lam_cum) - result.event_log_scales)))
 
 
 def max_relative_difference(a: Network, b: Network) -> float:

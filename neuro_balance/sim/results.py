@@ -23,7 +23,7 @@ class Results:
     weights: list            # (projection, flat index, weight)
     biases: dict
     lam_cum: dict
-    events: dict             # population -> (t, i)
+    events: dict             # population -> (t, i, lam_cum after the event)
     states: dict             # population -> (t, lam_cum, imb, v or None), each (units, samples) after t
     spikes: dict             # population -> (t, i)
     readout: tuple | None    # (t, v (units, samples)) of the integrating output, sampled at the end of each step
@@ -40,7 +40,7 @@ def read_results(objects, agents: list[str]) -> Results:
         [(s.projection, np.array(s.synapses.k[:]), np.array(s.synapses.w[:])) for s in objects.synapses],
         {n: np.array(G.b[:]) for n, G in objects.groups.items() if n in agents and "b" in G.variables},
         {n: np.array(objects.groups[n].lam_cum[:]) for n in agents},
-        {n: tuple(np.concatenate(a) for a in zip(*(pair(m, "t_", "i") for m in ms)))
+        {n: tuple(np.concatenate(a) for a in zip(*((*pair(m, "t_", "i"), np.array(m.lam_cum[:])) for m in ms)))
          for n, ms in objects.event_monitors.items()},
         {n: (np.array(m.t_[:]), np.array(m.lam_cum[:]), np.array(m.imb[:]),
              np.array(m.v[:]) if "v" in m.record_variables else None) for n, m in objects.state_monitors.items()},
@@ -63,15 +63,17 @@ def to_network(source: Network, res: Results) -> Network:
 def to_events(res: Results, agents: list[str], dt: float) -> BalanceEvents:
     """Every balance event, sorted by step, population rank and unit."""
     if not agents:
-        return BalanceEvents(np.zeros(0), np.zeros(0, int), np.zeros(0, dtype=object), np.zeros(0, int), ())
-    rec = {n: (t, i.astype(np.int64)) for n, (t, i) in res.events.items()}
+        return BalanceEvents(np.zeros(0), np.zeros(0, int), np.zeros(0, dtype=object), np.zeros(0, int), (),
+                             np.zeros(0))
+    rec = {n: (t, i.astype(np.int64), lam) for n, (t, i, lam) in res.events.items()}
     t = np.concatenate([rec[n][0] for n in agents])
+    lam_cum = np.concatenate([rec[n][2] for n in agents])
     idx = np.concatenate([rec[n][1] for n in agents]).astype(np.int64)
     pop = np.concatenate([np.full(len(rec[n][0]), n, dtype=object) for n in agents])
     rank = np.concatenate([np.full(len(rec[n][0]), r) for r, n in enumerate(agents)])
     step = np.rint(t / dt).astype(np.int64)
     order = np.lexsort((idx, rank, step))
-    return BalanceEvents(t[order], step[order], pop[order], idx[order], tuple(agents))
+    return BalanceEvents(t[order], step[order], pop[order], idx[order], tuple(agents), lam_cum[order])
 
 
 def to_history(res: Results) -> dict:
