@@ -28,6 +28,7 @@ Schema (version 1; ``*`` = required, any mapping may also carry ``unverified: tr
                           v_floor: int <= 0 within the membrane state's range,
                           synapse_shift: 0..12 (spikes filtered by a current synapse of 2**shift steps),
                           dash_syn: 1..15, dash_mem: 0..15 (Xylo's decay shifts of converted neurons)}
+    delays: {connection_steps: 0|1 (steps from a spike to the next population's input; default 0), ...}
     time, arithmetic, noise, learning, delays, limits, spike_payload_bits, stochastic,
     synapse_connectivity_bits: documentation (type-checked loosely)
 
@@ -165,6 +166,7 @@ _FIELDS: dict[str, Callable[[Any], str | None]] = {
     "conversion_defaults.synapse_shift": _int(0, 12),
     "conversion_defaults.dash_syn": _int(1, 15), "conversion_defaults.dash_mem": _int(0, 15),
     "neuron.variant": _enum("nengo_loihi", "lava", "xylosim"),
+    "delays.connection_steps": _int(0, 1),
 }
 _STRICT = ("weights", "accumulator", "state", "threshold", "bias", "analog", "conversion_defaults", "neuron",
            "inputs", "activations", "decay")

@@ -99,6 +99,9 @@ class ChipSpec:
     max_spikes_per_step : int or None
         Spikes a unit emits in one step of the stepped simulation (``neuron.max_spikes_per_step``,
         default 1); None (``unbounded``): ``floor(v / theta)``, as sinabs's ``MultiSpike``.
+    spike_delay : {0, 1}
+        Steps a spike takes to reach the next population in the stepped simulation
+        (``delays.connection_steps``, default 0: the same step).
     accumulator : IntFormat or None
     current : IntFormat or None
         State the per-step input plus bias must fit (Loihi ``u``, else the membrane).
@@ -152,6 +155,7 @@ class ChipSpec:
     synapse_shift: int = 0
     compare: str = "ge"
     max_spikes_per_step: int | None = 1
+    spike_delay: int = 0
     accumulator: IntFormat | None = None
     current: IntFormat | None = None
     membrane: IntFormat | None = None
@@ -320,6 +324,7 @@ class ChipSpec:
             compare=g("neuron.compare", "ge"),
             max_spikes_per_step=None if g("neuron.max_spikes_per_step", 1) == "unbounded"
             else int(g("neuron.max_spikes_per_step", 1)),
+            spike_delay=int(g("delays.connection_steps", 0)),
             accumulator=acc, current=current, membrane=membrane,
             threshold_bits=g("threshold.mantissa_bits") or g("threshold.bits"),
             threshold_shift=int(g("threshold.shift", 0)), threshold_signed=bool(g("threshold.signed", False)),

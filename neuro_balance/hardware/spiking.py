@@ -25,7 +25,7 @@ from .neurons import ACT_SHIFT, IntegrateFire, LoihiCUBA
 from .quantized import QuantizedNetwork
 from . import xylo_mapping
 
-__all__ = ["SpikingRun", "simulate"]
+__all__ = ["SpikingRun", "simulate", "neuron_populations"]
 
 
 @dataclass
@@ -65,7 +65,9 @@ def _regular_spikes(counts: np.ndarray, window: int, t: int) -> np.ndarray:
 def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None, record: bool = False) -> SpikingRun:
     """Run a quantised network step by step in integer arithmetic.
 
-    Spiking chips: Loihi profiles (``neuron.model: cuba_lif``, reset to zero) use `LoihiCUBA` with
+    Spiking chips: spikes reach the next population in the same step, or ``spike_delay`` steps
+    later (one on Loihi, as nengo-loihi's emulator and lava route them, input spikes included).
+    Loihi profiles (``neuron.model: cuba_lif``, reset to zero) use `LoihiCUBA` with
     the spec's synaptic filter (``du = (4096 >> synapse_shift) - 1``; ``du = 4095`` makes the current
     the step's input), ``dv = 0``, refractory 1 and ``vmin = v_floor``; other chips, and
     Loihi with ``reset="subtract"``, use `IntegrateFire` with the spec's reset and comparison.
@@ -105,7 +107,7 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None, re
     net = qnet.network
     x = np.asarray(x, dtype=np.float64)
     counts_in, _ = encode_input(qnet, x)
-    neurons = _neurons(qnet)
+    neurons = neuron_populations(qnet)
     loihi = any(isinstance(nrn, LoihiCUBA) for nrn in neurons.values())
     current: dict[str, np.ndarray] = {}
     batch = x.shape[0]
@@ -118,14 +120,17 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None, re
     rep = net.output.n_features // net.output.size
     out_bias = np.repeat(lay.bias, rep) if lay.bias is not None else 0
     trace: dict[str, list[np.ndarray]] = {}
+    # With a one-step spike delay (Loihi) every population reads the spikes of the step before.
+    previous = {name: np.zeros_like(c) for name, c in counts.items()}
     for t in range(steps):
         spikes = {net.input.name: _regular_spikes(counts_in, spec.window, t % spec.window)}
+        arriving = previous if spec.spike_delay else spikes
         for name in net.order:
             pop = net.populations[name]
             if pop.role == "input":
                 continue
             # One step's synaptic input: the emulator's accumulation with a window of one step.
-            a = accumulate(qnet, pop, spikes, counters, rng, 1)
+            a = accumulate(qnet, pop, arriving, counters, rng, 1)
             if name == out_name:
                 out_acc += a
                 if record:
@@ -146,6 +151,7 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None, re
                 if loihi:
                     trace.setdefault(f"u.{name}", []).append(nrn.u.copy())
         counts[net.input.name] += spikes[net.input.name]
+        previous = spikes
     out_acc = out_acc + out_bias * steps
     output = net.output.activation(out_acc * np.repeat(lay.s_acc, rep) * (spec.window / steps))
     stats = {"accumulator": counters["accumulator_overflow"],
@@ -154,8 +160,14 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None, re
                       {key: np.stack(values) for key, values in trace.items()})
 
 
-def _neurons(qnet: QuantizedNetwork) -> dict:
-    """One neuron population per hidden population, with the quantised thresholds and biases."""
+def neuron_populations(qnet: QuantizedNetwork) -> dict:
+    """The neurons `simulate` steps: one per hidden population, with the quantised thresholds and biases.
+
+    Returns
+    -------
+    dict
+        Population name -> `LoihiCUBA` or `IntegrateFire` at rest.
+    """
     spec = qnet.spec
     net = qnet.network
     loihi = qnet.profile.get("neuron.model") == "cuba_lif" and spec.reset == "zero"

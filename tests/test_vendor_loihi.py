@@ -1,0 +1,115 @@
+"""Loihi's stepped network emulation replays whole networks recorded from nengo-loihi 1.1.0's emulator (and
+lava-nc 0.10.0's bit-accurate models for Loihi 2) bit for bit, and each changed operation shows.
+
+``tests/data/vendor/loihi1.npz``: random layered networks quantised by the project for loihi1, built
+from nengo-loihi's ``LoihiBlock``, ``Synapse``, ``Axon`` and ``SpikeInput`` and stepped by its
+``EmulatorInterface``, per-step spikes, ``u`` and ``v`` of every layer; ``loihi2.npz`` likewise from
+lava's ``Dense`` and ``LIF`` processes (``Loihi2SimCfg(select_tag="fixed_pt")``). Both were recorded by
+``scripts/check_against_vendor.py --chip loihi1|loihi2 --seed 0 --nets N --record ...`` (command,
+tool version and date in each file's ``meta``). The replay needs only the project.
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neuro_balance.hardware import neurons
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts" / "vendor"))
+from common import load_chip_module, load_recording  # noqa: E402
+
+DATA = ROOT / "tests" / "data" / "vendor"
+TOOLS = {"loihi1": ("nengo_loihi", "nengo-loihi", "1.1.0"), "loihi2": ("lava", "lava-nc", "0.10.0")}
+CHIPS = [chip for chip in TOOLS if (DATA / f"{chip}.npz").exists()]
+pytestmark = pytest.mark.filterwarnings("ignore::neuro_balance.hardware.UnverifiedProfileWarning")
+
+
+@pytest.fixture(scope="module", params=CHIPS)
+def recorded(request):
+    chip = request.param
+    meta, cases = load_recording(DATA / f"{chip}.npz")
+    return chip, load_chip_module(TOOLS[chip][0]), meta, cases
+
+
+def mismatched(chip, module, cases) -> list[int]:
+    """Indices of recorded networks on which the project differs from the tool."""
+    bad = []
+    for i, (inputs, vendor) in enumerate(cases):
+        ours = module.project_outputs(chip, inputs)
+        if any(not np.array_equal(np.asarray(ours[k], dtype=np.int64), vendor[k].astype(np.int64)) for k in vendor):
+            bad.append(i)
+    return bad
+
+
+def test_both_recordings_are_in_the_repository():
+    assert "loihi1" in CHIPS
+
+
+def test_recorded_from_the_tool_at_seed_0(recorded):
+    chip, _, meta, cases = recorded
+    _, tool, version = TOOLS[chip]
+    assert (meta["chip"], meta["tool"], meta["tool_version"], meta["seed"]) == (chip, tool, version, 0)
+    assert "check_against_vendor.py" in meta["command"] and "--record" in meta["command"]
+    assert len(cases) == meta["nets"] and all("error" not in vendor for _, vendor in cases)
+
+
+def test_recording_has_deep_nets_and_spikes_in_every_layer(recorded):
+    """Measured on the tool's outputs alone."""
+    _, _, _, cases = recorded
+    depths = {int(inputs["n_hidden"]) for inputs, _ in cases}
+    assert depths == {1, 2, 3}
+    for inputs, vendor in cases:
+        last = int(inputs["n_hidden"])
+        assert vendor[f"s{last}"].sum() > 0 or vendor["s1"].sum() > 0
+    deep = [vendor for inputs, vendor in cases if int(inputs["n_hidden"]) >= 2]
+    assert sum(int(v["s2"].sum()) for v in deep) >= 20       # spikes routed through a hidden layer
+
+
+def test_project_replays_the_tool_bit_for_bit(recorded):
+    chip, module, _, cases = recorded
+    assert mismatched(chip, module, cases) == []
+
+
+def _changed_spec(monkeypatch, **changes):
+    """Make the replay rebuild every network with ChipSpec fields changed."""
+    layered = sys.modules["layered"]
+    rebuild = layered.rebuild
+
+    def changed(name, case, **overrides):
+        qnet = rebuild(name, case, **overrides)
+        qnet.spec = qnet.spec.with_(**changes)
+        return qnet
+    monkeypatch.setattr(layered, "rebuild", changed)
+
+
+def test_same_step_routing_fails_the_replay(recorded, monkeypatch):
+    """The tools deliver a spike one step after it is emitted (delays.connection_steps: 1)."""
+    chip, module, _, cases = recorded
+    _changed_spec(monkeypatch, spike_delay=0)
+    assert len(mismatched(chip, module, cases)) >= len(cases) // 2
+
+
+def test_dropping_the_voltage_floor_fails_the_replay(recorded, monkeypatch):
+    """Converted neurons clip v at vmin = 0 (nengo-loihi's LIF with min_voltage 0; lava's LIF likewise here)."""
+    chip, module, _, cases = recorded
+    _changed_spec(monkeypatch, v_floor=None)
+    assert len(mismatched(chip, module, cases)) >= len(cases) // 2
+
+
+def _floor_decay(x, d, offset=0):
+    x = np.asarray(x, dtype=np.int64)
+    return (x * (np.int64(4096 - offset) - np.asarray(d, dtype=np.int64))) >> 12
+
+
+def _no_offset_decay(x, d, offset=0):
+    x = np.asarray(x, dtype=np.int64)
+    return np.sign(x) * ((np.abs(x) * (np.int64(4096) - np.asarray(d, dtype=np.int64))) >> 12)
+
+
+@pytest.mark.parametrize("decay", [_floor_decay, _no_offset_decay], ids=["floor", "no_ds_offset"])
+def test_a_changed_current_decay_fails_the_replay(recorded, monkeypatch, decay):
+    chip, module, _, cases = recorded
+    monkeypatch.setattr(neurons, "loihi_decay", decay)
+    assert len(mismatched(chip, module, cases)) >= 2
