@@ -163,6 +163,10 @@ def test_balanced_state_does_not_depend_on_a_common_factor(magnitude):
         assert got.converged
         for name in want.log_scales:
             np.testing.assert_allclose(got.log_scales[name], want.log_scales[name], atol=1e-8)
+        # every cost is the unscaled one times magnitude**2, written from its log where float64 cannot hold it
+        np.testing.assert_allclose(got.log_costs, np.log([want.cost_before, want.cost_after]) + 2 * math.log(magnitude),
+                                   rtol=1e-12)
+        assert "nan" not in repr(got) and " inf" not in repr(got)
 
 
 def test_imbalance_of_huge_weights_is_finite_and_the_cost_is_its_log():

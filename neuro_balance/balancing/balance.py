@@ -69,11 +69,19 @@ class BalanceResult:
         """Final max relative imbalance."""
         return self.history["imbalance"][-1]
 
+    @property
+    def log_costs(self) -> tuple[float, float]:
+        """Natural logs of ``cost_before`` and ``cost_after``, also where those are outside float64 (0 or inf)."""
+        if "log_costs" in self.extra:
+            return self.extra["log_costs"]
+        return tuple(math.log(c) if c > 0 else -math.inf for c in (self.cost_before, self.cost_after))
+
     def __repr__(self) -> str:
         dead = sum(len(v) for v in self.dead_units.values())
         return (f"BalanceResult(method={self.method!r}{', schedule=' + repr(self.schedule) if self.schedule else ''}, "
                 f"converged={self.converged}, iterations={self.iterations}, imbalance={self.imbalance:.3g}, "
-                f"cost {self.cost_before:.6g} -> {self.cost_after:.6g}, dead units={dead})")
+                f"cost {verify.cost_text(self.cost_before, self.log_costs[0])} -> "
+                f"{verify.cost_text(self.cost_after, self.log_costs[1])}, dead units={dead})")
 
 
 def balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e-10, max_iter: int | None = None,
@@ -213,11 +221,13 @@ def _balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1
     dead = {n: np.flatnonzero(graph.expand(graph.dead)[n]) for n in graph.sizes if graph.dead[n].any()}
     ungrounded = {n: np.flatnonzero(graph.expand(graph.pinned)[n] | graph.expand(graph.unbounded)[n])
                   for n in graph.sizes if graph.pinned[n].any() or graph.unbounded[n].any()}
+    extra = {"cg_iterations": getattr(run, "cg_iterations", 0)}
     if graph.log_unit:  # the graph's costs are those of the parameters times 2**(-p shift)
+        extra["log_costs"] = tuple(math.log(c) + graph.log_unit if c > 0 else -math.inf
+                                   for c in (history["cost"][0], history["cost"][-1]))
         history["cost"] = [verify.unscaled(c, graph.log_unit) for c in history["cost"]]
     result = BalanceResult(out, log_scales, converged, iterations, history, history["cost"][0], history["cost"][-1],
-                           dead, ungrounded, method, schedule, updates,
-                           {"cg_iterations": getattr(run, "cg_iterations", 0)})
+                           dead, ungrounded, method, schedule, updates, extra)
     if graph.lossy and rounds < _LOSSY_ROUNDS and scale_grid is None:
         _check_dead(net, graph, cost, tie)
         fresh = build_graph(out, cost, tie)
@@ -289,9 +299,11 @@ def _prebalanced(net: Network, graph, cost: Cost, method: str, options: dict, in
     out = _checked_scale(net, graph, None, log_scales, 0.0, inplace)
     first = (graph.flat.max_imbalance(graph.origin), verify.unscaled(graph.flat.cost(graph.origin), graph.log_unit))
     history = {"imbalance": [first[0]] + then.history["imbalance"], "cost": [first[1]] + then.history["cost"]}
+    raw = graph.flat.cost(graph.origin)
+    log_first = math.log(raw) + graph.log_unit if raw > 0 else -math.inf
     return BalanceResult(out, log_scales, then.converged, then.iterations, history, first[1], then.cost_after,
                          then.dead_units, then.ungrounded_units, then.method, then.schedule, then.updates,
-                         {**then.extra, "prebalanced": True})
+                         {**then.extra, "prebalanced": True, "log_costs": (log_first, then.log_costs[1])})
 
 
 _PRE_SWEEPS = 50  # L-infinity sweeps before an Lp run whose costs underflowed
@@ -318,7 +330,8 @@ def _chained(first: BalanceResult, then: BalanceResult) -> BalanceResult:
     return BalanceResult(then.network, log_scales, then.converged, first.iterations + then.iterations, history,
                          first.cost_before, then.cost_after, then.dead_units, then.ungrounded_units, then.method,
                          then.schedule, first.updates + then.updates,
-                         {"cg_iterations": first.extra["cg_iterations"] + then.extra["cg_iterations"]})
+                         {"cg_iterations": first.extra["cg_iterations"] + then.extra["cg_iterations"],
+                          "log_costs": (first.log_costs[0], then.log_costs[1])})
 
 
 def balance_unit(net: Network, cost: Cost, population: str, unit: int, *, inplace: bool = False) -> tuple[Network, float]:

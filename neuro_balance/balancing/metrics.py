@@ -11,7 +11,7 @@ from ..model.activations import parse_activation
 from .costs import Cost
 from .graph import build_graph, relative_imbalance
 from .local import optimal_log_step
-from .verify import unscaled
+from .verify import cost_text, unscaled
 from ..model.network import Network
 
 __all__ = ["ImbalanceReport", "imbalance", "path_norm"]
@@ -63,7 +63,7 @@ class ImbalanceReport:
     @property
     def total_cost_text(self) -> str:
         """``total_cost`` to 6 digits, written from its log when it is outside float64 (e.g. ``2.4e+321 (outside float64)``)."""
-        return _format_cost(self.total_cost, self.log_total_cost)
+        return cost_text(self.total_cost, self.log_total_cost)
 
     @property
     def n_dead(self) -> int:
@@ -132,13 +132,6 @@ def imbalance(net: Network, cost: Cost, tie: str | None = None) -> ImbalanceRepo
     return ImbalanceReport(cost, in_cost, out_cost, lam, rel, deficit, balanced, dict(graph.dead),
                            worst, unscaled(total, graph.log_unit), log_total)
 
-
-def _format_cost(total: float, log_total: float) -> str:
-    """``total`` to 6 digits, or from its log when it exceeds float64."""
-    if (0 < total < math.inf) or not math.isfinite(log_total):
-        return f"{total:.6g}"
-    exponent = math.floor(log_total / math.log(10))
-    return f"{math.exp(log_total - exponent * math.log(10)):.6g}e{exponent:+d} (outside float64)"
 
 
 def path_norm(net: Network, q: float = 1.0) -> float:

@@ -15,7 +15,7 @@ from ..errors import NumericalError
 from ..model.kinds import get_kind
 from ..model.network import Network
 
-__all__ = ["PROBE_RTOL", "step_error", "unscaled", "probe_batch", "check_log_scales", "count_nonzero", "within_range",
+__all__ = ["PROBE_RTOL", "step_error", "unscaled", "cost_text", "probe_batch", "check_log_scales", "count_nonzero", "within_range",
            "check_parameters", "check_function",
            "check_imbalance"]
 
@@ -38,6 +38,14 @@ def unscaled(value: float, log_factor: float) -> float:
         return value
     with np.errstate(over="ignore"):
         return float(np.exp(math.log(value) + log_factor)) if value > 0 else value
+
+
+def cost_text(value: float, log_value: float) -> str:
+    """A cost to 6 digits, written from its natural log ``log_value`` when it is outside float64 (0 or inf)."""
+    if (0 < value < math.inf) or not math.isfinite(log_value):
+        return f"{value:.6g}"
+    exponent = math.floor(log_value / math.log(10))
+    return f"{math.exp(log_value - exponent * math.log(10)):.6g}e{exponent:+d} (outside float64)"
 
 
 def probe_batch(net: Network) -> np.ndarray:
