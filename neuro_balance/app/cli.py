@@ -2,9 +2,10 @@
 
 Every subcommand lives in its own module under `neuro_balance.app.commands` and exposes
 ``register(subparsers)``. Shared conventions: ``--help`` explains, exit code 2 for usage errors
-(with a "did you mean" for a mistyped command or profile), 1 for data errors (one line on stderr
-naming the file and field, no traceback), atomic outputs, and a quiet exit when the reader of the
-output goes away (``neuro-balance profiles | head``).
+(with a "did you mean" for a mistyped command, option or profile; options are never abbreviated),
+1 for data errors (one line on stderr naming the file and field, never a traceback), 130 after Ctrl-C
+and 143 after SIGTERM (nothing half-written left behind), atomic outputs, and a quiet exit when the
+reader of the output goes away (``neuro-balance profiles | head``).
 """
 from __future__ import annotations
 
@@ -12,19 +13,56 @@ import argparse
 import difflib
 import importlib
 import os
+import signal
 import sys
 
 import neuro_balance
-from ..errors import ModelError, ProfileError
+from ..errors import GridError
+from .clean_exit import EXIT_CODES, Terminated, install_signal_handlers, finish_brian2
 
-__all__ = ["main", "build_parser", "COMMANDS"]
+__all__ = ["main", "build_parser", "COMMANDS", "Parser"]
 
 COMMANDS = ("run", "balance", "inspect", "simulate", "quantize", "profiles", "demo")
+TRACEBACK_ENV = "NEURO_BALANCE_TRACEBACK"  # set to 1 to see where an unexpected error came from
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that never abbreviates options and suggests the closest one for a mistyped option."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = self._subcommand_parser(parsed)
+            parser.error(unrecognized(parser, extras))
+        return parsed
+
+    def _subcommand_parser(self, parsed) -> argparse.ArgumentParser:
+        """The parser of the subcommand that was chosen (where the unrecognised arguments belong), else self."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action.choices.get(getattr(parsed, action.dest, None), self)
+        return self
+
+
+def unrecognized(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """argparse's "unrecognized arguments" message, with the closest option of ``parser`` for a mistyped one."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    known = [opt for action in parser._actions for opt in action.option_strings]
+    for word in extras:
+        if word.startswith("-"):
+            close = difflib.get_close_matches(word.split("=")[0], known, n=1, cutoff=0.6)
+            if close:
+                return f"{message}; did you mean {close[0]}?"
+    return message
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="neuro-balance",
         description="Exact synaptic balancing of neural networks: balance, inspect, simulate neurons as "
                     "Brian2 agents, and emulate neuromorphic chips' fixed-point precision.",
@@ -52,24 +90,54 @@ def _check_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    install_signal_handlers()
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
-    _check_command(parser, argv)
-    args = parser.parse_args(argv)
     try:
-        code = int(args.func(args) or 0)
+        parser = build_parser()
+        _check_command(parser, argv)
+        args = parser.parse_args(argv)
+        return _run(args)
+    except KeyboardInterrupt:
+        print("neuro-balance: interrupted", file=sys.stderr)
+        return EXIT_CODES[signal.SIGINT]
+    except Terminated:
+        print("neuro-balance: terminated", file=sys.stderr)
+        return EXIT_CODES[signal.SIGTERM]
+    finally:
+        finish_brian2()
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the chosen subcommand; every error becomes one line on stderr and exit code 1."""
+    where = f"neuro-balance {args.command}"
+    try:
+        code = _command(args)
         sys.stdout.flush()
         return code
-    except (ModelError, ProfileError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
-        print(f"neuro-balance {args.command}: error: {err}", file=sys.stderr)
-        return 1
     except BrokenPipeError:
         # the reader stopped reading (`| head`): send what is left in the buffer nowhere and stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        print("neuro-balance: interrupted", file=sys.stderr)
-        return 130
+    except (ValueError, OSError, GridError) as err:  # ModelError, ProfileError, files: the message names the file
+        print(f"{where}: error: {err}", file=sys.stderr)
+    except MemoryError:
+        print(f"{where}: error: out of memory", file=sys.stderr)
+    except Exception as err:  # noqa: BLE001 - a bug still ends in one line; the variable shows the traceback
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        text = " ".join(str(err).split())
+        print(f"{where}: internal error: {type(err).__name__}: {text} (please report it; {TRACEBACK_ENV}=1 shows "
+              f"the traceback)", file=sys.stderr)
+    return 1
+
+
+def _command(args: argparse.Namespace) -> int:
+    """The subcommand itself; if it stops on an exception, Brian2 goes quiet before the run's objects are freed."""
+    try:
+        return int(args.func(args) or 0)
+    except BaseException:
+        finish_brian2()
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,14 +8,13 @@
 
 A stage that cannot apply to the model (no homogeneous unit to balance, units that do not spike, a
 recurrent network on a feedforward emulator, inputs that are not 8x8 digits, ...) is recorded in the
-report with its reason and the others run. The output folder is created only once every stage has run.
+report with its reason and the others run. The output folder is checked and locked before the first stage and
+appears, whole, only once every stage has run (`neuro_balance.app.results_folder`).
 """
 from __future__ import annotations
 
 import json
 import platform
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,6 +32,7 @@ from ..resources import resource_dir
 from ..seeding import check_random_state
 from .progress import Progress
 from .report import markdown_report
+from .results_folder import results_folder
 from .stages import JobSettings, NotApplicable, agents_stage, digits_for, hardware_stage, spiking_stage
 
 __all__ = ["default_model_path", "run_main_job"]
@@ -57,14 +57,14 @@ def _load_or_train(model: str | Path | None, progress: Progress) -> tuple[Networ
 def run_main_job(out: str | Path, *, model: str | Path | None = None, quick: bool = False,
                  profiles: Sequence[str] | None = None, seed: int = 0, target: str = "numpy",
                  cost: Cost | None = None, progress: Progress | None = None, scheduler: Any = None,
-                 workers: int | None = None) -> dict[str, Any]:
+                 workers: int | None = None, replace: bool = False) -> dict[str, Any]:
     """Run the main job and write its report and figures into ``out``.
 
     Parameters
     ----------
     out : path-like
-        Output folder. Files are drawn in a temporary folder and moved here once everything has run:
-        a failure leaves neither files nor an empty folder.
+        Output folder: new or empty (or anything, with ``replace``). Files are drawn in a hidden folder beside
+        it that is renamed to ``out`` once everything has run: a failure or a signal leaves ``out`` as it was.
     model : path-like, optional
         A model YAML file (default: the bundled ``models/digits_mlp.yaml``).
     quick : bool
@@ -81,16 +81,30 @@ def run_main_job(out: str | Path, *, model: str | Path | None = None, quick: boo
     scheduler, workers
         Where the chip stages' grid cells run: this process (None), a local Dask cluster
         (``"processes"`` / ``"threads"`` with ``workers``) or a scheduler address (`neuro_balance.grid`).
+    replace : bool
+        Replace an existing, non-empty ``out`` whole (refused otherwise, before any work).
 
     Returns
     -------
     dict
         The report (also written as ``report.json``); ``report["stages"]`` says which stages ran and,
         for those that did not apply, why.
+
+    Raises
+    ------
+    NotADirectoryError, FileExistsError
+        Before any work: ``out`` is a file, holds files (without ``replace``), or another run writes it.
     """
+    with results_folder(out, replace) as staging:
+        return _run(staging, model=model, quick=quick, profiles=profiles, seed=seed, target=target, cost=cost,
+                    progress=progress or Progress(), scheduler=scheduler, workers=workers)
+
+
+def _run(staging: Path, *, model, quick, profiles, seed, target, cost, progress, scheduler,
+         workers) -> dict[str, Any]:
+    """The stages of `run_main_job`, writing into the (empty) folder ``staging``."""
     from .. import hardware
 
-    out, progress = Path(out), progress or Progress()
     settings = JobSettings.quick() if quick else JobSettings()
     cost = cost or Lp(2)
     started = time.perf_counter()
@@ -162,17 +176,12 @@ def run_main_job(out: str | Path, *, model: str | Path | None = None, quick: boo
         report["hardware_rescaled"] = {"sigma": settings.rescale_sigma, **rescaled.to_dict()}
         report["hardware_rescaled_table"] = rescaled.table()
 
-    with tempfile.TemporaryDirectory(prefix="neuro_balance_run_") as staging:  # out appears only complete
-        staging = Path(staging)
-        if trained is not None:
-            save_model(net, staging / "digits_mlp.yaml", comment=trained)
-        report["figures"] = _figures(staging, results, settings)
-        report["wall_s"] = time.perf_counter() - started
-        atomic_write_text(staging / "report.json", json.dumps(report, indent=1, default=_json_default))
-        atomic_write_text(staging / "report.md", markdown_report(report))
-        out.mkdir(parents=True, exist_ok=True)
-        for path in sorted(staging.iterdir()):
-            shutil.move(str(path), str(out / path.name))
+    if trained is not None:
+        save_model(net, staging / "digits_mlp.yaml", comment=trained)
+    report["figures"] = _figures(staging, results, settings)
+    report["wall_s"] = time.perf_counter() - started
+    atomic_write_text(staging / "report.json", json.dumps(report, indent=1, default=_json_default))
+    atomic_write_text(staging / "report.md", markdown_report(report))
     return report
 
 

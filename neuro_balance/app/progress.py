@@ -1,8 +1,8 @@
 """What a long command shows while it works: bars on a terminal, one line per stage otherwise, or nothing.
 
 `Progress` picks its mode once: ``"bar"`` when both stdout and stderr are terminals (tqdm bars on stderr
-that advance with simulated time or work done), ``"lines"`` when output goes to a file or a pipe (one
-plain line when a stage starts and one when it ends, never bar text in a log), ``"quiet"`` with
+that advance with simulated time or work done), ``"lines"`` when output goes to a file or a pipe (exactly
+one plain line per stage, when it ends, with its time; never bar text in a log), ``"quiet"`` with
 ``-q/--quiet`` (nothing but errors and the last line).
 """
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Progress:
 
     @contextlib.contextmanager
     def stage(self, desc: str, total: float = 1.0, unit: str = "") -> Iterator[Stage]:
-        """A stage: a bar (``"bar"``), a start and an end line (``"lines"``) or nothing (``"quiet"``)."""
+        """A stage: a bar (``"bar"``), one line when it has ended (``"lines"``) or nothing (``"quiet"``)."""
         started = time.perf_counter()
         bar = None
         if self.mode == "bar":
@@ -89,8 +89,6 @@ class Progress:
 
             bar = tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True, file=sys.stderr,
                        bar_format="{l_bar}{bar}| {elapsed}{postfix}")
-        elif self.mode == "lines":
-            self.log(f"[{desc}] started")
         stage = Stage(bar, total)
         try:
             yield stage

@@ -4,26 +4,65 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib.util
+import math
+import os
 from pathlib import Path
+
+import yaml
 
 from ...balancing.costs import Cost, parse_cost
 from ...grid import SCHEDULERS
+from ...resources import resource_dir
 
-__all__ = ["COST_HELP", "cost_argument", "positive_float", "positive_int", "profile_argument", "profile_list",
-           "output_path", "add_scheduler_arguments", "scheduler_of"]
+__all__ = ["COST_HELP", "MODEL_HELP", "cost_argument", "model_argument", "positive_float", "positive_int",
+           "profile_argument", "profile_list", "output_path", "check_output_spares_inputs", "add_scheduler_arguments",
+           "scheduler_of"]
 
-COST_HELP = ("L1, L2, Lp:P or LP for any P > 0 (L3 is Lp:3, L0.5 is Lp:0.5), or Linf (the largest |w|); "
-             "default L2")
+COST_SPELLINGS = "L1, L2, Lp:P or LP for any P > 0 (L3 is Lp:3, L0.5 is Lp:0.5), or Linf (the largest |w|)"
+COST_HELP = f"{COST_SPELLINGS}; default L2"
+MODEL_HELP = "model file (YAML or NIR), or the name of a bundled model such as digits_mlp"
+MODEL_SUFFIXES = (".yaml", ".yml", ".nir")
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def cost_argument(text: str) -> Cost:
-    """argparse type for ``--cost`` (L1, L2, Lp:P, LP, Linf): bad values are usage errors (exit 2)."""
+    """argparse type for ``--cost`` (L1, L2, Lp:P, LP, Linf): anything else is a usage error (exit 2) listing them."""
     try:
         return parse_cost(text)
-    except ValueError as err:
-        if "unknown cost" in str(err):
-            raise argparse.ArgumentTypeError(str(err)) from None
-        raise argparse.ArgumentTypeError(f"{err}; use {COST_HELP.removesuffix('; default L2')}") from None
+    except ValueError:
+        pass
+    key = text.strip()
+    p = _number(key[3:] if key.lower().startswith("lp:") else key[1:] if key[:1] in "lL" else "")
+    if p is not None and math.isinf(p):
+        why = "for the cost of the largest |w| write Linf"
+    elif p is not None:
+        why = f"p must be finite and > 0, got {p:g}"
+    elif key.lower().startswith("lp") and _number(key[2:]) is not None:
+        why = f"did you mean Lp:{key[2:]}?"
+    else:
+        why = "not a cost"
+    raise argparse.ArgumentTypeError(f"cost {text!r}: {why}{' ' if why.endswith('?') else '; '}use {COST_SPELLINGS}")
+
+
+def model_argument(text: str) -> str:
+    """argparse type for a model: a path (YAML or NIR), or a bundled model's name with a "did you mean"."""
+    if Path(text).suffix in MODEL_SUFFIXES or Path(text).exists():
+        return text
+    folder = resource_dir("models")
+    for suffix in MODEL_SUFFIXES:
+        if (folder / f"{text}{suffix}").is_file():
+            return str(folder / f"{text}{suffix}")
+    known = sorted({p.stem for suffix in MODEL_SUFFIXES for p in folder.glob(f"*{suffix}")})
+    close = difflib.get_close_matches(text, known, n=2)
+    hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+    raise argparse.ArgumentTypeError(f"unknown model {text!r} (no such file, and no bundled model of that name); "
+                                     f"{hint}bundled: {', '.join(known)}")
 
 
 def positive_float(text: str) -> float:
@@ -71,18 +110,62 @@ def profile_list(text: str) -> list[str]:
     return [profile_argument(name) for name in names]
 
 
+def _written(out: Path) -> list[Path]:
+    """The files `save_model` writes for ``out``: a NIR file, or a YAML file and the npz beside it."""
+    return [out] if out.suffix == ".nir" else [out, out.with_suffix(".npz")]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links
+    except OSError:
+        return False
+
+
 def output_path(parser: argparse.ArgumentParser, output: str | None, *inputs: str,
-                suffixes=(".yaml", ".yml", ".nir")) -> Path | None:
-    """Check an output path: right suffix and never one of the inputs (inputs stay untouched)."""
+                suffixes=MODEL_SUFFIXES) -> Path | None:
+    """Check an output path before any work: right suffix, not a folder, never one of the inputs.
+
+    The input's weights archive, named inside its YAML, is checked once the model has been read
+    (`check_output_spares_inputs`).
+    """
     if output is None:
         return None
     out = Path(output)
     if suffixes and out.suffix not in suffixes:
         parser.error(f"-o/--output: {output!r} must end in {' or '.join(suffixes)}")
+    for path in _written(out):
+        if path.is_dir():
+            parser.error(f"-o/--output: {str(path)!r} is a folder; give a file name")
     for name in inputs:
-        if Path(name).resolve() == out.resolve() or Path(name).with_suffix(".npz").resolve() == out.with_suffix(".npz").resolve():
+        read = [Path(name)] + ([Path(name).with_suffix(".npz")] if Path(name).suffix in (".yaml", ".yml") else [])
+        if any(_same_file(path, source) for path in _written(out) for source in read):
             parser.error(f"-o/--output: {output!r} would overwrite the input {name!r}")
     return out
+
+
+def files_read(model: str) -> list[Path]:
+    """The files loading ``model`` reads: the model file and, for YAML, the weights archive it names."""
+    path = Path(model)
+    files = [path]
+    if path.suffix in (".yaml", ".yml"):
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))  # load_model has accepted it: small and plain
+        if isinstance(document, dict) and isinstance(document.get("weights"), str):
+            files.append(path.parent / document["weights"])
+    return files
+
+
+def check_output_spares_inputs(parser: argparse.ArgumentParser, out: Path | None, model: str) -> None:
+    """After ``model`` is read: refuse an output that would overwrite any file it was read from (usage error)."""
+    if out is None:
+        return
+    for source in files_read(model):
+        for path in _written(out):
+            if _same_file(path, source):
+                parser.error(f"-o/--output: {str(out)!r} would overwrite {str(source)!r}, which the input "
+                             f"{model!r} reads; give another name")
 
 
 def add_scheduler_arguments(parser) -> None:
@@ -96,11 +179,11 @@ def add_scheduler_arguments(parser) -> None:
 
 def scheduler_of(args) -> str | None:
     """The scheduler ``--scheduler`` / ``--workers`` ask for (None: serial, in this process)."""
-    if args.scheduler is None and args.workers is not None:
-        return "processes"
     if args.scheduler is not None and args.scheduler not in SCHEDULERS and "://" not in args.scheduler:
         args.parser.error(f"--scheduler: expected {' or '.join(SCHEDULERS)} or an address such as tcp://host:8786, "
                           f"got {args.scheduler!r}")
-    if args.scheduler is not None and importlib.util.find_spec("distributed") is None:
-        args.parser.error("--scheduler needs Dask: pip install \"neuro-balance[dask]\"")
-    return args.scheduler
+    scheduler = args.scheduler if args.scheduler is not None else "processes" if args.workers is not None else None
+    if scheduler is not None and importlib.util.find_spec("distributed") is None:
+        option = "--scheduler" if args.scheduler is not None else "--workers"
+        args.parser.error(f"{option} needs Dask: pip install \"neuro-balance[dask]\"")
+    return scheduler

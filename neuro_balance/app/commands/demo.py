@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import importlib.util
 import inspect
 import runpy
 import sys
@@ -19,14 +20,35 @@ from typing import Any, Mapping
 
 from ...learn.experiments import EXPERIMENTS, QUICK, run as run_experiment, save, summary_text
 from ...resources import resource_dir
+from ..clean_exit import tame_brian2
 
 __all__ = ["register", "handler", "demos", "experiment_script"]
+
+EXTRAS = {"torch": "torch", "dask": "dask", "distributed": "dask", "snntorch": "interop", "sinabs": "interop",
+          "nirtorch": "interop"}  # module a demo imports -> the extra that installs it
 
 
 def demos() -> dict[str, Path]:
     """Every demo of this installation: name (the script's file name without ``.py``) -> script."""
     folder = resource_dir("demos")
     return {p.stem: p for p in sorted(folder.glob("*.py"))} if folder.is_dir() else {}
+
+
+def _imports(script: Path) -> set[str]:
+    """The modules ``script`` imports by absolute name (``a.b`` for ``import a.b`` and ``from a.b import c``)."""
+    names = set()
+    for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def _missing(modules: set[str]) -> list[str]:
+    """The top-level modules among ``modules`` (outside this package) that are not installed."""
+    tops = sorted({name.split(".")[0] for name in modules} - {"neuro_balance"})
+    return [top for top in tops if importlib.util.find_spec(top) is None]
 
 
 def _first_line(script: Path) -> str:
@@ -62,6 +84,14 @@ def handler(args: argparse.Namespace) -> int:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         args.parser.error(f"argument NAME: invalid choice: {args.name!r}{hint} (choose from {', '.join(found)})")
     script = found[args.name]
+    imports = _imports(script)
+    missing = _missing(imports)
+    if missing:
+        extra = EXTRAS.get(missing[0])
+        how = f'pip install "neuro-balance[{extra}]"' if extra else f"pip install {missing[0]}"
+        args.parser.error(f"demo {args.name} needs {', '.join(missing)}, which is not installed: {how}")
+    if any(name == "brian2" or name.startswith(("brian2.", "neuro_balance.sim")) for name in imports):
+        tame_brian2()
     saved = sys.argv
     sys.argv = [str(script), *args.args]
     try:
@@ -96,7 +126,8 @@ def experiment_script(name: str, description: str, presets: Mapping[str, Mapping
         0 (usage errors exit with 2 through argparse).
     """
     params = inspect.signature(EXPERIMENTS[name].function).parameters
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--out", default="demo_output", help="output directory (default demo_output)")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="tiny settings: checks the pipeline in seconds")

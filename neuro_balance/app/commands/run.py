@@ -5,9 +5,12 @@ import argparse
 import time
 from pathlib import Path
 
+from ..clean_exit import tame_brian2
 from ..main_job import run_main_job
 from ..progress import Progress
-from .common import COST_HELP, add_scheduler_arguments, cost_argument, profile_list, scheduler_of
+from ..results_folder import check_results_target
+from .common import (COST_HELP, MODEL_HELP, add_scheduler_arguments, cost_argument, model_argument, profile_list,
+                     scheduler_of)
 
 
 def register(sub) -> None:
@@ -16,10 +19,14 @@ def register(sub) -> None:
         description="Load the bundled digits model (train it if missing); balance it with neurons as Brian2 agents "
                     "until converged; compare with the global solution; check spiking rate equivalence before and "
                     "after balancing; quantise on every hardware profile with and without balancing. Writes "
-                    "report.md, report.json and figures to --out.")
-    parser.add_argument("--out", help="output folder (default results/<timestamp>/)")
+                    "report.md, report.json and figures to --out, a new (or empty) folder that appears whole once "
+                    "every stage has run; an interrupted or failed run leaves nothing behind.")
+    parser.add_argument("--out", help="output folder, new or empty (default results/<timestamp>/)")
+    parser.add_argument("--replace", action="store_true",
+                        help="if --out exists and holds files, replace it whole when the run has finished "
+                             "(without this an existing non-empty folder is refused before any work)")
     parser.add_argument("--quick", action="store_true", help="reduced sizes: well under a minute")
-    parser.add_argument("--model", help="model YAML (default models/digits_mlp.yaml)")
+    parser.add_argument("--model", type=model_argument, help=f"{MODEL_HELP} (default digits_mlp)")
     parser.add_argument("--profiles", type=profile_list, help="comma-separated hardware profiles (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the agents' clocks and the data split (default 0)")
     parser.add_argument("--target", choices=("numpy", "cython", "cpp_standalone"), default="numpy",
@@ -33,14 +40,16 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    profiles = args.profiles
     out = Path(args.out) if args.out else Path("results") / time.strftime("%Y%m%d-%H%M%S")
+    check_results_target(out, args.replace)  # before anything is loaded, imported or run
+    scheduler = scheduler_of(args)
     progress = Progress("quiet" if args.quiet else "lines" if args.no_progress else None)
-    report = run_main_job(out, model=args.model, quick=args.quick, profiles=profiles, seed=args.seed,
-                          target=args.target, cost=args.cost, progress=progress, scheduler=scheduler_of(args),
-                          workers=args.workers)
+    tame_brian2()
+    report = run_main_job(out, model=args.model, quick=args.quick, profiles=args.profiles, seed=args.seed,
+                          target=args.target, cost=args.cost, progress=progress, scheduler=scheduler,
+                          workers=args.workers, replace=args.replace)
     skipped = [name for name, stage in report["stages"].items() if not stage["applied"]]
     progress.log(f"done in {report['wall_s']:.0f} s" + (f"; did not apply: {', '.join(skipped)} (reasons in the report)"
                                                          if skipped else ""))
-    print(f"report: {out / 'report.md'}")
+    print(out / "report.md" if args.quiet else f"report: {out / 'report.md'}")
     return 1 if "agents" in report and not report["agents"]["converged"] else 0
