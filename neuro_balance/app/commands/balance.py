@@ -7,7 +7,8 @@ from ...balancing.balance import METHODS, balance
 from ...balancing.local import SCHEDULES
 from ...balancing.graph import TIES
 from ...model.files import load_model, save_model
-from .common import COST_HELP, cost_argument, output_path, positive_float
+from .common import (COST_HELP, MODEL_HELP, check_output_spares_inputs, cost_argument, model_argument, output_path,
+                     positive_float)
 
 
 def register(sub) -> None:
@@ -15,29 +16,49 @@ def register(sub) -> None:
         "balance", help="balance a model (global, stochastic or sweep)",
         description="Balance every hidden homogeneous unit of MODEL for a cost and write the balanced model. "
                     "The network function is unchanged; the total cost drops to its unique minimum.")
-    parser.add_argument("model", help="model YAML file")
+    parser.add_argument("model", type=model_argument, help=MODEL_HELP)
     parser.add_argument("--cost", type=cost_argument, default="L2", help=COST_HELP)
     parser.add_argument("--method", choices=METHODS, default="global", help="engine (default global)")
     parser.add_argument("--schedule", choices=SCHEDULES, help="visiting order for --method stochastic")
     parser.add_argument("--tie", choices=[t for t in TIES if t], help="units sharing one scale")
     parser.add_argument("--seed", type=int, default=0, help="random order seed (default 0)")
     parser.add_argument("--tol", type=positive_float, default=1e-10, help="target max relative imbalance (default 1e-10)")
+    parser.add_argument("--scale-grid", choices=("pow2",),
+                        help="pow2: every factor a power of two (weights change by bit shifts only); with --method "
+                             "sweep or stochastic")
+    parser.add_argument("--write-unconverged", action="store_true",
+                        help="write -o even when balancing did not converge (by default a run that exits 1 writes "
+                             "nothing)")
     parser.add_argument("-o", "--output", help="write the balanced model here (YAML; an npz goes beside it); "
                                                "without it, only the summary is printed")
     parser.set_defaults(func=run, parser=parser)
 
 
+def _change(before: float, after: float) -> str:
+    """The relative change of the cost in words: ``54.08% higher``, ``12.5% lower`` or ``unchanged``."""
+    if before == after:
+        return "unchanged"
+    if before == 0:
+        return "higher, from 0"
+    return f"{100 * abs(after - before) / before:.2f}% {'lower' if after < before else 'higher'}"
+
+
 def run(args: argparse.Namespace) -> int:
     out = output_path(args.parser, args.output, args.model)
+    if args.scale_grid is not None and args.method == "global":
+        args.parser.error("--scale-grid: the global method's factors are continuous; use --method sweep or stochastic")
     net = load_model(args.model)
-    result = balance(net, args.cost, args.method, tol=args.tol, seed=args.seed, schedule=args.schedule, tie=args.tie)
+    check_output_spares_inputs(args.parser, out, args.model)
+    result = balance(net, args.cost, args.method, tol=args.tol, seed=args.seed, schedule=args.schedule, tie=args.tie,
+                     scale_grid=args.scale_grid)
     dead = sum(len(v) for v in result.dead_units.values())
     print(f"{args.model}: {result.method} balancing for {args.cost}: "
           f"{'converged' if result.converged else 'NOT converged'} in {result.iterations} iterations")
-    print(f"  cost {result.cost_before:.6g} -> {result.cost_after:.6g} "
-          f"({100 * (1 - result.cost_after / result.cost_before) if result.cost_before else 0:.2f}% lower)")
+    print(f"  cost {result.cost_before:.6g} -> {result.cost_after:.6g} ({_change(result.cost_before, result.cost_after)})")
     print(f"  max relative imbalance {result.history['imbalance'][0]:.3g} -> {result.imbalance:.3g}; dead units: {dead}")
-    if out is not None:
+    if out is not None and not result.converged and not args.write_unconverged:
+        print(f"  nothing written to {out}: not converged (pass --write-unconverged to write it anyway)")
+    elif out is not None:
         save_model(result.network, out, comment=f"balanced by neuro-balance ({result.method}, {args.cost}) from {args.model}")
         print(f"  wrote {out}")
     else:

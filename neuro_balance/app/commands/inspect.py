@@ -7,7 +7,7 @@ import numpy as np
 
 from ...model.files import load_model
 from ...balancing.metrics import imbalance
-from .common import COST_HELP, cost_argument
+from .common import COST_HELP, MODEL_HELP, cost_argument, model_argument
 
 
 def register(sub) -> None:
@@ -15,7 +15,7 @@ def register(sub) -> None:
         "inspect", help="per-population costs and imbalance of a model",
         description="Print, for every population of MODEL: units, dead units, in- and out-cost, and max relative "
                     "imbalance, then the total cost.")
-    parser.add_argument("model", help="model YAML file")
+    parser.add_argument("model", type=model_argument, help=MODEL_HELP)
     parser.add_argument("--cost", type=cost_argument, default="L2", help=COST_HELP)
     parser.set_defaults(func=run)
 

@@ -15,8 +15,8 @@ from ...hardware.fixed_point import ROUNDING_MODES
 from ...hardware.profile import load_profile
 from ...hardware.spec import GRANULARITIES, METHODS
 from ...model.files import atomic_write_text, load_model
-from .common import (COST_HELP, add_scheduler_arguments, cost_argument, positive_int, profile_argument,
-                     scheduler_of)
+from .common import (COST_HELP, MODEL_HELP, add_scheduler_arguments, cost_argument, model_argument, positive_int,
+                     profile_argument, scheduler_of)
 
 
 def register(sub) -> None:
@@ -29,7 +29,7 @@ def register(sub) -> None:
                     "power-of-two factors, or auto: the one closest to the float outputs on the calibration "
                     "data); the float function is "
                     "unchanged, only the quantisation sees the difference.")
-    parser.add_argument("model", help="model YAML file")
+    parser.add_argument("model", type=model_argument, help=MODEL_HELP)
     parser.add_argument("--profile", required=True, type=profile_argument,
                         help="profile name (see `neuro-balance profiles`) or YAML path")
     parser.add_argument("--weight-bits", type=positive_int,
@@ -92,13 +92,10 @@ def _data(spec: str | None, n_in: int):
 
         data = digits()
         X_cal, X, y = data.X_train, data.X_test, data.y_test
-    else:
-        try:
-            with np.load(spec) as f:
-                X = np.asarray(f["X"], dtype=np.float64)
-                y = np.asarray(f["y"]) if "y" in f else None
-        except KeyError:
-            raise ModelError(f"{spec}: field 'X': the npz needs an array named X (and optionally y)") from None
+    else:  # untrusted: members checked before they are decompressed, X finite, y whole labels
+        from ...learn.datasets import labelled_npz
+
+        X, y = labelled_npz(spec, n_in)
         X_cal = X
     if X.ndim != 2 or X.shape[1] != n_in:
         raise ModelError(f"{spec}: field 'X': expected shape (n, {n_in}) for this model, got {X.shape}")

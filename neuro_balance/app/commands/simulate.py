@@ -11,8 +11,10 @@ from ...model.files import load_model, save_model
 from ...balancing.metrics import imbalance
 from ...balancing.spiking import rate_view, spiking_populations, with_neurons
 from ...seeding import check_random_state
+from ..clean_exit import tame_brian2
 from ..progress import Progress
-from .common import COST_HELP, cost_argument, output_path, positive_float
+from .common import (COST_HELP, MODEL_HELP, check_output_spares_inputs, cost_argument, model_argument, output_path,
+                     positive_float)
 
 TARGETS = ("numpy", "cython", "cpp_standalone")  # neuro_balance.sim.TARGETS, without importing Brian2 here
 
@@ -24,7 +26,7 @@ def register(sub) -> None:
                     "Poisson clock, reading only its own synapses. With --spiking the units are integrate-and-"
                     "fire neurons that keep spiking while they balance; rates before and after are reported. "
                     "The network function is unchanged.")
-    parser.add_argument("model", help="model YAML file")
+    parser.add_argument("model", type=model_argument, help=MODEL_HELP)
     parser.add_argument("--cost", type=cost_argument, default="L2", help=COST_HELP)
     parser.add_argument("--rate", type=positive_float, default=100.0, help="balance events per unit per second (Hz, default 100)")
     parser.add_argument("--duration", type=positive_float, default=0.5, help="simulated seconds of balancing (default 0.5)")
@@ -58,13 +60,15 @@ def _input(path: str | None, n_in: int, seed: int) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     out = output_path(args.parser, args.output, args.model)
     net, neurons = load_model(args.model), {}
+    check_output_spares_inputs(args.parser, out, args.model)
     if spiking_populations(net):  # a NIR graph of IF units: the agents balance its rate model (rate-level)
         net, neurons = rate_view(net)
     if args.spiking and args.target == "cpp_standalone":
         raise ModelError("--spiking: rate measurements need a runtime target (numpy or cython)")
     progress = Progress("lines" if args.no_progress else None)
     progress.log(f"{args.model}: building the Brian2 network ({args.target}) ...")
-    from ...sim import BalancingNetwork  # imports Brian2: only when the command runs
+    tame_brian2()  # imports Brian2 (only when the command runs) and keeps its files, hook and handler out
+    from ...sim import BalancingNetwork
 
     bn = BalancingNetwork(net, args.cost, rate=args.rate, spiking=args.spiking, target=args.target, dt=args.dt,
                           seed=args.seed, input_rate=args.input_rate)
