@@ -28,6 +28,7 @@ summed in one product where no partial sum can leave int16, else spike source by
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -42,6 +43,7 @@ READOUT_CAP = 1       # MAX_NUM_OUT_SPIKES
 STATE_MIN, STATE_MAX = -(1 << 15), (1 << 15) - 1     # BITS_STATE 16
 WEIGHT_SHIFT_MAX = 7  # 3-bit weight shifts
 DASH_MAX = 15         # 4-bit dashes
+SPIKE_DELAY = 1       # steps from a hidden spike to its arrival at recurrent and readout synapses
 _SATURATION_KEYS = ("isyn", "v", "isyn_out", "v_out")
 
 
@@ -164,21 +166,31 @@ def _deliver(isyn: np.ndarray, counts: np.ndarray, weights: np.ndarray) -> tuple
     return isyn, saturated
 
 
-def _evolve(isyn: np.ndarray, v: np.ndarray, dash_syn: np.ndarray, dash_mem: np.ndarray, bias: np.ndarray,
-            threshold: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """One ``XyloIAFNeuron::evolve`` of a population (one synapse); returns ``isyn, v, spikes`` and the
-    number of saturated membrane additions."""
-    isyn = isyn - decay(isyn, dash_syn)
-    dv = _wrap16(-decay(v, dash_mem)) + isyn
-    saturated = int(np.count_nonzero((dv < STATE_MIN) | (dv > STATE_MAX)))
-    dv = _sat(dv) + bias
-    saturated += int(np.count_nonzero((dv < STATE_MIN) | (dv > STATE_MAX)))
-    v = v + _sat(dv)
+def _synapse(isyn: np.ndarray, counts: np.ndarray, weights: np.ndarray, dash_syn: np.ndarray) -> tuple[np.ndarray,
+                                                                                                           int]:
+    """A step of the synaptic current: the step's spikes arrive (`_deliver`), then the current decays."""
+    isyn, saturated = _deliver(isyn, counts, weights)
+    return isyn - decay(isyn, dash_syn), saturated
+
+
+def _membrane(v: np.ndarray, isyn: np.ndarray, dash_mem: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, int]:
+    """``dv = sat(int16(-dec(v)) + isyn)``, ``dv = sat(dv + bias)``, ``v = sat(v + dv)``; returns ``v`` and how
+    many of the three additions saturated."""
+    saturated = 0
+    dv = _wrap16(-decay(v, dash_mem))
+    for term in (isyn, bias):
+        dv = dv + term
+        saturated += int(np.count_nonzero((dv < STATE_MIN) | (dv > STATE_MAX)))
+        dv = _sat(dv)
+    v = v + dv
     saturated += int(np.count_nonzero((v < STATE_MIN) | (v > STATE_MAX)))
-    v = _sat(v)
-    # while v >= threshold and n < cap: v -= threshold (threshold >= 1, so v - n * threshold >= 0: no wrap)
+    return _sat(v), saturated
+
+
+def _fire(v: np.ndarray, threshold: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """``while v >= threshold and n < cap: v -= threshold`` (threshold >= 1: ``v`` stays >= 0, no wrap)."""
     n = np.where(v >= threshold, np.minimum((v - threshold) // threshold + 1, cap), 0)
-    return isyn, v - n * threshold, n, saturated
+    return v - n * threshold, n
 
 
 def _steps(params: XyloParams, inputs: Iterable[np.ndarray], batch: int) -> Iterator[tuple[np.ndarray, ...]]:
@@ -189,9 +201,9 @@ def _steps(params: XyloParams, inputs: Iterable[np.ndarray], batch: int) -> Iter
     w_out = params.w_out << params.shift_out
     isyn = np.zeros((batch, n_hid), dtype=np.int64)
     v = np.zeros_like(isyn)
-    spikes = np.zeros_like(isyn)
     isyn_o = np.zeros((batch, n_out), dtype=np.int64)
     v_o = np.zeros_like(isyn_o)
+    pending = deque(np.zeros_like(isyn) for _ in range(SPIKE_DELAY))
     for raster in inputs:
         raster = np.asarray(raster)
         if raster.shape != (batch, n_in):
@@ -199,14 +211,15 @@ def _steps(params: XyloParams, inputs: Iterable[np.ndarray], batch: int) -> Iter
         if raster.size and (raster.min() < 0 or raster.max() > 255):
             raise ValueError(f"xylo.run: input spike counts must be in 0..255 (uint8), got "
                              f"{raster.min()}..{raster.max()}")
-        previous = np.minimum(spikes, HIDDEN_CAP)
-        isyn, s1 = _deliver(isyn, np.concatenate([np.minimum(raster.astype(np.int64), INPUT_CAP), previous], axis=1),
-                            w_hid)
-        isyn_o, s2 = _deliver(isyn_o, previous, w_out)
-        isyn, v, spikes, s3 = _evolve(isyn, v, params.dash_syn, params.dash_mem, params.bias, params.threshold,
-                                      HIDDEN_CAP)
-        isyn_o, v_o, out, s4 = _evolve(isyn_o, v_o, params.dash_syn_out, params.dash_mem_out, params.bias_out,
-                                       params.threshold_out, READOUT_CAP)
+        arriving = np.minimum(pending.popleft(), HIDDEN_CAP)
+        inp = np.minimum(raster.astype(np.int64), INPUT_CAP)
+        isyn, s1 = _synapse(isyn, np.concatenate([inp, arriving], axis=1), w_hid, params.dash_syn)
+        isyn_o, s2 = _synapse(isyn_o, arriving, w_out, params.dash_syn_out)
+        v, s3 = _membrane(v, isyn, params.dash_mem, params.bias)
+        v, spikes = _fire(v, params.threshold, HIDDEN_CAP)
+        v_o, s4 = _membrane(v_o, isyn_o, params.dash_mem_out, params.bias_out)
+        v_o, out = _fire(v_o, params.threshold_out, READOUT_CAP)
+        pending.append(spikes)
         yield spikes, v, isyn, out, v_o, isyn_o, (s1, s3, s2, s4)
 
 

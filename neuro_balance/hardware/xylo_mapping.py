@@ -16,9 +16,12 @@ even, in Rockpool). Where a threshold would exceed the 16-bit register, the grou
 until it fits (Rockpool's ``limited_scaling``, rounded once here rather than twice). Two
 departures: Rockpool scales ``bias_out`` with the hidden scale (``quantize_methods.py:142``), here
 with ``S_out``; and the weight shifts (0..7, which Rockpool leaves to the user) are chosen here: the
-largest shift ``k`` of each group that keeps its thresholds ``round(s * S * 2**k)`` within
-`THRESHOLD_TARGET`, the integer weights entering as ``w << k`` and the biases scaled by ``2**k``
-too. The dashes are the profile's ``conversion_defaults.dash_syn`` and ``dash_mem``.
+largest shift ``k`` of each group that keeps its thresholds within `THRESHOLD_TARGET`, the integer
+weights entering as ``w << k``. The dashes are the profile's ``conversion_defaults.dash_syn`` and
+``dash_mem``. A unit of synaptic input reaches the membrane ``g = 2**dash_syn - 1`` times over as the
+current decays (``isyn -= isyn >> dash_syn`` after each step's input), so thresholds and biases (added
+to the membrane directly) are ``round(s * S * 2**k * g)`` and ``round(b / T * S * 2**k * g)``; at the
+default ``dash_syn = 1``, ``g = 1``.
 
 **Readout.** The output population is Xylo's readout layer; its value is the readout neurons'
 synaptic current summed over the window (Xylo's ``Isyn`` readout mode, Rockpool
@@ -27,13 +30,12 @@ adds to the read current. The readout neurons still spike (at most once per step
 counts are reported.
 
 **Static model** (`run_static`, what `QuantizedNetwork.forward` computes): per hidden unit the
-window's integer input ``acc`` (spike counts times ``w << k``, less the latency, plus ``T``
+window's membrane input ``acc`` (spike counts times ``g (w << k)``, less the latency, plus ``T``
 biases) gives ``floor((acc - (T - 1) * leak) / theta)`` spikes, where
 ``leak = max(1, (theta // 2) >> dash_mem)`` is the membrane's decay per step at half the threshold
-(at least one LSB per step, as on Xylo). The latency: the synaptic current passes on about half a
-step's input after the window (``dash_syn = 1``), and hidden spikes arrive one step late, so a
-projection's window sum counts ``T - 1/2`` (from the input) or ``T - 3/2`` (from hidden neurons)
-steps of its mean input.
+(at least one LSB per step, as on Xylo). The latency: while the current settles the window misses
+``g (1 - a**T)`` steps of mean input (``a = 1 - 2**-dash_syn``; one step at ``dash_syn = 1``), and
+spikes of hidden neurons arrive one step late.
 Recurrent networks are iterated to their fixed point (the delayed spikes of a steady state).
 """
 from __future__ import annotations
@@ -75,6 +77,19 @@ def _dashes(qnet: "QuantizedNetwork") -> tuple[int, int]:
     """``(dash_syn, dash_mem)`` of the profile's conversion defaults."""
     return int(qnet.profile.get("conversion_defaults.dash_syn", 1)), \
         int(qnet.profile.get("conversion_defaults.dash_mem", xylo.DASH_MAX))
+
+
+def _synapse_gain(qnet: "QuantizedNetwork") -> int:
+    """``2**dash_syn - 1``: the membrane input of one unit of synaptic input, summed over the current's decay."""
+    return (1 << _dashes(qnet)[0]) - 1
+
+
+def _lag(qnet: "QuantizedNetwork", from_hidden: bool) -> float:
+    """Steps of mean input a window's membrane misses: the current's settling ``g (1 - a**T)``
+    (``a = 1 - 2**-dash_syn``) plus one step when the spikes come from hidden neurons."""
+    dash_syn = _dashes(qnet)[0]
+    a = 1.0 - 2.0 ** -dash_syn
+    return _synapse_gain(qnet) * (1.0 - a ** qnet.spec.window) + from_hidden
 
 
 def _float_weights(qnet: "QuantizedNetwork", pop: Population, scales: dict[str, float]) -> list[tuple[Any, Any]]:
@@ -132,7 +147,7 @@ def _plan(qnet: "QuantizedNetwork", pops: list[Population], scales: dict[str, fl
     scale = _group_scale(qnet, pops, scales)
     theta_limit = min(float(1 << (spec.threshold_bits - spec.threshold_signed)) - 1, float(xylo.STATE_MAX)) \
         if spec.threshold_bits else float(xylo.STATE_MAX)
-    top = max((float(np.max(scales[p.name] * scale[p.name])) for p in pops), default=0.0)
+    top = max((float(np.max(scales[p.name] * scale[p.name])) for p in pops), default=0.0) * _synapse_gain(qnet)
     shrink = 1.0
     if top > theta_limit:                       # Rockpool's limited_scaling
         shrink = theta_limit / top
@@ -155,7 +170,7 @@ def map_population(qnet: "QuantizedNetwork", pop: Population, scales: dict[str, 
     group = [p for p in net.populations.values() if p.role == pop.role]
     scale, shift, shrink = _plan(qnet, group, scales)
     s_unit = scale[pop.name]
-    gain = s_unit * 2.0 ** shift                  # accumulator LSBs per unit of the float pre-activation
+    gain = s_unit * 2.0 ** shift * _synapse_gain(qnet)    # membrane LSBs per unit of the float pre-activation
     for proj, (w, post) in zip(net.incoming(pop.name), _float_weights(qnet, pop, scales)):
         fmt = IntFormat(62, True, lo=spec.weight_qmin, hi=spec.weight_qmax, name=f"weights of {proj.name}")
         q, clipped = fmt.fit(round_int(w * s_unit[post], spec.weight_rounding, rng))
@@ -260,11 +275,11 @@ def run_static(qnet: "QuantizedNetwork", x: np.ndarray) -> IntegerRun:
                     continue
                 pre = net.populations[proj.pre]
                 eff = qnet.synapses[proj.name].effective.astype(np.float64)
-                part = np.rint(get_kind(proj.kind).propagate(with_weight(proj, eff), pre, pop,
-                                                             source.astype(np.float64))).astype(np.int64)
-                # Latency: hidden spikes arrive a step late, and isyn passes on half a step's input late.
-                lag2 = 1 + 2 * (pre.role != "input")
-                acc += part * (2 * spec.window - lag2) // (2 * spec.window)
+                part = get_kind(proj.kind).propagate(with_weight(proj, eff), pre, pop, source.astype(np.float64))
+                # The current's gain, less the input the window misses while the current settles (and the
+                # step hidden spikes take to arrive).
+                scale = _synapse_gain(qnet) * (spec.window - _lag(qnet, pre.role != "input")) / spec.window
+                acc += np.floor(part * scale).astype(np.int64)
             if lay.bias is not None:
                 acc += per_feature(lay.bias, pop) * spec.window
             counters["state_overflow"][name] = int(np.count_nonzero(np.abs(acc) > xylo.STATE_MAX * spec.window))
