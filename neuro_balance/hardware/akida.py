@@ -17,7 +17,9 @@ Convolutional; every value below was matched bit for bit, including saturation):
     acc = sum x * W                                   # x: 1, 2 or 4-bit unsigned
     y   = clip(ceil((acc - threshold) / step), 0, 2**b - 1),  step = floor(16 act_step) / 16 * 2**(4 - b)
 
-and without activation (the output layer) the raw ``acc``. Activity of ``b`` bits is signed when
+computed as ``ceil(P / S)`` with ``P = (acc - threshold) << b`` (0 when ``acc <= threshold``) and
+``S = floor(16 act_step)`` both taken modulo ``2**28``: beyond that they wrap (a potential above
+``2**(28 - b)`` comes out small). Without activation (the output layer) the layer gives the raw ``acc``. Activity of ``b`` bits is signed when
 ``b > 4`` (``InputData``'s ``input_signed``; an 8-bit output is int8), unsigned otherwise. Shifts lie
 in ``[-31, 31]`` (``output_shift``) and ``[0, 31]`` (``bias_shift``, ``max_value_shift``): the
 engine accepts ``-32`` and ``32`` but aborts the process in ``forward``.
@@ -183,8 +185,9 @@ def layer_params(spec: "ChipSpec", pop: Population, lay: "LayerParams") -> Akida
     step_q = lay.s_act / lay.s_acc                              # accumulator LSBs per activity LSB
     k = np.clip(np.rint(step_q * (1 << bits)), 1, STEP_MAX).astype(np.int64)     # step = k / 2**bits
     half = round_div(k, 1 << (bits + 1), "nearest")            # half a step, as cnn2snn rounds it
-    i32 = np.iinfo(np.int32)
-    threshold = np.clip(half - bias, i32.min, i32.max)
+    # Keep (acc - threshold) << bits inside the 28-bit potential: a threshold below -2**(27 - bits)
+    # (a bias that far above the step) would wrap; the unit is at its top activity anyway.
+    threshold = np.clip(half - bias, -(1 << (27 - bits)), np.iinfo(np.int32).max)
     return AkidaParams(1, True, bits, threshold=threshold, step=k)
 
 
@@ -197,8 +200,12 @@ def requantize(spec: "ChipSpec", p: AkidaParams, acc: np.ndarray, pop: Populatio
     if p.version == 1:
         if p.out_bits is None:
             return acc
-        num = (acc - f(p.threshold)) << 4                      # (acc - th) / (step / 16)
-        value = round_div(num, f(p.step) << (4 - p.out_bits), spec.activation_rounding)
+        potential = acc - f(p.threshold)
+        num, counters["state_overflow"][name] = spec.current.fit(np.where(potential > 0, potential << p.out_bits, 0))
+        den, _ = spec.current.fit(f(p.step))
+        if np.any(den == 0):
+            raise ModelError(f"{name}: act_step * 16 is a multiple of 2**{spec.current.bits} (0 in the engine)")
+        value = round_div(num, den, spec.activation_rounding)   # ceil(P / S)
         top = (1 << p.out_bits) - 1
         counters["activation_saturated"][name] = int(np.count_nonzero(value > top))
         return np.clip(value, 0, top)
