@@ -23,6 +23,7 @@ from common import load_chip_module, load_recording  # noqa: E402
 DATA = ROOT / "tests" / "data" / "vendor"
 TOOLS = {"loihi1": ("nengo_loihi", "nengo-loihi", "1.1.0"), "loihi2": ("lava", "lava-nc", "0.10.0")}
 CHIPS = [chip for chip in TOOLS if (DATA / f"{chip}.npz").exists()]
+MUTANT_CASES = 4        # recorded networks each changed neuron replays (the first ones: every depth)
 pytestmark = pytest.mark.filterwarnings("ignore::neuro_balance.hardware.UnverifiedProfileWarning")
 
 
@@ -44,7 +45,7 @@ def mismatched(chip, module, cases) -> list[int]:
 
 
 def test_both_recordings_are_in_the_repository():
-    assert "loihi1" in CHIPS
+    assert CHIPS == ["loihi1", "loihi2"]
 
 
 def test_recorded_from_the_tool_at_seed_0(recorded):
@@ -88,14 +89,14 @@ def test_same_step_routing_fails_the_replay(recorded, monkeypatch):
     """The tools deliver a spike one step after it is emitted (delays.connection_steps: 1)."""
     chip, module, _, cases = recorded
     _changed_spec(monkeypatch, spike_delay=0)
-    assert len(mismatched(chip, module, cases)) >= len(cases) // 2
+    assert len(mismatched(chip, module, cases[:MUTANT_CASES])) >= MUTANT_CASES // 2
 
 
-def test_dropping_the_voltage_floor_fails_the_replay(recorded, monkeypatch):
-    """Converted neurons clip v at vmin = 0 (nengo-loihi's LIF with min_voltage 0; lava's LIF likewise here)."""
+def test_changing_the_voltage_floor_fails_the_replay(recorded, monkeypatch):
+    """loihi1 clips v at vmin = 0 (nengo-loihi's converted LIF neurons); lava's LIF has no floor."""
     chip, module, _, cases = recorded
-    _changed_spec(monkeypatch, v_floor=None)
-    assert len(mismatched(chip, module, cases)) >= len(cases) // 2
+    _changed_spec(monkeypatch, v_floor=None if chip == "loihi1" else 0)
+    assert len(mismatched(chip, module, cases[:MUTANT_CASES])) >= MUTANT_CASES // 2
 
 
 def _floor_decay(x, d, offset=0):
@@ -112,4 +113,4 @@ def _no_offset_decay(x, d, offset=0):
 def test_a_changed_current_decay_fails_the_replay(recorded, monkeypatch, decay):
     chip, module, _, cases = recorded
     monkeypatch.setattr(neurons, "loihi_decay", decay)
-    assert len(mismatched(chip, module, cases)) >= 2
+    assert len(mismatched(chip, module, cases[:MUTANT_CASES])) >= 2

@@ -20,8 +20,10 @@ Golden traces recorded from nengo-loihi itself (``scripts/record_nengo_loihi_tra
 bit for bit by ``tests/test_hardware_loihi_golden.py``.
 
 ``variant="lava"`` follows lava's bit-accurate LIF (``proc/lif/models.py``, ``PyLifModelBitAcc``)
-where it differs: no 22-bit wrap of the input, ``u`` wraps into ``[-2**23 + 1, 2**23]`` (``-2**23``
-becomes ``+2**23``) and ``u + bias`` enters ``v`` unwrapped. (lava's model has no refractory period:
+where it differs (lava-nc 0.10.0, checked against it): lava computes in int32, so the shifted input
+``a << 6`` and the sums into ``u`` and ``v`` wrap at 32 bits, not 22; ``u`` wraps by one period of
+``2**24`` only (``u > 2**23`` loses ``2**24``, ``u <= -2**23`` gains it: ``-2**23`` becomes ``+2**23``,
+and a sum beyond ``3 * 2**23`` stays outside 24 bits); ``u + bias`` enters ``v`` unwrapped. (lava's model has no refractory period:
 use ``refractory=1``.)
 
 Other digital chips: non-leaky integrate-and-fire, ``v = fit(v + a + bias)``, spike when
@@ -37,7 +39,7 @@ import numpy as np
 
 from .fixed_point import IntFormat
 
-__all__ = ["loihi_decay", "lava_wrap", "LoihiCUBA", "IntegrateFire", "DECAY_BITS", "ACT_SHIFT", "LOIHI_VARIANTS"]
+__all__ = ["loihi_decay", "lava_wrap", "wrap32", "LoihiCUBA", "IntegrateFire", "DECAY_BITS", "ACT_SHIFT", "LOIHI_VARIANTS"]
 
 DECAY_BITS = 12
 ACT_SHIFT = 6
@@ -58,17 +60,27 @@ def loihi_decay(x: np.ndarray, d: int | np.ndarray, offset: int = 0) -> np.ndarr
     return np.sign(x) * ((np.abs(x) * factor) >> DECAY_BITS)
 
 
+def wrap32(x: np.ndarray) -> np.ndarray:
+    """Two's complement int32 arithmetic: ``x`` modulo ``2**32`` in ``[-2**31, 2**31 - 1]``."""
+    x = np.asarray(x, dtype=np.int64)
+    return ((x + (1 << 31)) & ((1 << 32) - 1)) - (1 << 31)
+
+
 def lava_wrap(x: np.ndarray, bits: int = STATE_BITS) -> np.ndarray:
-    """Wrap into ``[-2**(bits-1) + 1, 2**(bits-1)]``, as lava's bit-accurate LIF wraps ``u``.
+    """Wrap ``u`` as lava's bit-accurate LIF does: in int32, by one period ``2**bits`` toward zero.
+
+    ``x > 2**(bits-1)`` loses ``2**bits``, ``x <= -2**(bits-1)`` gains it (lava-nc 0.10.0
+    ``AbstractPyLifModelFixed.subthr_dynamics``); within ``3 * 2**(bits-1)`` this is the wrap into
+    ``[-2**(bits-1) + 1, 2**(bits-1)]``.
 
     Examples
     --------
-    >>> lava_wrap(np.array([2**23, -2**23, 2**23 + 5]))
-    array([ 8388608,  8388608, -8388603])
+    >>> lava_wrap(np.array([2**23, -2**23, 2**23 + 5, 3 * 2**23 + 1]))
+    array([ 8388608,  8388608, -8388603,  8388609])
     """
-    x = np.asarray(x, dtype=np.int64)
+    x = wrap32(x)
     half = np.int64(1) << (bits - 1)
-    return np.mod(x + half - 1, np.int64(1) << bits) - half + 1
+    return wrap32(np.where(x > half, x - 2 * half, np.where(x <= -half, x + 2 * half, x)))
 
 
 def _per_compartment(name: str, value, lo: int, hi: int) -> np.ndarray:
@@ -170,11 +182,15 @@ class LoihiCUBA:
         if self.variant == "nengo_loihi":
             q, n = self.accumulator.fit(q)
             self.overflow["accumulator"] += n
+        else:
+            q = wrap32(q)
         self.u = self._wrap_u(loihi_decay(self.u, self._du, offset=1) + q, "u")
         u2 = self.u + self.bias
         if self.variant == "nengo_loihi":
             u2 = self._wrap_u(u2, "u_bias")
         v = loihi_decay(self.v, self._dv) + u2
+        if self.variant == "lava":
+            v = wrap32(v)
         self.overflow["v"] += int(np.count_nonzero((v < self._vmin) | (v > self._vmax)))
         self.v = np.clip(v, self._vmin, self._vmax)
         self.v = np.where(self.counter > 0, 0, self.v)

@@ -95,6 +95,18 @@ def _pair(v):
     return "must be [min, max] integers with min <= max"
 
 
+def _positive(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not v > 0:
+        return "must be a finite number > 0"
+    return None
+
+
+def _range(v):
+    if _pair(v) is None and v[0] < v[1]:
+        return None
+    return "must be [min, max] integers with min < max (a register that holds one value computes nothing)"
+
+
 def _rate(v):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
         return "must be a number in (0, 1] (spikes per step)"
@@ -112,6 +124,7 @@ def _str_list(v):
 
 
 _BITS = _int(1, 62)
+_BIAS_BITS = _int(2, 62)  # biases are signed: one bit holds only 0 and -1
 _ROUND = _enum(*ROUNDING_MODES)
 _OVER = _enum(*OVERFLOW_MODES)
 _SHARED = _enum("synapse_config", "connection", "layer", "channel", "neuron", "core", "synapse_type",
@@ -146,14 +159,14 @@ _FIELDS: dict[str, Callable[[Any], str | None]] = {
     "weights.unsigned_bits": _int_list(),
     "accumulator.bits": _BITS, "accumulator.signed": _bool, "accumulator.overflow": _OVER,
     "state.*.bits": _BITS, "state.*.signed": _bool, "state.*.frac_bits": _int(0, 62), "state.*.overflow": _OVER,
-    "state.*.range": _pair, "state.*.min": _int(),
+    "state.*.range": _range, "state.*.min": _int(),
     "threshold.bits": _BITS, "threshold.mantissa_bits": _BITS, "threshold.shift": _int(0, 32),
     "threshold.signed": _bool,
-    "bias.bits": _BITS, "bias.mantissa_bits": _BITS, "bias.signed": _bool, "bias.exponent_bits": _int(0, 8),
+    "bias.bits": _BIAS_BITS, "bias.mantissa_bits": _BIAS_BITS, "bias.signed": _bool, "bias.exponent_bits": _int(0, 8),
     "bias.exponent_range": _pair,
     "decay.kind": _enum("multiplicative", "bitshift", "exp_fixed", "analog", "none"), "decay.bits": _BITS,
     "decay.offset.*": _int(0), "decay.rounding": _ROUND, "decay.formula": _str, "decay.signed": _bool,
-    "analog.gain": _num(0), "analog.noise_std": _num(0), "analog.mismatch_sigma": _num(0),
+    "analog.gain": _positive, "analog.noise_std": _num(0), "analog.mismatch_sigma": _num(0),
     "analog.chunk_rows": _int(1), "analog.calibrate": _str, "analog.readout.bits": _BITS,
     "analog.readout.signed": _bool, "analog.readout.rounding": _ROUND, "analog.readout.overflow": _OVER,
     "conversion_defaults.scale_granularity": _enum("network", "layer", "channel", "neuron"),
@@ -277,6 +290,53 @@ def _require(data: dict, profile_unverified: list[str], where: str) -> None:
 
 def _state_min(fmt: dict) -> int | None:
     """Lowest value of a state register, from its range or its width (None when unknown)."""
+    _check_arithmetic(data, where)
+
+
+def _state_max(fmt: dict) -> int | None:
+    """Highest value of a state register, from its range or its width (None when unknown)."""
+    if fmt.get("range") is not None:
+        return fmt["range"][1]
+    if fmt.get("bits") is None:
+        return None
+    return (1 << (fmt["bits"] - 1)) - 1 if fmt.get("signed", True) else (1 << fmt["bits"]) - 1
+
+
+def _check_arithmetic(data: dict, where: str) -> None:
+    """Refuse widths and ranges that leave the chip's arithmetic degenerate (a register or threshold of 0).
+
+    A signed state of 1 bit holds only 0 and -1; the largest threshold (mantissa, shift, membrane range,
+    divided by the synaptic filter's 2**synapse_shift, as `hardware.mapping.threshold_max`) must be at
+    least 1; at ``conversion_defaults.max_rate`` a unit must fire at least once per rate-code window.
+    """
+    states = data["state"]
+    for name, fmt in states.items():
+        if fmt.get("bits") == 1 and fmt.get("signed", True):
+            raise ProfileError(f"{where}: field 'state.{name}.bits': a signed register of 1 bit holds only 0 and -1; "
+                               f"must be >= 2 (or signed: false), got 1")
+    defaults = data.get("conversion_defaults") or {}
+    shift = defaults.get("synapse_shift") or 0
+    neuron = data.get("neuron") or {}
+    order = [s for s in (neuron.get("states") or list(states)) if s in states]
+    membrane = order[-1] if order else None
+    top = _state_max(states[membrane]) if membrane is not None else None
+    threshold = data.get("threshold") or {}
+    key = "mantissa_bits" if threshold.get("mantissa_bits") else "bits"
+    if top is not None and top / 2.0 ** shift < 1:
+        field = f"state.{membrane}.range" if states[membrane].get("range") is not None else f"state.{membrane}.bits"
+        raise ProfileError(f"{where}: field '{field}': the membrane's largest value, {top}, over 2**{shift} (the "
+                           f"synaptic filter) leaves no threshold >= 1, got {states[membrane].get(field.rsplit('.', 1)[1])!r}")
+    if threshold.get(key) is not None:
+        stored = ((1 << max(threshold[key] - bool(threshold.get("signed", False)), 0)) - 1) << threshold.get("shift", 0)
+        if stored / 2.0 ** shift < 1:
+            raise ProfileError(f"{where}: field 'threshold.{key}': the largest threshold it stores, {stored}, over "
+                               f"2**{shift} (the synaptic filter) is below 1, got {threshold[key]!r}")
+    rate = defaults.get("max_rate")
+    activations = data.get("activations") or {}
+    bits = defaults.get("activation_bits") or activations.get("bits") or max(activations.get("bits_allowed") or [8])
+    if rate is not None and rate * ((1 << bits) - 1) < 1:
+        raise ProfileError(f"{where}: field 'conversion_defaults.max_rate': below one spike per rate-code window of "
+                           f"2**{bits} - 1 steps ({bits} activation bits), got {rate!r}")
     if fmt.get("range") is not None:
         return fmt["range"][0]
     if fmt.get("bits") is None:

@@ -5,7 +5,8 @@ A case is what a user's network becomes on the chip: a random float ReLU network
 input as spike counts over the rate-code window. Its integers (keys ``w{i}``: effective weights into
 layer ``i``, ``b{i}``: per-step biases, ``theta{i}``: thresholds of hidden layers; layers numbered
 from 1, the output last) go to the vendor's tool; `rebuild` puts exactly those integers back into a
-`QuantizedNetwork` so that the project's ``simulate`` runs them (in the replay tests too).
+`QuantizedNetwork` so that the project's ``simulate`` runs them (in the replay tests too). Loihi cases
+also carry the compartment parameters of the project's stepped `LoihiCUBA` per hidden layer.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 
 import neuro_balance as nb
 from neuro_balance.hardware import QuantizedNetwork, SpikingRun, quantize, simulate
+from neuro_balance.hardware.spiking import neuron_populations
 
 
 def random_sizes(rng: np.random.Generator) -> list[int]:
@@ -103,3 +105,48 @@ def hidden_names(qnet: QuantizedNetwork) -> list[str]:
     """Hidden populations in order (layer ``i`` is the ``i``-th, counting from 1)."""
     net = qnet.network
     return [name for name in net.order if net.populations[name].role == "hidden"]
+
+
+def loihi_compartments(qnet: QuantizedNetwork) -> dict[str, np.ndarray]:
+    """Per hidden layer ``i``, the compartment parameters of the project's stepped `LoihiCUBA`.
+
+    ``du{i}``, ``dv{i}``, threshold ``vth{i}`` (``vth_mant << 6``), bias ``bias{i}``, ``vmin{i}``,
+    ``vmax{i}`` and refractory delay ``ref{i}``, one value per compartment.
+    """
+    out = {}
+    for i, nrn in enumerate(neuron_populations(qnet).values(), start=1):
+        n = nrn.n
+        lo, hi = nrn.v_format.min, nrn.v_format.max
+        out.update({f"du{i}": np.broadcast_to(nrn.du, n), f"dv{i}": np.broadcast_to(nrn.dv, n),
+                    f"vth{i}": nrn.threshold, f"bias{i}": nrn.bias,
+                    f"vmin{i}": np.broadcast_to(lo if nrn.vmin is None else nrn.vmin, n),
+                    f"vmax{i}": np.broadcast_to(hi if nrn.vmax is None else nrn.vmax, n),
+                    f"ref{i}": np.broadcast_to(nrn.refractory, n)})
+    return {key: np.asarray(value, dtype=np.int64).copy() for key, value in out.items()}
+
+
+def loihi_cases(chip: str, seed: int, n_nets: int) -> list[dict[str, np.ndarray]]:
+    """``n_nets`` random networks quantised for a Loihi ``chip``, one input each, with compartment parameters."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(n_nets):
+        qnet = quantized(chip, random_sizes(rng), rng)
+        case = integer_case(qnet, input_counts(qnet, rng), qnet.spec.window)
+        case.update(loihi_compartments(qnet))
+        cases.append(case)
+    return cases
+
+
+def loihi_outputs(chip: str, case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The project's `simulate` on a Loihi case: per step, each hidden layer's spikes ``s{i}``, ``u{i}``
+    and ``v{i}``, and the output layer's input without its bias (``q_out``)."""
+    qnet = rebuild(chip, case)
+    trace = run(qnet, case).trace
+    n_hidden = int(case["n_hidden"])
+    acc = trace[f"acc.{qnet.network.output.name}"][:, 0]
+    out = {"q_out": np.diff(acc, axis=0, prepend=0) - case[f"b{n_hidden + 1}"]}
+    for i, name in enumerate(hidden_names(qnet), start=1):
+        out[f"s{i}"] = trace[f"spikes.{name}"][:, 0]
+        out[f"u{i}"] = trace[f"u.{name}"][:, 0]
+        out[f"v{i}"] = trace[f"v.{name}"][:, 0]
+    return out

@@ -23,47 +23,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import layered  # noqa: E402
-from neuro_balance.hardware.spiking import neuron_populations  # noqa: E402
 
 TOOL = "nengo-loihi"
 VENV = "nengo_loihi"
 
 
-def compartments(qnet) -> dict[str, np.ndarray]:
-    """Per hidden layer ``i``, the compartment parameters of the project's stepped `LoihiCUBA`."""
-    out = {}
-    for i, (name, nrn) in enumerate(neuron_populations(qnet).items(), start=1):
-        n = nrn.n
-        lo, hi = nrn.v_format.min, nrn.v_format.max
-        out.update({f"du{i}": np.broadcast_to(nrn.du, n), f"dv{i}": np.broadcast_to(nrn.dv, n),
-                    f"vth{i}": nrn.threshold, f"bias{i}": nrn.bias,
-                    f"vmin{i}": np.broadcast_to(lo if nrn.vmin is None else nrn.vmin, n),
-                    f"vmax{i}": np.broadcast_to(hi if nrn.vmax is None else nrn.vmax, n),
-                    f"ref{i}": np.broadcast_to(nrn.refractory, n)})
-    return {key: np.asarray(value, dtype=np.int64).copy() for key, value in out.items()}
-
-
 def make_cases(chip: str, seed: int, n_nets: int) -> list[dict[str, np.ndarray]]:
     """``n_nets`` random networks quantised by the project for ``chip``, with one input each (module docstring)."""
-    rng = np.random.default_rng(seed)
-    cases = []
-    for _ in range(n_nets):
-        qnet = layered.quantized(chip, layered.random_sizes(rng), rng)
-        case = layered.integer_case(qnet, layered.input_counts(qnet, rng), qnet.spec.window)
-        case.update(compartments(qnet))
-        cases.append(case)
-    return cases
+    return layered.loihi_cases(chip, seed, n_nets)
 
 
 def project_outputs(chip: str, case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The project's `simulate` on the case's integers: per-step spikes, ``u`` and ``v`` per layer."""
-    qnet = layered.rebuild(chip, case)
-    run = layered.run(qnet, case)
-    n_hidden = int(case["n_hidden"])
-    acc = run.trace[f"acc.{qnet.network.output.name}"][:, 0]
-    out = {"q_out": np.diff(acc, axis=0, prepend=0) - case[f"b{n_hidden + 1}"]}
-    for i, name in enumerate(layered.hidden_names(qnet), start=1):
-        out[f"s{i}"] = run.trace[f"spikes.{name}"][:, 0]
-        out[f"u{i}"] = run.trace[f"u.{name}"][:, 0]
-        out[f"v{i}"] = run.trace[f"v.{name}"][:, 0]
-    return out
+    return layered.loihi_outputs(chip, case)

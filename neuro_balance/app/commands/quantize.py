@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import ModelError
+from ...errors import ModelError, NumericalError
 from ...hardware.chip_balance import BALANCE_CHOICES, balance_for_chip
 from ...hardware.emulate import quantize
 from ...hardware.fixed_point import ROUNDING_MODES
@@ -155,7 +155,14 @@ def run(args: argparse.Namespace) -> int:
         run_ = q.run(X)
         out = run_.output
         ref = net.forward(X)
-        err = float(np.sqrt(np.mean((out - ref) ** 2)) / (np.sqrt(np.mean(ref ** 2)) or 1.0))
+        if not np.isfinite(ref).all():
+            raise NumericalError(f"{args.model}: overflow: the float model's own output on --data is not finite, "
+                                 "so no output error or accuracy can be measured against it")
+        with np.errstate(over="ignore"):
+            err = float(np.sqrt(np.mean((out - ref) ** 2)) / (np.sqrt(np.mean(ref ** 2)) or 1.0))
+        if not np.isfinite(err):
+            raise NumericalError(f"{args.model} on {q.spec.name}: overflow: the output error is not finite (outputs "
+                                 f"up to {np.max(np.abs(out)):.3g}): the chip's arithmetic is degenerate for this model")
         report["output_error"] = err
         print(f"relative output error {err:.4g}")
         if y is not None:

@@ -1,0 +1,128 @@
+"""Run loihi2 cases through lava-nc 0.10.0's bit-accurate processes: ``lava_driver.py in.npz out.npz``.
+
+Runs in the lava venv (Python 3.10; ``scripts/vendor_venvs.sh``) with numpy and lava-nc only. Each case
+(keys in ``lava.py``) becomes ``RingBuffer -> Dense -> LIF -> Dense -> ... -> LIF``, run for ``steps``
+steps with ``Loihi2SimCfg(select_tag="fixed_pt")`` and read with ``Monitor``s. Weights: the project's
+effective weights are ``m << 6`` (act_shift included); lava gets ``2m`` with ``weight_exp = -1`` and
+adds the shift itself. Writes per case every hidden LIF's spikes ``s{i}``, ``u{i}`` and ``v{i}`` and
+the output LIF's ``u`` as ``q_out`` per step, or ``error``.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import sys
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]   # scripts/vendor/lava.py is not lava
+
+import numpy as np  # noqa: E402
+from lava.magma.core.run_conditions import RunSteps  # noqa: E402
+from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
+from lava.proc.dense.process import Dense  # noqa: E402
+from lava.proc.io.source import RingBuffer  # noqa: E402
+from lava.proc.lif.process import LIF  # noqa: E402
+from lava.proc.monitor.process import Monitor  # noqa: E402
+
+ACT_SHIFT = 6
+VTH_MAX = 2**17 - 1
+
+
+def _one(values: np.ndarray, name: str) -> int:
+    """The single value a LIF process takes for a whole layer."""
+    if np.unique(values).size != 1:
+        raise ValueError(f"{name}: lava's LIF takes one value per process, got {np.unique(values)}")
+    return int(values.flat[0])
+
+
+def _bias(bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``bias = mant << exp`` with a 13-bit mantissa and the smallest exponent 0..7 that is exact."""
+    exp = np.zeros(bias.shape, dtype=np.int64)
+    mant = bias.astype(np.int64)
+    while np.any((np.abs(mant) > 4095) & (exp < 7)):
+        big = np.abs(mant) > 4095
+        if np.any(mant[big] & 1):
+            raise ValueError(f"bias {bias[big]} has no 13-bit mantissa with an exponent")
+        mant = np.where(big, mant >> 1, mant)
+        exp = np.where(big, exp + 1, exp)
+    if np.any(np.abs(mant) > 4095):
+        raise ValueError(f"bias {bias} exceeds 4095 << 7")
+    return mant, exp
+
+
+def _dense(effective: np.ndarray) -> Dense:
+    """A bit-accurate Dense adding the mantissas ``m = effective >> 6`` exactly (``2m``, ``weight_exp = -1``)."""
+    mant = effective >> ACT_SHIFT
+    if not np.array_equal(mant << ACT_SHIFT, effective):
+        raise ValueError("effective weights are not mantissas << 6 (a negative connection exponent)")
+    return Dense(weights=2 * mant, weight_exp=-1, num_weight_bits=8)
+
+
+def run_case(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    n_hidden = int(case["n_hidden"])
+    steps = int(case["steps"])
+    source = RingBuffer(data=case["raster"].T.astype(np.int32))
+    port, lifs = source.s_out, []
+    for i in range(1, n_hidden + 2):
+        dense = _dense(case[f"w{i}"])
+        n = case[f"w{i}"].shape[0]
+        if i <= n_hidden:
+            vth = case[f"vth{i}"]
+            if np.any(vth % (1 << ACT_SHIFT)) or _one(vth, "vth") >> ACT_SHIFT > VTH_MAX:
+                raise ValueError(f"layer {i}: threshold {vth[0]} is not a 17-bit mantissa << 6")
+            if np.any(case[f"ref{i}"] != 1) or np.any(case[f"vmin{i}"] != -(2**23 - 1)):
+                raise ValueError(f"layer {i}: lava's LIF has no refractory period and no voltage floor")
+            mant, exp = _bias(case[f"bias{i}"])
+            lif = LIF(shape=(n,), du=_one(case[f"du{i}"], "du"), dv=_one(case[f"dv{i}"], "dv"),
+                      vth=_one(vth, "vth") >> ACT_SHIFT, bias_mant=mant, bias_exp=exp)
+        else:                                           # u = this step's input
+            lif = LIF(shape=(n,), du=4095, dv=0, vth=VTH_MAX, bias_mant=0, bias_exp=0)
+        port.connect(dense.s_in)
+        dense.a_out.connect(lif.a_in)
+        port = lif.s_out
+        lifs.append(lif)
+    monitors = {}
+    for i, lif in enumerate(lifs[:-1], start=1):
+        for key, target in ((f"s{i}", lif.s_out), (f"u{i}", lif.u), (f"v{i}", lif.v)):
+            monitors[key] = Monitor()
+            monitors[key].probe(target, steps)
+    monitors["q_out"] = Monitor()
+    monitors["q_out"].probe(lifs[-1].u, steps)
+    try:
+        source.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        out = {}
+        for key, monitor in monitors.items():
+            data = monitor.get_data()
+            (per_var,) = data.values()
+            (values,) = per_var.values()
+            out[key] = np.asarray(values).reshape(steps, -1).astype(np.int64)
+    finally:
+        source.stop()
+    return out
+
+
+def main(src: str, dst: str) -> None:
+    with np.load(src, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    cases: dict[int, dict[str, np.ndarray]] = {}
+    for name, value in arrays.items():
+        head, _, key = name.partition(".")
+        if head.startswith("c") and head[1:].isdigit():
+            cases.setdefault(int(head[1:]), {})[key] = value
+    result = {"tool_version": np.array(importlib.metadata.version("lava-nc"))}
+    for i, case in sorted(cases.items()):
+        try:
+            for key, value in run_case(case).items():
+                result[f"c{i}.{key}"] = value
+        except Exception as exc:                       # one failing case must not hide the others
+            result[f"c{i}.error"] = np.array(f"{type(exc).__name__}: {exc} "
+                                             f"({traceback.format_exc().strip().splitlines()[-2].strip()})")
+    tmp = dst + ".tmp.npz"
+    np.savez_compressed(tmp, **result)
+    os.replace(tmp, dst)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
