@@ -218,3 +218,73 @@ def test_cli_inspect_huge_weights_prints_the_cost_from_its_log(tmp_path):
     proc = _cli("inspect", path)
     assert proc.returncode == 0, proc.stderr
     assert "outside float64" in proc.stdout and "nan" not in proc.stdout
+
+
+# ------------------------------------------------------------------ chip profiles and emulation
+DEGENERATE = [  # (profile, field, value): accepted by the schema before, each made the emulation's output NaN
+    ("loihi1", "bias.mantissa_bits", 1),        # a signed 1-bit bias mantissa holds 0 and -1: largest bias 0
+    ("speck", "bias.bits", 1),
+    ("spinnaker1", "threshold.bits", 1),        # largest threshold 1, over the synaptic filter's 2**2: 0
+    ("xylo_audio2", "threshold.bits", 1),       # signed: no magnitude bit at all (was a ZeroDivisionError)
+    ("loihi1", "state.v.range", [0, 0]),
+    ("loihi1", "state.v.range", [0, 2]),        # membrane max 2 over Loihi's 2**3 synaptic filter: no threshold >= 1
+    ("speck", "state.v.bits", 1),
+    ("brainscales2", "analog.gain", 0),
+    ("loihi2", "conversion_defaults.max_rate", 1e-300),
+]
+
+
+def _mutated_profile(tmp_path, name: str, field: str, value) -> str:
+    import yaml
+
+    data = yaml.safe_load((resource_dir("hardware_profiles") / f"{name}.yaml").read_text())
+    node = data
+    *parents, leaf = field.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+@pytest.mark.parametrize("name, field, value", DEGENERATE)
+def test_degenerate_profile_values_are_refused_naming_field_and_value(tmp_path, name, field, value):
+    from neuro_balance.hardware.profile import load_profile
+
+    path = _mutated_profile(tmp_path, name, field, value)
+    with pytest.raises(nb.ProfileError) as err:
+        load_profile(path, warn=False)
+    text = str(err.value)
+    assert f"field '{field}'" in text and f"got {value!r}" in text and "\n" not in text
+
+
+def test_emulation_refuses_nan_inputs_instead_of_casting_them():
+    """NaN inputs became garbage integers (all-NaN data scored accuracy 1.0); now a NumericalError."""
+    from neuro_balance.hardware.emulate import quantize
+
+    net = nb.mlp([8, 12, 6], seed=0)
+    x = np.random.default_rng(0).uniform(0, 1, (16, 8))
+    q = quantize(net, "loihi1", x)
+    bad = x.copy()
+    bad[3, 5] = np.nan
+    with pytest.raises(NumericalError, match=r"^NaN: 1 input value.*\[3, 5\]"):
+        q.run(bad)
+    with pytest.raises(NumericalError, match="^NaN"):
+        q.forward(np.full_like(x, np.nan))
+
+
+def test_evaluate_refuses_nan_data_and_skips_cells_whose_error_overflows():
+    from neuro_balance.hardware.evaluate import evaluate
+
+    net = nb.mlp([8, 12, 3], seed=0)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (24, 8)), rng.integers(0, 3, 24)
+    bad = x.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(NumericalError, match="^NaN: X"):
+        evaluate(net, bad, y, profiles=["loihi1"], bits=[None], variants=("quantized",))
+    # max_rate 1e-300 (an override the schema never sees): outputs of ~1e300, an error that overflows
+    ev = evaluate(net, x, y, profiles=["loihi2"], bits=[None], variants=("quantized",), max_rate=1e-300)
+    (rec,) = ev.records
+    assert rec["accuracy"] is None and rec["skipped"].startswith("overflow")

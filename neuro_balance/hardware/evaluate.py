@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..balancing.costs import Cost
-from ..errors import ProfileError
+from ..errors import NumericalError, ProfileError
 from ..grid import run_grid
 from ..model.network import Network
 from .calibration import activation_ranges
@@ -176,7 +176,13 @@ def _accuracy(out: np.ndarray, y: np.ndarray) -> float:
 
 
 def _relative_error(out: np.ndarray, shared: dict[str, Any]) -> float:
-    return float(np.sqrt(np.mean((out - shared["reference"]) ** 2)) / shared["norm"])
+    """RMS of ``out`` minus the float output, over the float output's RMS; `NumericalError` if that overflows."""
+    with np.errstate(over="ignore"):
+        error = float(np.sqrt(np.mean((out - shared["reference"]) ** 2)) / shared["norm"])
+    if not np.isfinite(error):
+        raise NumericalError(f"overflow: the output error is not finite (outputs up to {np.max(np.abs(out)):.3g}): "
+                             "the chip's arithmetic is degenerate for this network")
+    return error
 
 
 def _evaluate_cell(shared: dict[str, Any], cell: tuple[str, int | None, int, str]) -> dict[str, Any]:
@@ -195,13 +201,14 @@ def _evaluate_cell(shared: dict[str, Any], cell: tuple[str, int | None, int, str
             choice, _ = choose_on_calibration(shared["candidates"], prof, shared["calibration"], seed=seed,
                                               ranges=shared["ranges"], **extra)
         qnet = quantize(shared["candidates"][choice], prof, shared["ranges"][choice], seed=seed, **extra)
-    except ProfileError as err:
+        out = (run := qnet.run(shared["X"])).output
+        error = _relative_error(out, shared)
+    except (ProfileError, NumericalError) as err:  # a width the chip lacks, or arithmetic that leaves float64
         rec["skipped"] = str(err)
     else:
-        out = (run := qnet.run(shared["X"])).output
         rec.update(weight_bits=None if qnet.spec.ideal else qnet.spec.weight_bits, choice=choice,
                    imbalance=shared["imbalance"][choice], accuracy=_accuracy(out, shared["y"]),
-                   output_error=_relative_error(out, shared), saturation=run.saturation,
+                   output_error=error, saturation=run.saturation,
                    clipped_weights=int(sum(qnet.stats.get("weights_clipped", {}).values())))
         if shared["stepped"]:
             stepped = simulate(qnet, shared["X"]).output
@@ -258,6 +265,11 @@ def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[s
     Returns
     -------
     Evaluation
+
+    Raises
+    ------
+    NumericalError
+        For NaN or infinite values in ``X`` or ``calibration``, or a float output on ``X`` that is not finite.
     """
     start = time.perf_counter()
     bits, seeds = list(bits), list(seeds)
@@ -267,7 +279,14 @@ def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[s
     if bad:
         raise ValueError(f"variants must be among {VARIANTS}, got {sorted(bad)}")
     calibration = np.asarray(X if calibration is None else calibration, dtype=np.float64)
+    for label, values in (("X", X), ("calibration", calibration)):
+        if not np.isfinite(values).all():
+            raise NumericalError(f"NaN: {label} has {int((~np.isfinite(values)).sum())} NaN or infinite value(s); "
+                                 "accuracy and output error on them are not numbers")
     reference = net.forward(X)
+    if not np.isfinite(reference).all():
+        raise NumericalError("overflow: the float network's own output on X is not finite, so no output error "
+                             "can be measured against it")
     needed = tuple(CHOICES.values()) if "balanced_auto" in variants else tuple(CHOICES[v] for v in variants)
     candidates = balanced_candidates(net, needed, cost)
     ranges = {choice: activation_ranges(candidate, calibration) for choice, candidate in candidates.items()}

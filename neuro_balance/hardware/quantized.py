@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import NumericalError
 from ..model.kinds import get_kind
 from ..model.network import Network
 from .fixed_point import IntFormat
@@ -144,10 +145,28 @@ class QuantizedNetwork:
         return out
 
     def run(self, x: np.ndarray, seed: int | None = None) -> "IntegerRun":
-        """The static integer emulation with its saturation counters (see `integer_pass.run_integer`)."""
+        """The static integer emulation with its saturation counters (see `integer_pass.run_integer`).
+
+        Raises
+        ------
+        NumericalError
+            For an input that is NaN or infinite (a chip's inputs are integers: it would be cast to
+            garbage), or an output that is not finite.
+        """
         from .integer_pass import run_integer
 
-        return run_integer(self, x, seed)
+        x = np.asarray(x, dtype=np.float64)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            first = np.argwhere(bad)[0].tolist()
+            raise NumericalError(f"NaN: {int(bad.sum())} input value(s) are NaN or infinite (the first at index "
+                                 f"{first}); {self.spec.name}'s inputs are integers and have no such value")
+        run = run_integer(self, x, seed)
+        if not np.isfinite(run.output).all():
+            raise NumericalError(f"NaN: the emulation on {self.spec.name} gives {int((~np.isfinite(run.output)).sum())} "
+                                 f"non-finite output value(s) from finite inputs: the profile's arithmetic is degenerate "
+                                 "for this network")
+        return run
 
     def forward(self, x: np.ndarray, seed: int | None = None) -> np.ndarray:
         """The steady-state rate model of what `simulate` runs; returns the output activity as float.
