@@ -286,10 +286,6 @@ def _require(data: dict, profile_unverified: list[str], where: str) -> None:
     if exp.get("min") is not None and exp.get("max") is not None and exp["min"] > exp["max"]:
         raise ProfileError(f"{where}: field 'weights.exponent': min must be <= max, got {exp!r}")
     _check_neuron_fields(data, where)
-
-
-def _state_min(fmt: dict) -> int | None:
-    """Lowest value of a state register, from its range or its width (None when unknown)."""
     _check_arithmetic(data, where)
 
 
@@ -337,6 +333,10 @@ def _check_arithmetic(data: dict, where: str) -> None:
     if rate is not None and rate * ((1 << bits) - 1) < 1:
         raise ProfileError(f"{where}: field 'conversion_defaults.max_rate': below one spike per rate-code window of "
                            f"2**{bits} - 1 steps ({bits} activation bits), got {rate!r}")
+
+
+def _state_min(fmt: dict) -> int | None:
+    """Lowest value of a state register, from its range or its width (None when unknown)."""
     if fmt.get("range") is not None:
         return fmt["range"][0]
     if fmt.get("bits") is None:
