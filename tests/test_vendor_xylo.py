@@ -3,7 +3,9 @@
 ``tests/data/vendor/xylo_audio2.npz`` was written by
 ``python scripts/check_against_vendor.py --chip xylo_audio2 --seed 0 --nets 6 --record ...``: six random
 recurrent networks quantised by the project, their input rasters (rate-coded, multi-spike and saturating
-steps) and what xylosim computed per step. xylosim is not needed here.
+steps) and what xylosim computed per step, with rockpool 3.1.0 installed beside it: for the networks
+with one scale per network, the integer weights of rockpool's ``global_quantize`` (``rockpool_w_*``).
+Neither tool is needed here.
 """
 from __future__ import annotations
 
@@ -68,6 +70,17 @@ def test_the_recording_is_xylosim_0_1_3_on_saturating_multi_spike_rasters(record
 def test_the_project_replays_xylosim_bit_for_bit(recording):
     _, cases = recording
     assert _mismatches(cases) == []
+
+
+def test_the_project_still_quantises_the_recorded_networks_to_the_recorded_integers(recording):
+    # The replay compares the recorded integers; regenerating the cases ties them to today's quantize, so the
+    # project's weights still equal rockpool's global_quantize (recorded as rockpool_w_* for 4 networks).
+    _, cases = recording
+    assert sum("rockpool_w_in" in out for _, out in cases) == 4
+    for i, (fresh, (recorded, _)) in enumerate(zip(chip.make_cases("xylo_audio2", 0, len(cases)), cases)):
+        assert sorted(fresh) == sorted(recorded), i
+        for key in recorded:
+            assert np.array_equal(fresh[key], recorded[key]), (i, key)
 
 
 def _one_neuron(**changes) -> xylo.XyloParams:

@@ -2,18 +2,21 @@
 
 Each case is a random float ReLU network of 8..16 inputs, one or two hidden layers of 4..12 units
 (the first recurrent, as Xylo's hidden layer is) and 2..6 outputs, quantised with the project's
-``quantize(net, "xylo_audio2", calibration)``. Every third network uses a copy of the profile with
-other dashes (``conversion_defaults.dash_syn`` 2..15; in every other one of them ``dash_mem`` 0 with
-``dash_syn`` 13..15, else ``dash_mem`` 1..15; as a user may set them), so that slow currents, every
-decay shift and the ``dash_mem = 0`` wrap are exercised; of the others, every other one has 2- or 3-bit
-weights (``weight_bits`` 2..3), whose small thresholds let hidden neurons reach 31 spikes in a step. The integers are laid out as
-xylosim's ``XyloLayer`` takes them (`neuro_balance.hardware.xylo_mapping.xylo_params`). The input raster
-(spike counts per step and channel) starts with the project's rate code of a calibration input
-(regular spike trains, as ``simulate`` feeds them), then has random multi-spike steps (up to 20 per
-channel, above the cap of 15) and bursts of 15..40 spikes on every channel that drive ``isyn`` and
-``v`` into int16 saturation. ``xylo_driver.py`` runs the same integers through
-``xylosim.v2.XyloLayer``. Compared per step: hidden spike counts, ``v`` and ``isyn``; readout
-spikes, ``v_out`` and ``isyn_out``.
+``quantize(net, "xylo_audio2", calibration)``. Networks 2, 5, 8, ... use a copy of the profile with
+other dashes, as a user may set them (``conversion_defaults.dash_syn`` 2..4; ``dash_mem`` 0 in every
+other one of them, else 1..14), networks 1, 4, 7, ... one scale per neuron (``granularity:
+neuron``). The integers are laid out as xylosim's ``XyloLayer`` takes them
+(`neuro_balance.hardware.xylo_mapping.xylo_params`). The input raster (spike counts per step and
+channel) starts with the project's rate code of a calibration input (regular spike trains, as
+``simulate`` feeds them), then has random multi-spike steps (up to 20 per channel, above the cap of
+15) and bursts of 15..40 spikes on every channel that drive ``isyn`` and ``v`` into int16 saturation.
+``xylo_driver.py`` runs the same integers through ``xylosim.v2.XyloLayer``. Compared per step: hidden
+spike counts, ``v`` and ``isyn``; readout spikes, ``v_out`` and ``isyn_out``.
+
+Where rockpool 3.1.0 is installed beside xylosim, the driver also quantises the networks with one
+scale per network the way rockpool does (``global_quantize`` on the float specification: weights per
+spike ``W * s_pre``, thresholds ``s``, biases ``b / T``) and its integer weights are compared with
+the project's (``rockpool_w_in``, ``rockpool_w_rec``, ``rockpool_w_out``).
 """
 from __future__ import annotations
 
@@ -84,19 +87,52 @@ def make_cases(chip: str, seed: int, n_nets: int) -> list[dict[str, np.ndarray]]
     for index in range(n_nets):
         net = _network(rng)
         calibration = rng.random((64, net.input.n_features))
-        # every third network with one scale per neuron (rockpool's channel_quantize): the neurons with the
-        # largest weights get thresholds small enough for 31 spikes in a step
+        # every third network with one scale per neuron (the rule of rockpool's channel_quantize)
         options = {"granularity": "neuron"} if index % 3 == 1 else {}
         qnet = quantize(net, _profile(chip, index, rng), calibration, seed=0, check=False, **options)
         params = xylo_params(qnet)
         case = {key: np.asarray(getattr(params, key), dtype=np.int64) for key in _PARAMS}
         case["raster"] = _raster(qnet, calibration, rng)
+        if not options:
+            case.update(_float_spec(qnet))
         cases.append(case)
     return cases
+
+
+def _float_spec(qnet) -> dict[str, np.ndarray]:
+    """The float Xylo specification rockpool's ``global_quantize`` takes for this network (``rp_*`` keys).
+
+    Weights per spike ``W * s_pre`` (``[pre, post]``), thresholds ``s`` and biases ``b / T`` per step, all in
+    the units of the weights, the hidden populations side by side as in `xylo_params`.
+    """
+    net, scales, T = qnet.network, qnet.activation_scales, qnet.spec.window
+    hidden = [name for name in net.order if net.populations[name].role == "hidden"]
+    cols = dict(zip(hidden, np.split(np.arange(sum(net.populations[h].size for h in hidden)),
+                                     np.cumsum([net.populations[h].size for h in hidden])[:-1])))
+    n_in, n_hid, n_out = net.input.size, sum(len(c) for c in cols.values()), net.output.size
+    spec = {"rp_w_in": np.zeros((n_in, n_hid)), "rp_w_rec": np.zeros((n_hid, n_hid)), "rp_w_out": np.zeros((n_hid, n_out)),
+            "rp_threshold": np.zeros(n_hid), "rp_threshold_out": np.full(n_out, scales[net.output.name]),
+            "rp_bias": np.zeros(n_hid), "rp_bias_out": net.output.bias / T}
+    for proj in net.projections:
+        w = (proj.weight * scales[proj.pre]).T
+        pre, post = net.populations[proj.pre], net.populations[proj.post]
+        if pre.role == "input":
+            spec["rp_w_in"][:, cols[post.name]] = w
+        elif post.role == "output":
+            spec["rp_w_out"][cols[pre.name], :] = w
+        else:
+            spec["rp_w_rec"][np.ix_(cols[pre.name], cols[post.name])] = w
+    for name in hidden:
+        spec["rp_threshold"][cols[name]] = scales[name]
+        spec["rp_bias"][cols[name]] = net.populations[name].bias / T
+    return spec
 
 
 def project_outputs(chip: str, case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The project's Xylo network (`neuro_balance.hardware.xylo.run`) on the case's integers, per step."""
     params = xylo.XyloParams(**{key: case[key] for key in _PARAMS})
     trace = xylo.run(params, case["raster"])
-    return {key: getattr(trace, key) for key in OUTPUTS}
+    out = {key: getattr(trace, key) for key in OUTPUTS}
+    if "rp_w_in" in case:   # the weights rockpool's global_quantize makes of the float specification
+        out.update({f"rockpool_{key}": case[key] for key in ("w_in", "w_rec", "w_out")})
+    return out

@@ -4,7 +4,9 @@ Usage: ``python xylo_driver.py in.npz out.npz``. ``in.npz`` holds ``c{i}.{key}``
 ``scripts/vendor/xylo.py`` (``w_in``, ``w_rec``, ``w_out`` as ``[pre, post]`` int8, thresholds, biases,
 dashes, weight shifts, ``raster`` of input spike counts ``(steps, n_in)``); ``out.npz`` gets per case
 ``spikes``, ``v``, ``isyn``, ``out_spikes``, ``v_out``, ``isyn_out`` (each ``(steps, n)``, as xylosim
-records them after every step), ``c{i}.error`` where a case failed, and ``tool_version``.
+records them after every step), ``c{i}.error`` where a case failed, and ``tool_version``. Where rockpool is
+installed too, cases with a float specification (``rp_*``) also get ``rockpool_w_in``, ``rockpool_w_rec``,
+``rockpool_w_out``: its ``global_quantize`` of that specification (and ``out.npz`` gets ``rockpool_version``).
 """
 from __future__ import annotations
 
@@ -15,6 +17,11 @@ import tempfile
 
 import numpy as np
 from xylosim.v2 import XyloLayer, XyloSynapse
+
+try:   # optional: rockpool beside xylosim quantises the float specifications of the cases that carry one
+    from rockpool.transform.quantize_methods import global_quantize
+except ImportError:
+    global_quantize = None
 
 
 def synapses(w: np.ndarray) -> list[list[XyloSynapse]]:
@@ -41,6 +48,16 @@ def run_case(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "isyn_out": np.array(layer.rec_i_syn_out, dtype=np.int64).T,
     }
     del layer, keep
+    if global_quantize is not None and "rp_w_in" in case:
+        quantized = global_quantize(
+            weights_in=case["rp_w_in"], weights_rec=case["rp_w_rec"], weights_out=case["rp_w_out"],
+            threshold=case["rp_threshold"], threshold_out=case["rp_threshold_out"], dash_mem=case["dash_mem"],
+            dash_mem_out=case["dash_mem_out"], dash_syn=case["dash_syn"], dash_syn_2=case["dash_syn"],
+            dash_syn_out=case["dash_syn_out"], bias=case["rp_bias"], bias_out=case["rp_bias_out"],
+            bits_per_weight=8, bits_per_threshold=16)
+        for key in ("w_in", "w_rec", "w_out"):
+            w = np.asarray(quantized[f"weights_{key[2:]}"], dtype=np.int64)
+            result[f"rockpool_{key}"] = w[..., 0] if w.ndim == 3 else w     # [pre, post, synapse]: synapse 0
     return result
 
 
@@ -52,6 +69,8 @@ def main(src: str, dst: str) -> None:
             index, key = name[1:].split(".", 1)
             cases.setdefault(int(index), {})[key] = data[name]
     out: dict[str, np.ndarray] = {"tool_version": np.array(importlib.metadata.version("xylosim"))}
+    if global_quantize is not None:
+        out["rockpool_version"] = np.array(importlib.metadata.version("rockpool"))
     for i in sorted(cases):
         try:
             for key, value in run_case(cases[i]).items():
