@@ -154,6 +154,10 @@ def test_akida2_clips_before_the_scale_and_saturates_the_post_op_buffer():
     # int8 bias 100 << 30 (> 2**31) saturates the 32-bit post-op buffer at 2**31 - 1.
     out = akida.AkidaParams(2, False, None, bias=100 * one, bias_shift=30 * one, scale=one, shift=0 * one)
     assert akida.requantize(spec, out, np.array([[127]]), _pop()).ravel().tolist() == [2**31 - 1]
+    # The shifted bias saturates on its own first: 127 << 31 -> 2**31 - 1, then acc -363 -> 2**31 - 364
+    # (read from the engine; one sum saturated once would give 2**31 - 1).
+    out = akida.AkidaParams(2, False, None, bias=127 * one, bias_shift=31 * one, scale=one, shift=0 * one)
+    assert akida.requantize(spec, out, np.array([[-363]]), _pop()).ravel().tolist() == [2147483284]
 
 
 def test_akida1_potential_wraps_at_28_bits():

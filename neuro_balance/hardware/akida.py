@@ -6,7 +6,7 @@ Convolutional; every value below was matched bit for bit, including saturation):
 **Akida 2** (``Dense1D`` and ``Conv2D``: the convolution's sum is the dense one over its window)::
 
     acc = sat_28(sum x * W)                          # buffer_bits = 28, the whole sum saturates once
-    z   = sat_32(acc + (bias_int8 << bias_shift))    # post_op_buffer_bits = 32
+    z   = sat_32(acc + sat_32(bias_int8 << bias_shift))   # post_op_buffer_bits = 32
     ReLU:  z = min(max(z, 0), max_value << max_value_shift)       # before the scale
     z   = sat_32(z * output_scale_uint8)
     y   = z << s (s = output_shift >= 0), floor(z / 2**-s + 1/2) (s < 0: round half up)
@@ -210,7 +210,9 @@ def requantize(spec: "ChipSpec", p: AkidaParams, acc: np.ndarray, pop: Populatio
         counters["activation_saturated"][name] = int(np.count_nonzero(value > top))
         return np.clip(value, 0, top)
     post = spec.current
-    z, n1 = post.fit(acc + (f(p.bias) << f(p.bias_shift)))
+    bias, n0 = post.fit(f(p.bias) << f(p.bias_shift))
+    z, n1 = post.fit(acc + bias)
+    n1 += n0
     if p.out_bits is None:
         counters["state_overflow"][name] = n1
         return z
