@@ -1,7 +1,8 @@
 """The PyTorch adapter: traced modules balance in place, keep their function, and carry optimiser state.
 
-Runs only where torch is installed (``pip install -e ".[torch,test]" && python -m pytest -m torch``); the
-default suite and CI are torch-free, so this whole module skips there.
+Runs only where torch is installed (``pip install torch==2.13.0 && pip install -e ".[torch,test]" &&
+python -m pytest -m torch``; the first command takes the CPU build); it skips without torch. CI installs the
+CPU build and runs the ``torch`` and ``dask`` tests after the default suite (``.ci/run``).
 """
 from __future__ import annotations
 

@@ -44,6 +44,21 @@ def test_a_parameter_shared_by_two_modules_is_refused_with_both_names(tie):
     assert all(torch.equal(a, b) for a, b in zip(before, module.parameters()))  # nothing was rescaled
 
 
+def test_one_module_registered_under_two_names_is_refused():
+    class Aliased(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.first = nn.Linear(4, 4)
+            self.second = self.first  # the same module, each name applied once
+
+        def forward(self, x):
+            return self.second(torch.relu(self.first(x)))
+
+    # torch.fx calls the module by its first name both times
+    with pytest.raises(ModelError, match=r"first: applied more than once"):
+        nbt.from_module(Aliased(), torch.zeros(1, 4))
+
+
 def test_untied_twin_still_balances_and_keeps_its_function():
     # the same architecture without the tie balances: the refusal is about the shared Parameter only
     module = _TwoLayers(None)
