@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from typing import Iterator
 
 import numpy as np
@@ -156,12 +157,13 @@ class NpzArchive:
                     if not got:
                         raise NpzProblem(f"{where}: data ends after {filled} of {nbytes} bytes (truncated)")
                     filled += got
+                array = flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
         except NpzProblem:
             raise
         except Exception as err:  # noqa: BLE001 - zlib, CRC, EOF and struct errors of a damaged member
             raise NpzProblem(f"{where}: cannot be read ({reason(err)})") from None
         self.bytes_read += nbytes
-        return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
+        return array
 
 
 def _header(member, name: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
@@ -175,7 +177,9 @@ def _header(member, name: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
             shape, fortran, dtype = fmt.read_array_header_2_0(member)
         else:
             raise ValueError(f"npy format version {version[0]}.{version[1]}")
-    except Exception as err:  # noqa: BLE001 - numpy raises ValueError, EOFError, SyntaxError, ... for a bad header
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # the member itself is damaged (CRC, deflate data)
+        raise NpzProblem(f"array {short(name)}: cannot be read ({reason(err)})") from None
+    except Exception as err:  # noqa: BLE001 - numpy raises ValueError, SyntaxError, ... for a bad header
         raise NpzProblem(f"array {short(name)}: not a valid npy header ({reason(err)})") from None
     if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
         raise NpzProblem(f"array {short(name)}: has dtype {short(str(dtype))}, not numbers")

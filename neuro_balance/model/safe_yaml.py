@@ -60,6 +60,14 @@ class _BoundedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
+    def fetch_flow_collection_start(self, TokenClass):
+        # Stop at the scanner already: each open '[' or '{' may start a key, and the scanner looks
+        # ahead over all of them (up to 1024 characters) before the composer sees the first one.
+        if self.flow_level >= self.max_depth:
+            mark = self.get_mark()
+            raise YamlProblem(f"nested deeper than {self.max_depth} levels", mark.line + 1, mark.column + 1)
+        super().fetch_flow_collection_start(TokenClass)
+
     def compose_node(self, parent, index):
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
