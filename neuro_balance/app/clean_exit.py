@@ -1,4 +1,11 @@
-"""How a command ends: Ctrl-C and SIGTERM as exceptions (exit 130 / 143), and Brian2 leaving no files or banner.
+"""How a command ends: Ctrl-C and SIGTERM as exceptions, then death by the same signal (the shell's 130 / 143),
+and Brian2 leaving no files or banner.
+
+A program that catches SIGINT or SIGTERM to clean up should then end by that signal, so that the shell or
+script that started it sees it was interrupted (``$?`` is 128 + the signal's number: 130 and 143) and stops
+too; `end_by_signal` does that once the cleanup is done. (Python itself does so for an uncaught
+`KeyboardInterrupt`, and sometimes even for one that was caught, when it passed through C code: ending by
+the signal every time makes the outcome the same every time.)
 
 Brian2, when imported, writes a debug log and a copy of the running script into the temporary folder,
 installs a ``sys.excepthook`` that prints "Brian 2 encountered an unexpected error" and replaces the
@@ -16,8 +23,8 @@ import signal
 import sys
 from typing import Iterator
 
-__all__ = ["Terminated", "install_signal_handlers", "deferred_signals", "tame_brian2", "finish_brian2",
-           "EXIT_CODES"]
+__all__ = ["Terminated", "install_signal_handlers", "deferred_signals", "end_by_signal", "tame_brian2",
+           "finish_brian2", "EXIT_CODES"]
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report it
 
@@ -42,6 +49,15 @@ def install_signal_handlers() -> None:
         _at_start.setdefault(signum, signal.getsignal(signum))
     for signum, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _terminate)):
         signal.signal(signum, signal.SIG_IGN if _at_start[signum] == signal.SIG_IGN else handler)
+
+
+def end_by_signal(signum: int) -> None:
+    """End the process by ``signum`` with its default action (after the cleanup; atexit handlers do not run)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
+    os.kill(os.getpid(), signum)
 
 
 @contextlib.contextmanager

@@ -3,9 +3,10 @@
 Every subcommand lives in its own module under `neuro_balance.app.commands` and exposes
 ``register(subparsers)``. Shared conventions: ``--help`` explains, exit code 2 for usage errors
 (with a "did you mean" for a mistyped command, option or profile; options are never abbreviated),
-1 for data errors (one line on stderr naming the file and field, never a traceback), 130 after Ctrl-C
-and 143 after SIGTERM (nothing half-written left behind), atomic outputs, and a quiet exit when the
-reader of the output goes away (``neuro-balance profiles | head``).
+1 for data errors (one line on stderr naming the file and field, never a traceback); after Ctrl-C or
+SIGTERM, one line, nothing half-written left behind, and death by that signal (the shell's ``$?`` is 130
+or 143); atomic outputs, and a quiet exit when the reader of the output goes away
+(``neuro-balance profiles | head``).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import sys
 
 import neuro_balance
 from ..errors import GridError
-from .clean_exit import EXIT_CODES, Terminated, install_signal_handlers, finish_brian2
+from .clean_exit import EXIT_CODES, Terminated, end_by_signal, finish_brian2, install_signal_handlers
 
 __all__ = ["main", "build_parser", "COMMANDS", "Parser"]
 
@@ -89,7 +90,7 @@ def _check_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code (after SIGINT or SIGTERM, the process ends by that signal)."""
     install_signal_handlers()
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -97,12 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         _check_command(parser, argv)
         args = parser.parse_args(argv)
         return _run(args)
-    except KeyboardInterrupt:
-        print("neuro-balance: interrupted", file=sys.stderr)
-        return EXIT_CODES[signal.SIGINT]
-    except Terminated:
-        print("neuro-balance: terminated", file=sys.stderr)
-        return EXIT_CODES[signal.SIGTERM]
+    except (KeyboardInterrupt, Terminated) as stop:
+        signum = signal.SIGINT if isinstance(stop, KeyboardInterrupt) else signal.SIGTERM
+        finish_brian2()
+        print(f"neuro-balance: {'interrupted' if signum == signal.SIGINT else 'terminated'}", file=sys.stderr)
+        end_by_signal(signum)
+        return EXIT_CODES[signum]  # only if the signal's default action is not to end the process
     finally:
         finish_brian2()
 

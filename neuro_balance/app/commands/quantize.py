@@ -117,6 +117,7 @@ def _check_width(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_width(args)
+    scheduler_of(args)  # a missing Dask is a usage error before any work
     net = load_model(args.model)
     X_cal, X, y = _data(args.data, net.input.n_features)
     overrides = {k: v for k, v in (("weight_bits", args.weight_bits), ("activation_bits", args.activation_bits),
