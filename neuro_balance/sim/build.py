@@ -19,11 +19,12 @@ from ..model.kinds import get_kind
 from ..seeding import check_random_state
 from .device import gated_network
 from .equations import (DECIDE, DECIDE2, DRIFT_CODE, ORDERS, RESCALE, RESCALE_CODE, RESCALE_SLOT, RETRY, RETRY_CODE,
-                        detect_code, knock_code, lambda_code, neuron_balance_model, request_code, request_condition,
-                        scale_in_code, scale_out_code, synapse_model)
+                        CostCode, detect_code, knock_code, lambda_code, neuron_balance_model, request_code,
+                        request_condition, scale_in_code, scale_out_code, synapse_model)
 from .spec import AgentSpec
 
-__all__ = ["BrianObjects", "SynapseSet", "RequestGate", "build_objects", "first_requests"]
+__all__ = ["BrianObjects", "SynapseSet", "RequestGate", "build_objects", "first_requests", "schedule_agent_events",
+           "agent_pathways", "order_pathways", "PATHWAYS"]
 
 
 @dataclass
@@ -239,17 +240,25 @@ def _init_agent(b2, spec: AgentSpec, G, name: str, has_bias: bool, starts: dict)
         G.colour = spec.colours[name]
         G.n_colours = spec.n_colours
         G.dt_bal = spec.balance_dt * b2.second
+    schedule_agent_events(G, lambda_code(code, spec.cost.include_bias, has_bias, spec.spiking, spec.schedule),
+                          spec.schedule, spec.spiking)
+
+
+def schedule_agent_events(G, step: str, schedule: str, spiking: bool = False) -> None:
+    """Slots, orders and code of an agent group's events (`neuro_balance.sim.equations.ORDERS`).
+
+    ``step`` is the winner's code (`lambda_code`); ``spiking`` adds the membrane rescale after the resets.
+    """
     G.set_event_schedule("request", when="synapses", order=ORDERS["request"])
-    G.run_on_event("request", request_code(spec.schedule), when="synapses", order=ORDERS["draw"])
+    G.run_on_event("request", request_code(schedule), when="synapses", order=ORDERS["draw"])
     G.set_event_schedule("balance", when="synapses", order=ORDERS["decide"])
-    step = lambda_code(code, spec.cost.include_bias, has_bias, spec.spiking, spec.schedule)
     G.run_on_event("balance", step, when="synapses", order=ORDERS["lambda"])
-    if spec.schedule == "local":
+    if schedule == "local":
         G.set_event_schedule("retry", when="synapses", order=ORDERS["retry"])
         G.run_on_event("retry", RETRY_CODE, when="synapses", order=ORDERS["redraw"])
         G.set_event_schedule("balance2", when="synapses", order=ORDERS["decide2"])
         G.run_on_event("balance2", step, when="synapses", order=ORDERS["lambda2"])
-    if spec.spiking:
+    if spiking:
         G.set_event_schedule("rescale", when=RESCALE_SLOT, order=0)
         G.run_on_event("rescale", RESCALE_CODE, when=RESCALE_SLOT, order=1)
 
@@ -277,8 +286,8 @@ def _synapses(b2, spec: AgentSpec, k: int, proj, clock, objects: BrianObjects, r
             on_event["pre"] = "spike"
         for side, other, pop in (("pre", "post", pre), ("post", "pre", post)):
             if balance and getattr(proj, side) in agents:
-                _agent_pathways(spec, side, pop, getattr(proj, other) in agents, weight,
-                                on_pre if side == "pre" else on_post, on_event)
+                agent_pathways(spec.code, spec.schedule, side, pop.degree, getattr(proj, other) in agents, weight,
+                               on_pre if side == "pre" else on_post, on_event)
         S = b2.Synapses(objects.groups[proj.pre], objects.groups[proj.post], synapse_model(drift),
                         on_pre=on_pre or None, on_post=on_post or None, on_event=on_event or None,
                         namespace=objects.namespace, clock=clock, name=_identifier("s", k, proj.name) + suffix)
@@ -297,24 +306,32 @@ def _synapses(b2, spec: AgentSpec, k: int, proj, clock, objects: BrianObjects, r
             S.run_regularly(DRIFT_CODE, dt=d.dt * b2.second, when="start", name=S.name + "_drift")
         if spec.spiking:
             S.pre.order = ORDERS["spike"]
-        for path in PATHWAYS:
-            if path in on_pre or path in on_post:
-                getattr(S, path).order = ORDERS[STAGE[path.split("_")[0]]]
+        order_pathways(S)
         objects.synapses.append(SynapseSet(proj.name, S, flat[mask]))
 
 
-def _agent_pathways(spec: AgentSpec, side: str, pop, other_is_agent: bool, weight: str, code: dict,
-                    on_event: dict) -> None:
+def order_pathways(S) -> None:
+    """Give every agent pathway of the Synapses ``S`` its stage's order (`ORDERS`)."""
+    for path in PATHWAYS:
+        if hasattr(S, path):
+            getattr(S, path).order = ORDERS[STAGE[path.split("_")[0]]]
+
+
+def agent_pathways(cost: CostCode, schedule: str, side: str, degree: float, other_is_agent: bool, weight: str,
+                   code: dict, on_event: dict, measure: str = "w") -> None:
     """The pathways of one agent end (``side``) of a projection: accumulate (and detect), scale (and knock).
 
-    Pathway names end in ``_out`` for the pre side (the unit's outgoing synapses) and ``_in`` for
-    the post side; the local schedule adds the second round's detection and scaling.
+    Adds them to ``code`` (``on_pre`` for the pre side, ``on_post`` for the post side) and
+    ``on_event``. Pathway names end in ``_out`` for the pre side (the unit's outgoing synapses) and
+    ``_in`` for the post side; the local schedule adds the second round's detection and scaling.
+    ``weight`` is the variable scaled, ``measure`` the dimensionless expression whose ``|.|**p``
+    is accumulated.
     """
     other = "post" if side == "pre" else "pre"
     suffix = "out" if side == "pre" else "in"
-    local = spec.schedule == "local"
-    acc = [spec.code.accumulate(f"c{suffix}_{side}", "w", f"p_cost_{side}")]
-    scale = [scale_out_code(pop.degree, weight) if side == "pre" else scale_in_code(weight)]
+    local = schedule == "local"
+    acc = [cost.accumulate(f"c{suffix}_{side}", measure, f"p_cost_{side}")]
+    scale = [scale_out_code(degree, weight) if side == "pre" else scale_in_code(weight)]
     if local and other_is_agent:
         acc.append(detect_code(side))
         code[f"det2_{suffix}"] = detect_code(side, "rt")

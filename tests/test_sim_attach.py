@@ -1,0 +1,118 @@
+"""Balancing agents attached to a plain Brian2 model (LIF + refractoriness + Poisson input + STDP synapses)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import neuro_balance as nb
+
+b2 = pytest.importorskip("brian2")
+from plain_brian_model import build  # noqa: E402
+
+from neuro_balance.sim import (agent_equations, attach_balancing, max_relative_difference, replay,  # noqa: E402
+                               trajectory_difference)
+
+COST = nb.Lp(2)
+
+
+@pytest.fixture
+def numpy_target():
+    """Brian2's numpy target (the default would compile Cython for every new object)."""
+    old = b2.prefs.codegen.target
+    b2.prefs.codegen.target = "numpy"
+    yield
+    b2.prefs.codegen.target = old
+
+
+def run_pair(target: str, duration: float = 0.1):
+    """The model with agents and its twin without, side by side: silent input, hidden LIFs firing on their
+    drive (refractory), output threshold out of reach, so STDP's updates are exactly zero and only the
+    agents move weights."""
+    old = b2.prefs.codegen.target
+    b2.prefs.codegen.target = target
+    try:
+        eq = agent_equations(COST, weight_unit=b2.mV)
+        objs, net = build(eq, out_threshold=1000.0)
+        agents = attach_balancing(net, [objs["G"]], [objs["S_in"], objs["S_out"]], COST, rate=500 * b2.Hz,
+                                  weight_unit=b2.mV, seed=3)
+        twin, twin_net = build(None, out_threshold=1000.0, suffix="_twin")
+        net.run(duration * b2.second)
+        twin_net.run(duration * b2.second)
+    finally:
+        b2.prefs.codegen.target = old
+    return agents, objs, twin
+
+
+def check_optimum_and_untouched(agents, objs, twin):
+    events = agents.events
+    assert np.all(events.counts()[objs["G"].name] >= 20)  # every unit balanced many times
+    best = nb.balance(agents.source, COST, method="global", tol=1e-13)
+    assert max_relative_difference(agents.network(), best.network) <= 1e-8
+    assert nb.imbalance(agents.network(), COST).max_relative < 1e-9
+    assert agents.network().projection("input_hidden").weight.min() > 0  # STDP's clip never engaged
+    # the agents run the sequential algorithm: their trajectory equals the replay of their events
+    rep = replay(agents.source, COST, events)
+    assert trajectory_difference(events, rep) <= 1e-12
+    # the user's own variables: bit-identical where the agents' code does not reach them ...
+    G, Gt = objs["G"], twin["G"]
+    for var in ("v_", "lastspike_", "not_refractory", "I_drive_"):
+        np.testing.assert_array_equal(getattr(G, var)[:], getattr(Gt, var)[:])
+    assert np.any(np.asarray(G.lastspike_[:]) > 0)  # the hidden LIFs fired (refractory periods included)
+    # ... and STDP traces equal to rounding: Brian2 stores an event-driven variable as of its synapse's
+    # ``lastupdate`` and brings it up to date whenever any pathway of the synapses runs, the agents' too, so
+    # compare the traces decayed to the end of the run (exp(-a) exp(-b) against exp(-(a + b)))
+    end = float(G.t_[:])
+    for S, St, var in ((objs["S_in"], twin["S_in"], "apost"), (objs["S_out"], twin["S_out"], "apre")):
+        now, now_twin = (np.asarray(X.__getattr__(var + "_")[:]) * np.exp(-(end - np.asarray(X.lastupdate_[:])) / 0.02)
+                         for X in (S, St))
+        np.testing.assert_allclose(now, now_twin, rtol=1e-9, atol=0)
+        assert np.count_nonzero(now) > len(now) / 2
+    # the balanced weights moved; the exchange is exact for the pathways (scale by lam, 1/lam)
+    u = agents.log_scales[G.name]
+    assert np.ptp(u) > 0.2
+    w0_in, w0_out = (agents.source.projection(n).weight for n in ("input_hidden", "hidden_output"))
+    w_in, w_out = (agents.network().projection(n).weight for n in ("input_hidden", "hidden_output"))
+    np.testing.assert_allclose(w_in, w0_in * np.exp(u)[:, None], rtol=1e-12)
+    np.testing.assert_allclose(w_out, w0_out * np.exp(-u)[None, :], rtol=1e-12)
+
+
+def test_agents_on_a_plain_brian2_model_reach_the_global_optimum():
+    """numpy target: the attached agents balance the user's pathways to ``nb.balance``'s optimum (1e-8)."""
+    state = np.random.get_state()
+    b2.seed(11)
+    try:
+        check_optimum_and_untouched(*run_pair("numpy"))
+    finally:
+        np.random.set_state(state)
+
+
+@pytest.mark.slow
+def test_agents_on_a_plain_brian2_model_reach_the_global_optimum_cython(cython_target):
+    state = np.random.get_state()
+    b2.seed(11)
+    try:
+        check_optimum_and_untouched(*run_pair("cython"))
+    finally:
+        np.random.set_state(state)
+
+
+def test_missing_declarations_are_named(numpy_target):
+    eq = agent_equations(COST, weight_unit=b2.mV)
+    objs, net = build(None)
+    with pytest.raises(nb.ModelError, match=r"groups\['hidden'\].*agent_equations"):
+        attach_balancing(net, [objs["G"]], [objs["S_in"], objs["S_out"]], COST, rate=100.0, equations=eq)
+    objs, net = build(eq, suffix="_b")
+    with pytest.raises(nb.ModelError, match=r"pathways\['input_hidden_b'\].*not in groups|escape"):
+        attach_balancing(net, [], [objs["S_in"]], COST, rate=100.0, equations=eq)
+    with pytest.raises(nb.ModelError, match="pathway names"):
+        eq.synapses(post=True, on_post={"acc_in": "w = w"})
+
+
+def test_self_synapses_are_refused(numpy_target):
+    eq = agent_equations(COST)
+    G = b2.NeuronGroup(3, "v : 1\n" + eq.neuron, threshold="v > 1", events=eq.events, name="rec")
+    S = b2.Synapses(G, G, "w : 1", **eq.synapses(pre=True, post=True, on_pre="v_post += w"), name="rec_rec")
+    S.connect()
+    S.w = 1.0
+    with pytest.raises(nb.ModelError, match="self-synapses"):
+        attach_balancing(b2.Network(G, S), [G], [S], COST, rate=100.0, equations=eq)
