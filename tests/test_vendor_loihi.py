@@ -3,7 +3,7 @@ lava-nc 0.10.0's bit-accurate models for Loihi 2) bit for bit, and each changed 
 
 ``tests/data/vendor/loihi1.npz``: random layered networks quantised by the project for loihi1, built
 from nengo-loihi's ``LoihiBlock``, ``Synapse``, ``Axon`` and ``SpikeInput`` and stepped by its
-``EmulatorInterface``, per-step spikes, ``u`` and ``v`` of every layer; ``loihi2.npz`` likewise from
+``EmulatorInterface``, per-step spikes, ``u`` and ``v`` of every layer (every third network recurrent); ``loihi2.npz`` likewise from
 lava's ``Dense`` and ``LIF`` processes (``Loihi2SimCfg(select_tag="fixed_pt")``). Both were recorded by
 ``scripts/check_against_vendor.py --chip loihi1|loihi2 --seed 0 --nets N --record ...`` (command,
 tool version and date in each file's ``meta``). The replay needs only the project.
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from neuro_balance.errors import ModelError
 from neuro_balance.hardware import neurons
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +24,7 @@ from common import load_chip_module, load_recording  # noqa: E402
 DATA = ROOT / "tests" / "data" / "vendor"
 TOOLS = {"loihi1": ("nengo_loihi", "nengo-loihi", "1.1.0"), "loihi2": ("lava", "lava-nc", "0.10.0")}
 CHIPS = [chip for chip in TOOLS if (DATA / f"{chip}.npz").exists()]
-MUTANT_CASES = 4        # recorded networks each changed neuron replays (the first ones: every depth)
+MUTANT_CASES = 4        # recorded networks each changed neuron replays (the first ones: every depth, a recurrent one)
 pytestmark = pytest.mark.filterwarnings("ignore::neuro_balance.hardware.UnverifiedProfileWarning")
 
 
@@ -66,6 +67,8 @@ def test_recording_has_deep_nets_and_spikes_in_every_layer(recorded):
         assert vendor[f"s{last}"].sum() > 0 or vendor["s1"].sum() > 0
     deep = [vendor for inputs, vendor in cases if int(inputs["n_hidden"]) >= 2]
     assert sum(int(v["s2"].sum()) for v in deep) >= 20       # spikes routed through a hidden layer
+    recurrent = [inputs for inputs, _ in cases[:MUTANT_CASES] if "r1" in inputs]
+    assert recurrent and any(int(inputs["ew1"].min()) < 0 for inputs in recurrent)   # a negative exponent
 
 
 def test_project_replays_the_tool_bit_for_bit(recorded):
@@ -89,7 +92,11 @@ def test_same_step_routing_fails_the_replay(recorded, monkeypatch):
     """The tools deliver a spike one step after it is emitted (delays.connection_steps: 1)."""
     chip, module, _, cases = recorded
     _changed_spec(monkeypatch, spike_delay=0)
-    assert len(mismatched(chip, module, cases[:MUTANT_CASES])) >= MUTANT_CASES // 2
+    feedforward = [case for case in cases[:MUTANT_CASES] if "r1" not in case[0]]
+    assert len(mismatched(chip, module, feedforward)) == len(feedforward)
+    recurrent = next(inputs for inputs, _ in cases if "r1" in inputs)
+    with pytest.raises(ModelError, match="delay-1 projections"):
+        module.project_outputs(chip, recurrent)
 
 
 def test_changing_the_voltage_floor_fails_the_replay(recorded, monkeypatch):
@@ -97,6 +104,14 @@ def test_changing_the_voltage_floor_fails_the_replay(recorded, monkeypatch):
     chip, module, _, cases = recorded
     _changed_spec(monkeypatch, v_floor=None if chip == "loihi1" else 0)
     assert len(mismatched(chip, module, cases[:MUTANT_CASES])) >= MUTANT_CASES // 2
+
+
+def test_exponent_on_each_weight_or_on_the_sum_shows(recorded, monkeypatch):
+    """nengo-loihi stores each weight shifted by its exponent; lava shifts a connection's summed
+    mantissas (rounding down). Recurrent layers have a second connection with a smaller exponent."""
+    chip, module, _, cases = recorded
+    _changed_spec(monkeypatch, exponent_on_sum=chip == "loihi1")
+    assert len(mismatched(chip, module, cases[:MUTANT_CASES])) >= 1
 
 
 def _floor_decay(x, d, offset=0):
@@ -114,3 +129,21 @@ def test_a_changed_current_decay_fails_the_replay(recorded, monkeypatch, decay):
     chip, module, _, cases = recorded
     monkeypatch.setattr(neurons, "loihi_decay", decay)
     assert len(mismatched(chip, module, cases[:MUTANT_CASES])) >= 2
+
+
+def test_recurrent_networks_quantize_where_spikes_arrive_a_step_later():
+    """A delay-1 projection is an ordinary connection on Loihi; the static pass settles to its steady state."""
+    import neuro_balance as nb
+    from neuro_balance.hardware import quantize, simulate
+    from neuro_balance.hardware.static_check import FORWARD_SIMULATE_BOUND
+
+    net = nb.rnn(8, [10], 3, seed=0, spectral_radius=0.5)
+    x = np.random.default_rng(0).random((32, 8))
+    for chip in ("loihi1", "loihi2"):
+        q = quantize(net, chip, x)
+        stepped = simulate(q, x).output
+        ref = nb.hardware.activation_ranges(net, x)[net.output.name]
+        gap = np.sqrt(np.mean((q.forward(x) - stepped) ** 2)) / np.sqrt(np.mean(ref ** 2))
+        assert gap <= FORWARD_SIMULATE_BOUND["zero"], (chip, gap)
+    with pytest.raises(ModelError, match="delay-1 projections"):
+        quantize(net, "speck", x)

@@ -43,7 +43,7 @@ def quantize(net: Network, profile: Profile | str, calibration: np.ndarray | dic
     Parameters
     ----------
     net : Network
-        A feedforward network (recurrent networks are not supported yet).
+        A feedforward network (recurrent ones on Xylo and Loihi, whose spikes arrive a step later).
     profile : Profile or str
         A profile or a bundled name / YAML path (see `load_profile`).
     calibration : ndarray of shape (batch, n_in) or dict, optional
@@ -74,9 +74,11 @@ def quantize(net: Network, profile: Profile | str, calibration: np.ndarray | dic
     """
     prof = load_profile(profile)
     spec = ChipSpec.from_profile(prof, **overrides)
-    if net.recurrent and prof.get("neuron.variant") != "xylosim":     # Xylo's hidden layer is recurrent
+    # Xylo's hidden layer is recurrent; where every spike arrives a step later (Loihi) a delay-1
+    # projection is an ordinary connection.
+    if net.recurrent and prof.get("neuron.variant") != "xylosim" and not spec.spike_delay:
         raise ModelError(f"quantize: network {net.name!r} has delay-1 projections; the emulator handles "
-                         "feedforward networks only (recurrent ones on Xylo)")
+                         "feedforward networks only (recurrent ones on Xylo and Loihi)")
     qnet = QuantizedNetwork(net.copy(), prof, spec, int(seed))
     if spec.ideal:
         return qnet

@@ -27,7 +27,7 @@ from ..seeding import check_random_state
 from ..model.kinds import get_kind
 from ..model.network import Population, Projection
 from .akida import run_akida
-from .calibration import with_weight
+from .calibration import SETTLE_STEPS, with_weight
 from .fixed_point import IntFormat, round_div, round_int
 from .float_pass import float_exact, run_float
 from .pass_common import COUNTERS, EXACT, IntegerRun, digital, fits, new_counters, per_feature, prepare, worst_state
@@ -71,31 +71,42 @@ def run_integer(qnet: "QuantizedNetwork", x: np.ndarray, seed: int | None = None
 
         return run_static(qnet, x)
     spec = qnet.spec
-    if float_path is not False and float_exact(qnet):
+    if float_path is not False and not net.recurrent and float_exact(qnet):
         run = run_float(qnet, x, counters, seed)
         if run is not None:
             return run
         counters = new_counters()
     rng = check_random_state(qnet.seed if seed is None else seed)
     acts: dict[str, np.ndarray] = {}
-    acts[net.input.name], counters["input_saturated"][net.input.name] = encode_input(qnet, x)
-    out = None
-    for name in net.order:
-        pop = net.populations[name]
-        if pop.role == "input":
-            continue
-        lay = qnet.layers[name]
-        acc = accumulate(qnet, pop, acts, counters, rng, spec.window)
-        if lay.bias is not None:
-            acc = acc + per_feature(lay.bias, pop) * spec.window
-        if digital(spec) and fits(spec.current, worst_state(qnet, pop)):
-            counters["state_overflow"][name] = 0
-        else:
-            acc, counters["state_overflow"][name] = fit_rate(acc, spec.current, spec.window)
-        if pop.role == "output":
-            out = pop.activation(acc * per_feature(lay.s_acc, pop))
-            continue
-        acts[name], counters["activation_saturated"][name] = activity(qnet, pop, lay, acc)
+    inputs, saturated = encode_input(qnet, x)
+    acts[net.input.name] = inputs
+    # A recurrent network (delay-1 projections) is held at each input for the whole window: its
+    # delay-1 inputs start at zero and the pass repeats until the activities settle.
+    for name in net.order if net.recurrent else ():
+        acts.setdefault(name, np.zeros((x.shape[0], net.populations[name].n_features), dtype=np.int64))
+    for _ in range(SETTLE_STEPS if net.recurrent else 1):
+        previous = dict(acts)
+        counters = new_counters()
+        counters["input_saturated"][net.input.name] = saturated
+        out = None
+        for name in net.order:
+            pop = net.populations[name]
+            if pop.role == "input":
+                continue
+            lay = qnet.layers[name]
+            acc = accumulate(qnet, pop, acts, counters, rng, spec.window)
+            if lay.bias is not None:
+                acc = acc + per_feature(lay.bias, pop) * spec.window
+            if digital(spec) and fits(spec.current, worst_state(qnet, pop)):
+                counters["state_overflow"][name] = 0
+            else:
+                acc, counters["state_overflow"][name] = fit_rate(acc, spec.current, spec.window)
+            if pop.role == "output":
+                out = pop.activation(acc * per_feature(lay.s_acc, pop))
+                continue
+            acts[name], counters["activation_saturated"][name] = activity(qnet, pop, lay, acc)
+        if all(np.array_equal(acts[name], previous[name]) for name in previous):
+            break
     return IntegerRun(out, acts, counters)
 
 
@@ -131,6 +142,12 @@ def accumulate(qnet: "QuantizedNetwork", pop: Population, acts: dict[str, np.nda
             inh, n2 = fit_rate(_int_propagate(proj, pre, pop, np.maximum(-syn.effective, 0), a),
                                spec.accumulator, window)
             part, overflow = exc - inh, overflow + n1 + n2
+        elif spec.exponent_on_sum:
+            # lava's Dense shifts the connection's summed mantissas by its exponent (floor), then the
+            # neuron shifts the input by the offset (act_shift).
+            total_m = _int_propagate(proj, pre, pop, syn.mantissa, a)
+            e = per_feature(syn.exponent, pop)
+            part = np.where(e >= 0, total_m << np.maximum(e, 0), total_m >> np.maximum(-e, 0)) << spec.exp_offset
         elif prep.exact:
             value = get_kind(proj.kind).propagate(with_weight(proj, prep.weights[proj.name]), pre, pop,
                                                   a.astype(np.float64))

@@ -11,7 +11,7 @@ Schema (version 1; ``*`` = required, any mapping may also carry ``unverified: tr
     weights*: {format: int|mantissa_exponent|axon_type_lookup|base_weight_select|shared_scale|float,
                bits | bits_allowed (required unless format is float), signed, symmetric,
                sign_by: synapse_type|paired_rows, sign_modes, first_layer_bits_allowed,
-               exponent: {min, max, base, offset, shared_per}, scale: {shared_per, form},
+               exponent: {min, max, base, offset, shared_per, applies_to: weight|sum}, scale: {shared_per, form},
                axon_types, base_weights_per, rounding*: nearest|nearest_even|truncate|floor|toward_zero|stochastic,
                clip: saturate|error, unsigned_bits: [widths whose integers are unsigned, 0..2**b - 1]}
     inputs: {bits, signed}   activations: {bits, bits_allowed, scale: per_tensor|per_axis, rounding,
@@ -149,6 +149,7 @@ _FIELDS: dict[str, Callable[[Any], str | None]] = {
     "weights.signed": _bool, "weights.symmetric": _bool, "weights.sign_by": _enum("synapse_type", "paired_rows"),
     "weights.sign_modes.*": _pair, "weights.exponent.min": _int(), "weights.exponent.max": _int(),
     "weights.exponent.base": _int(2, 2), "weights.exponent.offset": _int(), "weights.exponent.shared_per": _SHARED,
+    "weights.exponent.applies_to": _enum("weight", "sum"),
     "weights.scale.shared_per": _SHARED, "weights.scale.form": _str, "weights.rounding": _ROUND,
     "weights.clip": _enum("saturate", "error"), "weights.axon_types": _int(1), "weights.per": _str,
     "weights.base_weights_per": _str, "weights.signed_via": _str, "weights.signed_range": _pair,

@@ -102,6 +102,9 @@ class ChipSpec:
     spike_delay : {0, 1}
         Steps a spike takes to reach the next population in the stepped simulation
         (``delays.connection_steps``, default 0: the same step).
+    exponent_on_sum : bool
+        A connection's exponent shifts its summed mantissas (rounding down), not each weight
+        (``weights.exponent.applies_to: sum``, lava's ``Dense``); the offset shifts after.
     accumulator : IntFormat or None
     current : IntFormat or None
         State the per-step input plus bias must fit (Loihi ``u``, else the membrane).
@@ -156,6 +159,7 @@ class ChipSpec:
     compare: str = "ge"
     max_spikes_per_step: int | None = 1
     spike_delay: int = 0
+    exponent_on_sum: bool = False
     accumulator: IntFormat | None = None
     current: IntFormat | None = None
     membrane: IntFormat | None = None
@@ -325,6 +329,7 @@ class ChipSpec:
             max_spikes_per_step=None if g("neuron.max_spikes_per_step", 1) == "unbounded"
             else int(g("neuron.max_spikes_per_step", 1)),
             spike_delay=int(g("delays.connection_steps", 0)),
+            exponent_on_sum=g("weights.exponent.applies_to", "weight") == "sum",
             accumulator=acc, current=current, membrane=membrane,
             threshold_bits=g("threshold.mantissa_bits") or g("threshold.bits"),
             threshold_shift=int(g("threshold.shift", 0)), threshold_signed=bool(g("threshold.signed", False)),

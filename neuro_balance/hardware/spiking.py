@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import ModelError
 from ..seeding import check_random_state
 from .fixed_point import IntFormat
 from .integer_pass import accumulate, encode_input, new_counters, run_integer
@@ -105,6 +106,9 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None, re
     if xylo_mapping.is_xylo(qnet):
         return xylo_mapping.simulate(qnet, x, steps, record)
     net = qnet.network
+    if net.recurrent and not spec.spike_delay:
+        raise ModelError(f"simulate: network {net.name!r} has delay-1 projections; {spec.name} delivers spikes "
+                         "in the same step (delays.connection_steps: 0), so it has no recurrent path")
     x = np.asarray(x, dtype=np.float64)
     counts_in, _ = encode_input(qnet, x)
     neurons = neuron_populations(qnet)

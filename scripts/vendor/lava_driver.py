@@ -1,10 +1,12 @@
 """Run loihi2 cases through lava-nc 0.10.0's bit-accurate processes: ``lava_driver.py in.npz out.npz``.
 
 Runs in the lava venv (Python 3.10; ``scripts/vendor_venvs.sh``) with numpy and lava-nc only. Each case
-(keys in ``lava.py``) becomes ``RingBuffer -> Dense -> LIF -> Dense -> ... -> LIF``, run for ``steps``
-steps with ``Loihi2SimCfg(select_tag="fixed_pt")`` and read with ``Monitor``s. Weights: the project's
-effective weights are ``m << 6`` (act_shift included); lava gets ``2m`` with ``weight_exp = -1`` and
-adds the shift itself. Writes per case every hidden LIF's spikes ``s{i}``, ``u{i}`` and ``v{i}`` and
+(keys in ``lava.py``) becomes ``RingBuffer -> Dense -> LIF -> Dense -> ... -> LIF`` (a recurrent layer
+also ``LIF -> Dense -> the same LIF``), run for ``steps``
+steps with ``Loihi2SimCfg(select_tag="fixed_pt")`` and read with ``Monitor``s. Weights: a connection
+with the project's mantissas ``m`` and exponent ``e`` becomes a Dense of ``2m`` with ``weight_exp = e - 1``
+(lava drops the lowest bit of mixed-sign 8-bit weights; the halving is exact), and the LIF adds the
+shift by 6. Writes per case every hidden LIF's spikes ``s{i}``, ``u{i}`` and ``v{i}`` and
 the output LIF's ``u`` as ``q_out`` per step, or ``error``.
 """
 from __future__ import annotations
@@ -52,12 +54,9 @@ def _bias(bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mant, exp
 
 
-def _dense(effective: np.ndarray) -> Dense:
-    """A bit-accurate Dense adding the mantissas ``m = effective >> 6`` exactly (``2m``, ``weight_exp = -1``)."""
-    mant = effective >> ACT_SHIFT
-    if not np.array_equal(mant << ACT_SHIFT, effective):
-        raise ValueError("effective weights are not mantissas << 6 (a negative connection exponent)")
-    return Dense(weights=2 * mant, weight_exp=-1, num_weight_bits=8)
+def _dense(mantissa: np.ndarray, exponent: np.ndarray) -> Dense:
+    """A bit-accurate Dense whose input is ``(sum of m) << e`` (``>> -e``): ``2m`` with ``weight_exp = e - 1``."""
+    return Dense(weights=2 * mantissa, weight_exp=_one(exponent, "weight exponent") - 1, num_weight_bits=8)
 
 
 def run_case(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -66,7 +65,7 @@ def run_case(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     source = RingBuffer(data=case["raster"].T.astype(np.int32))
     port, lifs = source.s_out, []
     for i in range(1, n_hidden + 2):
-        dense = _dense(case[f"w{i}"])
+        dense = _dense(case[f"mw{i}"], case[f"ew{i}"])
         n = case[f"w{i}"].shape[0]
         if i <= n_hidden:
             vth = case[f"vth{i}"]
@@ -81,6 +80,10 @@ def run_case(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             lif = LIF(shape=(n,), du=4095, dv=0, vth=VTH_MAX, bias_mant=0, bias_exp=0)
         port.connect(dense.s_in)
         dense.a_out.connect(lif.a_in)
+        if f"r{i}" in case:                             # recurrent: the LIF's own spikes, a step later
+            recurrent = _dense(case[f"mr{i}"], case[f"er{i}"])
+            lif.s_out.connect(recurrent.s_in)
+            recurrent.a_out.connect(lif.a_in)
         port = lif.s_out
         lifs.append(lif)
     monitors = {}

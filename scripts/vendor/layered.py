@@ -2,9 +2,12 @@
 
 A case is what a user's network becomes on the chip: a random float ReLU network
 ``n_in -> h1 [-> h2 [-> h3]] -> n_out`` quantised by the project's ``quantize`` for the chip, and one
-input as spike counts over the rate-code window. Its integers (keys ``w{i}``: effective weights into
-layer ``i``, ``b{i}``: per-step biases, ``theta{i}``: thresholds of hidden layers; layers numbered
-from 1, the output last) go to the vendor's tool; `rebuild` puts exactly those integers back into a
+input as spike counts over the rate-code window; on chips that take them, some networks are
+recurrent (``nb.rnn``: every hidden layer has a delay-1 projection onto itself). Its integers (keys
+``w{i}``: effective weights into layer ``i``, ``r{i}``: a hidden layer's recurrent weights, each
+with its mantissas ``mw{i}`` / ``mr{i}`` and per-unit exponents ``ew{i}`` / ``er{i}``, ``b{i}``:
+per-step biases, ``theta{i}``: thresholds of hidden layers; layers numbered from 1, the output last)
+go to the vendor's tool; `rebuild` puts exactly those integers back into a
 `QuantizedNetwork` so that the project's ``simulate`` runs them (in the replay tests too). Loihi cases
 also carry the compartment parameters of the project's stepped `LoihiCUBA` per hidden layer.
 """
@@ -25,20 +28,27 @@ def random_sizes(rng: np.random.Generator) -> list[int]:
     return [int(rng.integers(6, 17))] + [int(rng.integers(4, 17)) for _ in range(n_hidden)] + [int(rng.integers(2, 7))]
 
 
-def random_network(sizes: list[int], rng: np.random.Generator) -> nb.Network:
-    """A random float ReLU network with Gaussian weights and biases (some units start below rest)."""
-    net = nb.mlp(sizes, seed=int(rng.integers(2**31)))
+def random_network(sizes: list[int], rng: np.random.Generator, recurrent: bool = False) -> nb.Network:
+    """A random float ReLU network with Gaussian weights and biases (some units start below rest).
+
+    ``recurrent``: every hidden layer also feeds itself one step later (spectral radius 0.5).
+    """
+    seed = int(rng.integers(2**31))
+    net = nb.rnn(sizes[0], sizes[1:-1], sizes[-1], seed=seed, spectral_radius=0.5) if recurrent \
+        else nb.mlp(sizes, seed=seed)
     for proj in net.projections:
-        proj.weight = rng.normal(0.0, 1.0, proj.weight.shape) / np.sqrt(proj.weight.shape[1])
+        if proj.delay == 0:
+            proj.weight = rng.normal(0.0, 1.0, proj.weight.shape) / np.sqrt(proj.weight.shape[1])
     for pop in net.populations.values():
         if pop.bias is not None:
             pop.bias = rng.normal(0.0, 0.3, pop.size)
     return net
 
 
-def quantized(chip: str, sizes: list[int], rng: np.random.Generator, **overrides) -> QuantizedNetwork:
+def quantized(chip: str, sizes: list[int], rng: np.random.Generator, recurrent: bool = False,
+              **overrides) -> QuantizedNetwork:
     """A random network of ``sizes`` quantised for ``chip`` on 64 calibration inputs uniform in [0, 1]."""
-    net = random_network(sizes, rng)
+    net = random_network(sizes, rng, recurrent)
     calibration = rng.random((64, sizes[0]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")           # the profiles' unverified fields, the static estimate's check
@@ -64,9 +74,13 @@ def integer_case(qnet: QuantizedNetwork, counts: np.ndarray, steps: int) -> dict
     case = {"n_hidden": np.array(len(names) - 1), "steps": np.array(steps), "window": np.array(qnet.spec.window),
             "counts": counts.astype(np.int64), "raster": raster(counts, qnet.spec.window, steps)}
     for i, name in enumerate(names, start=1):
-        (proj,) = net.incoming(name)
+        for proj in net.incoming(name):
+            key = f"r{i}" if proj.delay == 1 else f"w{i}"
+            syn = qnet.synapses[proj.name]
+            case[key] = syn.effective.astype(np.int64)
+            case[f"m{key}"] = syn.mantissa.astype(np.int64)
+            case[f"e{key}"] = syn.exponent.astype(np.int64)
         lay = qnet.layers[name]
-        case[f"w{i}"] = qnet.synapses[proj.name].effective.astype(np.int64)
         case[f"b{i}"] = (lay.bias if lay.bias is not None else np.zeros(net.populations[name].size)).astype(np.int64)
         if lay.theta is not None:
             case[f"theta{i}"] = lay.theta.astype(np.int64)
@@ -77,17 +91,18 @@ def rebuild(chip: str, case: dict[str, np.ndarray], **overrides) -> QuantizedNet
     """A `QuantizedNetwork` for ``chip`` holding exactly the case's integers (input scale 1: x = counts)."""
     n_hidden = int(case["n_hidden"])
     sizes = [case["w1"].shape[1]] + [case[f"w{i}"].shape[0] for i in range(1, n_hidden + 2)]
-    qnet = quantized(chip, sizes, np.random.default_rng(0), **overrides)
+    qnet = quantized(chip, sizes, np.random.default_rng(0), "r1" in case, **overrides)
     if int(case["window"]) != qnet.spec.window:
         raise ValueError(f"case made for a window of {int(case['window'])} steps; {chip} now has {qnet.spec.window}")
     net = qnet.network
     names = [name for name in net.order if net.populations[name].role != "input"]
     for i, name in enumerate(names, start=1):
-        (proj,) = net.incoming(name)
-        syn = qnet.synapses[proj.name]
-        syn.effective = case[f"w{i}"].astype(np.int64)
-        shift = (qnet.spec.exp_offset + syn.exponent)[:, None]
-        syn.mantissa = np.where(shift >= 0, syn.effective >> np.maximum(shift, 0), syn.effective << np.maximum(-shift, 0))
+        for proj in net.incoming(name):
+            syn = qnet.synapses[proj.name]
+            key = f"r{i}" if proj.delay == 1 else f"w{i}"
+            syn.effective = case[key].astype(np.int64)
+            syn.mantissa = case[f"m{key}"].astype(np.int64)
+            syn.exponent = case[f"e{key}"].astype(np.int64)
         lay = qnet.layers[name]
         lay.bias = case[f"b{i}"].astype(np.int64)
         if f"theta{i}" in case:
@@ -126,11 +141,12 @@ def loihi_compartments(qnet: QuantizedNetwork) -> dict[str, np.ndarray]:
 
 
 def loihi_cases(chip: str, seed: int, n_nets: int) -> list[dict[str, np.ndarray]]:
-    """``n_nets`` random networks quantised for a Loihi ``chip``, one input each, with compartment parameters."""
+    """``n_nets`` random networks quantised for a Loihi ``chip``, one input each, with compartment parameters;
+    every third network is recurrent."""
     rng = np.random.default_rng(seed)
     cases = []
-    for _ in range(n_nets):
-        qnet = quantized(chip, random_sizes(rng), rng)
+    for k in range(n_nets):
+        qnet = quantized(chip, random_sizes(rng), rng, recurrent=k % 3 == 2)   # every third one recurrent
         case = integer_case(qnet, input_counts(qnet, rng), qnet.spec.window)
         case.update(loihi_compartments(qnet))
         cases.append(case)

@@ -2,7 +2,8 @@
 
 Runs in the nengo_loihi venv (``scripts/vendor_venvs.sh``) with numpy and nengo-loihi only. Each case
 (keys in ``nengo_loihi.py``) becomes a nengo-loihi ``Model`` of ``LoihiBlock``s joined by ``Synapse``
-and ``Axon`` objects and fed by a ``SpikeInput``; ``EmulatorInterface`` steps it (integer blocks, no
+and ``Axon`` objects (a recurrent layer's axons also target a synapse of its own block) and fed by a
+``SpikeInput``; ``EmulatorInterface`` steps it (integer blocks, no
 noise, ``strict = False``: overflows wrap with a warning, as on the chip). Writes per case every hidden
 block's spikes ``s{i}``, current ``u{i}`` and voltage ``v{i}`` and the output block's current ``q_out``
 per step, or ``error``.
@@ -82,6 +83,10 @@ def run_case(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         synapse = _synapse(w)
         block.add_synapse(synapse)
         _connect(source, synapse, w.shape[1])
+        if f"r{i}" in case:                             # recurrent: the block's own spikes, a step later
+            recurrent = _synapse(case[f"r{i}"])
+            block.add_synapse(recurrent)
+            _connect(block, recurrent, n)
         model.add_block(block)
         blocks.append(block)
         source = block
