@@ -3,7 +3,8 @@
 A fixed corpus (`CORPUS`: one hostile file per case, built in a temporary folder) covers every class of
 issue 24's untrusted files -- YAML aliases and nesting, non-UTF-8 text and wrong types, declared sizes,
 npz archive members, HDF5 dataset shapes and node attributes, non-regular files, ``weights:`` paths
-outside the model's folder, hardware profile values and ``quantize --data`` archives -- and each case
+outside the model's folder, hardware profile values, ``quantize --data`` archives and ``simulate --input``
+files -- and each case
 asserts the error class (`ModelError` or `ProfileError`), one line naming the file and the field, node
 or member, a bounded time and traced peak memory, and a folder left exactly as it was. Hypothesis then
 varies the same classes (alias chains, nesting depths, npy headers, member names, HDF5 shapes, profile
@@ -29,6 +30,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import neuro_balance as nb
+from neuro_balance.app.commands.simulate import _input as simulate_input
 from neuro_balance.errors import ModelError, ProfileError
 from neuro_balance.hardware.profile import PROFILE_DIR, load_profile
 from neuro_balance.learn.datasets import labelled_npz
@@ -491,6 +493,17 @@ def c_data_declares_1e9(d):
 def c_data_fifo(d):
     path = _fifo(d / "data.npz")
     return lambda: labelled_npz(path, 4), ModelError, ("data.npz", "FIFO")
+
+
+def c_data_input_npy_declares_1e9(d):
+    path = d / "rates.npy"
+    path.write_bytes(_npy_header((10**9,)) + bytes(32))
+    return lambda: simulate_input(path, 4, 0), ModelError, ("rates.npy", "input", "[1000000000]")
+
+
+def c_data_input_fifo(d):
+    path = _fifo(d / "rates.txt")
+    return lambda: simulate_input(path, 4, 0), ModelError, ("rates.txt", "input", "FIFO")
 
 
 CORPUS = {name[2:]: case for name, case in sorted(globals().items()) if name.startswith("c_")}

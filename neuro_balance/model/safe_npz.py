@@ -1,9 +1,10 @@
-"""Read untrusted npz archives: members checked by name, npy header and size before any data is decompressed."""
+"""Read untrusted npz archives (and npy files): members checked by name, npy header and size before any data is read."""
 from __future__ import annotations
 
 import os
 import zipfile
 import zlib
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from .regular_file import open_regular
 from .safe_yaml import reason, short
 
-__all__ = ["NpzProblem", "NpzArchive", "MAX_ARRAY_BYTES"]
+__all__ = ["NpzProblem", "NpzArchive", "read_npy", "MAX_ARRAY_BYTES"]
 
 MAX_ARRAY_BYTES = 2 * 2**30  # the arrays read from one archive, decompressed, at most
 _DEFLATE_RATIO = 1032  # deflate cannot expand data more than ~1032:1 (RFC 1951, 258-byte matches)
@@ -136,34 +137,58 @@ class NpzArchive:
             the member's or exceeds the byte budget, or data that is truncated or damaged.
         """
         info = self._members[name]
-        where = f"array {short(name)}"
         try:
             with self._zip.open(info) as member:
-                shape, fortran, dtype, header_len = _header(member, name)
-                count = 1
-                for n in shape:
-                    count *= n
-                nbytes = count * dtype.itemsize
-                if header_len + nbytes != info.file_size:
-                    raise NpzProblem(f"{where}: header declares shape {list(shape)} of {dtype} ({nbytes} bytes), "
-                                     f"the member holds {info.file_size - header_len}")
-                if self.bytes_read + nbytes > self.max_bytes:
-                    raise NpzProblem(f"{where}: {nbytes} bytes would take the arrays read past the limit of "
-                                     f"{self.max_bytes} bytes")
-                flat = np.empty(count, dtype)
-                view, filled = memoryview(flat).cast("B"), 0
-                while filled < nbytes:
-                    got = member.readinto(view[filled:filled + _CHUNK])
-                    if not got:
-                        raise NpzProblem(f"{where}: data ends after {filled} of {nbytes} bytes (truncated)")
-                    filled += got
-                array = flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
+                array = _read_array(member, name, info.file_size, self.max_bytes - self.bytes_read)
         except NpzProblem:
             raise
         except Exception as err:  # noqa: BLE001 - zlib, CRC, EOF and struct errors of a damaged member
-            raise NpzProblem(f"{where}: cannot be read ({reason(err)})") from None
-        self.bytes_read += nbytes
+            raise NpzProblem(f"array {short(name)}: cannot be read ({reason(err)})") from None
+        self.bytes_read += array.nbytes
         return array
+
+
+def read_npy(path: str | os.PathLike, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+    """The array of an untrusted ``.npy`` file: a regular file, numbers only, its header checked before allocation.
+
+    Raises
+    ------
+    FileNotFoundError, OSError
+        The file is missing or not a regular file.
+    NpzProblem
+        As `NpzArchive.read` (the message names the file's stem as the array).
+    """
+    with open_regular(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        try:
+            return _read_array(handle, Path(path).stem, size, max_bytes)
+        except NpzProblem:
+            raise
+        except Exception as err:  # noqa: BLE001 - the same failures as a member's
+            raise NpzProblem(f"array {short(Path(path).stem)}: cannot be read ({reason(err)})") from None
+
+
+def _read_array(stream, name: str, size: int, budget: int) -> np.ndarray:
+    """An npy array from ``stream`` of ``size`` bytes: header checked against the size and ``budget``, then read."""
+    where = f"array {short(name)}"
+    shape, fortran, dtype, header_len = _header(stream, name)
+    count = 1
+    for n in shape:
+        count *= n
+    nbytes = count * dtype.itemsize
+    if header_len + nbytes != size:
+        raise NpzProblem(f"{where}: header declares shape {list(shape)} of {dtype} ({nbytes} bytes), "
+                         f"{size - header_len} bytes follow it")
+    if nbytes > budget:
+        raise NpzProblem(f"{where}: {nbytes} bytes would take the arrays read past the limit")
+    flat = np.empty(count, dtype)
+    view, filled = memoryview(flat).cast("B"), 0
+    while filled < nbytes:
+        got = stream.readinto(view[filled:filled + _CHUNK])
+        if not got:
+            raise NpzProblem(f"{where}: data ends after {filled} of {nbytes} bytes (truncated)")
+        filled += got
+    return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
 
 
 def _header(member, name: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:

@@ -8,6 +8,8 @@ import numpy as np
 
 from ...errors import ModelError
 from ...model.files import load_model, save_model
+from ...model.regular_file import open_regular
+from ...model.safe_npz import read_npy
 from ...balancing.metrics import imbalance
 from ...balancing.spiking import rate_view, spiking_populations, with_neurons
 from ...seeding import check_random_state
@@ -48,7 +50,16 @@ def register(sub) -> None:
 def _input(path: str | None, n_in: int, seed: int) -> np.ndarray:
     if path is None:
         return check_random_state(seed).uniform(0.0, 1.0, n_in)
-    x = np.load(path) if Path(path).suffix == ".npy" else np.loadtxt(path, ndmin=1)
+    try:  # untrusted: a regular file only, an npy header checked before anything is allocated
+        if Path(path).suffix == ".npy":
+            x = read_npy(path)
+        else:
+            with open_regular(path) as handle:
+                x = np.loadtxt(handle, ndmin=1)
+    except OSError as err:
+        raise ModelError(f"{path}: input: cannot be read ({err.strerror or type(err).__name__})") from None
+    except ValueError as err:  # NpzProblem, or text that is not numbers
+        raise ModelError(f"{path}: input: {' '.join(str(err).split())[:200]}") from None
     x = np.asarray(x, dtype=np.float64).ravel()
     if x.shape != (n_in,):
         raise ModelError(f"{path}: input: expected {n_in} values, got {x.size}")
