@@ -228,6 +228,10 @@ def _walk(node: Any, dotted: str, where: str, unverified: list[str]) -> Any:
             if value is None:
                 return None
             return _walk(value, dotted, where, [])
+        leaf = _pattern(dotted) if dotted and not _is_prefix(dotted) else None
+        problem = _FIELDS[leaf](node) if leaf is not None else None  # a mapping where a value belongs
+        if problem:
+            raise ProfileError(f"{where}: field '{dotted}': {problem}, got {node!r}")
         out = {}
         for key, value in node.items():
             if key in _META:
