@@ -121,3 +121,19 @@ def test_an_eval_root_with_a_sampling_dropout_keeps_both_modes():
     mixed = _modes(net)
     nbt.balance_(net, nb.Lp(1), torch.randn(6, 2, 5, 5))
     assert _modes(net) == mixed
+
+
+def test_fit_trains_with_a_frozen_batch_norm_left_frozen():
+    torch.manual_seed(1)
+    net = _frozen_bn_net()
+    mixed = _modes(net)
+    stats = net[1].running_mean.clone(), net[1].running_var.clone()
+    x, y = torch.randn(12, 2, 5, 5), torch.randint(0, 3, (12,))
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    nbt.fit(net, opt, nn.functional.cross_entropy, [(x, y)], epochs=2, example_input=x, balance="before+partial:1")
+    assert _modes(net) == mixed
+    assert torch.equal(net[1].running_mean, stats[0]) and torch.equal(net[1].running_var, stats[1])
+    # a module handed over in eval mode is put in training mode, as before
+    net.eval()
+    nbt.fit(net, opt, nn.functional.cross_entropy, [(x, y)], epochs=1, example_input=x, balance=None)
+    assert all(_modes(net).values())

@@ -30,7 +30,9 @@ def fit(module: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
     Parameters
     ----------
     module, optimizer
-        A torch module and its SGD, Adam or AdamW optimiser (state carried through every balancing).
+        A torch module and its SGD, Adam or AdamW optimiser (state carried through every balancing). A
+        module in eval mode is put in training mode; one in training mode trains as it is, each submodule
+        in its own mode (a BatchNorm set to eval stays frozen).
     loss_fn : callable
         ``loss_fn(module(x), y)`` -> scalar tensor.
     batches : iterable of (x, y)
@@ -51,12 +53,13 @@ def fit(module: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
         ``cost_before`` and ``cost_after`` (plus an entry ``epoch = 0`` for balancing before training).
     """
     schedule, rng = parse_schedule(balance), check_random_state(seed)
+    if not module.training:  # a module in training mode keeps each submodule's mode (a frozen BatchNorm)
+        module.train()
     history = []
     if schedule is not None and schedule.before:
         history.append({"epoch": 0, **_balance(module, schedule, True, example_input, optimizer, rng)})
     for epoch in range(1, epochs + 1):
         total, count = 0.0, 0
-        module.train()
         for x, y in batches:
             optimizer.zero_grad()
             loss = loss_fn(module(x), y)
