@@ -6,8 +6,12 @@ from nengo-loihi's ``LoihiBlock``, ``Synapse``, ``Axon`` and ``SpikeInput`` and 
 ``EmulatorInterface``, per-step spikes, ``u`` and ``v`` of every layer (every third network recurrent); ``loihi2.npz`` likewise from
 lava's ``Dense`` and ``LIF`` processes (``Loihi2SimCfg(select_tag="fixed_pt")``). Both were recorded by
 ``scripts/check_against_vendor.py --chip loihi1|loihi2 --seed 0 --nets N --record ...`` (command,
-tool version and date in each file's ``meta``). The replay needs only the project.
+tool version and date in each file's ``meta``). ``lava_lif_traces.npz`` holds single LIF compartments
+driven to lava's arithmetic limits (int32 input wraps, ``u`` beyond one period of ``2**24``, ``v`` at
+its limits), recorded by ``scripts/record_lava_traces.py`` on Python 3.10. The replay needs only the
+project.
 """
+import json
 import sys
 from pathlib import Path
 
@@ -147,3 +151,64 @@ def test_recurrent_networks_quantize_where_spikes_arrive_a_step_later():
         assert gap <= FORWARD_SIMULATE_BOUND["zero"], (chip, gap)
     with pytest.raises(ModelError, match="delay-1 projections"):
         quantize(net, "speck", x)
+
+
+# ---------------------------------------------------------------- lava's LIF at its arithmetic limits
+LAVA_TRACES = DATA / "lava_lif_traces.npz"
+
+
+@pytest.fixture(scope="module")
+def lava_traces():
+    with np.load(LAVA_TRACES) as data:
+        d = {k: data[k] for k in data.files}
+    d["meta"] = json.loads(str(d["meta"]))
+    return d
+
+
+def replay_lava(d, variant="lava"):
+    """Step LoihiCUBA through lava's recorded Dense output; returns u, v and spikes per step."""
+    nrn = neurons.LoihiCUBA(d["q"].shape[1], du=d["du"], dv=d["dv"], vth_mant=d["vth"], bias_mant=d["bias_mant"],
+                            bias_exp=d["bias_exp"], act_shift=neurons.ACT_SHIFT, variant=variant)
+    us, vs, ss = [], [], []
+    for q in d["q"]:
+        ss.append(nrn.step(q))
+        us.append(nrn.u.copy())
+        vs.append(nrn.v.copy())
+    return np.array(us), np.array(vs), np.array(ss)
+
+
+def lava_differs(d, variant="lava") -> int:
+    u, v, s = replay_lava(d, variant)
+    return int(np.count_nonzero((u != d["u"]) | (v != d["v"]) | (s != d["s"])))
+
+
+def test_lava_traces_were_recorded_from_lava_nc_0_10_0(lava_traces):
+    meta = lava_traces["meta"]
+    assert meta["lava-nc"] == "0.10.0" and meta["python"].startswith("3.10")
+    assert "PyLifModelBitAcc" in meta["reference"] and "record_lava_traces.py" in meta["command"]
+
+
+def test_lava_traces_reach_the_int32_and_24_bit_limits(lava_traces):
+    """Measured on lava's outputs alone."""
+    d = lava_traces
+    q = d["q"].astype(np.int64)
+    assert np.count_nonzero(np.abs(q << neurons.ACT_SHIFT) >= 2**31) >= 10       # the shifted input wraps
+    assert np.count_nonzero(np.abs(d["u"]) > 3 * 2**23) >= 10                    # u beyond one period
+    assert np.count_nonzero(np.abs(d["v"]) == 2**23 - 1) >= 10                   # v at its limits
+    assert d["s"].sum() >= 100
+
+
+def test_lava_variant_replays_lava_bit_for_bit(lava_traces):
+    assert lava_differs(lava_traces) == 0
+
+
+def test_modular_or_unwrapped_arithmetic_diverges_from_lava(lava_traces, monkeypatch):
+    """lava wraps u by one period only and computes in int32; nengo-loihi's emulator is another model."""
+    d = lava_traces
+    assert lava_differs(d, "nengo_loihi") > 0
+    with monkeypatch.context() as m:
+        m.setattr(neurons, "lava_wrap", lambda x, bits=24: np.mod(x + 2**23 - 1, 2**24) - 2**23 + 1)
+        assert lava_differs(d) > 0
+    with monkeypatch.context() as m:
+        m.setattr(neurons, "wrap32", lambda x: np.asarray(x, dtype=np.int64))
+        assert lava_differs(d) > 0
