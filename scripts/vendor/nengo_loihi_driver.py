@@ -10,10 +10,7 @@ per step, or ``error``.
 """
 from __future__ import annotations
 
-import importlib.metadata
-import os
 import sys
-import traceback
 import warnings
 from pathlib import Path
 
@@ -107,26 +104,8 @@ def run_case(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {key: np.array(values).astype(np.int64) for key, values in record.items()}
 
 
-def main(src: str, dst: str) -> None:
-    with np.load(src, allow_pickle=False) as data:
-        arrays = {name: data[name] for name in data.files}
-    cases: dict[int, dict[str, np.ndarray]] = {}
-    for name, value in arrays.items():
-        head, _, key = name.partition(".")
-        if head.startswith("c") and head[1:].isdigit():
-            cases.setdefault(int(head[1:]), {})[key] = value
-    result = {"tool_version": np.array(importlib.metadata.version("nengo-loihi"))}
-    for i, case in sorted(cases.items()):
-        try:
-            for key, value in run_case(case).items():
-                result[f"c{i}.{key}"] = value
-        except Exception as exc:                       # one failing case must not hide the others
-            result[f"c{i}.error"] = np.array(f"{type(exc).__name__}: {exc} "
-                                             f"({traceback.format_exc().strip().splitlines()[-2].strip()})")
-    tmp = dst + ".tmp.npz"
-    np.savez_compressed(tmp, **result)
-    os.replace(tmp, dst)
-
-
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    sys.path.insert(0, str(HERE))                       # the tool is imported: no name clash now
+    from driver_io import run_cases
+
+    run_cases(sys.argv[1], sys.argv[2], "nengo-loihi", run_case)
