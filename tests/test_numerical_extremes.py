@@ -259,6 +259,7 @@ def test_degenerate_profile_values_are_refused_naming_field_and_value(tmp_path, 
     assert f"field '{field}'" in text and f"got {value!r}" in text and "\n" not in text
 
 
+@pytest.mark.filterwarnings("ignore::neuro_balance.errors.UnverifiedProfileWarning")
 def test_emulation_refuses_nan_inputs_instead_of_casting_them():
     """NaN inputs became garbage integers (all-NaN data scored accuracy 1.0); now a NumericalError."""
     from neuro_balance.hardware.emulate import quantize

@@ -245,9 +245,10 @@ def _checked_scale(net: Network, graph, u, log_scales: dict[str, np.ndarray], im
                    inplace: bool) -> Network:
     """`scale` ``net`` by ``log_scales``, or raise `NumericalError` unless the result is finite and computes the same.
 
-    In place when the factors surely keep every parameter in float64's normal range (`verify.within_range`;
-    scaled back if the probe batch then shows a change); otherwise a scaled copy is checked first and
-    written into ``net`` after. A failed run leaves ``net`` as it was (to rounding).
+    When the factors surely keep every parameter in float64's normal range (`verify.within_range`, from
+    the graph's magnitudes) ``net`` is scaled as asked (in place: scaled back if the probe batch then
+    shows a change); otherwise a scaled copy is checked parameter by parameter first, and written into
+    ``net`` after when in place. A failed run leaves ``net`` as it was (to rounding).
     """
     verify.check_log_scales(log_scales)
     if not math.isfinite(imbalance):
@@ -255,14 +256,16 @@ def _checked_scale(net: Network, graph, u, log_scales: dict[str, np.ndarray], im
     x = verify.probe_batch(net)
     with np.errstate(all="ignore"):
         y0 = net.forward(x)
-    if inplace and verify.within_range(net, log_scales):
-        scale(net, log_scales, inplace=True)
+    if verify.within_range(net, log_scales, graph.magnitudes):
+        out = scale(net, log_scales, inplace=inplace)
         try:
-            verify.check_function(net, x, y0)
+            verify.check_neurons(out)
+            verify.check_function(out, x, y0)
         except NumericalError:
-            scale(net, {name: -values for name, values in log_scales.items()}, inplace=True)
+            if inplace:
+                scale(net, {name: -values for name, values in log_scales.items()}, inplace=True)
             raise
-        return net
+        return out
     nonzero = verify.count_nonzero(net)
     with np.errstate(all="ignore"):
         out = scale(net, log_scales)

@@ -84,6 +84,10 @@ class CostGraph:
     tie_index: dict[str, np.ndarray]
     shift: int = 0  # K is the cost of the parameters times 2**-shift (`cost_shift`)
     lossy: list[str] = field(default_factory=list)  # parameters whose |w|**p is below float64's normal range
+    # Per projection name and per population bias ("bias of NAME"): the largest |w| and the smallest (0 when
+    # some parameter is 0), read from term 0's |w|**p on the way (`verify.within_range` bounds the scaled ones)
+    magnitudes: dict[str, tuple[float, float]] = field(default_factory=dict)
+    overflowed: list = field(default_factory=list, repr=False)  # (where, term, range) of |w|**p that overflowed
     exponents: tuple[float, ...] = field(init=False)
     alphas: tuple[float, ...] = field(init=False)
     linf: bool = field(init=False)  # sums are maxima (L-infinity)
@@ -151,29 +155,44 @@ def cost_shift(net: Network, cost: Cost) -> int:
 
     Balancing is unchanged when every parameter is multiplied by one factor (every cost is multiplied
     by its ``p``-th power), so the graph of ``w * 2**-shift`` has the same balanced state, and with the
-    largest ``|w|`` scaled into ``[1/2, 1)`` no ``|w|**p`` overflows. 0 unless ``|w|**p`` of the largest
-    parameter would leave ``[2**-256, 2**256]`` (costs then are exactly those of the parameters), and for
-    L-infinity (``|w|`` itself) and weighted sums of terms (whose balanced state changes under a factor).
+    largest ``|w|`` scaled into ``[1/2, 1)`` no ``|w|**p`` overflows. `build_graph` uses it only when
+    ``|w|**p`` of the largest parameter leaves ``[2**-256, 2**256]`` (otherwise costs are exactly those of
+    the parameters); not for L-infinity (``|w|`` itself) or weighted sums of terms (whose balanced state
+    changes under a common factor).
     """
-    if cost.is_linf or len(cost.terms) != 1:
-        return 0
     arrays = [proj.weight for proj in net.projections]
     if cost.include_bias:
         arrays += [pop.bias for pop in net.populations.values() if pop.bias is not None]
     largest = max((max(float(a.max()), -float(a.min())) for a in arrays if a.size), default=0.0)
     if not 0.0 < largest < math.inf:
         return 0
-    exponent = math.frexp(largest)[1]
-    return exponent if abs(cost.p * exponent) > 256 else 0
+    return math.frexp(largest)[1]
 
 
-def _check_range(K: np.ndarray, w: np.ndarray, p: float, where: str, lossy: list[str]) -> None:
-    """Refuse an ``|w|**p`` that overflowed; note ``where`` in ``lossy`` if a nonzero ``w`` fell below float64's normal range."""
-    if not math.isfinite(float(np.sum(K))) and not np.isfinite(K).all():
-        raise NumericalError(f"overflow: |w|**{p:g} of {where} exceeds float64's largest number "
-                             f"({np.finfo(float).max:.3g}); largest |w| = {float(np.max(np.abs(w))):.3g}")
-    if np.count_nonzero(K >= np.finfo(float).tiny) < np.count_nonzero(w):
+def _needs_shift(cost: Cost, found: dict[str, tuple[float, float]], lossy: list[str]) -> bool:
+    """Whether a single-term cost's largest ``|w|**p`` (``found``: per array, the largest and smallest) leaves
+    ``[2**-256, 2**256]``, or every one underflowed to 0 while some parameter is not 0."""
+    if cost.is_linf or len(cost.terms) != 1:
+        return False
+    top = max((hi for hi, _ in found.values()), default=0.0)
+    return bool(lossy) if top == 0 else abs(math.log2(top)) > 256
+
+
+def _scan(K: np.ndarray, w: np.ndarray, p: float, where: str, lossy: list[str]) -> tuple[float, float]:
+    """The largest and smallest ``|w|**p`` in ``K``; ``where`` goes into ``lossy`` if a nonzero ``w`` fell below
+    float64's normal range there. Two passes over ``K`` (a third over ``w`` only when something is that small)."""
+    top, bottom = float(K.max(initial=0.0)), float(K.min(initial=math.inf))
+    if bottom < np.finfo(float).tiny and np.count_nonzero(K >= np.finfo(float).tiny) < np.count_nonzero(w):
         lossy.append(where)
+    return top, bottom
+
+
+def _magnitudes(cost: Cost, found: dict[str, tuple[float, float]], shift: int) -> dict[str, tuple[float, float]]:
+    """Largest and smallest ``|w|`` from those of term 0's ``|(w * 2**-shift)|**p``."""
+    p = 1.0 if cost.is_linf else cost.terms[0][1]
+    with np.errstate(over="ignore", divide="ignore"):
+        return {key: tuple(math.ldexp(float(np.float64(k) ** (1.0 / p)), shift) if math.isfinite(k) else math.inf
+                           for k in pair) for key, pair in found.items()}
 
 
 def _aggregate(values: np.ndarray, post_idx: np.ndarray, pre_idx: np.ndarray, n_post: int, n_pre: int,
@@ -234,13 +253,24 @@ def build_graph(net: Network, cost: Cost, tie: str | None = None) -> CostGraph:
     Raises
     ------
     NumericalError
-        When ``|w|**p`` of a term of a weighted sum overflows float64 (a single term is computed for
-        ``w * 2**-shift``, see `cost_shift`, and cannot overflow).
+        When ``|w|**p`` of a term of a weighted sum overflows float64 (a single term is computed again
+        for ``w * 2**-shift``, see `cost_shift`, and then cannot overflow).
     """
+    graph = _build(net, cost, tie, 0)
+    if graph is None:  # |w|**p of the largest parameter far from 1: the costs of w * 2**-shift
+        graph = _build(net, cost, tie, cost_shift(net, cost))
+    if graph.overflowed:
+        where, term, _ = graph.overflowed[0]
+        raise NumericalError(f"overflow: |w|**{cost.terms[term][1]:g} of {where} exceeds float64's largest number "
+                             f"({np.finfo(float).max:.3g})")
+    return graph
+
+
+def _build(net: Network, cost: Cost, tie: str | None, shift: int) -> CostGraph | None:
+    """`build_graph` for the parameters times ``2**-shift``; None when ``shift=0`` and a shift is needed (`_needs_shift`)."""
     if tie not in TIES:
         raise ValueError(f"tie must be one of {TIES}, got {tie!r}")
     linf = cost.is_linf
-    shift = cost_shift(net, cost)
     n_terms = len(cost.terms)
     tie_index = {name: _tie_groups(net, name, tie) for name in net.populations}
     sizes = {name: int(idx.max()) + 1 for name, idx in tie_index.items()}
@@ -250,6 +280,15 @@ def build_graph(net: Network, cost: Cost, tie: str | None = None) -> CostGraph:
     blocks: dict[tuple[str, str], Block] = {}
     loops: dict[str, list[np.ndarray]] = {}
     lossy: list[str] = []
+    magnitudes: dict[str, tuple[float, float]] = {}
+    overflowed: list[tuple[str, int, tuple[float, float]]] = []
+
+    def scan(K: np.ndarray, w: np.ndarray, t: int, where: str, key: str) -> None:
+        found = _scan(K, w, cost.terms[t][1], where, lossy)
+        if not math.isfinite(found[0]):
+            overflowed.append((where, t, found))
+        if t == 0:
+            magnitudes[key] = found
     groups = [get_kind(proj.kind).groups(proj, net.populations[proj.pre], net.populations[proj.post])
               for proj in net.projections]
     # Projections whose parameters are one per pair of units (plain dense ones, untied): K = |W|**p is
@@ -264,7 +303,7 @@ def build_graph(net: Network, cost: Cost, tie: str | None = None) -> CostGraph:
         for t in range(n_terms):
             with np.errstate(over="ignore"):  # an overflow is refused by `_check_range`
                 values = cost.elementwise(proj.weight, t, out=next(slots) if one else None, shift=shift)
-            _check_range(values, proj.weight, cost.terms[t][1], f"projection {proj.name!r}", lossy)
+            scan(values, proj.weight, t, f"projection {proj.name!r}", proj.name)
             if one:
                 Ks.append(values)
                 continue
@@ -292,16 +331,18 @@ def build_graph(net: Network, cost: Cost, tie: str | None = None) -> CostGraph:
                 for t in range(n_terms):
                     with np.errstate(over="ignore"):
                         values = cost.elementwise(pop.bias, t, shift=shift)
-                    _check_range(values, pop.bias, cost.terms[t][1], f"population {name!r} bias", lossy)
+                    scan(values, pop.bias, t, f"population {name!r} bias", f"bias of {name}")
                     grouped = np.zeros(sizes[name])
                     (np.maximum.at if linf else np.add.at)(grouped, tie_index[name], values)
                     terms.append(grouped)
                 bias[name] = terms
 
+    if shift == 0 and _needs_shift(cost, magnitudes, lossy):
+        return None
     balanced = {name: np.full(sizes[name], pop.balanced) for name, pop in net.populations.items()}
     none = {name: np.zeros(n, dtype=bool) for name, n in sizes.items()}
     graph = CostGraph(cost, sizes, degree, balanced, none, dict(none), dict(none), list(blocks.values()),
-                      bias, loops, tie_index, shift, lossy)
+                      bias, loops, tie_index, shift, lossy, _magnitudes(cost, magnitudes, shift), overflowed)
     _mark_dead_and_floating(graph)
     graph.flat.set_masks(graph)  # the masks are final only now
     return graph

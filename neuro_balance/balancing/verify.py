@@ -15,9 +15,8 @@ from ..errors import NumericalError
 from ..model.kinds import get_kind
 from ..model.network import Network
 
-__all__ = ["PROBE_RTOL", "step_error", "unscaled", "cost_text", "probe_batch", "check_log_scales", "count_nonzero", "within_range",
-           "check_parameters", "check_function",
-           "check_imbalance"]
+__all__ = ["PROBE_RTOL", "step_error", "unscaled", "cost_text", "probe_batch", "check_log_scales", "count_nonzero",
+           "within_range", "check_parameters", "check_neurons", "check_function", "check_imbalance"]
 
 PROBE_RTOL = 1e-8  # largest change of the output on the probe batch, relative to its largest finite |output|
 _MAX = float(np.finfo(np.float64).max)
@@ -92,39 +91,31 @@ def _where(net: Network, proj, log_scales: dict[str, np.ndarray], original: np.n
             f"times e^{log_f.flat[k]:.6g} = 10^{log_w.flat[k] / math.log(10):.6g}")
 
 
-def _magnitudes(w: np.ndarray) -> tuple[float, float]:
-    """The largest ``|w|`` and the smallest nonzero one (``inf`` if none), a few rows at a time (no copy of ``w``)."""
-    rows = w.reshape(w.shape[0], -1) if w.ndim > 1 else w.reshape(1, -1)
-    top, bottom = 0.0, math.inf
-    step = max(1, 8192 // max(1, rows.shape[1]))
-    for start in range(0, rows.shape[0], step):
-        a = np.abs(rows[start:start + step])
-        top = max(top, float(a.max(initial=0.0)))
-        bottom = min(bottom, float(np.min(a, where=a > 0, initial=math.inf)))
-    return top, bottom
-
-
-def within_range(net: Network, log_scales: dict[str, np.ndarray]) -> bool:
+def within_range(net: Network, log_scales: dict[str, np.ndarray], magnitudes: dict[str, tuple[float, float]]) -> bool:
     """Whether scaling ``net`` by ``log_scales`` surely keeps every parameter finite and out of the subnormals.
 
-    Bounds from each array's largest and smallest nonzero ``|w|`` and the range of its factors; False
-    means "not sure" (then a scaled copy is checked instead).
+    Bounds from each array's largest and smallest ``|w|`` (``magnitudes``, as `graph.CostGraph` records
+    them; a smallest of 0 bounds nothing unless every factor is >= 1) and the range of its factors, in
+    O(units); False means "not sure" (a scaled copy is then checked parameter by parameter).
     """
     def span(name: str, times: float) -> tuple[float, float]:
         u = log_scales.get(name)
         if u is None or not u.size:
             return 0.0, 0.0
-        return min(times * float(u.min()), times * float(u.max())), max(times * float(u.min()), times * float(u.max()))
+        ends = (times * float(u.min()), times * float(u.max()))
+        return min(ends), max(ends)
 
-    arrays = [(p.weight, span(p.post, 1.0), span(p.pre, -net.populations[p.pre].degree))
+    arrays = [(p.name, span(p.post, 1.0), span(p.pre, -net.populations[p.pre].degree))
               for p in net.projections if p.post in log_scales or p.pre in log_scales]
-    arrays += [(pop.bias, span(name, 1.0), (0.0, 0.0)) for name, pop in net.populations.items()
+    arrays += [(f"bias of {name}", span(name, 1.0), (0.0, 0.0)) for name, pop in net.populations.items()
                if pop.bias is not None and name in log_scales]
-    for w, (post_lo, post_hi), (pre_lo, pre_hi) in arrays:
-        top, bottom = _magnitudes(w)
-        if top and math.log(top) + post_hi + pre_hi > _LOG_MAX - 1.0:
+    for key, (post_lo, post_hi), (pre_lo, pre_hi) in arrays:
+        if key not in magnitudes:
             return False
-        if bottom < math.inf and math.log(bottom) + post_lo + pre_lo < _LOG_TINY + 1.0:
+        top, bottom = magnitudes[key]
+        if top > 0 and not math.log(top) + post_hi + pre_hi < _LOG_MAX - 1.0:
+            return False
+        if post_lo + pre_lo < 0 and not (bottom > 0 and math.log(bottom) + post_lo + pre_lo > _LOG_TINY + 1.0):
             return False
     return True
 
@@ -158,6 +149,11 @@ def check_parameters(before: Network, after: Network, log_scales: dict[str, np.n
             detail = _where(before, what, log_scales, old, want_zero=finite)
         raise NumericalError(f"{limit}: the balanced parameters {gone}: {detail}. The balanced state of this "
                              "cost is not representable in float64")
+    check_neurons(after)
+
+
+def check_neurons(after: Network) -> None:
+    """Refuse a neuron parameter (a potential scaled with its unit) that is not finite."""
     for name, pop in after.populations.items():
         if pop.neuron is not None:
             for key, values in pop.neuron.params.items():
