@@ -134,7 +134,7 @@ def _decay_first(isyn, counts, weights, dash_syn):
 
 def _saturate_once(isyn, counts, weights):
     # one saturation of the step's whole sum instead of one per spike
-    return xylo._sat(isyn + counts @ weights), 0
+    return xylo._sat(isyn + (counts @ weights).astype(np.int64)), 0
 
 
 #: mutant -> (what it replaces in hardware.xylo, the replacement, what must catch it)
@@ -233,3 +233,26 @@ def test_static_model_stays_within_the_bound_of_the_stepped_run_on_a_recurrent_n
     ref = np.sqrt(np.mean(q.forward(x) ** 2))
     assert np.sqrt(np.mean((q.forward(x) - run.output) ** 2)) / ref <= 0.02
     assert run.counts["h1"].max() > 0 and set(run.overflow) == {"hidden", "readout"}
+
+
+def test_convolutions_run_as_their_dense_integer_matrices_and_pooling_by_max_is_refused():
+    from neuro_balance.model.conv import conv_net
+
+    net = conv_net((1, 6, 6), [{"channels": 3, "kernel": 3}], dense=[6], n_out=3, seed=2)
+    x = np.random.default_rng(2).random((30, 36))
+    q = nb.hardware.quantize(net, "xylo_audio2", x, check=False)
+    params = xylo_params(q)
+    # conv h1[c, r, s] <- in[0, r + i, s + j] * k[c, 0, i, j]: the dense matrix holds each kernel integer at
+    # its (input pixel, output position) pairs, and zeros elsewhere.
+    kernel = q.integer_weights["in->h1"].reshape(3, 3, 3)
+    assert params.w_in.shape == (36, 3 * 4 * 4 + 6)
+    for c, r, s, i, j in ((0, 0, 0, 0, 0), (2, 3, 1, 2, 1), (1, 2, 2, 1, 2)):
+        assert params.w_in[(r + i) * 6 + (s + j), c * 16 + r * 4 + s] == kernel[c, i, j]
+    assert np.count_nonzero(params.w_in[:, :48]) <= 3 * 16 * 9
+    run = nb.hardware.simulate(q, x)
+    ref = np.sqrt(np.mean(q.forward(x) ** 2))
+    assert np.sqrt(np.mean((q.forward(x) - run.output) ** 2)) / ref <= 0.02
+    pooled = conv_net((1, 6, 6), [{"channels": 2, "kernel": 3, "pool": {"kind": "max", "size": 2}}], n_out=2, seed=0)
+    q = nb.hardware.quantize(pooled, "xylo_audio2", x, check=False)
+    with pytest.raises(nb.ModelError, match="max-pools"):
+        nb.hardware.simulate(q, x)

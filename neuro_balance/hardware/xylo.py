@@ -150,20 +150,30 @@ def _deliver(isyn: np.ndarray, counts: np.ndarray, weights: np.ndarray) -> tuple
     """Add ``counts[:, j]`` spikes of weight ``weights[j]`` per source ``j``, each addition saturating.
 
     One source's spikes all have the sign of its weight, so their saturating sum is one clipped
-    addition; sources are added in index order. Where no partial sum can leave int16 the whole
-    sum is one product. Returns the currents and how many additions saturated.
+    addition; sources are added in index order. Every partial sum lies between ``isyn`` plus the
+    negative and plus the positive contributions: where both bounds fit int16 nothing can saturate
+    and the sum is one product (float64, exact: every value stays far below 2**53); only the other
+    currents are added source by source. Returns the currents and how many additions saturated.
     """
-    if not counts.any():
+    active = np.flatnonzero(counts.any(axis=0))       # sources that spike in this step
+    if not active.size:
         return isyn, 0
-    bound = np.abs(isyn) + counts @ np.abs(weights)
-    if bound.max() <= STATE_MAX:
-        return isyn + counts @ weights, 0
+    c, w = counts[:, active].astype(np.float64), weights[active]
+    pos = c @ np.maximum(w, 0)
+    neg = c @ np.minimum(w, 0)
+    total = isyn + (pos + neg).astype(np.int64)
+    risky = (isyn + pos > STATE_MAX) | (isyn + neg < STATE_MIN)
+    if not risky.any():
+        return total, 0
+    rows, cols = np.nonzero(risky)
+    acc = isyn[rows, cols]
     saturated = 0
-    for j in np.flatnonzero(counts.any(axis=0)):
-        raw = isyn + counts[:, j:j + 1] * weights[j]
-        isyn = _sat(raw)
-        saturated += int(np.count_nonzero(raw != isyn))
-    return isyn, saturated
+    for j in active[counts[np.ix_(np.unique(rows), active)].any(axis=0)]:
+        raw = acc + (counts[rows, j] * weights[j, cols]).astype(np.int64)
+        acc = _sat(raw)
+        saturated += int(np.count_nonzero(raw != acc))
+    total[rows, cols] = acc
+    return total, saturated
 
 
 def _synapse(isyn: np.ndarray, counts: np.ndarray, weights: np.ndarray, dash_syn: np.ndarray) -> tuple[np.ndarray,
@@ -197,8 +207,9 @@ def _steps(params: XyloParams, inputs: Iterable[np.ndarray], batch: int) -> Iter
     """Step the network from rest; yields per step ``spikes, v, isyn, out_spikes, v_out, isyn_out`` and the
     saturation counts ``(isyn, v, isyn_out, v_out)`` of that step."""
     n_in, n_hid, n_out = params.sizes
-    w_hid = np.concatenate([params.w_in << params.shift_in, params.w_rec << params.shift_rec])
-    w_out = params.w_out << params.shift_out
+    # int8 << shift as float64 (exact) for the products of `_deliver`
+    w_hid = np.concatenate([params.w_in << params.shift_in, params.w_rec << params.shift_rec]).astype(np.float64)
+    w_out = (params.w_out << params.shift_out).astype(np.float64)
     isyn = np.zeros((batch, n_hid), dtype=np.int64)
     v = np.zeros_like(isyn)
     isyn_o = np.zeros((batch, n_out), dtype=np.int64)

@@ -206,11 +206,14 @@ def _layout(qnet: "QuantizedNetwork") -> dict[str, slice]:
 def xylo_params(qnet: "QuantizedNetwork") -> xylo.XyloParams:
     """The `xylo.XyloParams` of a quantised network: hidden populations side by side, dense weights ``[pre, post]``.
 
+    Every projection becomes the dense matrix of its integer weights between features (a
+    convolution's kernel repeated at every position), as Xylo's synapses are.
+
     Raises
     ------
     ModelError
-        For projections other than dense ones, or two projections onto the same synapse whose sum
-        leaves the weight range.
+        When synapses that share a pair of features add up beyond the int8 weight range, or a
+        projection max-pools or averages its input (no integer weights do that).
     """
     net = qnet.network
     layout = _layout(qnet)
@@ -219,15 +222,23 @@ def xylo_params(qnet: "QuantizedNetwork") -> xylo.XyloParams:
          "out": np.zeros((n_hid, n_out), dtype=np.int64)}
     shifts = {"in": 0, "rec": 0, "out": 0}
     for proj in net.projections:
-        if proj.kind != "dense":
-            raise ModelError(f"simulate: projection {proj.name!r} is {proj.kind!r}; Xylo's synapses are dense "
-                             "matrices (input, recurrent, readout)")
         pre, post = net.populations[proj.pre], net.populations[proj.post]
         part = "in" if pre.role == "input" else "out" if post.role == "output" else "rec"
         rows = slice(None) if part == "in" else layout[proj.pre]
         cols = slice(None) if part == "out" else layout[proj.post]
         syn = qnet.synapses[proj.name]
-        w[part][rows, cols] += syn.mantissa.T
+        if proj.kind == "dense":
+            w[part][rows, cols] += syn.mantissa.T
+        else:   # the response to each pre feature alone: the [pre, post] matrix of the kernel's integers
+            if (proj.options.get("pool") or {}).get("kind") == "max":
+                raise ModelError(f"simulate: projection {proj.name!r} max-pools its input; Xylo's synapses only "
+                                 "add integer weights")
+            eye = np.eye(pre.n_features)
+            dense = get_kind(proj.kind).propagate(with_weight(proj, syn.mantissa.astype(np.float64)), pre, post, eye)
+            if not np.array_equal(dense, np.rint(dense)):
+                raise ModelError(f"simulate: projection {proj.name!r} averages its input; Xylo's synapses only "
+                                 "add integer weights")
+            w[part][rows, cols] += dense.astype(np.int64)
         shifts[part] = int(syn.exponent[0])
     for part, arr in w.items():
         if arr.size and (arr.min() < -128 or arr.max() > 127):
