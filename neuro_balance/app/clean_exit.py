@@ -16,6 +16,7 @@ wrote before the process ends (and silences its warnings about the objects an in
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -52,7 +53,11 @@ def install_signal_handlers() -> None:
 
 
 def end_by_signal(signum: int) -> None:
-    """End the process by ``signum`` with its default action (after the cleanup; atexit handlers do not run)."""
+    """End the process by ``signum`` with its default action, after the atexit handlers (as Python's own exit does).
+
+    The handlers release what libraries hold (multiprocessing's semaphores of a local Dask cluster, ...).
+    """
+    atexit._run_exitfuncs()  # noqa: SLF001 - the interpreter's own exit path; killing ourselves skips it
     sys.stdout.flush()
     sys.stderr.flush()
     signal.signal(signum, signal.SIG_DFL)
