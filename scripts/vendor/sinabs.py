@@ -12,8 +12,9 @@ readout sums. Compared per step: every hidden layer's spike counts (``s{i}``) an
 reset and clamp (``v{i}``), and the output's membrane (``acc``).
 
 sinabs computes in float32: every value stays an integer below ``2**24`` (checked here), where float32
-is exact. Networks whose membranes would leave the project's 16-bit register are redrawn: sinabs has
-no such register, and what the chip does there is unverified (``hardware_profiles/speck.yaml``).
+is exact. Networks whose membranes reach the top of the project's 16-bit register are redrawn: sinabs
+has no such register, and what the chip does there is unverified (``hardware_profiles/speck.yaml``).
+At the bottom, the register's minimum and sinabs's ``min_v_mem`` clamp alike.
 """
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def make_cases(chip: str, seed: int, n_nets: int) -> list[dict[str, np.ndarray]]
                 raise ValueError(f"layer {i}: speck shares one threshold per layer, got {np.unique(case[f'theta{i}'])}")
         run = layered.run(layered.rebuild(chip, case, v_floor=int(case["min_v_mem"])), case)
         big = max(int(np.abs(values).max()) for values in run.trace.values())
-        if any(stats.get("v", 0) for stats in run.overflow.values()) or big >= FLOAT32_EXACT:
+        top = max(int(values.max()) for key, values in run.trace.items() if key.startswith("v."))
+        if top >= qnet.spec.membrane.max or big >= FLOAT32_EXACT:
             continue                              # outside sinabs's float32 integers or the 16-bit register
         cases.append(case)
     return cases
