@@ -63,6 +63,9 @@ MISTAKES = [
     (["run", "--quick", "--out", "{dir}/afile/sub"], 1, "which is a file"),
     (["run", "--quick", "--out", "{dir}/full"], 1, "full: the folder exists and is not empty; give a new folder, "
                                                    "or --replace"),
+    (["run", "--quick", "--out", "{dir}/full", "--replace"], 1, "full: the folder holds files but no earlier run's "
+                                                                "report.json, so --replace will not replace it"),
+    (["run", "--quick", "--out", ".", "--replace"], 1, ".: the folder holds files but no earlier run's report.json"),
     (["run", "--quik"], 2, "unrecognized arguments: --quik; did you mean --quick?"),
     (["run", "--quick", "--profile", "loihi1"], 2, "unrecognized arguments: --profile loihi1; did you mean "
                                                    "--profiles?"),
@@ -163,19 +166,34 @@ def test_no_parser_abbreviates_options():
 # --- results folders ----------------------------------------------------------------------------------------
 
 
+OLD_REPORT = b'{"format": "neuro_balance.report/2", "quick": true}'
+
+
 def test_replace_swaps_the_whole_folder_and_a_failure_keeps_the_old_one(tmp_path):
     out = tmp_path / "results"
     out.mkdir()
-    (out / "old_report.md").write_text("old")
+    (out / "report.json").write_bytes(OLD_REPORT)
+    old = tree(tmp_path)
     with pytest.raises(RuntimeError, match="stage failed"):
         with results_folder(out, replace=True) as staging:
             (staging / "half.png").write_text("half")
             raise RuntimeError("stage failed")
-    assert tree(tmp_path) == {"results": None, "results/old_report.md": b"old"}  # as it was: no staging, no lock
+    assert tree(tmp_path) == old                                 # as it was: no staging folder, no lock
     with results_folder(out, replace=True) as staging:
-        assert out.is_dir() and (out / "old_report.md").exists()  # the old results stay until the new are whole
+        assert tree(out) == {"report.json": OLD_REPORT}          # the old results stay until the new are whole
         (staging / "report.md").write_text("new")
     assert tree(tmp_path) == {"results": None, "results/report.md": b"new"}  # replaced whole; nothing aside
+
+
+def test_replace_never_replaces_a_folder_without_a_report(tmp_path):
+    (tmp_path / "notes.txt").write_text("a user's own file")
+    (tmp_path / "report.json").write_text('{"format": "something else"}')
+    before = tree(tmp_path)
+    for folder in (tmp_path, tmp_path / "."):
+        with pytest.raises(FileExistsError, match="holds files but no earlier run's report.json"):
+            with results_folder(folder, replace=True):
+                pass
+    assert tree(tmp_path) == before
 
 
 def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path):
@@ -264,7 +282,7 @@ def test_replace_while_a_second_run_is_refused(tmp_path):
     """A whole quick run with --replace over an earlier folder; a second run into it meanwhile is refused."""
     out = tmp_path / "results"
     out.mkdir()
-    (out / "earlier.md").write_text("earlier")
+    (out / "report.json").write_bytes(OLD_REPORT)
     (tmp_path / "tmp").mkdir()
     first = subprocess.Popen([sys.executable, "-m", "neuro_balance.app.cli", "run", "--quick", "--out", str(out),
                               "--replace", "--profiles", "loihi1", "-q"], stdout=subprocess.PIPE,
@@ -278,5 +296,6 @@ def test_replace_while_a_second_run_is_refused(tmp_path):
     stdout, stderr = first.communicate(timeout=600)
     assert first.returncode == 0, stderr
     assert stdout == f"{out / 'report.md'}\n"
-    assert not (out / "earlier.md").exists() and json.loads((out / "report.json").read_text())["quick"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["quick"] and "hardware" in report                # the new report, not the earlier one
     assert sorted(os.listdir(tmp_path)) == ["results", "tmp"]

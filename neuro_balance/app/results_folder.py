@@ -1,7 +1,8 @@
 """A results folder written whole: checked and locked before any work, built beside its place, renamed in at the end.
 
 `results_folder` is how the main job writes ``--out``: an existing folder that holds anything is refused
-unless ``replace`` is given (then it is replaced whole, never merged); a file is refused; ``DIR.lock``
+unless ``replace`` is given and it holds an earlier run's report (then it is replaced whole, never merged;
+any other folder, such as the current one or a home folder, is never replaced); a file is refused; ``DIR.lock``
 (created with ``O_EXCL``) keeps a second run out of the same folder; the files are written into a hidden
 sibling ``.DIR.partial-*`` and renamed into place once everything has run, with SIGINT and SIGTERM held
 during the renames. A failure or a signal leaves the previous state of ``DIR`` as it was.
@@ -9,6 +10,7 @@ during the renames. A failure or a signal leaves the previous state of ``DIR`` a
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -18,33 +20,55 @@ from typing import Iterator
 
 from .clean_exit import deferred_signals
 
-__all__ = ["results_folder", "check_results_target", "lock_path"]
+__all__ = ["results_folder", "check_results_target", "lock_path", "REPORT_FORMAT"]
+
+REPORT_FORMAT = "neuro_balance.report/"  # the start of report.json's "format": a folder --replace may replace
 
 
 def lock_path(out: str | os.PathLike) -> Path:
     """The lock file of the results folder ``out``: ``out`` with ``.lock`` appended, beside it."""
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # "." has no name of its own
     return out.with_name(out.name + ".lock")
+
+
+def _holds_a_report(folder: Path) -> bool:
+    """Whether ``folder`` holds an earlier run's ``report.json`` (the only kind of folder ``replace`` replaces)."""
+    try:
+        with open(folder / "report.json", encoding="utf-8") as handle:
+            report = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and str(report.get("format", "")).startswith(REPORT_FORMAT)
 
 
 def check_results_target(out: str | os.PathLike, replace: bool = False) -> Path:
     """Refuse ``out`` as a results folder if it is a file, or a folder holding anything (unless ``replace``).
+
+    Returns
+    -------
+    Path
+        ``out`` made absolute (symbolic links are kept).
 
     Raises
     ------
     NotADirectoryError
         ``out`` or one of its parents is a file.
     FileExistsError
-        ``out`` is a folder that is not empty and ``replace`` is false.
+        ``out`` is a folder that is not empty, and ``replace`` is false or the folder holds no earlier
+        run's report.
     """
-    out = Path(out)
+    given, out = out, Path(os.path.abspath(out))
     for parent in (out, *out.parents):
         if parent.exists() and not parent.is_dir():
             what = "is a file" if parent == out else f"is inside {str(parent)!r}, which is a file"
-            raise NotADirectoryError(f"{out}: {what}; the results need a folder (give a new folder name)")
-    if out.is_dir() and any(out.iterdir()) and not replace:
-        raise FileExistsError(f"{out}: the folder exists and is not empty; give a new folder, or --replace "
-                              f"(replace=True) to replace it whole with this run's results")
+            raise NotADirectoryError(f"{given}: {what}; the results need a folder (give a new folder name)")
+    if out.is_dir() and any(out.iterdir()):
+        if not replace:
+            raise FileExistsError(f"{given}: the folder exists and is not empty; give a new folder, or --replace "
+                                  f"(replace=True) to replace an earlier run's results whole")
+        if not _holds_a_report(out):
+            raise FileExistsError(f"{given}: the folder holds files but no earlier run's report.json, so --replace "
+                                  f"will not replace it; give a new folder")
     return out
 
 
