@@ -34,8 +34,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-__all__ = ["XyloParams", "XyloTrace", "XyloTotals", "run", "run_totals", "decay", "INPUT_CAP", "HIDDEN_CAP", "READOUT_CAP",
-           "STATE_MIN", "STATE_MAX", "WEIGHT_SHIFT_MAX", "DASH_MAX"]
+__all__ = ["XyloParams", "XyloTrace", "XyloTotals", "run", "run_totals", "decay", "INPUT_CAP", "HIDDEN_CAP",
+           "READOUT_CAP", "STATE_MIN", "STATE_MAX", "WEIGHT_SHIFT_MAX", "DASH_MAX", "SPIKE_DELAY"]
 
 INPUT_CAP = 15        # MAX_NUM_INP_SPIKES (XyloIAFNeuron.h)
 HIDDEN_CAP = 31       # MAX_NUM_SPIKES

@@ -180,7 +180,8 @@ def map_population(qnet: "QuantizedNetwork", pop: Population, scales: dict[str, 
         stats["weights_clipped"][proj.name] = clipped
     lay = LayerParams(pop.name, 1.0 / gain, None, coarsened=1.0 / shrink)
     if pop.bias is not None:
-        lay.bias, stats["biases_clipped"][pop.name] = IntFormat(16, True, name=f"bias of {pop.name}").fit(
+        fmt = IntFormat(spec.bias_bits or 16, True, name=f"bias of {pop.name}")
+        lay.bias, stats["biases_clipped"][pop.name] = fmt.fit(
             round_int(pop.bias / spec.window * gain, spec.weight_rounding, rng))
     stats["coarsened"][pop.name] = 1.0 / shrink
     theta = round_int(scales[pop.name] * gain, spec.weight_rounding)

@@ -81,7 +81,7 @@ def _raster(qnet, calibration: np.ndarray, rng: np.random.Generator) -> np.ndarr
 
 
 def make_cases(chip: str, seed: int, n_nets: int) -> list[dict[str, np.ndarray]]:
-    """``n_nets`` random recurrent networks quantised by the project for ``chip``, with a raster each (module docstring)."""
+    """``n_nets`` random recurrent networks quantised by the project for ``chip``, a raster each (module docstring)."""
     rng = np.random.default_rng(seed)
     cases = []
     for index in range(n_nets):
@@ -110,7 +110,8 @@ def _float_spec(qnet) -> dict[str, np.ndarray]:
     cols = dict(zip(hidden, np.split(np.arange(sum(net.populations[h].size for h in hidden)),
                                      np.cumsum([net.populations[h].size for h in hidden])[:-1])))
     n_in, n_hid, n_out = net.input.size, sum(len(c) for c in cols.values()), net.output.size
-    spec = {"rp_w_in": np.zeros((n_in, n_hid)), "rp_w_rec": np.zeros((n_hid, n_hid)), "rp_w_out": np.zeros((n_hid, n_out)),
+    spec = {"rp_w_in": np.zeros((n_in, n_hid)), "rp_w_rec": np.zeros((n_hid, n_hid)),
+            "rp_w_out": np.zeros((n_hid, n_out)),
             "rp_threshold": np.zeros(n_hid), "rp_threshold_out": np.full(n_out, scales[net.output.name]),
             "rp_bias": np.zeros(n_hid), "rp_bias_out": net.output.bias / T}
     for proj in net.projections:
