@@ -1,5 +1,13 @@
-"""Balancing agents attached to a plain Brian2 model (LIF + refractoriness + Poisson input + STDP synapses)."""
+"""Balancing agents attached to a plain Brian2 model (LIF + refractoriness + Poisson input + STDP synapses).
+
+The model is the one of demos/stdp_agents.py (``build_copy``): ordinary Brian2 code that adds only the
+toolkit's declarations when it carries agents.
+"""
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,12 +15,20 @@ import pytest
 import neuro_balance as nb
 
 b2 = pytest.importorskip("brian2")
-from plain_brian_model import build  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demos"))
+from stdp_agents import build_copy  # noqa: E402
 
 from neuro_balance.sim import (agent_equations, attach_balancing, max_relative_difference, replay,  # noqa: E402
                                trajectory_difference)
 
 COST = nb.Lp(2)
+
+
+def build(agents, suffix="", **kwargs):
+    """The demo's model behind a silent 20-unit Poisson input (each copy its own), and its Network."""
+    P = b2.PoissonGroup(20, rates=0 * b2.Hz, name="input" + suffix)
+    objs = dict(build_copy(P, agents, suffix=suffix, **kwargs), P=P)
+    return objs, b2.Network(*objs.values())
 
 
 @pytest.fixture
@@ -32,10 +48,10 @@ def run_pair(target: str, duration: float = 0.1):
     b2.prefs.codegen.target = target
     try:
         eq = agent_equations(COST, weight_unit=b2.mV)
-        objs, net = build(eq, out_threshold=1000.0)
+        objs, net = build(eq, drive=20.0, out_threshold=1000.0)
         agents = attach_balancing(net, [objs["G"]], [objs["S_in"], objs["S_out"]], COST, rate=500 * b2.Hz,
                                   weight_unit=b2.mV, seed=3)
-        twin, twin_net = build(None, out_threshold=1000.0, suffix="_twin")
+        twin, twin_net = build(None, drive=20.0, out_threshold=1000.0, suffix="_twin")
         net.run(duration * b2.second)
         twin_net.run(duration * b2.second)
     finally:
@@ -116,3 +132,13 @@ def test_self_synapses_are_refused(numpy_target):
     S.w = 1.0
     with pytest.raises(nb.ModelError, match="self-synapses"):
         attach_balancing(b2.Network(G, S), [G], [S], COST, rate=100.0, equations=eq)
+
+
+@pytest.mark.slow
+def test_stdp_demo_runs_alone_and_writes_its_figure(tmp_path):
+    demo = Path(__file__).resolve().parents[1] / "demos" / "stdp_agents.py"
+    proc = subprocess.run([sys.executable, str(demo), "--out", str(tmp_path), "--duration", "0.4"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "stdp_agents.png").stat().st_size > 10_000
+    assert "with agents: final max |log(in/out)|" in proc.stdout
