@@ -14,7 +14,7 @@ rest, 2 ms dead time), next to
 
 1.000 would mean the exchange is exact. Rows where ``min(mu, lam mu) < 2.5 theta`` are outside the
 high-rate regime (marked ``*``); there the fluctuations of the Poisson input dominate and no mean-drive
-formula applies. Prints a Markdown table.
+formula applies; a dash marks a ratio undefined because a rate is 0. Prints a Markdown table.
 
     python benchmarks/lif_exchange.py [--neurons 16] [--duration 4] [--seed 0]
 """
@@ -49,8 +49,13 @@ def main() -> None:
         with np.errstate(divide="ignore", invalid="ignore"):
             exact = float(lif_rate(lam * mu, tau, THETA, RHO, T_REF) / (lam * lif_rate(mu, tau, THETA, RHO, T_REF)))
         mark = "" if min(mu, lam * mu) >= 2.5 * THETA else " *"
+        measured = (f"{m.ratio[k]:.3f} ± {m.error[k]:.3f}" if m.before[k] > 0 and m.after[k] > 0 else "–")
         print(f"| {tau * 1e3:g} | {m.input_rate[k]:g} | {mu / THETA:.2f}{mark} | {lam:g} | {m.before[k]:.1f} | "
-              f"{m.after[k]:.1f} | {m.ratio[k]:.3f} ± {m.error[k]:.3f} | {pred:.3f} | {exact:.3f} |")
+              f"{m.after[k]:.1f} | {measured} | {_fmt(pred)} | {_fmt(exact)} |")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}" if np.isfinite(x) and x > 0 else "–"
 
 
 if __name__ == "__main__":

@@ -61,7 +61,8 @@ def linear_rate(mu, tau: float, theta: float, rho: float, t_ref: float) -> np.nd
 def exchange_ratio(lam, mu, tau: float, theta: float, rho: float, t_ref: float) -> np.ndarray:
     """Predicted ``r(lam mu) / (lam r(mu))`` in the high-rate linear regime (1 for a non-leaky IF)."""
     lam = np.asarray(lam, dtype=np.float64)
-    return linear_rate(lam * mu, tau, theta, rho, t_ref) / (lam * linear_rate(mu, tau, theta, rho, t_ref))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return linear_rate(lam * mu, tau, theta, rho, t_ref) / (lam * linear_rate(mu, tau, theta, rho, t_ref))
 
 
 @dataclass
