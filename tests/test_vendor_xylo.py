@@ -256,3 +256,25 @@ def test_convolutions_run_as_their_dense_integer_matrices_and_pooling_by_max_is_
     q = nb.hardware.quantize(pooled, "xylo_audio2", x, check=False)
     with pytest.raises(nb.ModelError, match="max-pools"):
         nb.hardware.simulate(q, x)
+
+
+def test_the_static_model_carries_the_membrane_leak(monkeypatch):
+    # A faster membrane (dash_mem 5: v loses v >> 5 per step) loses several percent of the output: the static
+    # model stays within the bound of the stepped run with its leak term and leaves it without.
+    import copy
+    import dataclasses
+
+    from neuro_balance.hardware import load_profile, xylo_mapping
+
+    base = load_profile("xylo_audio2", warn=False)
+    data = copy.deepcopy(base.data)
+    data["conversion_defaults"]["dash_mem"] = 5
+    net = nb.mlp([12, 10, 3], seed=1)
+    rng = np.random.default_rng(1)
+    cal, x = rng.random((200, 12)), rng.random((40, 12))
+    q = nb.hardware.quantize(net, dataclasses.replace(base, data=data), cal, check=False)
+    stepped = nb.hardware.simulate(q, x).output
+    ref = np.sqrt(np.mean(net.forward(x) ** 2))
+    assert np.sqrt(np.mean((q.forward(x) - stepped) ** 2)) / ref <= 0.02
+    monkeypatch.setattr(xylo_mapping, "window_leak", lambda theta, dash_mem, window: 0)
+    assert np.sqrt(np.mean((q.forward(x) - stepped) ** 2)) / ref > 0.03

@@ -58,7 +58,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .quantized import QuantizedNetwork
     from .spiking import SpikingRun
 
-__all__ = ["VARIANT", "THRESHOLD_TARGET", "is_xylo", "map_population", "xylo_params", "run_static", "simulate"]
+__all__ = ["VARIANT", "THRESHOLD_TARGET", "is_xylo", "map_population", "xylo_params", "window_leak", "run_static",
+           "simulate"]
 
 VARIANT = "xylosim"
 #: Largest threshold the weight shift aims for: the calibrated maximum (one spike per step at
@@ -265,6 +266,20 @@ def xylo_params(qnet: "QuantizedNetwork") -> xylo.XyloParams:
         shift_in=shifts["in"], shift_rec=shifts["rec"], shift_out=shifts["out"])
 
 
+def window_leak(theta: np.ndarray, dash_mem: int, window: int) -> np.ndarray:
+    """What a firing membrane loses to its decay in a window: ``(T - 1) * max(1, (theta // 2) >> dash_mem)``.
+
+    Between spikes the membrane lies in ``[0, theta)``, half the threshold on average; the first step
+    starts from rest (no decay).
+
+    Examples
+    --------
+    >>> window_leak(np.array([4096, 100]), 4, 255).tolist()
+    [32512, 762]
+    """
+    return np.maximum(1, (np.asarray(theta) // 2) >> dash_mem) * (window - 1)
+
+
 def run_static(qnet: "QuantizedNetwork", x: np.ndarray) -> IntegerRun:
     """The steady-state rate model of `simulate` on Xylo (module docstring); recurrent nets iterate to a fixed point."""
     net, spec = qnet.network, qnet.spec
@@ -300,8 +315,7 @@ def run_static(qnet: "QuantizedNetwork", x: np.ndarray) -> IntegerRun:
                 out = pop.activation(acc * per_feature(lay.s_acc, pop))
                 continue
             theta = per_feature(lay.theta, pop)
-            leak = np.maximum(1, (theta // 2) >> dash_mem) * (spec.window - 1)
-            count = np.maximum(acc - leak, 0) // theta
+            count = np.maximum(acc - window_leak(theta, dash_mem, spec.window), 0) // theta
             acts[name], counters["activation_saturated"][name] = lay.act_format.fit(count)
         hidden = {k: v for k, v in acts.items() if k != net.input.name}
         if net.recurrent and previous and all(np.array_equal(hidden[k], previous[k]) for k in hidden):
