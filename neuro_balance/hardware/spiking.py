@@ -72,7 +72,9 @@ def simulate(qnet: QuantizedNetwork, x: np.ndarray, steps: int | None = None, re
     the spec's synaptic filter (``du = (4096 >> synapse_shift) - 1``; ``du = 4095`` makes the current
     the step's input), ``dv = 0``, refractory 1 and ``vmin = v_floor``; other chips, and
     Loihi with ``reset="subtract"``, use `IntegrateFire` with the spec's reset, comparison and
-    spikes per step (``max_spikes_per_step``: several on Speck, as sinabs computes them).
+    spikes per step (``max_spikes_per_step``: several on Speck, as sinabs computes them). Xylo
+    profiles (``neuron.variant: xylosim``) run `xylo_mapping.simulate`: xylosim's network, its
+    readout's synaptic current as the output.
     Graded chips: ``steps`` passes of integer activity (module docstring).
 
     Parameters
