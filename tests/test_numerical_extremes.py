@@ -26,7 +26,7 @@ PS = (1e-3, 0.01, 0.3, 1.0, 2.0, 4.0, 50.0)
 COSTS = [nb.Lp(p) for p in PS] + [nb.Linf()]
 METHODS = ("global", "stochastic", "sweep")
 MAGNITUDES = (1e-300, 1e-150, 1.0, 1e150, 1e300)
-LIMITS = ("overflow", "underflow to 0", "NaN")
+LIMITS = ("overflow", "underflow", "NaN")  # "underflow to 0", or to a subnormal that keeps only some bits
 
 
 def _spread(seed: int, sizes, spread: float, activation="relu") -> nb.Network:
@@ -75,8 +75,10 @@ def _probe(net: nb.Network) -> np.ndarray:
     return np.random.default_rng(1).uniform(-2, 2, size=shape)
 
 
-def _outcome(net: nb.Network, cost, method: str, **options) -> str:
-    """Run one cell; return ``"result"`` or ``"refused"``, failing on anything that is neither."""
+def _outcome(net: nb.Network, cost, method: str, function: bool = True, **options) -> str:
+    """Run one cell; return ``"result"`` or ``"refused"``, failing on anything that is neither.
+
+    ``function=False``: spiking networks, whose gauge keeps spike trains, not `Network.forward`."""
     x = _probe(net)
     with np.errstate(all="ignore"):
         y0 = net.forward(x)
@@ -96,8 +98,8 @@ def _outcome(net: nb.Network, cost, method: str, **options) -> str:
     with np.errstate(all="ignore"):
         y1 = res.network.forward(x)
     known = np.isfinite(y0)
-    assert np.isfinite(y1[known]).all(), "the balanced network overflows where the input's does not"
-    if known.any():
+    assert np.isfinite(y1[known]).all() or not function, "the balanced network overflows where the input's does not"
+    if known.any() and function:
         top = np.max(np.abs(y0[known]))
         assert np.max(np.abs(y1[known] - y0[known])) <= 1e-8 * top + np.finfo(float).tiny, "function changed"
     assert math.isfinite(res.imbalance)
@@ -289,3 +291,17 @@ def test_evaluate_refuses_nan_data_and_skips_cells_whose_error_overflows():
     ev = evaluate(net, x, y, profiles=["loihi2"], bits=[None], variants=("quantized",), max_rate=1e-300)
     (rec,) = ev.records
     assert rec["accuracy"] is None and rec["skipped"].startswith("overflow")
+
+
+@pytest.mark.parametrize("graph", ["mlp", "conv"])
+def test_spiking_networks_return_a_result_or_a_clear_refusal(graph):
+    """NIR graphs of IF/LIF units (the gauge route): with weights x 1e-300, Lp(0.01) returned weights
+    underflowed to 0 marked converged; x 1e300 raised ``log_mu[...]: expected finite values``."""
+    from nir_graphs import GRAPHS
+
+    base = nb.from_nir(GRAPHS[graph]())
+    for magnitude in (1e-300, 1.0, 1e300):
+        net = _times(base, magnitude)
+        for cost in (nb.Lp(0.01), nb.Lp(2), nb.Linf()):
+            for method in ("global", "sweep"):
+                _outcome(net, cost, method, function=False, max_iter=None if method == "global" else 500)

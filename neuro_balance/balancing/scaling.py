@@ -11,7 +11,7 @@ from ..errors import ModelError
 from ..model.kinds import get_kind
 from ..model.network import Network
 
-__all__ = ["scale", "factors"]
+__all__ = ["scale", "factors", "split_pow2"]
 
 _LN2 = np.log(2.0)
 
@@ -87,8 +87,11 @@ def scale(net: Network, log_scales: Mapping[str, np.ndarray], *, inplace: bool =
         proj = out.projections[k]
         pre, post = out.populations[proj.pre], out.populations[proj.post]
         post_idx, pre_idx = get_kind(proj.kind).groups(proj, pre, post)
-        f_post = factors(u[proj.post])[post_idx] if proj.post in u else None
-        f_pre = factors(-pre.degree * u[proj.pre])[pre_idx] if proj.pre in u else None
+        # Both factors far from 1: a power of two 2**k moves from the first to the second, so that w times
+        # the first stays near w's magnitude (e^454 then e^-216 overflowed on the way to e^238).
+        k = split_pow2(u[proj.post]) if proj.post in u and proj.pre in u else 0.0
+        f_post = factors(u[proj.post] - k * _LN2)[post_idx] if proj.post in u else None
+        f_pre = factors(k * _LN2 - pre.degree * u[proj.pre])[pre_idx] if proj.pre in u else None
         proj.weight = _rescaled(proj.weight, f_post, f_pre, into)
     for name, values in u.items():
         pop = out.populations[name]
@@ -97,6 +100,13 @@ def scale(net: Network, log_scales: Mapping[str, np.ndarray], *, inplace: bool =
         if pop.neuron is not None:  # v_leak (LI) travels with the input it is added to
             pop.neuron = pop.neuron.with_potentials_scaled(factors(values))
     return out
+
+
+def split_pow2(u: np.ndarray) -> float:
+    """``k`` with ``k log 2`` nearest the middle of ``u``'s range when that range reaches beyond ``|u| > 64``, else 0."""
+    if not u.size or float(np.max(np.abs(u))) <= 64.0:
+        return 0.0
+    return float(np.round((float(u.min()) + float(u.max())) / 2.0 / _LN2))
 
 
 def _copy_structure(net: Network, rewritten: set[int]) -> Network:

@@ -27,7 +27,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, NumericalError
 from ..model.kinds import get_kind
 from ..model.network import Network, Projection
 from .costs import Cost
@@ -67,6 +67,13 @@ def gauge(net: Network, log_mu: Mapping[str, np.ndarray], *, inplace: bool = Fal
                              "keeps only a spiking unit's output")
         if np.shape(values) != (pop.size,) or not np.all(np.isfinite(values)):
             raise ModelError(f"log_mu[{name!r}]: expected {pop.size} finite values")
+        with np.errstate(over="ignore"):
+            f = factors(values)
+        bad = np.flatnonzero(~(np.isfinite(f) & (f > 0)))
+        if bad.size:
+            i = int(bad[0])
+            raise NumericalError(f"{'overflow' if values[i] > 0 else 'underflow to 0'}: the gauge of spiking unit "
+                                 f"{name}[{i}] needs a factor e^{values[i]:.6g}, outside float64")
     out = net if inplace else net.copy()
     for proj in out.projections:
         if proj.post in log_mu:
@@ -78,7 +85,11 @@ def gauge(net: Network, log_mu: Mapping[str, np.ndarray], *, inplace: bool = Fal
         f = factors(values)
         if pop.bias is not None:
             pop.bias *= f
-        pop.neuron = pop.neuron.with_potentials_scaled(f)
+        try:
+            pop.neuron = pop.neuron.with_potentials_scaled(f)
+        except ModelError as err:  # a potential times the factor left float64
+            raise NumericalError(f"overflow: the gauge of spiking population {name!r} (factors up to "
+                                 f"e^{float(np.max(np.abs(values))):.6g}) takes its potentials outside float64: {err}") from None
     return out
 
 
@@ -166,7 +177,12 @@ def _gauge_pass(net: Network, cost: Cost, names: list[str], log_mu: dict[str, np
             A, B = np.full(A.shape, A.sum()), np.full(B.shape, B.sum())
         live = (A > 0) & (B > 0)  # dead units keep mu = 1
         step = np.zeros(A.shape)
-        step[live] = np.log(B[live] / A[live]) / p
+        with np.errstate(all="ignore"):
+            step[live] = np.log(B[live] / A[live]) / p
+        if not np.isfinite(step).all():
+            i = int(np.flatnonzero(~np.isfinite(step))[0])
+            raise NumericalError(f"NaN: the in- and out-cost of spiking unit {name}[{i}] ({A[i]:.3g}, {B[i]:.3g}) leave "
+                                 "float64, so its gauge step is not a number")
         log_mu[name] = log_mu.get(name, np.zeros(A.shape)) + step
         net = gauge(net, {name: step}, inplace=True)
     return net

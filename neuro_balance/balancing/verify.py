@@ -14,8 +14,9 @@ import numpy as np
 from ..errors import NumericalError
 from ..model.kinds import get_kind
 from ..model.network import Network
+from .scaling import split_pow2
 
-__all__ = ["PROBE_RTOL", "step_error", "unscaled", "cost_text", "probe_batch", "check_log_scales", "count_nonzero",
+__all__ = ["PROBE_RTOL", "step_error", "unscaled", "cost_text", "probe_batch", "check_log_scales",
            "within_range", "check_parameters", "check_neurons", "check_function", "check_imbalance"]
 
 PROBE_RTOL = 1e-8  # largest change of the output on the probe batch, relative to its largest finite |output|
@@ -70,12 +71,6 @@ def check_log_scales(log_scales: dict[str, np.ndarray]) -> None:
                                  f"(log-scale {u[i]}); {int(bad.sum())} unit(s) of {name!r} alike")
 
 
-def count_nonzero(net: Network) -> list[int]:
-    """Nonzero parameters per projection, then per population bias (the order `check_parameters` reads)."""
-    return [np.count_nonzero(p.weight) for p in net.projections] + \
-        [np.count_nonzero(pop.bias) for pop in net.populations.values() if pop.bias is not None]
-
-
 def _where(net: Network, proj, log_scales: dict[str, np.ndarray], original: np.ndarray, want_zero: bool) -> str:
     """The first parameter of ``proj`` whose scaled value leaves float64, with the factor it needed."""
     pre, post = net.populations[proj.pre], net.populations[proj.post]
@@ -105,42 +100,51 @@ def within_range(net: Network, log_scales: dict[str, np.ndarray], magnitudes: di
         ends = (times * float(u.min()), times * float(u.max()))
         return min(ends), max(ends)
 
-    arrays = [(p.name, span(p.post, 1.0), span(p.pre, -net.populations[p.pre].degree))
+    def moved(proj) -> float:
+        """The log of the power of two `scale` moves from the post factor to the pre one."""
+        both = proj.post in log_scales and proj.pre in log_scales
+        return split_pow2(log_scales[proj.post]) * math.log(2.0) if both else 0.0
+
+    arrays = [(p.name, span(p.post, 1.0), span(p.pre, -net.populations[p.pre].degree), moved(p))
               for p in net.projections if p.post in log_scales or p.pre in log_scales]
-    arrays += [(f"bias of {name}", span(name, 1.0), (0.0, 0.0)) for name, pop in net.populations.items()
+    arrays += [(f"bias of {name}", span(name, 1.0), (0.0, 0.0), 0.0) for name, pop in net.populations.items()
                if pop.bias is not None and name in log_scales]
-    for key, (post_lo, post_hi), (pre_lo, pre_hi) in arrays:
+    for key, (post_lo, post_hi), (pre_lo, pre_hi), m in arrays:
         if key not in magnitudes:
             return False
         top, bottom = magnitudes[key]
-        if top > 0 and not math.log(top) + post_hi + pre_hi < _LOG_MAX - 1.0:
-            return False
-        if post_lo + pre_lo < 0 and not (bottom > 0 and math.log(bottom) + post_lo + pre_lo > _LOG_TINY + 1.0):
-            return False
+        for hi, lo in ((post_hi - m, post_lo - m), (post_hi + pre_hi, post_lo + pre_lo)):  # w f_post, then w f_post f_pre
+            if top > 0 and not math.log(top) + hi < _LOG_MAX - 1.0:
+                return False
+            if lo < 0 and not (bottom > 0 and math.log(bottom) + lo > _LOG_TINY + 1.0):
+                return False
     return True
 
 
-def check_parameters(before: Network, after: Network, log_scales: dict[str, np.ndarray], nonzero: list[int]) -> None:
-    """Refuse a scaled network with a parameter that overflowed or underflowed to 0.
+def check_parameters(before: Network, after: Network, log_scales: dict[str, np.ndarray] | None) -> None:
+    """Refuse a scaled copy with a parameter that overflowed, underflowed to 0 or lost bits as a subnormal.
 
-    ``before`` is the unscaled network (the same object as ``after`` when scaled in place: the
-    parameters are then recomputed from ``after`` for the message only), ``nonzero`` its
-    `count_nonzero` taken before scaling.
+    ``before`` is the unscaled network, ``after`` its copy scaled by ``log_scales`` (None: by factors
+    not given, e.g. the gauge of spiking units; the message then names the array only). A parameter
+    that was already subnormal and did not shrink is not counted (it lost nothing here).
     """
     arrays = [(p.weight, p) for p in after.projections] + \
         [(pop.bias, name) for name, pop in after.populations.items() if pop.bias is not None]
     olds = [p.weight for p in before.projections] + [pop.bias for pop in before.populations.values()
                                                        if pop.bias is not None]
-    for (w, what), old, count in zip(arrays, olds, nonzero):
+    tiny = float(np.finfo(np.float64).tiny)
+    for (w, what), old in zip(arrays, olds):
         with np.errstate(all="ignore"):
             finite = math.isfinite(float(np.sum(w))) or np.isfinite(w).all()  # a sum is inf or NaN if any term is
-        if finite and np.count_nonzero(w) == count:
+            lost = np.count_nonzero((np.abs(w) < tiny) & (np.abs(w) < np.abs(old)))  # zeros and subnormals that shrank
+        if finite and not lost:
             continue
-        limit = "overflow" if not finite else "underflow to 0"
-        gone = "exceed float64's largest number (1.8e308)" if not finite else \
-            "fall below float64's smallest number (4.9e-324)"
-        if before is after:  # in place: the original is the scaled parameter divided back, only for the message
-            detail = f"{what.name!r}" if not isinstance(what, str) else f"population {what!r} bias"
+        zeros = np.count_nonzero(w) < np.count_nonzero(old)
+        limit, gone = ("overflow", "exceed float64's largest number (1.8e308)") if not finite else \
+            ("underflow to 0", "fall below float64's smallest number (4.9e-324)") if zeros else \
+            ("underflow", "fall below float64's smallest normal number (2.2e-308), keeping only some of their bits")
+        if log_scales is None:
+            detail = f"population {what!r} bias" if isinstance(what, str) else f"projection {what.name!r}"
         elif isinstance(what, str):
             u = log_scales.get(what, np.zeros(1))
             k = int(np.argmax(np.abs(u)))
@@ -186,7 +190,7 @@ def check_function(after: Network, x: np.ndarray, y0: np.ndarray) -> None:
     if first is not None:
         bad = np.isnan(acts[first])
         kind = "NaN" if bad.any() else "overflow"
-        k = int(np.flatnonzero(~np.isfinite(acts[first]).reshape(-1, acts[first].shape[-1]).any(axis=0))[0])
+        k = int(np.flatnonzero((~np.isfinite(acts[first])).reshape(-1, acts[first].shape[-1]).any(axis=0))[0])
         raise NumericalError(f"{kind}: the balanced network's forward pass on a probe batch leaves float64 at unit "
                              f"{first}[{_unit(after, first, k)}] while the input network's stays finite: the balanced "
                              "state of this cost is not representable in float64")
