@@ -278,3 +278,17 @@ def test_the_static_model_carries_the_membrane_leak(monkeypatch):
     assert np.sqrt(np.mean((q.forward(x) - stepped) ** 2)) / ref <= 0.02
     monkeypatch.setattr(xylo_mapping, "window_leak", lambda theta, dash_mem, window: 0)
     assert np.sqrt(np.mean((q.forward(x) - stepped) ** 2)) / ref > 0.03
+
+
+def test_connections_xylo_does_not_have_are_refused_naming_the_projection():
+    x = np.random.default_rng(0).random((10, 4))
+    pops = [nb.Population("in", 4, role="input", activation="linear"), nb.Population("h", 3),
+            nb.Population("out", 2, role="output", activation="linear")]
+    w = np.ones
+    skip = nb.Network(pops, [nb.Projection("in", "h", w((3, 4))), nb.Projection("h", "out", w((2, 3))),
+                             nb.Projection("in", "out", w((2, 4)))])
+    with pytest.raises(nb.ModelError, match="'in->out'.*readout"):
+        nb.hardware.quantize(skip, "xylo_audio2", x, check=False)
+    late = nb.Network(pops, [nb.Projection("in", "h", w((3, 4)), delay=1), nb.Projection("h", "out", w((2, 3)))])
+    with pytest.raises(nb.ModelError, match="'in->h'.*input spikes"):
+        nb.hardware.quantize(late, "xylo_audio2", x, check=False)

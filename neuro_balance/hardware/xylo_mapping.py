@@ -165,9 +165,14 @@ def map_population(qnet: "QuantizedNetwork", pop: Population, scales: dict[str, 
     """Store the Xylo integers of ``pop`` (its incoming weights, bias and threshold) in ``qnet`` (module docstring)."""
     spec = qnet.spec
     net = qnet.network
-    if pop.role == "output" and any(net.populations[p.pre].role == "input" for p in net.incoming(pop.name)):
-        raise ModelError(f"quantize: projection into {pop.name!r} comes from the input; Xylo's readout neurons "
-                         "receive hidden spikes only")
+    for proj in net.incoming(pop.name):
+        pre = net.populations[proj.pre].role
+        if (pop.role == "output" and pre == "input") or pre == "output":
+            raise ModelError(f"quantize: projection {proj.name!r} joins the {pre} to the {pop.role}; Xylo's "
+                             "readout neurons receive hidden spikes only and send none")
+        if pre == "input" and proj.delay:
+            raise ModelError(f"quantize: projection {proj.name!r} delays the input by a step; Xylo delivers "
+                             "input spikes in the step they arrive")
     group = [p for p in net.populations.values() if p.role == pop.role]
     scale, shift, shrink = _plan(qnet, group, scales)
     s_unit = scale[pop.name]
