@@ -230,36 +230,37 @@ def test_run_refuses_a_folder_another_run_holds(tmp_path):
 # --- signals ------------------------------------------------------------------------------------------------
 
 
-def _start_run(tmp_path, out, **popen):
+def _start_run(tmp_path, out, stage, **popen):
+    """Start ``run --quick --out OUT`` and return once it has announced ``stage`` (the line that opens a stage)."""
     env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}        # where Brian2 would leave its files
     (tmp_path / "tmp").mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "neuro_balance.app.cli", "run", "--quick", "--out", str(out),
                              "--profiles", "loihi1", "--no-progress"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, **popen)
-    deadline = time.monotonic() + 60
-    while not lock_path(out).exists():                           # the job has started
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.05)
-    return proc
+    for line in proc.stdout:                                     # one flushed line per event in a pipe
+        if line.startswith(stage):
+            time.sleep(0.3)                                      # inside the stage
+            return proc
+    raise AssertionError(f"the run ended before {stage!r}: {proc.communicate()}")
 
 
-@pytest.mark.parametrize("signum, word", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
-def test_a_signal_ends_the_run_cleanly(tmp_path, signum, word):
+@pytest.mark.parametrize("signum, stage, word", [(signal.SIGINT, "agents:", "interrupted"),
+                                                 (signal.SIGTERM, "spiking:", "terminated"),
+                                                 (signal.SIGINT, "hardware:", "interrupted")])
+def test_a_signal_ends_the_run_cleanly(tmp_path, signum, stage, word):
     out = tmp_path / "results"
-    proc = _start_run(tmp_path, out)
-    time.sleep(1.5)                                              # in the first stages (Brian2 imported)
+    proc = _start_run(tmp_path, out, stage)
     proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == -signum, stdout + stderr          # ended by the signal: a shell's $? is 128 + signum
     assert stderr == f"neuro-balance: {word}\n"                  # no traceback, banner or Brian2 warning
-    assert os.listdir(tmp_path) == ["tmp"] and os.listdir(tmp_path / "tmp") == []
+    assert os.listdir(tmp_path) == ["tmp"] and os.listdir(tmp_path / "tmp") == []   # no folder, lock or Brian2 file
 
 
 def test_sigint_ignored_by_the_parent_stays_ignored(tmp_path):
     """`nohup` and `cmd &` in a script start the command with SIGINT ignored; Brian2 then failed on a SIGINT."""
     out = tmp_path / "results"
-    proc = _start_run(tmp_path, out, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    time.sleep(1.0)
+    proc = _start_run(tmp_path, out, "agents:", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     proc.send_signal(signal.SIGINT)
     time.sleep(1.0)
     assert proc.poll() is None                                   # still running
