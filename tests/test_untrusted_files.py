@@ -545,6 +545,48 @@ def _save(path: Path, **arrays) -> Path:
     return path
 
 
+def _overlap_heap_object(path: Path, index: int = 14, size: int = 210) -> None:
+    """Make global-heap object ``index`` of an HDF5 file claim ``size`` bytes, overlapping the objects after it.
+
+    On an rnn saved as NIR by h5py 3.16 (libhdf5 1.14) this makes every string read loop forever.
+    """
+    data = bytearray(path.read_bytes())
+    start = data.index(b"GCOL")
+    end, offset = start + struct.unpack_from("<Q", data, start + 8)[0], start + 16
+    while offset + 16 <= end:
+        number, _, _, length = struct.unpack_from("<HHIQ", data, offset)
+        if number == index:
+            struct.pack_into("<Q", data, offset + 8, size)
+            path.write_bytes(bytes(data))
+            return
+        offset += 16 + (length + 7) // 8 * 8
+    pytest.skip(f"no global heap object {index} in this file layout")
+
+
+def test_an_hdf5_read_that_loops_is_stopped_in_time(tmp_path, monkeypatch):
+    """libhdf5 loops on overlapping heap objects: the child reading the file is stopped, one line, in time."""
+    from neuro_balance.model import nir_hdf5
+
+    monkeypatch.setattr(nir_hdf5, "TIMEOUT_SECONDS", 2.0)
+    path = _nir(tmp_path, nb.rnn(3, [4], 2, seed=0))
+    _overlap_heap_object(path)
+    start = time.perf_counter()
+    with pytest.raises(ModelError) as info:
+        nb.load_model(path)
+    assert time.perf_counter() - start < 2.0 + MAX_SECONDS
+    assert "\n" not in str(info.value) and "net.nir: not a readable NIR file" in str(info.value)
+
+    def forever(*args):  # what a loop inside the C library looks like from here
+        while True:
+            time.sleep(1)
+
+    monkeypatch.setattr(nir_hdf5._Reader, "group", forever)  # the forked child inherits it
+    good = _nir(tmp_path, name="good.nir")
+    with pytest.raises(ModelError, match="good.nir: not a readable NIR file .the HDF5 library did not finish "
+                                         "reading it within 2.* s"):
+        nb.load_model(good)
+
+
 # ---------------------------------------------------------------------------------------- hypothesis
 @FUZZ
 @given(levels=st.integers(1, 12), fanout=st.integers(1, 12), target=st.sampled_from(["model", "profile"]))

@@ -1,6 +1,7 @@
 """Read an untrusted ``.nir`` (HDF5) file as nested dicts, each dataset checked against its stored size before it is read."""
 from __future__ import annotations
 
+import multiprocessing
 import os
 from typing import Any
 
@@ -9,11 +10,12 @@ import numpy as np
 from .regular_file import open_regular
 from .safe_yaml import reason, short
 
-__all__ = ["NirFileProblem", "read_tree", "MAX_NIR_BYTES"]
+__all__ = ["NirFileProblem", "read_tree", "MAX_NIR_BYTES", "TIMEOUT_SECONDS", "SECONDS_PER_MIB"]
 
 MAX_NIR_BYTES = 2 * 2**30  # the datasets of one file, decompressed, at most
 MAX_DEPTH = 32  # groups nested deeper are refused
 MAX_OBJECTS = 100_000  # groups and datasets visited (hard links can repeat a group)
+TIMEOUT_SECONDS, SECONDS_PER_MIB = 30.0, 0.5  # the reading child is stopped after 30 s + 0.5 s per MiB
 _RATIO, _SLACK = 1032, 4096  # gzip (deflate) expands at most ~1032:1
 _LARGE, _LARGE_RATIO = 16 * 2**20, 100  # a large dataset claiming more is a bomb, not weights
 
@@ -26,7 +28,7 @@ class NirFileProblem(ValueError):
         super().__init__(f"{node}: {problem}" if node else problem)
 
 
-def read_tree(path: str | os.PathLike, max_bytes: int = MAX_NIR_BYTES) -> dict[str, Any]:
+def read_tree(path: str | os.PathLike, max_bytes: int = MAX_NIR_BYTES, timeout: float | None = None) -> dict[str, Any]:
     """The ``/node`` group of a NIR file as nested dicts (what ``nir.read`` passes to ``nir.dict2NIRNode``).
 
     Only a regular file is opened. Before a dataset is read, its dtype must be numbers or strings,
@@ -36,10 +38,16 @@ def read_tree(path: str | os.PathLike, max_bytes: int = MAX_NIR_BYTES) -> dict[s
     ~1032 times its stored bytes (100 times above 16 MiB), and all of them together at most
     ``max_bytes``. Byte strings are decoded as UTF-8, as ``nir.read`` does.
 
+    The HDF5 library can loop forever (or crash) on a damaged file, e.g. a global heap whose object
+    sizes overlap, so where processes can be forked the file is read in a child process that is
+    stopped after ``timeout`` seconds; elsewhere it is read in this process.
+
     Parameters
     ----------
     path : path-like
     max_bytes : int
+    timeout : float, optional
+        Default `TIMEOUT_SECONDS` plus `SECONDS_PER_MIB` per MiB of the file.
 
     Returns
     -------
@@ -50,8 +58,55 @@ def read_tree(path: str | os.PathLike, max_bytes: int = MAX_NIR_BYTES) -> dict[s
     FileNotFoundError, OSError
         The file is missing or not a regular file.
     NirFileProblem
-        The file is not HDF5, has no ``/node`` group, or an object in it is refused (named).
+        The file is not HDF5, has no ``/node`` group, an object in it is refused (named), or the
+        HDF5 library did not finish reading it in time.
     """
+    with open_regular(path) as handle:  # missing files and FIFOs are refused here, at once
+        size = os.fstat(handle.fileno()).st_size
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return _read_tree(path, max_bytes)
+    timeout = TIMEOUT_SECONDS + SECONDS_PER_MIB * size / 2**20 if timeout is None else timeout
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_read_in_child, args=(send, path, max_bytes), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if not receive.poll(timeout):
+            raise NirFileProblem("", f"the HDF5 library did not finish reading it within {timeout:.3g} s; "
+                                     "a damaged file can make it loop")
+        kind, value = receive.recv()
+    except EOFError:
+        child.join()
+        raise NirFileProblem("", f"the HDF5 library stopped while reading it (exit code {child.exitcode})") from None
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+        receive.close()
+    if kind == "problem":
+        raise NirFileProblem(*value)
+    if kind == "oserror":
+        raise OSError(*value)
+    return value
+
+
+def _read_in_child(send: Any, path: str | os.PathLike, max_bytes: int) -> None:
+    """`_read_tree` in a forked child: the outcome (the tree, or the refusal's parts) goes back through ``send``."""
+    try:
+        outcome: tuple[str, Any] = ("tree", _read_tree(path, max_bytes))
+    except NirFileProblem as err:
+        outcome = ("problem", (err.node, err.problem))
+    except OSError as err:
+        outcome = ("oserror", (err.errno, err.strerror or str(err)))
+    except BaseException as err:  # noqa: BLE001 - anything else still ends as one line in the parent
+        outcome = ("problem", ("", f"cannot be read ({reason(err)})"))
+    send.send(outcome)
+    send.close()
+
+
+def _read_tree(path: str | os.PathLike, max_bytes: int) -> dict[str, Any]:
+    """`read_tree` in this process."""
     import h5py  # an optional dependency, imported only here
 
     handle = open_regular(path)
@@ -114,6 +169,14 @@ class _Reader:
         return out
 
     def dataset(self, ds: Any, where: str) -> Any:
+        try:
+            return self._dataset(ds, where)
+        except NirFileProblem:
+            raise
+        except Exception as err:  # noqa: BLE001 - a damaged header: dtype, layout or chunk index unreadable
+            raise NirFileProblem(where, f"cannot be read ({reason(err)})") from None
+
+    def _dataset(self, ds: Any, where: str) -> Any:
         h5py = self.h5py
         shape, dtype = ds.shape, ds.dtype
         if shape is None:
@@ -145,10 +208,7 @@ class _Reader:
             raise NirFileProblem(where, f"{nbytes} bytes would take the data read past the limit of "
                                  f"{self.max_bytes} bytes")
         self.total += nbytes
-        try:
-            value = ds[()]
-        except Exception as err:  # noqa: BLE001 - a damaged chunk, a failing filter, a truncated file
-            raise NirFileProblem(where, f"cannot be read ({reason(err)})") from None
+        value = ds[()]  # a damaged chunk, a failing filter or a truncated file raise: see `dataset`
         if isinstance(value, bytes):
             try:
                 return value.decode("utf-8")
