@@ -27,7 +27,8 @@ make_venv() {  # make_venv NAME PYTHON PIP-ARGS...; a second pip line after "--t
 status=0
 for tool in "${tools[@]}"; do
     case $tool in
-        xylosim)     make_venv xylosim python3 xylosim==0.1.3 numpy ;;
+        # rockpool beside xylosim: the driver also compares the project's integer weights with its global_quantize
+        xylosim)     make_venv xylosim python3 xylosim==0.1.3 rockpool==3.1.0 numpy ;;
         akida)       make_venv akida python3 akida==2.19.3 ;;
         # PyPI's samna is a stub that downloads the real one on import: sinabs goes in without its deps,
         # and the drivers stub samna out. torch==2.13.0 is the CPU build.
