@@ -10,6 +10,10 @@ chain: dense ``[Flatten] -> Affine | Linear``, conv2d ``[SumPool2d | AvgPool2d] 
 elementwise ``Scale``. A population's bias goes on its first incoming dense or conv2d projection
 (an ``Affine``, or the ``Conv2d``'s bias); the others carry none (``Linear``, zero ``Conv2d`` bias).
 Arrays are written as float64, values unchanged.
+
+`check_readable_by` says whether a framework's NIR importer takes what a network's file would hold:
+snnTorch's takes one ``v_threshold`` per IF, LIF or CubaLIF layer ("v_threshold must be same for all
+neurons"), sinabs's and the NIR standard take one per neuron.
 """
 from __future__ import annotations
 
@@ -24,7 +28,9 @@ from .conv import geometry
 from .network import Network, Population
 from .nir_read import ACTIVATION_KEY, GROUND_KEY, NAME_KEY, recurrent_edges
 
-__all__ = ["to_nir", "write_nir"]
+__all__ = ["to_nir", "write_nir", "check_readable_by", "READERS"]
+
+READERS = ("nir", "snntorch", "sinabs")  # the NIR standard, and frameworks whose importers differ from it
 
 
 def _population_node(pop: Population) -> Any:
@@ -159,3 +165,36 @@ def write_nir(net: Network, path: str | os.PathLike) -> Path:
     with atomic_output(path) as tmp:
         nir.write(tmp, graph)
     return path
+
+
+def check_readable_by(net: Network, reader: str, source: str | os.PathLike | None = None) -> None:
+    """Raise `ModelError` where ``reader``'s NIR importer would refuse the file of ``net`` (module docstring).
+
+    Parameters
+    ----------
+    net : Network
+    reader : {"nir", "snntorch", "sinabs"}
+        ``snntorch``: every spiking population has one threshold; ``nir`` and ``sinabs`` take one per neuron.
+    source : path-like, optional
+        The file ``net`` was read from, named in the message.
+
+    Raises
+    ------
+    ModelError
+        Naming the population, its neuron model and its thresholds.
+    ValueError
+        For an unknown ``reader``.
+    """
+    if reader not in READERS:
+        raise ValueError(f"reader must be one of {READERS}, got {reader!r}")
+    if reader != "snntorch":
+        return
+    prefix = f"{source}: " if source else ""
+    for name, pop in net.populations.items():
+        if pop.neuron is None or "v_threshold" not in pop.neuron.params:
+            continue
+        values = np.unique(pop.neuron.params["v_threshold"])
+        if values.size > 1:
+            raise ModelError(f"{prefix}populations[{name!r}].neuron.v_threshold: snnTorch's importer takes one "
+                             f"threshold per {pop.neuron.model} layer ('v_threshold must be same for all neurons'); "
+                             f"this one has {values.size}, from {values[0]:.6g} to {values[-1]:.6g}")

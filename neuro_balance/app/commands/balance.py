@@ -6,9 +6,20 @@ import argparse
 from ...balancing.balance import METHODS, balance
 from ...balancing.local import SCHEDULES
 from ...balancing.graph import TIES
+from ...balancing.metrics import INVARIANCES
 from ...model.files import load_model, save_model
-from .common import (COST_HELP, MODEL_HELP, check_output_spares_inputs, cost_argument, model_argument, output_path,
-                     positive_float)
+from ...model.nir_write import READERS, check_readable_by
+from .common import (COST_HELP, INVARIANCE_HELP, MODEL_HELP, check_output_spares_inputs, cost_argument, model_argument,
+                     output_path, positive_float)
+
+FOR_HELP = ("the framework that will read the written NIR file, which decides how many thresholds a spiking layer "
+            "may have after balancing: nir (default) gives each spiking neuron its own gauge, so that every neuron's "
+            "in- and out-cost are equal, hence its own v_threshold, as the NIR standard allows (sinabs and the "
+            "toolkit read it; snnTorch's importer refuses it: 'v_threshold must be same for all neurons', for IF, "
+            "LIF and CubaLIF alike); "
+            "snntorch implies --tie layer, one gauge and one threshold per layer, which snnTorch imports (an input "
+            "whose layer already has several thresholds is refused); sinabs, whose importer takes one threshold per "
+            "neuron, is the same as nir")
 
 
 def register(sub) -> None:
@@ -21,6 +32,8 @@ def register(sub) -> None:
     parser.add_argument("--method", choices=METHODS, default="global", help="engine (default global)")
     parser.add_argument("--schedule", choices=SCHEDULES, help="visiting order for --method stochastic")
     parser.add_argument("--tie", choices=[t for t in TIES if t], help="units sharing one scale")
+    parser.add_argument("--invariance", choices=INVARIANCES, default="exact", help=INVARIANCE_HELP)
+    parser.add_argument("--for", dest="reader", choices=READERS, default="nir", help=FOR_HELP)
     parser.add_argument("--seed", type=int, default=0, help="random order seed (default 0)")
     parser.add_argument("--tol", type=positive_float, default=1e-10, help="target max relative imbalance (default 1e-10)")
     parser.add_argument("--scale-grid", choices=("pow2",),
@@ -47,15 +60,27 @@ def run(args: argparse.Namespace) -> int:
     out = output_path(args.parser, args.output, args.model)
     if args.scale_grid is not None and args.method == "global":
         args.parser.error("--scale-grid: the global method's factors are continuous; use --method sweep or stochastic")
+    if args.reader == "snntorch" and args.tie not in (None, "layer"):
+        args.parser.error(f"--for snntorch: snnTorch imports one threshold per layer, which needs --tie layer, not "
+                          f"--tie {args.tie}")
+    tie = "layer" if args.reader == "snntorch" else args.tie
     net = load_model(args.model)
     check_output_spares_inputs(args.parser, out, args.model)
-    result = balance(net, args.cost, args.method, tol=args.tol, seed=args.seed, schedule=args.schedule, tie=args.tie,
-                     scale_grid=args.scale_grid)
+    check_readable_by(net, args.reader, args.model)
+    result = balance(net, args.cost, args.method, tol=args.tol, seed=args.seed, schedule=args.schedule, tie=tie,
+                     scale_grid=args.scale_grid, invariance=args.invariance)
     dead = sum(len(v) for v in result.dead_units.values())
     print(f"{args.model}: {result.method} balancing for {args.cost}: "
           f"{'converged' if result.converged else 'NOT converged'} in {result.iterations} iterations")
     print(f"  cost {result.cost_before:.6g} -> {result.cost_after:.6g} ({_change(result.cost_before, result.cost_after)})")
     print(f"  max relative imbalance {result.history['imbalance'][0]:.3g} -> {result.imbalance:.3g}; dead units: {dead}")
+    if "invariance" in result.extra:
+        spiking = ", ".join(f"{name} ({net.populations[name].neuron.model})" for name in result.extra["symmetry"]
+                            if net.populations[name].neuron is not None and net.populations[name].neuron.spiking)
+        how = (f"the gauge (incoming weights and potentials x mu, every spike unchanged), one threshold per "
+               f"{'layer' if tie == 'layer' else 'neuron'} (--for {args.reader})" if args.invariance == "exact"
+               else "the rate exchange (thresholds kept, rates x lam: rate-level only)")
+        print(f"  spiking units {spiking}: {how}")
     if out is not None and not result.converged and not args.write_unconverged:
         print(f"  nothing written to {out}: not converged (pass --write-unconverged to write it anyway)")
     elif out is not None:

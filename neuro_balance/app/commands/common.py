@@ -14,7 +14,7 @@ from ...balancing.costs import Cost, parse_cost
 from ...grid import SCHEDULERS
 from ...resources import resource_dir
 
-__all__ = ["COST_HELP", "MODEL_HELP", "cost_argument", "model_argument", "positive_float", "positive_int",
+__all__ = ["COST_HELP", "MODEL_HELP", "INVARIANCE_HELP", "cost_argument", "model_argument", "positive_float", "positive_int",
            "profile_argument", "profile_list", "output_path", "check_output_spares_inputs", "add_scheduler_arguments",
            "scheduler_of"]
 
@@ -22,6 +22,11 @@ COST_SPELLINGS = "L1, L2, Lp:P or LP for any P > 0 (L3 is Lp:3, L0.5 is Lp:0.5),
 COST_HELP = f"{COST_SPELLINGS}; default L2"
 MODEL_HELP = "model file (YAML or NIR), or the name of a bundled model such as digits_mlp"
 MODEL_SUFFIXES = (".yaml", ".yml", ".nir")
+INVARIANCE_HELP = ("how spiking units (NIR IF, LIF, CubaLIF) are balanced: exact (default) by the gauge, incoming "
+                   "weights, bias and v_threshold, v_reset, v_leak x mu, so every spike is unchanged; rate by the rate "
+                   "exchange of hidden IF units (threshold kept, outgoing weights / lam: rates x lam, rate-level "
+                   "only; LIF and CubaLIF refused, a leak makes the rate a non-homogeneous function of the input); "
+                   "no effect on other units")
 
 
 def _number(text: str) -> float | None:
