@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from neuro_balance.errors import ModelError
-from neuro_balance.hardware import neurons
+from neuro_balance.hardware import ChipSpec, neurons
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts" / "vendor"))
@@ -83,13 +83,13 @@ def test_project_replays_the_tool_bit_for_bit(recorded):
 def _changed_spec(monkeypatch, **changes):
     """Make the replay rebuild every network with ChipSpec fields changed."""
     layered = sys.modules["layered"]
-    rebuild = layered.rebuild
+    quantized = layered.quantized
 
-    def changed(name, case, **overrides):
-        qnet = rebuild(name, case, **overrides)
+    def changed(*args, **overrides):
+        qnet = quantized(*args, **overrides)
         qnet.spec = qnet.spec.with_(**changes)
         return qnet
-    monkeypatch.setattr(layered, "rebuild", changed)
+    monkeypatch.setattr(layered, "quantized", changed)
 
 
 def test_same_step_routing_fails_the_replay(recorded, monkeypatch):
@@ -110,12 +110,15 @@ def test_changing_the_voltage_floor_fails_the_replay(recorded, monkeypatch):
     assert len(mismatched(chip, module, cases[:MUTANT_CASES])) >= MUTANT_CASES // 2
 
 
-def test_exponent_on_each_weight_or_on_the_sum_shows(recorded, monkeypatch):
-    """nengo-loihi stores each weight shifted by its exponent; lava shifts a connection's summed
-    mantissas (rounding down). Recurrent layers have a second connection with a smaller exponent."""
+def test_where_the_exponent_applies_shows(recorded, monkeypatch):
+    """nengo-loihi's emulator adds each stored weight (mantissa << (6 + e)); lava shifts a connection's
+    summed mantissas (rounding down). Recurrent layers have a second connection with a smaller exponent."""
     chip, module, _, cases = recorded
-    _changed_spec(monkeypatch, exponent_on_sum=chip == "loihi1")
-    assert len(mismatched(chip, module, cases[:MUTANT_CASES])) >= 1
+    own = ChipSpec.from_profile(chip).exponent_applies_to
+    for rule in sorted({"weight", "sum"} - {own}):
+        with monkeypatch.context() as m:
+            _changed_spec(m, exponent_applies_to=rule)
+            assert len(mismatched(chip, module, cases[:MUTANT_CASES])) >= 1, rule
 
 
 def _floor_decay(x, d, offset=0):

@@ -142,7 +142,7 @@ def accumulate(qnet: "QuantizedNetwork", pop: Population, acts: dict[str, np.nda
             inh, n2 = fit_rate(_int_propagate(proj, pre, pop, np.maximum(-syn.effective, 0), a),
                                spec.accumulator, window)
             part, overflow = exc - inh, overflow + n1 + n2
-        elif spec.exponent_on_sum:
+        elif spec.exponent_applies_to == "sum":
             # lava's Dense shifts the connection's summed mantissas by its exponent (floor), then the
             # neuron shifts the input by the offset (act_shift).
             total_m = _int_propagate(proj, pre, pop, syn.mantissa, a)

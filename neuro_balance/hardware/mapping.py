@@ -28,7 +28,7 @@ from . import akida, xylo_mapping
 from .quantized import LayerParams, QuantizedNetwork, SynapseParams
 from .spec import ChipSpec
 
-__all__ = ["group_scale", "map_population", "threshold_max"]
+__all__ = ["group_scale", "map_population", "threshold_max", "effective_weights"]
 
 
 def group_scale(spec: ChipSpec, proj: Projection, pre: Population, post: Population,
@@ -143,8 +143,7 @@ def map_population(qnet: QuantizedNetwork, pop: Population, scales: dict[str, fl
                         overflow="error" if spec.weight_clip == "error" else "saturate",
                         name=f"weights of {proj.name}")
         q, clipped = fmt.fit(round_int(proj.weight / scale[post_idx], spec.weight_rounding, rng))
-        shift = np.broadcast_to((spec.exp_offset + exps[proj.name])[post_idx], q.shape)
-        effective = np.where(shift >= 0, q << np.maximum(shift, 0), q >> np.maximum(-shift, 0))
+        effective = effective_weights(spec, q, np.broadcast_to(exps[proj.name][post_idx], q.shape))
         mismatch = None
         if spec.mismatch_sigma > 0:
             mismatch = 1.0 + spec.mismatch_sigma * rng.standard_normal(q.shape)
@@ -191,6 +190,24 @@ def map_population(qnet: QuantizedNetwork, pop: Population, scales: dict[str, fl
     if spec.requant is not None:
         lay.akida = akida.layer_params(spec, pop, lay)
     qnet.layers[pop.name] = lay
+
+
+def effective_weights(spec: ChipSpec, q: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """What enters the accumulator for integer weights ``q`` with per-weight exponents ``e``: each weight
+    shifted by ``offset + e`` (rounding down below zero).
+
+    A chip whose exponent applies to a connection's summed mantissas (``weights.exponent.applies_to:
+    sum``, lava) shifts the sums in `integer_pass.accumulate`; these weights serve its register bounds
+    and the float path.
+
+    Examples
+    --------
+    >>> from neuro_balance.hardware import ChipSpec
+    >>> effective_weights(ChipSpec.from_profile("loihi1"), np.array([5, -6, 7]), np.array([0, -1, -7]))
+    array([ 320, -192,    3])
+    """
+    shift = spec.exp_offset + e
+    return np.where(shift >= 0, q << np.maximum(shift, 0), q >> np.maximum(-shift, 0))
 
 
 def threshold_max(spec: ChipSpec) -> float:

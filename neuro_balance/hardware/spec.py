@@ -102,9 +102,11 @@ class ChipSpec:
     spike_delay : {0, 1}
         Steps a spike takes to reach the next population in the stepped simulation
         (``delays.connection_steps``, default 0: the same step).
-    exponent_on_sum : bool
-        A connection's exponent shifts its summed mantissas (rounding down), not each weight
-        (``weights.exponent.applies_to: sum``, lava's ``Dense``); the offset shifts after.
+    exponent_applies_to : {"weight", "sum"}
+        How a connection's exponent ``e`` and the offset reach the accumulator
+        (``weights.exponent.applies_to``): ``weight`` shifts each weight by ``offset + e`` (rounding
+        down below zero); ``sum`` shifts the connection's summed mantissas by ``e`` (rounding down,
+        lava's ``Dense``), then by the offset.
     accumulator : IntFormat or None
     current : IntFormat or None
         State the per-step input plus bias must fit (Loihi ``u``, else the membrane).
@@ -159,7 +161,7 @@ class ChipSpec:
     compare: str = "ge"
     max_spikes_per_step: int | None = 1
     spike_delay: int = 0
-    exponent_on_sum: bool = False
+    exponent_applies_to: str = "weight"
     accumulator: IntFormat | None = None
     current: IntFormat | None = None
     membrane: IntFormat | None = None
@@ -329,7 +331,7 @@ class ChipSpec:
             max_spikes_per_step=None if g("neuron.max_spikes_per_step", 1) == "unbounded"
             else int(g("neuron.max_spikes_per_step", 1)),
             spike_delay=int(g("delays.connection_steps", 0)),
-            exponent_on_sum=g("weights.exponent.applies_to", "weight") == "sum",
+            exponent_applies_to=g("weights.exponent.applies_to", "weight"),
             accumulator=acc, current=current, membrane=membrane,
             threshold_bits=g("threshold.mantissa_bits") or g("threshold.bits"),
             threshold_shift=int(g("threshold.shift", 0)), threshold_signed=bool(g("threshold.signed", False)),

@@ -8,7 +8,8 @@ recurrent (``nb.rnn``: every hidden layer has a delay-1 projection onto itself).
 with its mantissas ``mw{i}`` / ``mr{i}`` and per-unit exponents ``ew{i}`` / ``er{i}``, ``b{i}``:
 per-step biases, ``theta{i}``: thresholds of hidden layers; layers numbered from 1, the output last)
 go to the vendor's tool; `rebuild` puts exactly those integers back into a
-`QuantizedNetwork` so that the project's ``simulate`` runs them (in the replay tests too). Loihi cases
+`QuantizedNetwork` so that the project's ``simulate`` runs them (in the replay tests too), the weights
+entering the accumulator derived again from mantissas and exponents by the project's mapping rule. Loihi cases
 also carry the compartment parameters of the project's stepped `LoihiCUBA` per hidden layer.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 import neuro_balance as nb
 from neuro_balance.hardware import QuantizedNetwork, SpikingRun, quantize, simulate
+from neuro_balance.hardware.mapping import effective_weights
 from neuro_balance.hardware.spiking import neuron_populations
 
 
@@ -100,9 +102,10 @@ def rebuild(chip: str, case: dict[str, np.ndarray], **overrides) -> QuantizedNet
         for proj in net.incoming(name):
             syn = qnet.synapses[proj.name]
             key = f"r{i}" if proj.delay == 1 else f"w{i}"
-            syn.effective = case[key].astype(np.int64)
             syn.mantissa = case[f"m{key}"].astype(np.int64)
             syn.exponent = case[f"e{key}"].astype(np.int64)
+            syn.effective = effective_weights(qnet.spec, syn.mantissa,
+                                              np.broadcast_to(syn.exponent[:, None], syn.mantissa.shape))
         lay = qnet.layers[name]
         lay.bias = case[f"b{i}"].astype(np.int64)
         if f"theta{i}" in case:
