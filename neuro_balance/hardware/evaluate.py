@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..balancing.costs import Cost
-from ..errors import NumericalError, ProfileError
+from ..errors import ModelError, NumericalError, ProfileError
 from ..grid import run_grid
 from ..model.network import Network
 from .calibration import activation_ranges
@@ -279,6 +279,11 @@ def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[s
     if bad:
         raise ValueError(f"variants must be among {VARIANTS}, got {sorted(bad)}")
     calibration = np.asarray(X if calibration is None else calibration, dtype=np.float64)
+    for what, data in (("X", X), ("calibration", calibration)):
+        if data.ndim != 2 or data.shape[1] != net.input.n_features:
+            raise ModelError(f"evaluate: {what} must have shape (batch, {net.input.n_features}): the chip emulation "
+                             f"holds each input for a whole window; got {data.shape}"
+                             + (" (a sequence: the emulation does not step sequence inputs)" if data.ndim == 3 else ""))
     for label, values in (("X", X), ("calibration", calibration)):
         if not np.isfinite(values).all():
             raise NumericalError(f"NaN: {label} has {int((~np.isfinite(values)).sum())} NaN or infinite value(s); "
