@@ -321,3 +321,12 @@ def test_spiking_networks_return_a_result_or_a_clear_refusal(graph):
         for cost in (nb.Lp(0.01), nb.Lp(2), nb.Linf()):
             for method in ("global", "sweep"):
                 _outcome(net, cost, method, function=False, max_iter=None if method == "global" else 500)
+
+
+def test_cli_quantize_with_all_nan_data_is_an_error_not_accuracy_one(tmp_path):
+    data = tmp_path / "nan.npz"
+    np.savez(data, X=np.full((20, 64), np.nan), y=np.zeros(20, dtype=int))
+    proc = _cli("quantize", resource_dir("models") / "digits_mlp.yaml", "--profile", "loihi1", "--data", data)
+    assert proc.returncode == 1 and "accuracy" not in proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "NaN" in lines[0] and "Traceback" not in proc.stderr
