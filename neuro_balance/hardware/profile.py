@@ -36,6 +36,8 @@ class Profile:
         The whole profile with ``{value: X, unverified: true}`` leaves replaced by ``X``.
     unverified : list of str
         Dotted names of fields flagged ``unverified: true``.
+    verified : dict of str
+        Dotted names of fields written ``{value: X, verified: "<tool> <version>"}``, with that tool.
     path : pathlib.Path or None
         The file it was read from.
     """
@@ -46,6 +48,7 @@ class Profile:
     sources: list[str]
     data: dict[str, Any]
     unverified: list[str] = field(default_factory=list)
+    verified: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
 
     def get(self, dotted: str, default: Any = None) -> Any:
@@ -61,6 +64,11 @@ class Profile:
         """True when ``dotted`` or a section containing it is flagged unverified."""
         return any(dotted == u or dotted.startswith(u + ".") for u in self.unverified)
 
+    @property
+    def verified_against(self) -> list[str]:
+        """The tools (with versions) that confirmed some of this profile's values, sorted."""
+        return sorted(set(self.verified.values()))
+
     def __repr__(self) -> str:
         flagged = f", {len(self.unverified)} unverified" if self.unverified else ""
         return f"Profile({self.name!r}, kind={self.kind!r}{flagged})"
@@ -69,7 +77,20 @@ class Profile:
 def _parse(data: Any, where: str) -> Profile:
     clean, unverified = validate(data, where)
     return Profile(name=clean["name"], kind=clean["kind"], family=clean.get("family", clean["name"]),
-                   sources=list(clean["sources"]), data=clean, unverified=unverified)
+                   sources=list(clean["sources"]), data=clean, unverified=unverified, verified=_verified(data))
+
+
+def _verified(node: Any, dotted: str = "") -> dict[str, str]:
+    """Dotted field -> tool of every ``verified: "<tool> <version>"`` in a validated profile's raw data."""
+    found: dict[str, str] = {}
+    if isinstance(node, dict):
+        if isinstance(node.get("verified"), str):
+            found[dotted] = node["verified"]
+        for key, value in node.items():
+            if key in ("verified", "unverified", "note"):
+                continue
+            found.update(_verified(value, dotted if key == "value" else f"{dotted}.{key}" if dotted else str(key)))
+    return found
 
 
 def _one_line(message: str, value_limit: int = 200, limit: int = 2000) -> str:

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore")
         profiles = [load_profile(n) for n in names]
     header = (f"{'profile':<14}{'kind':<22}{'weight format':<20}{'bits':<22}{'shared per':<12}{'rounding':<14}"
-              f"{'accumulator':<16}{'states':<34}{'unverified':>10}")
+              f"{'accumulator':<16}{'states':<34}{'unverified':>10}  verified against")
     print(header)
     print("-" * len(header))
     for prof in profiles:
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         shared = "-" if spec.ideal else spec.granularity
         rows.append(prof)
         print(f"{prof.name:<14}{prof.kind:<22}{fmt:<20}{bits:<22}{shared:<12}{prof.get('weights.rounding', '-'):<14}"
-              f"{acc:<16}{_states(prof):<34}{len(prof.unverified):>10}")
+              f"{acc:<16}{_states(prof):<34}{len(prof.unverified):>10}  {', '.join(prof.verified_against) or '-'}")
     if args.details:
         for prof in rows:
             spec = ChipSpec.from_profile(prof)
@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
             for src in prof.sources:
                 print(f"    - {src}")
             print(f"  unverified: {', '.join(prof.unverified) or 'none'}")
+            for tool in prof.verified_against:
+                fields = sorted(f for f, t in prof.verified.items() if t == tool)
+                print(f"  verified against {tool}: {', '.join(fields)}")
             if not spec.ideal:
                 code = f"spike counts over {spec.window} steps" if spec.spiking else \
                     f"graded {spec.activation_bits}-bit activity"
