@@ -3,8 +3,8 @@ lava-nc 0.10.0's bit-accurate models for Loihi 2) bit for bit, and each changed 
 
 ``tests/data/vendor/loihi1.npz``: random layered networks quantised by the project for loihi1, built
 from nengo-loihi's ``LoihiBlock``, ``Synapse``, ``Axon`` and ``SpikeInput`` and stepped by its
-``EmulatorInterface``, per-step spikes, ``u`` and ``v`` of every layer (every third network recurrent); ``loihi2.npz`` likewise from
-lava's ``Dense`` and ``LIF`` processes (``Loihi2SimCfg(select_tag="fixed_pt")``). Both were recorded by
+``EmulatorInterface``, per-step spikes, ``u`` and ``v`` of every layer (every third network
+recurrent); ``loihi2.npz`` likewise from lava's ``Dense`` and ``LIF`` processes (``Loihi2SimCfg(select_tag="fixed_pt")``). Both were recorded by
 ``scripts/check_against_vendor.py --chip loihi1|loihi2 --seed 0 --nets N --record ...`` (command,
 tool version and date in each file's ``meta``). ``lava_lif_traces.npz`` holds single LIF compartments
 driven to lava's arithmetic limits (int32 input wraps, ``u`` beyond one period of ``2**24``, ``v`` at
@@ -61,14 +61,13 @@ def test_recorded_from_the_tool_at_seed_0(recorded):
     assert len(cases) == meta["nets"] and all("error" not in vendor for _, vendor in cases)
 
 
-def test_recording_has_deep_nets_and_spikes_in_every_layer(recorded):
+def test_recording_has_deep_and_recurrent_nets_that_spike(recorded):
     """Measured on the tool's outputs alone."""
     _, _, _, cases = recorded
     depths = {int(inputs["n_hidden"]) for inputs, _ in cases}
     assert depths == {1, 2, 3}
     for inputs, vendor in cases:
-        last = int(inputs["n_hidden"])
-        assert vendor[f"s{last}"].sum() > 0 or vendor["s1"].sum() > 0
+        assert sum(int(vendor[f"s{i}"].sum()) for i in range(1, int(inputs["n_hidden"]) + 1)) > 0
     deep = [vendor for inputs, vendor in cases if int(inputs["n_hidden"]) >= 2]
     assert sum(int(v["s2"].sum()) for v in deep) >= 20       # spikes routed through a hidden layer
     recurrent = [inputs for inputs, _ in cases[:MUTANT_CASES] if "r1" in inputs]
