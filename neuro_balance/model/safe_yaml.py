@@ -51,37 +51,38 @@ class YamlProblem(ValueError):
         return f" at line {self.line}" + (f", column {self.column}" if self.column is not None else "")
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """The safe loader with aliases refused and the nesting depth bounded (the composer is recursive)."""
-
-    max_depth = MAX_DEPTH
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
+class _ScanBoundedLoader(yaml.SafeLoader):
+    """PyYAML's pure-Python safe loader, its scanner stopped at the flow-depth limit (used without libyaml)."""
 
     def fetch_flow_collection_start(self, TokenClass):
-        # Stop at the scanner already: each open '[' or '{' may start a key, and the scanner looks
-        # ahead over all of them (up to 1024 characters) before the composer sees the first one.
-        if self.flow_level >= self.max_depth:
+        # Each open '[' or '{' may start a key, and the scanner looks ahead over all of them (up to
+        # 1024 characters, quadratically) before the first event: stop at the limit already.
+        if self.flow_level >= MAX_DEPTH:
             mark = self.get_mark()
-            raise YamlProblem(f"nested deeper than {self.max_depth} levels", mark.line + 1, mark.column + 1)
+            raise YamlProblem(f"nested deeper than {MAX_DEPTH} levels", mark.line + 1, mark.column + 1)
         super().fetch_flow_collection_start(TokenClass)
 
-    def compose_node(self, parent, index):
-        event = self.peek_event()
+
+# libyaml's safe loader when it is installed (10 times faster; it stops at 1000 levels itself), else PyYAML's.
+_LOADER = getattr(yaml, "CSafeLoader", None) or _ScanBoundedLoader
+_OPEN, _CLOSE = (yaml.SequenceStartEvent, yaml.MappingStartEvent), (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
+
+def _check_events(text: str) -> None:
+    """Refuse aliases and nesting deeper than `MAX_DEPTH` from the parser's events, before anything is built."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
         if isinstance(event, yaml.AliasEvent):
             mark = event.start_mark
             raise YamlProblem(f"alias *{event.anchor} refused (aliases are not allowed in these files; write the "
                               "value out)", mark.line + 1, mark.column + 1)
-        self._depth += 1
-        if self._depth > self.max_depth:
-            mark = event.start_mark
-            raise YamlProblem(f"nested deeper than {self.max_depth} levels", mark.line + 1, mark.column + 1)
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+        if isinstance(event, _OPEN):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise YamlProblem(f"nested deeper than {MAX_DEPTH} levels", mark.line + 1, mark.column + 1)
+        elif isinstance(event, _CLOSE):
+            depth -= 1
 
 
 def _decode(data: bytes) -> str:
@@ -93,8 +94,11 @@ def _decode(data: bytes) -> str:
     return text.removeprefix("\ufeff")
 
 
-def load_yaml(path: str | os.PathLike, max_bytes: int = MAX_YAML_BYTES, max_depth: int = MAX_DEPTH) -> Any:
+def load_yaml(path: str | os.PathLike, max_bytes: int = MAX_YAML_BYTES) -> Any:
     """Parse the YAML file ``path`` with the safe loader, refusing what could exhaust time or memory.
+
+    The text is parsed twice: once into events, refusing aliases and deep nesting, then into the
+    document (PyYAML's composer recurses once per level, so the depth is checked first).
 
     Parameters
     ----------
@@ -102,8 +106,6 @@ def load_yaml(path: str | os.PathLike, max_bytes: int = MAX_YAML_BYTES, max_dept
         Must be a regular file (`neuro_balance.model.regular_file.open_regular`).
     max_bytes : int
         Larger files are refused.
-    max_depth : int
-        Mappings and lists nested deeper are refused (PyYAML's composer recurses once per level).
 
     Returns
     -------
@@ -116,22 +118,19 @@ def load_yaml(path: str | os.PathLike, max_bytes: int = MAX_YAML_BYTES, max_dept
         The file is missing, not a regular file, too large or unreadable.
     YamlProblem
         The text is not UTF-8, not valid YAML, uses an alias (``*name``; a few bytes of aliases can
-        expand to gigabytes) or nests too deeply; one line with the place.
+        expand to gigabytes) or nests deeper than `MAX_DEPTH` levels; one line with the place.
     """
     text = _decode(read_regular(path, max_bytes))
-    loader = None
     try:
-        loader = _BoundedLoader(text)  # the reader checks the characters here already
-        loader.max_depth = max_depth
-        return loader.get_single_data()
+        _check_events(text)
+        return yaml.load(text, Loader=_LOADER)
     except YamlProblem:
         raise
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        raise YamlProblem(str(getattr(err, "problem", None) or err), *(
-            (mark.line + 1, mark.column + 1) if mark is not None else ())) from None
+        problem = str(getattr(err, "problem", None) or err)
+        if "maximum nesting depth" in problem:  # libyaml's own limit, met while scanning ahead
+            problem = f"nested deeper than {MAX_DEPTH} levels"
+        raise YamlProblem(problem, *((mark.line + 1, mark.column + 1) if mark is not None else ())) from None
     except (ValueError, TypeError, OverflowError, RecursionError) as err:  # e.g. a 5000-digit integer
         raise YamlProblem(f"a value cannot be read ({type(err).__name__}: {str(err)[:120]})") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
