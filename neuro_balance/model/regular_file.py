@@ -57,7 +57,9 @@ def read_regular(path: str | os.PathLike, max_bytes: int) -> bytes:
         As `open_regular`; also an ``OSError`` (``EFBIG``) for a file larger than ``max_bytes``.
     """
     with open_regular(path) as handle:
-        data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:
+        size = os.fstat(handle.fileno()).st_size
+        # the size first, then no more than it: not a max_bytes buffer for every small file
+        data = handle.read(size + 1) if size <= max_bytes else b""
+    if size > max_bytes or len(data) > max_bytes:
         raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", str(Path(path)))
     return data
