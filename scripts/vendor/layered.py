@@ -7,10 +7,10 @@ recurrent (``nb.rnn``: every hidden layer has a delay-1 projection onto itself).
 ``w{i}``: effective weights into layer ``i``, ``r{i}``: a hidden layer's recurrent weights, each
 with its mantissas ``mw{i}`` / ``mr{i}`` and per-unit exponents ``ew{i}`` / ``er{i}``, ``b{i}``:
 per-step biases, ``theta{i}``: thresholds of hidden layers; layers numbered from 1, the output last)
-go to the vendor's tool; `rebuild` puts exactly those integers back into a
-`QuantizedNetwork` so that the project's ``simulate`` runs them (in the replay tests too), the weights
-entering the accumulator derived again from mantissas and exponents by the project's mapping rule. Loihi cases
-also carry the compartment parameters of the project's stepped `LoihiCUBA` per hidden layer.
+go to the vendor's tool; `rebuild` puts exactly those integers back into a `QuantizedNetwork` so that
+the project's ``simulate`` runs them (in the replay tests too), the weights entering the accumulator
+derived again from mantissas and exponents by the project's mapping rule. Loihi cases also carry the
+compartment parameters of the project's stepped `LoihiCUBA` per hidden layer.
 """
 from __future__ import annotations
 
