@@ -55,7 +55,8 @@ def record(seed: int, steps: int) -> dict[str, np.ndarray]:
     from lava.proc.monitor.process import Monitor
 
     rng = np.random.default_rng(seed)
-    out: dict[str, list] = {key: [] for key in ("group", "du", "dv", "vth", "bias_mant", "bias_exp", "q", "u", "v", "s")}
+    keys = ("group", "du", "dv", "vth", "bias_mant", "bias_exp", "q", "u", "v", "s")
+    out: dict[str, list] = {key: [] for key in keys}
     for g, (name, (exp_range, dus, dvs, vths, sign)) in enumerate(GROUPS.items()):
         spikes = (rng.random((N_IN, steps)) < 0.5).astype(np.int32)
         weights = rng.integers(-256, 256, (PER_GROUP, N_IN))

@@ -4,7 +4,8 @@ lava-nc 0.10.0's bit-accurate models for Loihi 2) bit for bit, and each changed 
 ``tests/data/vendor/loihi1.npz``: random layered networks quantised by the project for loihi1, built
 from nengo-loihi's ``LoihiBlock``, ``Synapse``, ``Axon`` and ``SpikeInput`` and stepped by its
 ``EmulatorInterface``, per-step spikes, ``u`` and ``v`` of every layer (every third network
-recurrent); ``loihi2.npz`` likewise from lava's ``Dense`` and ``LIF`` processes (``Loihi2SimCfg(select_tag="fixed_pt")``). Both were recorded by
+recurrent); ``loihi2.npz`` likewise from lava's ``Dense`` and ``LIF`` processes
+(``Loihi2SimCfg(select_tag="fixed_pt")``). Both were recorded by
 ``scripts/check_against_vendor.py --chip loihi1|loihi2 --seed 0 --nets N --record ...`` (command,
 tool version and date in each file's ``meta``). ``lava_lif_traces.npz`` holds single LIF compartments
 driven to lava's arithmetic limits (int32 input wraps, ``u`` beyond one period of ``2**24``, ``v`` at
