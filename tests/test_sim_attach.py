@@ -120,6 +120,9 @@ def test_missing_declarations_are_named(numpy_target):
     objs, net = build(eq, suffix="_b")
     with pytest.raises(nb.ModelError, match=r"pathways\['input_hidden_b'\].*not in groups|escape"):
         attach_balancing(net, [], [objs["S_in"]], COST, rate=100.0, equations=eq)
+    objs, net = build(eq, suffix="_c")
+    with pytest.raises(nb.ModelError, match=r"'hidden_output_c' touch an agent group"):
+        attach_balancing(net, [objs["G"]], [objs["S_in"]], COST, rate=100.0, equations=eq)
     with pytest.raises(nb.ModelError, match="pathway names"):
         eq.synapses(post=True, on_post={"acc_in": "w = w"})
 

@@ -1,8 +1,9 @@
 """Brian2 simulation: neurons as balancing agents, spiking networks, drift, and the numpy replay oracle.
 
 Modules, one job each: `spec` (arguments checked once), `equations` (model strings), `build`
-(Brian2 objects from a network), `attach` (agents on a user's own Brian2 model), `drift` (the
-homeostasis prediction), `network` (running: `BalancingNetwork`), `device` (the only
+(Brian2 objects from a network), `attach` (agents on a user's own Brian2 model), `lif` (the rate
+exchange on leaky neurons, measured and predicted, and the exact gauge), `drift` (the homeostasis
+prediction), `network` (running: `BalancingNetwork`), `device` (the only
 module touching Brian2's device, preferences, code cache and clocks), `results` (reading),
 `replay` (the numpy oracle), `bounds` (spike-count bounds), `agents` (`run_agents`).
 Importing this package imports Brian2; ``import neuro_balance`` never does.

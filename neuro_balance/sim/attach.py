@@ -33,7 +33,7 @@ invariant and a unit would compete with itself.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -69,8 +69,8 @@ class AgentEquations:
     ----------
     neuron : str
         Lines to append to an agent group's model equations.
-    events : dict
-        Custom events to pass (merged with any of the user's own) as ``events=`` of an agent group.
+    conditions : tuple of (str, str)
+        The custom events and their conditions (`events` gives them as a new dict each time).
     weight : str
         The synaptic weight variable the agents scale (a parameter of the user's synapses).
     measure : str
@@ -79,9 +79,17 @@ class AgentEquations:
 
     cost: Cost
     neuron: str
-    events: dict = field(default_factory=dict)
+    conditions: tuple = ()
     weight: str = "w"
     measure: str = "w"
+
+    @property
+    def events(self) -> dict:
+        """Custom events to pass as ``events=`` of an agent group (merge in any of your own).
+
+        A new dict on every access: Brian2's `NeuronGroup` adds its ``spike`` event to the dict it is given.
+        """
+        return dict(self.conditions)
 
     def synapses(self, pre: bool = False, post: bool = False, on_pre=None, on_post=None, on_event=None) -> dict:
         """Keyword arguments for the user's `Synapses` with the agents' pathways merged in.
@@ -149,7 +157,7 @@ def agent_equations(cost: Cost, weight: str = "w", weight_unit=None) -> AgentEqu
     True
     """
     code = cost_code(cost)
-    events = {"request": request_condition(SCHEDULE), "balance": DECIDE, "retry": RETRY, "balance2": DECIDE2}
+    events = (("request", request_condition(SCHEDULE)), ("balance", DECIDE), ("retry", RETRY), ("balance2", DECIDE2))
     return AgentEquations(cost, neuron_balance_model(False, code, SCHEDULE), events, weight,
                           _unit_expression(weight, weight_unit))
 
@@ -247,8 +255,15 @@ class Attachment:
         return BalanceEvents(t[order], step[order], pop[order], idx[order], names, lam[order])
 
 
-def _check(groups, pathways, equations: AgentEquations) -> None:
+def _check(network, groups, pathways, equations: AgentEquations) -> None:
+    import brian2 as b2
     agent_ids = {id(G) for G in groups}
+    listed = {id(S) for S in pathways}
+    for obj in network.objects:
+        if isinstance(obj, b2.Synapses) and id(obj) not in listed and (id(obj.source) in agent_ids
+                                                                       or id(obj.target) in agent_ids):
+            raise ModelError(f"pathways: the synapses {obj.name!r} touch an agent group but are not balanced; a "
+                             "unit's every synapse must take part in the exchange (add them to pathways)")
     for G in groups:
         missing = [v for v in ("cin", "cout", "lam", "lam_cum", "t_next", "prio") if v not in G.variables]
         missing_events = [e for e in EVENTS if e not in G.events]
@@ -302,7 +317,7 @@ def attach_balancing(network, groups, pathways, cost: Cost, rate, *, equations: 
     import brian2 as b2
     equations = equations or agent_equations(cost, weight_unit=weight_unit)
     groups, pathways = list(groups), list(pathways)
-    _check(groups, pathways, equations)
+    _check(network, groups, pathways, equations)
     code = cost_code(cost)
     rate_hz = hertz(rate, "rate")
     rng = check_random_state(seed)
