@@ -179,6 +179,15 @@ def test_a_bug_still_ends_in_one_line(capsys, monkeypatch):
         command_line._run(args)
 
 
+def test_main_in_a_process_of_its_own_puts_the_signal_handlers_back(capsys):
+    """A caller that runs the command line inside its process (a test, a notebook) keeps its own handlers."""
+    from neuro_balance.app.cli import main
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert main(["profiles", "speck"]) == 0
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
 def test_no_parser_abbreviates_options():
     assert not build_parser().allow_abbrev and not any(p.allow_abbrev for p in _subparsers().values())
 

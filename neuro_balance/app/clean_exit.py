@@ -22,10 +22,11 @@ import logging
 import os
 import signal
 import sys
+import threading
 from typing import Iterator
 
-__all__ = ["Terminated", "install_signal_handlers", "deferred_signals", "end_by_signal", "tame_brian2",
-           "finish_brian2", "EXIT_CODES"]
+__all__ = ["Terminated", "install_signal_handlers", "restore_signal_handlers", "deferred_signals", "end_by_signal",
+           "tame_brian2", "finish_brian2", "EXIT_CODES"]
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report it
 
@@ -44,12 +45,24 @@ def install_signal_handlers() -> None:
     """SIGINT raises `KeyboardInterrupt`, SIGTERM raises `Terminated`; a signal ignored by the parent stays ignored.
 
     Called once when the command starts (it records the dispositions the parent left) and again after
-    Brian2's import has replaced them.
+    Brian2's import has replaced them. Only the main thread can set handlers; elsewhere this does nothing.
     """
+    if threading.current_thread() is not threading.main_thread():
+        return
     for signum in EXIT_CODES:
         _at_start.setdefault(signum, signal.getsignal(signum))
     for signum, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _terminate)):
         signal.signal(signum, signal.SIG_IGN if _at_start[signum] == signal.SIG_IGN else handler)
+
+
+def restore_signal_handlers() -> None:
+    """Put back the handlers the command found (for a caller that runs the command inside its own process)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, handler in _at_start.items():
+        if handler is not None:  # None: a handler set outside Python, which cannot be put back from here
+            signal.signal(signum, handler)
+    _at_start.clear()
 
 
 def end_by_signal(signum: int) -> None:

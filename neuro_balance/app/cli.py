@@ -19,7 +19,8 @@ import sys
 
 import neuro_balance
 from ..errors import GridError
-from .clean_exit import EXIT_CODES, Terminated, end_by_signal, finish_brian2, install_signal_handlers
+from .clean_exit import (EXIT_CODES, Terminated, end_by_signal, finish_brian2, install_signal_handlers,
+                         restore_signal_handlers)
 
 __all__ = ["main", "build_parser", "COMMANDS", "Parser"]
 
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CODES[signum]  # only if the signal's default action is not to end the process
     finally:
         finish_brian2()
+        restore_signal_handlers()
 
 
 def _run(args: argparse.Namespace) -> int:
