@@ -247,6 +247,22 @@ def test_a_failed_run_leaves_no_folder_it_created(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_signal_during_the_renames_waits_for_them(tmp_path):
+    """SIGTERM during the final renames is held until they are done (it left a partial folder in 1 of 3 trials)."""
+    from neuro_balance.app.clean_exit import deferred_signals
+
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with deferred_signals():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            assert seen == []                                    # held while the renames run
+        assert seen == [signal.SIGTERM]                          # delivered once they are done
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_run_refuses_a_folder_another_run_holds(tmp_path):
     out = tmp_path / "results"
     lock_path(out).write_text(f"{os.getpid()}\n")               # a live process holds it
