@@ -166,7 +166,8 @@ def test_brian2_agents_balance_the_rate_model_of_an_imported_if_graph(tmp_path, 
     theta = net.populations["h"].neuron.params["v_threshold"]
     np.testing.assert_allclose(view.forward(x, return_all=True)["h"], np.maximum(x @ net.projection("a1").weight.T, 0)
                                / theta, rtol=1e-12)
-    code = main(["simulate", str(src), "--duration", "0.1", "--no-progress", "-o", str(tmp_path / "out.nir")])
+    code = main(["simulate", str(src), "--invariance", "rate", "--duration", "0.1", "--no-progress", "-o",
+                 str(tmp_path / "out.nir")])
     assert code == 0, capsys.readouterr().err
     out = nb.load_model(tmp_path / "out.nir")
     assert out.populations["h"].neuron.model == "IF"

@@ -146,3 +146,32 @@ def test_balance_help_states_the_default_reader_and_why(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "nir (default) gives each spiking neuron its own gauge" in text
     assert "'v_threshold must be same for all neurons'" in text and "snntorch implies --tie layer" in text
+
+
+def test_simulate_takes_the_invariance_as_an_option(tmp_path, capsys):
+    src = DATA / "snntorch_mlp.nir"
+    start = nb.imbalance(nb.load_model(src), nb.Lp(2)).max_relative
+    code, text = cli_out(capsys, "simulate", src, "-o", tmp_path / "out.nir")  # exact: the LIF layer takes its gauge
+    assert code == 0 and "every hidden population spikes, 1 (LIF); under --invariance exact" in text
+    assert printed_imbalance(text, "max relative imbalance") == pytest.approx(start, rel=2e-3)
+    out = nb.load_model(tmp_path / "out.nir")
+    assert nb.imbalance(out, nb.Lp(2)).max_relative <= 1e-12
+    assert out.populations["1"].neuron.model == "LIF"
+    for args, message in ((["--invariance", "rate"], "node '1': LIF leaks (tau)"),
+                          (["--spiking"], "under --invariance exact the spiking populations 1 (LIF) keep their own")):
+        assert main(["simulate", str(src), *args]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+
+
+def test_simulate_balances_exchange_units_by_agents_then_gauges_the_spiking_ones(tmp_path, capsys):
+    src = exported_lif(tmp_path / "lif.nir")
+    start = nb.imbalance(nb.load_model(src), nb.Lp(2)).max_relative
+    code, text = cli_out(capsys, "simulate", src, "--duration", "0.2", "--rate", "400", "--no-progress",
+                         "-o", tmp_path / "out.nir")
+    assert code == 0 and "1 agent populations ['h2']" in text
+    assert re.search(r"then \d+ rounds of the gauge of the spiking units h1 \(LIF\), h3 \(CubaLIF\) alternating", text)
+    assert printed_imbalance(text, "max relative imbalance") == pytest.approx(start, rel=2e-3)
+    end = printed_imbalance(text, r"max relative imbalance [-+0-9.e]+ ->")
+    assert end == pytest.approx(nb.imbalance(nb.load_model(tmp_path / "out.nir"), nb.Lp(2)).max_relative, rel=2e-3)
+    assert end <= 1e-10

@@ -31,12 +31,10 @@ from ..errors import ModelError, NumericalError
 from ..model.kinds import get_kind
 from ..model.network import Network, Projection
 from .costs import Cost
-from .metrics import imbalance
+from .metrics import INVARIANCES, imbalance, rate_coded
 from .scaling import factors, scale
 
 __all__ = ["gauge", "balance_spiking", "spiking_populations", "rate_view", "with_neurons", "INVARIANCES"]
-
-INVARIANCES = ("exact", "rate")
 
 
 def spiking_populations(net: Network) -> list[str]:
@@ -93,17 +91,6 @@ def gauge(net: Network, log_mu: Mapping[str, np.ndarray], *, inplace: bool = Fal
     return out
 
 
-def _check_rate_coded(net: Network) -> list[str]:
-    """Hidden spiking populations, refused unless IF (a leak makes the rate non-homogeneous)."""
-    names = [n for n in spiking_populations(net) if net.populations[n].role == "hidden"]
-    for name in names:
-        model = net.populations[name].neuron.model
-        if model != "IF":
-            raise ModelError(f"node {name!r}: {model} leaks (tau), so its rate is not a homogeneous function of its "
-                             "input and the rate exchange does not keep what it computes; use invariance='exact'")
-    return names
-
-
 def rate_view(net: Network) -> tuple[Network, dict]:
     """The rate model of a network of IF units, for engines that balance by the rate exchange (Brian2 agents).
 
@@ -121,7 +108,7 @@ def rate_view(net: Network) -> tuple[Network, dict]:
     ModelError
         For a hidden LIF or CubaLIF population (named), whose rate the exchange does not keep.
     """
-    names = _check_rate_coded(net)
+    names = rate_coded(net)
     log_mu = {}
     for name in names:
         pop = net.populations[name]
@@ -147,19 +134,6 @@ def with_neurons(net: Network, neurons: Mapping[str, object]) -> Network:
 def _exponent(cost: Cost) -> float:
     """The largest exponent of ``cost`` (1 for L-infinity): a log step of ``log(B/A)/p`` never overshoots."""
     return 1.0 if cost.is_linf else max(p for _, p in cost.terms)
-
-
-def _worst(net: Network, cost: Cost, names: list[str], tie: str | None) -> float:
-    """Max relative imbalance over exchange units and the live units (layers) of the spiking populations ``names``."""
-    rep = imbalance(net, cost, tie)
-    worst = rep.max_relative
-    for name in names:
-        A, B = rep.in_cost[name], rep.out_cost[name]
-        if tie == "layer":
-            A, B = A.sum(keepdims=True), B.sum(keepdims=True)
-        live = (A > 0) & (B > 0)
-        worst = max(worst, float(np.max(np.abs(A - B)[live] / np.maximum(A, B)[live], initial=0.0)))
-    return worst
 
 
 def _gauge_pass(net: Network, cost: Cost, names: list[str], log_mu: dict[str, np.ndarray],
@@ -194,7 +168,7 @@ def _exact(net: Network, cost: Cost, tol: float, max_rounds: int, scale_grid: st
     work = net.copy()
     log_mu: dict[str, np.ndarray] = {}
     log_lam: dict[str, np.ndarray] = {}
-    history: dict[str, list[float]] = {"imbalance": [_worst(net, cost, names, tie)],
+    history: dict[str, list[float]] = {"imbalance": [imbalance(net, cost, tie).max_relative],
                                        "cost": [imbalance(net, cost).total_cost]}
     converged, rounds, result = False, 0, None
     while rounds < max_rounds and not converged:
@@ -204,7 +178,7 @@ def _exact(net: Network, cost: Cost, tol: float, max_rounds: int, scale_grid: st
         for key, value in result.log_scales.items():
             log_lam[key] = log_lam.get(key, 0.0) + value
         work = _gauge_pass(work, cost, names, log_mu, tie)
-        history["imbalance"].append(_worst(work, cost, names, tie))
+        history["imbalance"].append(imbalance(work, cost, tie).max_relative)
         history["cost"].append(imbalance(work, cost).total_cost)
         converged = history["imbalance"][-1] <= tol
     if scale_grid == "pow2" and log_mu:
@@ -212,7 +186,7 @@ def _exact(net: Network, cost: Cost, tol: float, max_rounds: int, scale_grid: st
         exchanged = scale(net, log_lam)
         log_mu = {k: np.round(v / np.log(2.0)) * np.log(2.0) for k, v in log_mu.items()}
         work = gauge(exchanged, log_mu)
-        history["imbalance"].append(_worst(work, cost, names, tie))
+        history["imbalance"].append(imbalance(work, cost, tie).max_relative)
         history["cost"].append(imbalance(work, cost).total_cost)
     return work, log_lam, log_mu, converged, rounds, history, result
 
@@ -281,7 +255,7 @@ def balance_spiking(net: Network, cost: Cost, invariance: str = "exact", *, engi
                 for n, p in net.populations.items() if p.role == "hidden"}
     if invariance == "rate":
         stripped = net.copy()
-        for name in _check_rate_coded(net):
+        for name in rate_coded(net):
             stripped.populations[name].neuron = None  # balanced like its rate model (relu), threshold kept below
         result = engine(stripped, cost, tol=tol, scale_grid=scale_grid, **kwargs)
         result.network = with_neurons(result.network, {n: net.populations[n].neuron for n in spiking_populations(net)})
