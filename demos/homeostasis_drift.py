@@ -15,10 +15,10 @@ event::
 
     rms log(A / B) = sigma sqrt(8 q (1 - E[a^M]))
 
-with ``M`` the measured number of drift steps since each unit's last event, at each sample. In continuous time with Poisson
-events at rate ``r`` this is ``sigma sqrt(8 q / (1 + r tau))`` (dashed in the figure): only ``r tau``
-matters, an agent must balance about once per correlation time of the drift to halve the imbalance
-the drift alone causes. The simulation and the drift run at a step of dt = 2 ms, where the continuous
+with ``M`` the measured number of drift steps since each unit's last event, at each sample. In
+continuous time with Poisson events at rate ``r`` this is ``sigma sqrt(8 q / (1 + r tau))`` (dashed
+in the figure): only ``r tau`` matters, an agent must balance about once per correlation time of the
+drift to halve the imbalance the drift alone causes. The simulation and the drift run at a step of dt = 2 ms, where the continuous
 form lies 10-25 % above the data at high rates; the age form accounts for the step (and for the
 delays of lost conflicts) and is the one printed and drawn. Writes homeostasis_drift.png.
 

@@ -23,9 +23,9 @@ them from ~1.6x threshold to below it, far outside the high-rate regime where th
 nearly exact (neuro_balance/sim/lif.py, benchmarks/lif_exchange.py), so hidden and output rates fall
 (4 s run, seed 0: output rates ~30 Hz just after balancing against ~100 Hz without agents); STDP then
 potentiates the weakened synapses while the agents keep every neuron balanced, and the outputs climb
-back (82 Hz in the last second against 129 Hz). What it leaves alone: the model itself, STDP's rule and traces, the input,
-and the direction each row and column of weights points in (balancing rescales whole rows and
-columns, never the ratios within one).
+back (82 Hz in the last second against 129 Hz). What it leaves alone: the model's equations, the
+STDP rule (learning goes on), the input, and the ratios of the weights within a neuron's incoming
+row and within its outgoing column (balancing rescales whole rows and columns).
 Writes stdp_agents.png.
 
     python demos/stdp_agents.py --out demo_output [--duration 4]

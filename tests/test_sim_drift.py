@@ -86,7 +86,7 @@ def test_event_ages_count_drift_steps_since_the_last_event():
                        np.array([0, 0]), ("h1",))
     ages = event_ages(ev, {"h1": 2}, np.array([1, 2, 4, 5, 7]))
     np.testing.assert_array_equal(ages, [[2, 2], [0, 3], [2, 5], [0, 6], [2, 8]])
-    # no events at all: the prediction is the drift alone's stationary level, sigma sqrt(8 q (1 - a^M)) -> sigma sqrt(8 q)
+    # no events at all: the drift alone's stationary level, sigma sqrt(8 q (1 - a^M)) -> sigma sqrt(8 q)
     assert predicted_rms(0.1, 0.5, np.array([10 ** 6]), 1e-3, 0.01) == pytest.approx(0.1 * np.sqrt(4.0))
 
 

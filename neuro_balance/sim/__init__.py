@@ -17,7 +17,8 @@ from .replay import BalanceEvents, ReplayResult, max_relative_difference, replay
 from .results import SpikeMeasurement
 from .spec import CODINGS, READOUTS, SCHEDULES, Drift
 
-__all__ = ["run_agents", "AgentRun", "agent_equations", "AgentEquations", "attach_balancing", "Attachment", "quantization_bound", "QuantizationBound", "BalancingNetwork", "SpikeMeasurement",
+__all__ = ["run_agents", "AgentRun", "agent_equations", "AgentEquations", "attach_balancing", "Attachment",
+           "quantization_bound", "QuantizationBound", "BalancingNetwork", "SpikeMeasurement",
            "BalanceEvents", "ReplayResult", "replay", "max_relative_difference", "trajectory_difference",
            "TARGETS", "CODINGS", "READOUTS",
            "SCHEDULES", "Drift", "cache_directory"]
