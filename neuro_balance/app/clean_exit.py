@@ -74,19 +74,30 @@ def end_by_signal(signum: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     signal.signal(signum, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
     os.kill(os.getpid(), signum)
 
 
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block has finished (a few renames that must happen all or not at all)."""
-    signals = set(EXIT_CODES)
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    """Hold SIGINT and SIGTERM until the block has finished (a few renames that must happen all or not at all).
+
+    The handlers are swapped for ones that only note the signal, and a noted signal is raised again, to the
+    handler that was there before, when the block ends. (Blocking the signal with a mask would not do: the
+    kernel hands a process's signal to any thread that does not block it, and Python then runs the handler in
+    the main thread anyway.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: held.append(signum)) for signum in EXIT_CODES}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a pending signal is delivered here
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)
 
 
 def tame_brian2() -> None:
