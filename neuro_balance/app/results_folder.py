@@ -112,9 +112,10 @@ def results_folder(out: str | os.PathLike, replace: bool = False) -> Iterator[Pa
     Parameters
     ----------
     out : path-like
-        The results folder. It may not exist yet, or be empty; with ``replace`` it may hold anything.
+        The results folder. It may not exist yet, or be empty; with ``replace`` it may be an earlier run's.
     replace : bool
-        Replace an existing ``out`` whole (the old folder is renamed aside, the new one in, the old deleted).
+        Replace an earlier run's ``out`` whole (the old folder is renamed aside, the new one in, the old
+        deleted). A folder holding files but no earlier run's ``report.json`` is never replaced.
 
     Raises
     ------
