@@ -330,3 +330,35 @@ def test_cli_quantize_with_all_nan_data_is_an_error_not_accuracy_one(tmp_path):
     assert proc.returncode == 1 and "accuracy" not in proc.stdout
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "NaN" in lines[0] and "Traceback" not in proc.stderr
+
+
+def _log_scaled(net: nb.Network, log_scales: dict) -> list[np.ndarray]:
+    """log |w| + u_post - c u_pre of every weight and bias, by hand (dense projections of an MLP)."""
+    out = []
+    for proj in net.projections:
+        f = log_scales.get(proj.post, np.zeros(net.populations[proj.post].size))[:, None] - \
+            net.populations[proj.pre].degree * log_scales.get(proj.pre, np.zeros(net.populations[proj.pre].size))[None, :]
+        out.append(np.log(np.abs(proj.weight)) + f)
+    return out + [np.log(np.abs(pop.bias)) + log_scales.get(name, 0.0)
+                  for name, pop in net.populations.items() if pop.bias is not None]
+
+
+@pytest.mark.parametrize("case", ["factor alone beyond float64", "intermediate product beyond float64"])
+def test_scale_reaches_every_representable_result(case):
+    """`scale` multiplied w by exp(u_post), then by exp(-c u_pre): e^-887 alone is 0 (weights of 1e147
+    became 0, not 1e-238), and w e^454 overflowed before e^-216 brought it back to 1e303."""
+    net = nb.mlp([3, 4, 4, 2], seed=0)
+    if case == "factor alone beyond float64":
+        h2_out = net.projections[2].weight * 1e-300          # h2 -> out: 1e-300, times e^886 below
+        net = _times(net, 1e147)
+        net.projections[2].weight = h2_out
+        u = {"h1": np.full(4, -887.0), "h2": np.linspace(-886.5, -885.5, 4)}
+    else:
+        net.projections[1].weight *= 1e200                     # h1 -> h2
+        u = {"h1": np.linspace(215.5, 216.5, 4), "h2": np.linspace(453.5, 454.5, 4)}
+    want = _log_scaled(net, u)
+    assert all(np.all(np.abs(w) < 700) for w in want)  # every result representable
+    got = nb.scale(net, u)
+    params = [p.weight for p in got.projections] + [p.bias for p in got.populations.values() if p.bias is not None]
+    for a, b in zip(params, want):
+        np.testing.assert_allclose(np.log(np.abs(a)), b, rtol=0, atol=1e-12 * np.max(np.abs(b)))

@@ -14,6 +14,7 @@ from ..model.network import Network
 __all__ = ["scale", "factors", "split_pow2"]
 
 _LN2 = np.log(2.0)
+_LOG_FACTOR = 700.0  # a factor e**u with |u| above this may leave float64's normal range on its own
 
 
 def factors(log_scales: np.ndarray) -> np.ndarray:
@@ -87,19 +88,41 @@ def scale(net: Network, log_scales: Mapping[str, np.ndarray], *, inplace: bool =
         proj = out.projections[k]
         pre, post = out.populations[proj.pre], out.populations[proj.post]
         post_idx, pre_idx = get_kind(proj.kind).groups(proj, pre, post)
-        # Both factors far from 1: a power of two 2**k moves from the first to the second, so that w times
-        # the first stays near w's magnitude (e^454 then e^-216 overflowed on the way to e^238).
-        k = split_pow2(u[proj.post]) if proj.post in u and proj.pre in u else 0.0
-        f_post = factors(u[proj.post] - k * _LN2)[post_idx] if proj.post in u else None
-        f_pre = factors(k * _LN2 - pre.degree * u[proj.pre])[pre_idx] if proj.pre in u else None
-        proj.weight = _rescaled(proj.weight, f_post, f_pre, into)
+        # Both factors far from 1: a power of two moves from the first to the second, so that w times the
+        # first stays near w's magnitude (e^454 then e^-216 overflowed on the way to e^238).
+        shift = split_pow2(u[proj.post]) * _LN2 if proj.post in u and proj.pre in u else 0.0
+        log_post = u[proj.post] - shift if proj.post in u else None
+        log_pre = shift - pre.degree * u[proj.pre] if proj.pre in u else None
+        if all(v is None or not v.size or float(np.max(np.abs(v))) <= _LOG_FACTOR for v in (log_post, log_pre)):
+            f_post = factors(log_post)[post_idx] if log_post is not None else None
+            f_pre = factors(log_pre)[pre_idx] if log_pre is not None else None
+            proj.weight = _rescaled(proj.weight, f_post, f_pre, into)
+        else:  # a factor alone beyond float64 (e^-887 on weights of 1e147): per parameter, by exponents
+            log_f = np.zeros(proj.weight.shape)
+            for values, idx in ((log_post, post_idx), (log_pre, pre_idx)):
+                if values is not None:
+                    log_f += values[idx]
+            proj.weight = _times_exp(proj.weight, log_f, into)
     for name, values in u.items():
         pop = out.populations[name]
         if pop.bias is not None:
-            pop.bias *= factors(values)
+            pop.bias = _times_exp(pop.bias, values, pop.bias)
         if pop.neuron is not None:  # v_leak (LI) travels with the input it is added to
             pop.neuron = pop.neuron.with_potentials_scaled(factors(values))
     return out
+
+
+def _times_exp(w: np.ndarray, log_f: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``w * exp(log_f)`` into ``out``, also where ``exp(log_f)`` alone is outside float64 but the product is not.
+
+    Factors within ``e**±_LOG_FACTOR`` are `factors`; beyond, ``log_f = e log 2 + r`` and the product is
+    ``ldexp(w * exp(r), e)`` (``r`` of a power-of-two step is 0: the factor stays exact).
+    """
+    if not log_f.size or float(np.max(np.abs(log_f))) <= _LOG_FACTOR:
+        return np.multiply(w, factors(log_f), out=out)
+    e = np.round(log_f / _LN2)
+    np.multiply(w, factors(log_f - e * _LN2), out=out)
+    return np.ldexp(out, e.astype(np.int64), out=out)
 
 
 def split_pow2(u: np.ndarray) -> float:
