@@ -1,8 +1,8 @@
 """Every exception and warning class of the package: the one family raised for bad input, and the rest."""
 from __future__ import annotations
 
-__all__ = ["ModelError", "ActivationError", "ProfileError", "NumericalError", "GridError", "FixedPointOverflowError",
-           "UnverifiedProfileWarning", "StaticEstimateWarning", "NotApplicable"]
+__all__ = ["ModelError", "ActivationError", "ProfileError", "NumericalError", "UntrustedFileError", "GridError",
+           "FixedPointOverflowError", "UnverifiedProfileWarning", "StaticEstimateWarning", "NotApplicable"]
 
 
 class ModelError(ValueError):
@@ -19,6 +19,19 @@ class ProfileError(ValueError):
 
 class NumericalError(ValueError):
     """A result that float64 cannot hold: the message names the limit hit (overflow, underflow to 0, NaN) and where."""
+
+
+class UntrustedFileError(ValueError):
+    """An input file, or a part of it, refused by a reader of untrusted files before it is used.
+
+    Raised by `neuro_balance.model.safe_yaml`, `safe_npz` and `nir_hdf5`, whose callers re-raise it as
+    a `ModelError` or `ProfileError` naming the file: ``problem`` says what (naming the archive member
+    or HDF5 object), ``at`` where in a text file (`` at line L, column C``, or empty).
+    """
+
+    def __init__(self, problem: str, at: str = "") -> None:
+        self.problem, self.at = " ".join(problem.split()), at
+        super().__init__(f"{self.problem}{at}")
 
 
 class GridError(RuntimeError):

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ProfileError, UnverifiedProfileWarning
-from ..model.safe_yaml import YamlProblem, load_yaml
+from ..errors import ProfileError, UntrustedFileError, UnverifiedProfileWarning
+from ..model.safe_yaml import load_yaml
 from ..resources import resource_dir
 from .profile_schema import SCHEMA_VERSION, validate
 
@@ -153,7 +153,7 @@ def load_profile(name_or_path: str | Path | Profile, *, warn: bool = True) -> Pr
     except OSError as err:
         raise ProfileError(f"{path}: field '(file)': cannot be read ({err.strerror or type(err).__name__}), "
                            f"got {str(path)!r}") from None
-    except YamlProblem as err:
+    except UntrustedFileError as err:
         raise ProfileError(f"{path}: field '(yaml)': invalid YAML{err.at}: {err.problem}") from None
     try:
         profile = _parse(data, str(path))

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, UntrustedFileError
 from ..model.regular_file import open_regular
-from ..model.safe_npz import NpzArchive, NpzProblem
+from ..model.safe_npz import NpzArchive
 from ..seeding import check_random_state
 
 __all__ = ["Dataset", "digits", "idx", "mnist", "circles", "labelled_npz", "stratified_subset"]
@@ -223,7 +223,7 @@ def labelled_npz(path: str | os.PathLike, n_features: int | None = None) -> tupl
         raise FileNotFoundError(f"{path}: no such data file") from None
     except OSError as err:
         raise ModelError(f"{path}: cannot be read ({err.strerror or type(err).__name__})") from None
-    except NpzProblem as err:
+    except UntrustedFileError as err:
         raise ModelError(f"{path}: {err}") from None
     if X.ndim != 2 or X.shape[0] < 1 or (n_features is not None and X.shape[1] != n_features):
         want = f"(n, {n_features})" if n_features is not None else "(n, n_features)"

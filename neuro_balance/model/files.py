@@ -39,11 +39,11 @@ from typing import Any, Iterator
 import numpy as np
 import yaml
 
-from ..errors import ModelError
+from ..errors import ModelError, UntrustedFileError
 from .network import ROLES, Network, Population, Projection
 from .neurons import NEURON_MODELS, Neuron
-from .safe_npz import NpzArchive, NpzProblem
-from .safe_yaml import YamlProblem, load_yaml, short
+from .safe_npz import NpzArchive
+from .safe_yaml import load_yaml, short
 
 __all__ = ["FORMAT", "READ_FORMATS", "load_model", "save_model", "atomic_output", "atomic_write_text"]
 
@@ -231,7 +231,7 @@ def load_model(path: str | os.PathLike, *, allow_outside: bool = False) -> Netwo
         raise FileNotFoundError(f"{path}: no such model file") from None
     except OSError as err:
         raise ModelError(f"{path}: not a YAML model file ({err.strerror or type(err).__name__})") from None
-    except YamlProblem as err:  # one line: the problem and where, not PyYAML's multi-line report
+    except UntrustedFileError as err:  # one line: the problem and where, not PyYAML's multi-line report
         raise ModelError(f"{path}: not valid YAML{err.at}: {err.problem}") from None
     if not isinstance(doc, dict):
         raise ModelError(f"{path}: the top level must be a mapping, got {type(doc).__name__}")
@@ -252,12 +252,12 @@ def load_model(path: str | os.PathLike, *, allow_outside: bool = False) -> Netwo
     except OSError as err:
         raise ModelError(f"{path}: weights: {str(weights_path)!r} cannot be read "
                          f"({err.strerror or type(err).__name__})") from None
-    except NpzProblem as err:
+    except UntrustedFileError as err:
         raise ModelError(f"{path}: weights: {str(weights_path)!r}: {err}") from None
     try:
         with archive:
             return _network(doc, fmt, path, archive, weights_name)
-    except NpzProblem as err:
+    except UntrustedFileError as err:
         raise ModelError(f"{path}: weights: {weights_name}: {err}") from None
 
 

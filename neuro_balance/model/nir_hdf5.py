@@ -5,12 +5,11 @@ import multiprocessing
 import os
 from typing import Any
 
-import numpy as np
-
+from ..errors import UntrustedFileError
 from .regular_file import open_regular
 from .safe_yaml import reason, short
 
-__all__ = ["NirFileProblem", "read_tree", "MAX_NIR_BYTES", "TIMEOUT_SECONDS", "SECONDS_PER_MIB"]
+__all__ = ["read_tree", "MAX_NIR_BYTES", "TIMEOUT_SECONDS", "SECONDS_PER_MIB"]
 
 MAX_NIR_BYTES = 2 * 2**30  # the datasets of one file, decompressed, at most
 MAX_DEPTH = 32  # groups nested deeper are refused
@@ -20,12 +19,9 @@ _RATIO, _SLACK = 1032, 4096  # gzip (deflate) expands at most ~1032:1
 _LARGE, _LARGE_RATIO = 16 * 2**20, 100  # a large dataset claiming more is a bomb, not weights
 
 
-class NirFileProblem(ValueError):
-    """A ``.nir`` file, or one object in it, that is refused; ``node`` is the HDF5 path ('' for the file)."""
-
-    def __init__(self, node: str, problem: str) -> None:
-        self.node, self.problem = node, problem
-        super().__init__(f"{node}: {problem}" if node else problem)
+def _refused(node: str, problem: str) -> UntrustedFileError:
+    """The refusal of HDF5 object ``node`` (its path in the file; '' for the file itself)."""
+    return UntrustedFileError(f"{node}: {problem}" if node else problem)
 
 
 def read_tree(path: str | os.PathLike, max_bytes: int = MAX_NIR_BYTES, timeout: float | None = None) -> dict[str, Any]:
@@ -57,7 +53,7 @@ def read_tree(path: str | os.PathLike, max_bytes: int = MAX_NIR_BYTES, timeout: 
     ------
     FileNotFoundError, OSError
         The file is missing or not a regular file.
-    NirFileProblem
+    UntrustedFileError
         The file is not HDF5, has no ``/node`` group, an object in it is refused (named), or the
         HDF5 library did not finish reading it in time.
     """
@@ -73,19 +69,19 @@ def read_tree(path: str | os.PathLike, max_bytes: int = MAX_NIR_BYTES, timeout: 
     send.close()
     try:
         if not receive.poll(timeout):
-            raise NirFileProblem("", f"the HDF5 library did not finish reading it within {timeout:.3g} s; "
+            raise _refused("", f"the HDF5 library did not finish reading it within {timeout:.3g} s; "
                                      "a damaged file can make it loop")
         kind, value = receive.recv()
     except EOFError:
         child.join()
-        raise NirFileProblem("", f"the HDF5 library stopped while reading it (exit code {child.exitcode})") from None
+        raise _refused("", f"the HDF5 library stopped while reading it (exit code {child.exitcode})") from None
     finally:
         if child.is_alive():
             child.kill()
         child.join()
         receive.close()
     if kind == "problem":
-        raise NirFileProblem(*value)
+        raise UntrustedFileError(value)
     if kind == "oserror":
         raise OSError(*value)
     return value
@@ -95,12 +91,12 @@ def _read_in_child(send: Any, path: str | os.PathLike, max_bytes: int) -> None:
     """`_read_tree` in a forked child: the outcome (the tree, or the refusal's parts) goes back through ``send``."""
     try:
         outcome: tuple[str, Any] = ("tree", _read_tree(path, max_bytes))
-    except NirFileProblem as err:
-        outcome = ("problem", (err.node, err.problem))
+    except UntrustedFileError as err:
+        outcome = ("problem", err.problem)
     except OSError as err:
         outcome = ("oserror", (err.errno, err.strerror or str(err)))
     except BaseException as err:  # noqa: BLE001 - anything else still ends as one line in the parent
-        outcome = ("problem", ("", f"cannot be read ({reason(err)})"))
+        outcome = ("problem", f"cannot be read ({reason(err)})")
     send.send(outcome)
     send.close()
 
@@ -115,12 +111,12 @@ def _read_tree(path: str | os.PathLike, max_bytes: int) -> dict[str, Any]:
         try:
             file = h5py.File(handle, "r")
         except Exception as err:  # noqa: BLE001 - h5py raises OSError, ValueError, ... for a non-HDF5 file
-            raise NirFileProblem("", f"not an HDF5 file ({reason(err)})") from None
+            raise _refused("", f"not an HDF5 file ({reason(err)})") from None
         with file:
             reader = _Reader(h5py, size, max_bytes)
             root = reader.child(file, "node", "")
             if not isinstance(root, h5py.Group):
-                raise NirFileProblem("node", "missing, or not a group (a NIR file keeps its graph in /node)")
+                raise _refused("node", "missing, or not a group (a NIR file keeps its graph in /node)")
             return reader.group(root, "node", 0)
     finally:
         handle.close()
@@ -139,25 +135,25 @@ class _Reader:
             if link is None:
                 return None
             if not isinstance(link, self.h5py.HardLink):
-                raise NirFileProblem(name, f"a {type(link).__name__} (only objects stored in this file are read)")
+                raise _refused(name, f"a {type(link).__name__} (only objects stored in this file are read)")
             return group[key]
-        except NirFileProblem:
+        except UntrustedFileError:
             raise
         except Exception as err:  # noqa: BLE001 - a damaged object header
-            raise NirFileProblem(name, f"cannot be opened ({reason(err)})") from None
+            raise _refused(name, f"cannot be opened ({reason(err)})") from None
 
     def group(self, group: Any, where: str, depth: int) -> dict[str, Any]:
         if depth > MAX_DEPTH:
-            raise NirFileProblem(where, f"groups nested deeper than {MAX_DEPTH} levels")
+            raise _refused(where, f"groups nested deeper than {MAX_DEPTH} levels")
         out: dict[str, Any] = {}
         try:
             keys = list(group.keys())
         except Exception as err:  # noqa: BLE001
-            raise NirFileProblem(where, f"cannot be listed ({reason(err)})") from None
+            raise _refused(where, f"cannot be listed ({reason(err)})") from None
         for key in keys:
             self.visited += 1
             if self.visited > MAX_OBJECTS:
-                raise NirFileProblem(where, f"more than {MAX_OBJECTS} objects")
+                raise _refused(where, f"more than {MAX_OBJECTS} objects")
             name = f"{where}/{key}"
             item = self.child(group, key, where)
             if isinstance(item, self.h5py.Group):
@@ -165,25 +161,25 @@ class _Reader:
             elif isinstance(item, self.h5py.Dataset):
                 out[key] = self.dataset(item, name)
             else:
-                raise NirFileProblem(name, f"a {type(item).__name__}, neither a group nor a dataset")
+                raise _refused(name, f"a {type(item).__name__}, neither a group nor a dataset")
         return out
 
     def dataset(self, ds: Any, where: str) -> Any:
         try:
             return self._dataset(ds, where)
-        except NirFileProblem:
+        except UntrustedFileError:
             raise
         except Exception as err:  # noqa: BLE001 - a damaged header: dtype, layout or chunk index unreadable
-            raise NirFileProblem(where, f"cannot be read ({reason(err)})") from None
+            raise _refused(where, f"cannot be read ({reason(err)})") from None
 
     def _dataset(self, ds: Any, where: str) -> Any:
         h5py = self.h5py
         shape, dtype = ds.shape, ds.dtype
         if shape is None:
-            raise NirFileProblem(where, "an empty (null) dataset")
+            raise _refused(where, "an empty (null) dataset")
         string = h5py.check_string_dtype(dtype) is not None
         if not (string or dtype.kind in "biuf"):
-            raise NirFileProblem(where, f"dtype {short(str(dtype))} (only numbers and strings are read)")
+            raise _refused(where, f"dtype {short(str(dtype))} (only numbers and strings are read)")
         count = 1
         for n in shape:
             count *= int(n)
@@ -191,21 +187,21 @@ class _Reader:
         plist = ds.id.get_create_plist()
         layout = plist.get_layout()
         if layout == h5py.h5d.VIRTUAL or plist.get_external_count():
-            raise NirFileProblem(where, "its data lies in other files (external or virtual storage)")
+            raise _refused(where, "its data lies in other files (external or virtual storage)")
         stored = ds.id.get_storage_size()
         if stored > self.file_size:
-            raise NirFileProblem(where, f"declares {stored} stored bytes, the file has {self.file_size} (truncated?)")
+            raise _refused(where, f"declares {stored} stored bytes, the file has {self.file_size} (truncated?)")
         if count and not string:
             filtered = layout == h5py.h5d.CHUNKED and plist.get_nfilters() > 0
             limit = stored if not filtered else _RATIO * stored + _SLACK
             if filtered and nbytes > max(_LARGE, _LARGE_RATIO * stored):
                 limit = min(limit, _LARGE_RATIO * stored)
             if layout != h5py.h5d.COMPACT and nbytes > limit:
-                raise NirFileProblem(where, f"declares shape {list(shape)} of {dtype} ({nbytes} bytes) but stores "
+                raise _refused(where, f"declares shape {list(shape)} of {dtype} ({nbytes} bytes) but stores "
                                      f"{stored} bytes{' compressed' if filtered else ''}; the rest would be "
                                      "invented (fill value)")
         if self.total + nbytes > self.max_bytes:
-            raise NirFileProblem(where, f"{nbytes} bytes would take the data read past the limit of "
+            raise _refused(where, f"{nbytes} bytes would take the data read past the limit of "
                                  f"{self.max_bytes} bytes")
         self.total += nbytes
         value = ds[()]  # a damaged chunk, a failing filter or a truncated file raise: see `dataset`
@@ -213,6 +209,6 @@ class _Reader:
             try:
                 return value.decode("utf-8")
             except UnicodeDecodeError:
-                raise NirFileProblem(where, "a string that is not UTF-8") from None
+                raise _refused(where, "a string that is not UTF-8") from None
         return value
 

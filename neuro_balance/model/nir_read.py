@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, UntrustedFileError
 from . import elementwise  # noqa: F401  (registers the elementwise kind)
 from .network import Network, Population, Projection
 from .neurons import NEURON_MODELS, Neuron
-from .nir_hdf5 import NirFileProblem, read_tree
+from .nir_hdf5 import read_tree
 from .safe_yaml import reason, short
 
 __all__ = ["from_nir", "read_nir_graph", "ACTIVATION_KEY", "NAME_KEY", "GROUND_KEY", "recurrent_edges"]
@@ -62,7 +62,7 @@ def read_nir_graph(path: str | os.PathLike) -> Any:
         tree = read_tree(path)
     except OSError as err:
         raise ModelError(f"{path}: not a readable NIR file ({err.strerror or type(err).__name__})") from None
-    except NirFileProblem as err:
+    except UntrustedFileError as err:
         raise ModelError(f"{path}: not a readable NIR file ({err})") from None
     try:  # our own checks name node and field; nir's type check rejects grouped convolutions
         return _nir_node(nir, tree, "")

@@ -9,20 +9,17 @@ from typing import Iterator
 
 import numpy as np
 
+from ..errors import UntrustedFileError
 from .regular_file import open_regular
 from .safe_yaml import reason, short
 
-__all__ = ["NpzProblem", "NpzArchive", "read_npy", "MAX_ARRAY_BYTES"]
+__all__ = ["NpzArchive", "read_npy", "MAX_ARRAY_BYTES"]
 
 MAX_ARRAY_BYTES = 2 * 2**30  # the arrays read from one archive, decompressed, at most
 _DEFLATE_RATIO = 1032  # deflate cannot expand data more than ~1032:1 (RFC 1951, 258-byte matches)
 # Weights hardly compress (zero-heavy pruned ones ~10:1); a large member claiming more is a zip bomb.
 _LARGE, _LARGE_RATIO = 16 * 2**20, 100
 _CHUNK = 2**20
-
-
-class NpzProblem(ValueError):
-    """An archive, or one member of it, that is refused; the message names the member when there is one."""
 
 
 class NpzArchive:
@@ -48,7 +45,7 @@ class NpzArchive:
     ------
     FileNotFoundError, OSError
         The file is missing or not a regular file.
-    NpzProblem
+    UntrustedFileError
         The archive or a member's entry is refused; one line.
 
     Examples
@@ -65,7 +62,7 @@ class NpzArchive:
             try:
                 self._zip = zipfile.ZipFile(self._handle)
             except Exception as err:  # noqa: BLE001 - a damaged zip fails in many ways (struct, EOF, huge counts)
-                raise NpzProblem(f"not a readable npz archive ({reason(err)})") from None
+                raise UntrustedFileError(f"not a readable npz archive ({reason(err)})") from None
             self._members = self._check_directory(size)
         except BaseException:
             self._handle.close()
@@ -77,23 +74,23 @@ class NpzArchive:
             name = info.filename
             where = f"member {short(name)}"
             if not name.endswith(".npy") or len(name) == 4:
-                raise NpzProblem(f"{where}: not an .npy array (an npz archive holds only NAME.npy members)")
+                raise UntrustedFileError(f"{where}: not an .npy array (an npz archive holds only NAME.npy members)")
             key = name[:-4]
             if key in members:
-                raise NpzProblem(f"{where}: appears twice")
+                raise UntrustedFileError(f"{where}: appears twice")
             if info.flag_bits & 0x1:
-                raise NpzProblem(f"{where}: is encrypted")
+                raise UntrustedFileError(f"{where}: is encrypted")
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise NpzProblem(f"{where}: compression method {info.compress_type} (only stored or deflate)")
+                raise UntrustedFileError(f"{where}: compression method {info.compress_type} (only stored or deflate)")
             if info.compress_size > size or info.header_offset + info.compress_size > size:
-                raise NpzProblem(f"{where}: declares {info.compress_size} compressed bytes at offset "
+                raise UntrustedFileError(f"{where}: declares {info.compress_size} compressed bytes at offset "
                                  f"{info.header_offset}, beyond the {size} bytes of the archive (truncated?)")
             limit = info.compress_size if info.compress_type == zipfile.ZIP_STORED else (
                 _DEFLATE_RATIO * info.compress_size + 64)
             if info.file_size > max(_LARGE, _LARGE_RATIO * info.compress_size):
                 limit = min(limit, _LARGE_RATIO * info.compress_size)
             if info.file_size > limit:
-                raise NpzProblem(f"{where}: declares {info.file_size} bytes from {info.compress_size} compressed "
+                raise UntrustedFileError(f"{where}: declares {info.file_size} bytes from {info.compress_size} compressed "
                                  "bytes, more than the compression can hold")
             members[key] = info
         return members
@@ -132,7 +129,7 @@ class NpzArchive:
         ------
         KeyError
             No such member.
-        NpzProblem
+        UntrustedFileError
             A bad header, a dtype that is not integer or floating point, a size that disagrees with
             the member's or exceeds the byte budget, or data that is truncated or damaged.
         """
@@ -140,10 +137,10 @@ class NpzArchive:
         try:
             with self._zip.open(info) as member:
                 array = _read_array(member, name, info.file_size, self.max_bytes - self.bytes_read)
-        except NpzProblem:
+        except UntrustedFileError:
             raise
         except Exception as err:  # noqa: BLE001 - zlib, CRC, EOF and struct errors of a damaged member
-            raise NpzProblem(f"array {short(name)}: cannot be read ({reason(err)})") from None
+            raise UntrustedFileError(f"array {short(name)}: cannot be read ({reason(err)})") from None
         self.bytes_read += array.nbytes
         return array
 
@@ -155,17 +152,17 @@ def read_npy(path: str | os.PathLike, max_bytes: int = MAX_ARRAY_BYTES) -> np.nd
     ------
     FileNotFoundError, OSError
         The file is missing or not a regular file.
-    NpzProblem
+    UntrustedFileError
         As `NpzArchive.read` (the message names the file's stem as the array).
     """
     with open_regular(path) as handle:
         size = os.fstat(handle.fileno()).st_size
         try:
             return _read_array(handle, Path(path).stem, size, max_bytes)
-        except NpzProblem:
+        except UntrustedFileError:
             raise
         except Exception as err:  # noqa: BLE001 - the same failures as a member's
-            raise NpzProblem(f"array {short(Path(path).stem)}: cannot be read ({reason(err)})") from None
+            raise UntrustedFileError(f"array {short(Path(path).stem)}: cannot be read ({reason(err)})") from None
 
 
 def _read_array(stream, name: str, size: int, budget: int) -> np.ndarray:
@@ -177,16 +174,16 @@ def _read_array(stream, name: str, size: int, budget: int) -> np.ndarray:
         count *= n
     nbytes = count * dtype.itemsize
     if header_len + nbytes != size:
-        raise NpzProblem(f"{where}: header declares shape {list(shape)} of {dtype} ({nbytes} bytes), "
+        raise UntrustedFileError(f"{where}: header declares shape {list(shape)} of {dtype} ({nbytes} bytes), "
                          f"{size - header_len} bytes follow it")
     if nbytes > budget:
-        raise NpzProblem(f"{where}: {nbytes} bytes would take the arrays read past the limit")
+        raise UntrustedFileError(f"{where}: {nbytes} bytes would take the arrays read past the limit")
     flat = np.empty(count, dtype)
     view, filled = memoryview(flat).cast("B"), 0
     while filled < nbytes:
         got = stream.readinto(view[filled:filled + _CHUNK])
         if not got:
-            raise NpzProblem(f"{where}: data ends after {filled} of {nbytes} bytes (truncated)")
+            raise UntrustedFileError(f"{where}: data ends after {filled} of {nbytes} bytes (truncated)")
         filled += got
     return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
 
@@ -203,10 +200,10 @@ def _header(member, name: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
         else:
             raise ValueError(f"npy format version {version[0]}.{version[1]}")
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # the member itself is damaged (CRC, deflate data)
-        raise NpzProblem(f"array {short(name)}: cannot be read ({reason(err)})") from None
+        raise UntrustedFileError(f"array {short(name)}: cannot be read ({reason(err)})") from None
     except Exception as err:  # noqa: BLE001 - numpy raises ValueError, SyntaxError, ... for a bad header
-        raise NpzProblem(f"array {short(name)}: not a valid npy header ({reason(err)})") from None
+        raise UntrustedFileError(f"array {short(name)}: not a valid npy header ({reason(err)})") from None
     if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
-        raise NpzProblem(f"array {short(name)}: has dtype {short(str(dtype))}, not numbers")
+        raise UntrustedFileError(f"array {short(name)}: has dtype {short(str(dtype))}, not numbers")
     return tuple(int(n) for n in shape), bool(fortran), dtype, member.tell()
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import yaml
 
+from ..errors import UntrustedFileError
 from .regular_file import read_regular
 
-__all__ = ["YamlProblem", "load_yaml", "short", "reason", "MAX_YAML_BYTES", "MAX_DEPTH"]
+__all__ = ["load_yaml", "short", "reason", "MAX_YAML_BYTES", "MAX_DEPTH"]
 
 MAX_YAML_BYTES = 16 * 2**20  # model files and profiles are a few kB
 MAX_DEPTH = 64  # mappings and lists nested deeper than this are refused
@@ -36,19 +37,11 @@ def reason(err: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-class YamlProblem(ValueError):
-    """A YAML text that is refused: ``problem`` says why, ``line`` and ``column`` (1-based) where, if known."""
-
-    def __init__(self, problem: str, line: int | None = None, column: int | None = None) -> None:
-        self.problem, self.line, self.column = " ".join(problem.split()), line, column
-        super().__init__(f"{self.problem}{self.at}")
-
-    @property
-    def at(self) -> str:
-        """`` at line L, column C`` (empty when the place is unknown)."""
-        if self.line is None:
-            return ""
-        return f" at line {self.line}" + (f", column {self.column}" if self.column is not None else "")
+def _refused(problem: str, mark: Any = None, line: int | None = None) -> UntrustedFileError:
+    """The refusal of a YAML text, placed at a PyYAML mark (0-based) or a 1-based line."""
+    if mark is not None:
+        return UntrustedFileError(problem, f" at line {mark.line + 1}, column {mark.column + 1}")
+    return UntrustedFileError(problem, f" at line {line}" if line is not None else "")
 
 
 class _ScanBoundedLoader(yaml.SafeLoader):
@@ -58,8 +51,7 @@ class _ScanBoundedLoader(yaml.SafeLoader):
         # Each open '[' or '{' may start a key, and the scanner looks ahead over all of them (up to
         # 1024 characters, quadratically) before the first event: stop at the limit already.
         if self.flow_level >= MAX_DEPTH:
-            mark = self.get_mark()
-            raise YamlProblem(f"nested deeper than {MAX_DEPTH} levels", mark.line + 1, mark.column + 1)
+            raise _refused(f"nested deeper than {MAX_DEPTH} levels", self.get_mark())
         super().fetch_flow_collection_start(TokenClass)
 
 
@@ -73,14 +65,12 @@ def _check_events(text: str) -> None:
     depth = 0
     for event in yaml.parse(text, Loader=_LOADER):
         if isinstance(event, yaml.AliasEvent):
-            mark = event.start_mark
-            raise YamlProblem(f"alias *{event.anchor} refused (aliases are not allowed in these files; write the "
-                              "value out)", mark.line + 1, mark.column + 1)
+            raise _refused(f"alias *{event.anchor} refused (aliases are not allowed in these files; write the "
+                           "value out)", event.start_mark)
         if isinstance(event, _OPEN):
             depth += 1
             if depth > MAX_DEPTH:
-                mark = event.start_mark
-                raise YamlProblem(f"nested deeper than {MAX_DEPTH} levels", mark.line + 1, mark.column + 1)
+                raise _refused(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
         elif isinstance(event, _CLOSE):
             depth -= 1
 
@@ -90,7 +80,7 @@ def _decode(data: bytes) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        raise YamlProblem(f"not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start})", line) from None
+        raise _refused(f"not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start})", line=line) from None
     return text.removeprefix("\ufeff")
 
 
@@ -116,7 +106,7 @@ def load_yaml(path: str | os.PathLike, max_bytes: int = MAX_YAML_BYTES) -> Any:
     ------
     FileNotFoundError, OSError
         The file is missing, not a regular file, too large or unreadable.
-    YamlProblem
+    UntrustedFileError
         The text is not UTF-8, not valid YAML, uses an alias (``*name``; a few bytes of aliases can
         expand to gigabytes) or nests deeper than `MAX_DEPTH` levels; one line with the place.
     """
@@ -124,13 +114,12 @@ def load_yaml(path: str | os.PathLike, max_bytes: int = MAX_YAML_BYTES) -> Any:
     try:
         _check_events(text)
         return yaml.load(text, Loader=_LOADER)
-    except YamlProblem:
+    except UntrustedFileError:
         raise
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
         problem = str(getattr(err, "problem", None) or err)
         if "maximum nesting depth" in problem:  # libyaml's own limit, met while scanning ahead
             problem = f"nested deeper than {MAX_DEPTH} levels"
-        raise YamlProblem(problem, *((mark.line + 1, mark.column + 1) if mark is not None else ())) from None
+        raise _refused(problem, getattr(err, "problem_mark", None)) from None
     except (ValueError, TypeError, OverflowError, RecursionError) as err:  # e.g. a 5000-digit integer
-        raise YamlProblem(f"a value cannot be read ({type(err).__name__}: {str(err)[:120]})") from None
+        raise _refused(f"a value cannot be read ({reason(err)})") from None

@@ -63,7 +63,7 @@ def _input(path: str | None, n_in: int, seed: int) -> np.ndarray:
                 x = np.loadtxt(handle, ndmin=1)
     except OSError as err:
         raise ModelError(f"{path}: input: cannot be read ({err.strerror or type(err).__name__})") from None
-    except ValueError as err:  # NpzProblem, or text that is not numbers
+    except ValueError as err:  # UntrustedFileError, or text that is not numbers
         raise ModelError(f"{path}: input: {' '.join(str(err).split())[:200]}") from None
     x = np.asarray(x, dtype=np.float64).ravel()
     if x.shape != (n_in,):
