@@ -32,7 +32,7 @@ def test_profiles_details_lists_sources_and_bad_name_is_a_usage_error(capsys):
     args = parse(["profiles", "truenorth", "--details"])
     assert args.func(args) == 0
     out = capsys.readouterr().out
-    assert "sources:" in out and "unverified: weights.rounding" in out
+    assert "sources:" in out and "unverified: neuron.compare, weights.rounding" in out
     with pytest.raises(SystemExit) as exit_:
         parse(["profiles", "truenrth"])
     assert exit_.value.code == 2 and "did you mean 'truenorth'?" in capsys.readouterr().err
