@@ -8,10 +8,9 @@ import math
 import os
 from pathlib import Path
 
-import yaml
-
 from ...balancing.costs import Cost, parse_cost
 from ...grid import SCHEDULERS
+from ...model.safe_yaml import load_yaml
 from ...resources import resource_dir
 
 __all__ = ["COST_HELP", "MODEL_HELP", "INVARIANCE_HELP", "cost_argument", "model_argument", "positive_float", "positive_int",
@@ -156,7 +155,7 @@ def files_read(model: str) -> list[Path]:
     path = Path(model)
     files = [path]
     if path.suffix in (".yaml", ".yml"):
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))  # load_model has accepted it: small and plain
+        document = load_yaml(path)  # load_model has accepted it; read the same way (no aliases, bounded)
         if isinstance(document, dict) and isinstance(document.get("weights"), str):
             files.append(path.parent / document["weights"])
     return files
