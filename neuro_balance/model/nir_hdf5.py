@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from typing import Any
 
 from ..errors import UntrustedFileError
@@ -35,8 +36,8 @@ def read_tree(path: str | os.PathLike, max_bytes: int = MAX_NIR_BYTES, timeout: 
     ``max_bytes``. Byte strings are decoded as UTF-8, as ``nir.read`` does.
 
     The HDF5 library can loop forever (or crash) on a damaged file, e.g. a global heap whose object
-    sizes overlap, so where processes can be forked the file is read in a child process that is
-    stopped after ``timeout`` seconds; elsewhere it is read in this process.
+    sizes overlap, so on Linux the file is read in a forked child process that is stopped after
+    ``timeout`` seconds; elsewhere (no safe fork on macOS, none on Windows) it is read in this process.
 
     Parameters
     ----------
@@ -59,7 +60,7 @@ def read_tree(path: str | os.PathLike, max_bytes: int = MAX_NIR_BYTES, timeout: 
     """
     with open_regular(path) as handle:  # missing files and FIFOs are refused here, at once
         size = os.fstat(handle.fileno()).st_size
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if not sys.platform.startswith("linux"):
         return _read_tree(path, max_bytes)
     timeout = TIMEOUT_SECONDS + SECONDS_PER_MIB * size / 2**20 if timeout is None else timeout
     context = multiprocessing.get_context("fork")
