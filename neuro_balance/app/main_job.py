@@ -169,6 +169,7 @@ def _run(staging: Path, *, model, quick, profiles, seed, target, cost, progress,
             report["hardware"] = evaluation.to_dict()
             report["hardware_table"] = evaluation.table()
             report["hardware_skipped"] = skipped
+            report["test_images"] = int(len(digits[2]))
             names = evaluation.profiles
         rescaled_ran = attempt("hardware_rescaled", rescaled_chips, names) is not None
     if rescaled_ran:
@@ -206,9 +207,10 @@ def _figures(out: Path, results: dict[str, Any], settings: JobSettings) -> dict[
         figures["spiking_raster"] = plots.plot_spiking_raster(
             run.spikes, {name: (run.events.t[run.events.population == name],
                                 run.events.index[run.events.population == name]) for name in run.events.order},
-            out / "spiking_raster.png", window=(balancing[0] - 0.05, balancing[1] + 0.05),
+            out / "spiking_raster.png", window=(balancing[0] - 0.01, balancing[0] + 0.015),
             phases={"measure before": before, "balance while spiking": balancing, "measure after": after},
-            outputs={"before": run.before.output, "after": run.after.output}, output_name=run.network.output.name)
+            outputs={"before": run.before.output, "after": run.after.output}, output_name=run.network.output.name,
+            rates=plots.rate_pairs(run), sizes={n: p.size for n, p in run.network.populations.items()})
     if "hardware" in results:
         evaluation = results["hardware"][0]
         evaluation.save(out, stem="accuracy_vs_bits", figure=False)

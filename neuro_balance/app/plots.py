@@ -8,7 +8,8 @@ import numpy as np
 
 from ..model.files import atomic_output
 
-__all__ = ["plot_agent_convergence", "plot_balance_histogram", "plot_spiking_raster", "plot_accuracy_vs_bits"]
+__all__ = ["plot_agent_convergence", "plot_balance_histogram", "plot_spiking_raster", "plot_accuracy_vs_bits",
+           "rate_pairs"]
 
 
 def _pyplot():
@@ -43,7 +44,7 @@ def plot_agent_convergence(t: np.ndarray, imbalance: Mapping[str, np.ndarray], e
     path : path-like
     """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig, ax = plt.subplots(figsize=(9, 5))
     for name, values in imbalance.items():
         ax.semilogy(1e3 * t, np.maximum(values, 1e-17), label=f"max relative imbalance ({name})")
     ax.set_xlabel("simulated time (ms)")
@@ -63,6 +64,8 @@ def plot_agent_convergence(t: np.ndarray, imbalance: Mapping[str, np.ndarray], e
 def plot_balance_histogram(before: np.ndarray, after: np.ndarray, lam: np.ndarray, path: str | Path) -> Path:
     """Histograms of the units' relative imbalance before and after balancing, and of their factors.
 
+    Units whose imbalance is exactly 0 have no logarithm: they are counted in the legend, not drawn.
+
     Parameters
     ----------
     before, after : ndarray
@@ -72,100 +75,183 @@ def plot_balance_histogram(before: np.ndarray, after: np.ndarray, lam: np.ndarra
     path : path-like
     """
     plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    floor = 1e-17
-    values = np.log10(np.maximum(np.concatenate([before, after]), floor))
-    bins = np.linspace(values.min() - 0.5, max(values.max(), 0) + 0.5, 40)
-    ax1.hist(np.log10(np.maximum(before, floor)), bins=bins, alpha=0.7, label="before")
-    ax1.hist(np.log10(np.maximum(after, floor)), bins=bins, alpha=0.7, label="after")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    drawn = [np.log10(v[v > 0]) for v in (before, after)]
+    values = np.concatenate(drawn)
+    low, high = (values.min(), values.max()) if values.size else (-1.0, 0.0)
+    bins = np.linspace(np.floor(low) - 0.5, max(np.ceil(high), 0) + 0.5, 40)
+    for data, raw, label, colour in zip(drawn, (before, after), ("before", "after balancing"), ("C0", "C1")):
+        zeros = int(np.sum(raw == 0))
+        note = f" ({zeros} of {raw.size} exactly 0: not drawn)" if zeros else ""
+        ax1.hist(data, bins=bins, alpha=0.7, color=colour, label=f"{label}{note}")
     ax1.set_xlabel("log10 relative imbalance |in - out| / max(in, out)")
     ax1.set_ylabel("units")
-    ax1.legend()
+    ax1.set_title("each unit's relative imbalance", fontsize=11)
+    ax1.legend(fontsize=9)
     ax2.hist(np.log2(lam), bins=30, color="C2")
-    ax2.set_xlabel("log2 lambda (cumulative factor per unit)")
+    ax2.set_xlabel("log2 λ (the factor balancing applied to the unit)")
     ax2.set_ylabel("units")
-    fig.suptitle("Balance before and after")
+    ax2.set_title("each unit's factor λ", fontsize=11)
+    fig.suptitle(f"Balance before and after: {before.size} units", fontsize=12)
+    fig.tight_layout()
     return _save(fig, path)
+
+
+def rate_pairs(run, min_count: int = 100) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per hidden population of an `AgentRun` measured while spiking: (λ x rate before, rate after) in Hz of
+    the units with at least ``min_count`` spikes before (the units of `AgentRun.rate_ratios`)."""
+    out = {}
+    for name, u in run.log_scales.items():
+        on = run.before.counts[name] >= max(min_count, 1)
+        out[name] = (np.exp(u[on]) * run.before.rates[name][on], run.after.rates[name][on])
+    return out
+
+
+def _shown_units(t: np.ndarray, i: np.ndarray, size: int, count: int) -> np.ndarray:
+    """Up to ``count`` unit indices spread evenly over the units that spiked (by index), all when fewer."""
+    active = np.unique(i)
+    if active.size <= count:
+        return active if active.size else np.arange(min(size, count))
+    return active[np.round(np.linspace(0, active.size - 1, count)).astype(int)]
 
 
 def plot_spiking_raster(spikes: Mapping[str, tuple[np.ndarray, np.ndarray]],
                         events: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
                         window: tuple[float, float] | None = None, phases: Mapping[str, tuple[float, float]] | None = None,
-                        outputs: Mapping[str, np.ndarray] | None = None, output_name: str = "out") -> Path:
-    """Spike raster of the populations on a neuron axis, with every balance event marked.
+                        outputs: Mapping[str, np.ndarray] | None = None, output_name: str = "out",
+                        units: int = 8, rates: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                        sizes: Mapping[str, int] | None = None) -> Path:
+    """The spiking run: population rates over the whole run with its phases shaded, a raster of a few units per
+    population over ``window`` with the balance events, and optionally the readout and the rate ratios.
 
     Parameters
     ----------
     spikes : dict of (times, indices)
         Spike times (s) and unit indices per population, stacked bottom-up in the order given.
     events : dict of (times, indices)
-        Balance events per population.
+        Balance events per population (empty when nothing balanced: the figure then says so).
     path : path-like
     window : (start, stop), optional
-        Time range to draw (s).
+        Time range of the raster (s); the whole run by default. It is marked on the timeline.
     phases : dict of (start, stop), optional
-        Named time ranges shaded in the background (e.g. measurement and balancing).
+        Named time ranges shaded on the timeline and the raster (e.g. the measuring windows and the balancing).
     outputs : dict of ndarray, optional
-        The output population's readout per measurement (e.g. ``{"before": y0, "after": y1}``), drawn in a
-        panel beside the raster: integrating output units do not spike, so they have no raster rows.
+        The output population's readout per measurement (e.g. ``{"before": y0, "after": y1}``), drawn beside
+        the raster; its title says whether the output units spike (``output_name`` in ``spikes``) or integrate.
     output_name : str
-        Name of the output population (the panel's title).
+        Name of the output population.
+    units : int
+        Units drawn per population in the raster (spread evenly over those that spiked): a row of a unit
+        firing at hundreds of Hz stays readable.
+    rates : dict of (expected, measured), optional
+        Per hidden population, λ x rate before and rate after (`rate_pairs`): drawn against each other.
+    sizes : dict of int, optional
+        Units per population (default: one more than the largest index that spiked).
     """
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
     plt = _pyplot()
-    fig = plt.figure(figsize=(10, 5.2))
-    grid = fig.add_gridspec(1, 2 if outputs else 1, width_ratios=[4, 1] if outputs else [1], wspace=0.08)
-    ax = fig.add_subplot(grid[0])
-    for k, (label, (start, stop)) in enumerate((phases or {}).items()):
-        if window is None or (start < window[1] and stop > window[0]):  # only phases the window shows
-            ax.axvspan(start, stop, color=f"C{k + 1}", alpha=0.12, lw=0, label=label, zorder=0)
-    offset, ticks, labels, bands = 0, [], [], []
-    labelled = False
+    side = [k for k, on in (("outputs", bool(outputs)), ("rates", bool(rates))) if on]
+    fig = plt.figure(figsize=(13, 7.5))
+    grid = fig.add_gridspec(2, 1 + len(side), height_ratios=[1, 2.3], width_ratios=[3.2] + [1.3] * len(side),
+                            hspace=0.42, wspace=0.3)
+    timeline = fig.add_subplot(grid[0, :])
+    ax = fig.add_subplot(grid[1, 0])
+    colours = {label: f"C{k + 1}" for k, label in enumerate(phases or {})}
+    stop = max((float(t.max(initial=0.0)) for t, _ in spikes.values()), default=1.0)
+    stop = max([stop] + [b for _, b in (phases or {}).values()])
+    bin_s = max(stop / 400, 1e-3)
+    edges = np.arange(0.0, stop + bin_s, bin_s)
+    size_of = {name: int((sizes or {}).get(name, max(int(i.max(initial=-1)) + 1, 1))) for name, (_, i) in spikes.items()}
     for name, (t, i) in spikes.items():
+        counts, _ = np.histogram(t, edges)
+        timeline.plot(edges[:-1] + bin_s / 2, counts / (bin_s * size_of[name]), lw=1,
+                      label=f"{name} (mean over its {size_of[name]} units)")
+    for label, (a, b) in (phases or {}).items():
+        for axis in (timeline, ax):
+            axis.axvspan(a, b, color=colours[label], alpha=0.18, lw=0, zorder=0,
+                         label=label if axis is timeline else None)
+    if window is not None:
+        timeline.axvspan(*window, facecolor="none", edgecolor="k", lw=1.2, ls="--", label="the raster below")
+    timeline.set_xlim(0, stop)
+    timeline.set_ylabel("spike rate per unit (Hz)")
+    timeline.set_xlabel("simulated time (s)")
+    timeline.set_title("Population spike rates over the whole run", fontsize=11)
+    timeline.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    timeline.grid(alpha=0.3)
+
+    offset, ticks, labels, bands, shown_events = 0, [], [], [], 0
+    for name, (t, i) in spikes.items():
+        size = size_of[name]
         keep = np.ones(t.shape, bool) if window is None else (t >= window[0]) & (t <= window[1])
-        ax.scatter(t[keep], i[keep] + offset, s=7, color="0.1", marker="|", lw=0.7, rasterized=True, zorder=3,
-                   label=None if bands else "spike")
+        shown = _shown_units(t[keep], i[keep], size, units)
+        row = {int(u): k for k, u in enumerate(shown)}
+        sel = keep & np.isin(i, shown)
+        ax.scatter(t[sel], [offset + row[int(u)] for u in i[sel]], s=50, color="0.1", marker="|", lw=0.9,
+                   rasterized=True, zorder=3, label=None if bands else "spike")
         te, ie = events.get(name, (np.zeros(0), np.zeros(0, int)))
-        keep_e = np.ones(te.shape, bool) if window is None else (te >= window[0]) & (te <= window[1])
+        keep_e = (np.ones(te.shape, bool) if window is None else (te >= window[0]) & (te <= window[1])) \
+            & np.isin(ie, shown)
         if keep_e.any():
-            ax.scatter(te[keep_e], ie[keep_e] + offset, s=4, color="C3", lw=0, alpha=0.55, zorder=2,
-                       rasterized=True, label=None if labelled else "balance event (one unit rescales itself)")
-            labelled = True
-        size = int(max(i.max(initial=-1), ie.max(initial=-1)) + 1)
-        step = 10 if size > 25 else 5
-        ticks += [offset + j for j in range(0, size, step)]
-        labels += [str(j) for j in range(0, size, step)]
-        bands.append((name, offset, size))
-        offset += size + 3
-    for name, start, size in bands:
-        ax.axhline(start - 1.5, color="0.6", lw=0.5)
-        ax.annotate(name, xy=(0, start + size / 2), xycoords=("axes fraction", "data"), xytext=(-28, 0),
-                    textcoords="offset points", ha="right", va="center", fontsize=9, fontweight="bold")
+            ax.scatter(te[keep_e], [offset + row[int(u)] + 0.38 for u in ie[keep_e]], s=16, color="C3", lw=0,
+                       marker="v", zorder=4, label=None if shown_events else "balance event (the unit rescales itself)")
+            shown_events += int(keep_e.sum())
+        ticks += [offset + k for k in range(len(shown))]
+        labels += [str(int(u)) for u in shown]
+        bands.append((name, offset, len(shown), size))
+        offset += len(shown) + 1
+    for name, start, count, size in bands:
+        ax.axhline(start - 1, color="0.6", lw=0.5)
+        ax.annotate(f"{name}\n{count} of {size}", xy=(0, start + (count - 1) / 2), xycoords=("axes fraction", "data"),
+                    xytext=(-30, 0), textcoords="offset points", ha="right", va="center", fontsize=9,
+                    fontweight="bold")
     ax.set_yticks(ticks, labels, fontsize=7)
-    ax.set_ylim(-2, offset - 1)
-    ax.set_ylabel("neuron (index in its population)", labelpad=42)
+    ax.set_ylim(-1, offset - 1)
+    ax.set_ylabel("unit (index in its population)", labelpad=62)
     ax.set_xlabel("simulated time (s)")
     if window is not None:
         ax.set_xlim(*window)
-    ax.set_title("Spiking network: balance events while the network keeps spiking", fontsize=10)
-    if outputs:
-        side = fig.add_subplot(grid[1])
-        height = 0.8 / len(outputs)
-        for k, (label, y) in enumerate(outputs.items()):
-            side.barh(np.arange(len(y)) + (k - (len(outputs) - 1) / 2) * height, y, height=height,
-                      color=f"C{k}", label=f"readout {label}")
-        side.set_yticks(np.arange(len(y)))
-        side.set_ylabel("neuron")
-        side.yaxis.set_label_position("right")
-        side.yaxis.tick_right()
-        side.set_xlabel("activity")
-        side.set_title(f"{output_name} (integrating, no spikes)", fontsize=9)
-        side.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=5, fontsize=8, frameon=False, markerscale=1.5)
+    total_events = sum(len(te) for te, _ in events.values())
+    ax.set_title("A few units per population: spikes and balance events" if total_events else
+                 "A few units per population: spikes (nothing balanced in this run)", fontsize=11)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, fontsize=9, frameon=False, markerscale=1.2)
+
+    for k, kind in enumerate(side):
+        panel = fig.add_subplot(grid[1, 1 + k])
+        if kind == "outputs":
+            height = 0.8 / len(outputs)
+            for j, (label, y) in enumerate(outputs.items()):
+                panel.barh(np.arange(len(y)) + (j - (len(outputs) - 1) / 2) * height, y, height=height,
+                           color=f"C{j}", label=f"readout {label}")
+            panel.set_yticks(np.arange(len(y)))
+            panel.set_ylabel("output unit")
+            panel.set_xlabel("readout (activity)")
+            how = "spike rate" if output_name in spikes else "integrating, no spikes"
+            panel.set_title(f"{output_name}: readout ({how})", fontsize=10)
+            panel.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
+        else:
+            for j, (name, (expected, measured)) in enumerate(rates.items()):
+                panel.loglog(expected, measured, ls="none", marker="o", ms=4, alpha=0.7, color=f"C{j}",
+                             label=f"{name} ({len(expected)} units)")
+            values = np.concatenate([np.concatenate(p) for p in rates.values()]) if rates else np.ones(1)
+            values = values[values > 0]
+            lo, hi = (values.min() / 1.3, values.max() * 1.3) if values.size else (1.0, 10.0)
+            panel.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, label="after = λ x before")
+            panel.set_xlim(lo, hi)
+            panel.set_ylim(lo, hi)
+            for axis in (panel.xaxis, panel.yaxis):
+                axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                axis.set_major_formatter(FormatStrFormatter("%g"))
+                axis.set_minor_formatter(NullFormatter())
+            panel.set_xlabel("λ x rate before (Hz)")
+            panel.set_ylabel("rate after (Hz)")
+            panel.set_title("Hidden rates: after = λ x before?", fontsize=10)
+            panel.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     return _save(fig, path)
 
 
 def plot_accuracy_vs_bits(evaluation, rescaled, path: str | Path) -> Path:
-    """Quantised accuracy against weight bits, one panel per chip, one legend for the figure.
+    """Quantised accuracy against weight bits, one panel per chip (`neuro_balance.hardware.plot_evaluation`).
 
     Parameters
     ----------
@@ -175,50 +261,9 @@ def plot_accuracy_vs_bits(evaluation, rescaled, path: str | Path) -> Path:
         The same function from a badly scaled copy (drawn where given: this is where balancing helps).
     path : path-like
     """
-    plt = _pyplot()
-    profiles = evaluation.profiles
-    widths = sorted(b for b in evaluation.bits if b is not None)
-    cols = min(4, len(profiles))
-    rows = -(-len(profiles) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.5 * rows + 0.9), sharey=True, squeeze=False)
-    lines = [(evaluation, "quantized", "quantised as trained", dict(color="C0", lw=3.2, alpha=0.45, marker="o", ms=6)),
-             (evaluation, "balanced", "balanced, then quantised",
-              dict(color="C1", lw=1.2, ls="--", marker="o", ms=4, mfc="white")),
-             (evaluation, "balanced_pow2", "balanced (powers of two), then quantised",
-              dict(color="C2", lw=1.0, ls=":", marker="^", ms=4)),
-             (evaluation, "balanced_auto", "balancing picked on calibration data, then quantised",
-              dict(color="C4", lw=1.0, ls="-.", marker="d", ms=4))]
-    if rescaled is not None:
-        lines.append((rescaled, "quantized", "a badly scaled copy of the same function, quantised (balanced: as above)", dict(color="C3", lw=1.2, marker="x", ms=5)))
-    for ax, prof in zip(axes.ravel(), profiles):
-        ticks = set(widths)
-        ax.axhline(evaluation.float_accuracy, color="k", lw=0.8, ls="--", label="float")
-        for ev, variant, label, style in lines:
-            points = [(b, ev.mean(prof, b, variant)) for b in widths]
-            points = [(b, a) for b, a in points if a is not None]
-            if points:
-                ax.plot(*zip(*points), label=label, **style)
-            native = [r["weight_bits"] for r in ev.records if r["profile"] == prof and r["bits"] is None
-                      and r["variant"] == variant and r["weight_bits"] is not None]
-            if native and ev is evaluation and variant == "quantized":
-                ax.plot(native[0], ev.mean(prof, None, variant), marker="*", ms=11, color="C0", ls="none",
-                        label="the chip's native width, quantised", zorder=4)
-                ticks.add(native[0])
-        ax.set_title(prof, fontsize=9)
-        ax.set_xticks(sorted(ticks))
-        ax.set_ylim(0, 1.03)
-        ax.grid(True, alpha=0.3)
-    for ax in axes[-1]:
-        ax.set_xlabel("weight bits")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("test accuracy")
-    for ax in axes.ravel()[len(profiles):]:
-        ax.axis("off")
-    handles = {}
-    for ax in axes.ravel():
-        for h, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, h)
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.suptitle("Quantised accuracy on each chip's number format", fontsize=11)
-    fig.tight_layout(rect=(0, 0.12 if rows == 1 else 0.07, 1, 1))
-    return _save(fig, path)
+    from ..hardware.evaluate import plot_evaluation
+
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        plot_evaluation(evaluation, tmp, rescaled)
+    return path

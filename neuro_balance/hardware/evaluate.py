@@ -101,21 +101,40 @@ class Evaluation:
         return [r for r in self.records if r.get("static_trusted") is False]
 
     def table(self, key: str = "accuracy") -> str:
-        """A Markdown table: one row per profile, per bit width the variants' means (``a / b / c``)."""
-        bits = self.bits
-        head = ["profile"] + [f"{'native' if b is None else f'{b}-bit'}" for b in bits]
-        imb = " / ".join(f"{v} {self.balance[v]['imbalance']:.3f}" for v in self.variants if v in self.balance)
-        lines = [f"{key} (float: {self.float_accuracy:.4f}); each cell: " + " / ".join(self.variants),
-                 f"L-infinity range imbalance: float {self.balance.get('float', {}).get('imbalance', float('nan')):.3f}"
-                 + (f"; {imb}" if imb else "") + " (balanced_auto: per cell)", "",
-                 "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        """A Markdown table: one row per profile and weight width, one column per variant (means over seeds).
+
+        The best value of each row is bold (``key="accuracy"``); ``native (k-bit)`` is the chip's own width;
+        ``n/a`` a width the chip does not offer; ``†`` a spiking cell whose static estimate is beyond its stated
+        bound (`untrusted_static`). A line above gives the float accuracy and the L-infinity range imbalance of
+        each variant's network.
+        """
+        variants = self.variants
+        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"   # noqa: E731
+        imb = "; ".join(f"{v} {self.balance[v]['imbalance']:.3f}" for v in variants if v in self.balance)
+        lines = [f"{key}, mean over seeds (float network: {self.float_accuracy:.4f}). L-infinity range imbalance of "
+                 f"the network quantised: float {self.balance.get('float', {}).get('imbalance', float('nan')):.3f}"
+                 + (f"; {imb}" if imb else "") + ("; balanced_auto: per cell" if "balanced_auto" in variants else ""),
+                 "", "| profile | weight bits | " + " | ".join(variants) + " |", "|" + "---|" * (len(variants) + 2)]
         for prof in self.profiles:
-            cells = [prof]
-            for b in bits:
-                values = [self.mean(prof, b, v, key) for v in self.variants]
-                cells.append("n/a" if all(v is None for v in values) else
-                             " / ".join("n/a" if v is None else f"{v:.3f}" for v in values))
-            lines.append("| " + " | ".join(cells) + " |")
+            for b in self.bits:
+                means = [self.mean(prof, b, v, key) for v in variants]
+                if b is None:
+                    native = [r["weight_bits"] for r in self.records if r["profile"] == prof and r["bits"] is None
+                              and r["weight_bits"] is not None]
+                    width = f"native ({native[0]}-bit)" if native else "native"
+                else:
+                    width = str(b)
+                best = max((m for m in means if m is not None), default=None) if key == "accuracy" else None
+                cells = []
+                for v, m in zip(variants, means):
+                    text = fmt(m)
+                    if m is not None and m == best:
+                        text = f"**{text}**"
+                    if any(r.get("static_trusted") is False for r in self.records if r["profile"] == prof
+                           and r["bits"] == b and r["variant"] == v):
+                        text += " †"
+                    cells.append(text)
+                lines.append(f"| {prof} | {width} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
     def rows_table(self) -> str:
@@ -321,33 +340,85 @@ def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[s
     return Evaluation(records, _accuracy(reference, y), info, time.perf_counter() - start)
 
 
-def plot_evaluation(ev: Evaluation, path: str | Path) -> None:
-    """Accuracy against weight bits, one panel per profile, one line per variant (PNG)."""
+#: How `plot_evaluation` draws each variant: label, then line style. Lines that often coincide differ in marker
+#: size (large hollow under small filled), line style and width, so each stays visible where they overlap.
+PLOT_STYLE = {
+    "quantized": ("quantised as trained", dict(color="C0", lw=3.5, alpha=0.4, marker="o", ms=11)),
+    "balanced": ("balanced for the cost, then quantised",
+                 dict(color="C1", lw=1.6, ls="--", marker="s", ms=8, mfc="none", mew=1.5)),
+    "balanced_linf": ("balanced for L-infinity, then quantised",
+                      dict(color="C2", lw=1.4, ls=(0, (1, 1.5)), marker="^", ms=6)),
+    "balanced_pow2": ("L-infinity, power-of-two factors, then quantised",
+                      dict(color="C4", lw=1.0, ls="-.", marker="D", ms=4)),
+    "balanced_auto": ("the balancing the calibration data picks, then quantised",
+                      dict(color="0.25", lw=0.8, ls="-", marker="+", ms=9, mew=1.3)),
+}
+RESCALED_STYLE = ("a badly scaled copy of the same function, quantised (balanced first: as the orange line)",
+                  dict(color="C3", lw=1.4, marker="x", ms=7, mew=1.5))
+
+
+def plot_evaluation(ev: Evaluation, path: str | Path, rescaled: Evaluation | None = None) -> None:
+    """Accuracy against weight bits, one panel per chip, one line per variant, one legend (PNG).
+
+    Chips that keep float64 weights are left out (they lie on the float line, named in the title); each panel
+    marks the chip's native width with a star. Lines that coincide stay visible (`PLOT_STYLE`).
+
+    Parameters
+    ----------
+    ev : Evaluation
+    path : path-like or file object
+    rescaled : Evaluation, optional
+        The same function from a badly scaled copy: its unbalanced accuracy is drawn as one more line.
+    """
     from matplotlib.figure import Figure
 
-    profiles = ev.profiles
+    ideal = [p for p in ev.profiles
+             if all(r["weight_bits"] is None for r in ev.records if r["profile"] == p and r["accuracy"] is not None)]
+    profiles = [p for p in ev.profiles if p not in ideal] or ev.profiles
     widths = sorted(b for b in ev.bits if b is not None)
     cols = min(4, len(profiles))
     rows = -(-len(profiles) // cols)
-    fig = Figure(figsize=(3.2 * cols, 2.6 * rows))
+    fig = Figure(figsize=(max(4.0 * cols, 8.0), 3.8 * rows + 1.4))
     axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
+    lines = [(ev, v, *PLOT_STYLE.get(v, (v, {}))) for v in ev.variants]
+    if rescaled is not None:
+        lines.append((rescaled, "quantized", *RESCALED_STYLE))
     for ax, prof in zip(axes.ravel(), profiles):
-        for variant in ev.variants:
-            points = [(b, ev.mean(prof, b, variant)) for b in widths]
+        ticks = set(widths)
+        ax.axhline(ev.float_accuracy, color="k", lw=0.9, ls="--", label="float network", zorder=1)
+        for source, variant, label, style in lines:
+            points = [(b, source.mean(prof, b, variant)) for b in widths]
             points = [(b, a) for b, a in points if a is not None]
             if points:
-                ax.plot(*zip(*points), marker="o", label=variant)
-            native = ev.mean(prof, None, variant)
-            if native is not None:
-                ax.axhline(native, lw=0.6, ls=":", color=ax.lines[-1].get_color() if ax.lines else "k")
-        ax.axhline(ev.float_accuracy, color="k", lw=0.8, ls="--")
-        ax.set_title(prof, fontsize=9)
+                ax.plot(*zip(*points), label=label, **style)
+        native = [r["weight_bits"] for r in ev.records if r["profile"] == prof and r["bits"] is None
+                  and r["variant"] == ev.variants[0] and r["weight_bits"] is not None]
+        value = ev.mean(prof, None, ev.variants[0])
+        if native and value is not None:
+            ax.plot(native[0], value, marker="*", ms=14, color="gold", mec="k", ls="none", zorder=5,
+                    label=f"the chip's native width, {ev.variants[0]}")
+            ticks.add(native[0])
+        ax.set_title(prof, fontsize=11)
+        ax.set_xticks(sorted(ticks))
+        ax.set_ylim(0, 1.03)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=9)
+    for ax in axes[-1]:
         ax.set_xlabel("weight bits")
-        ax.set_ylim(0, 1.02)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("test accuracy")
     for ax in axes.ravel()[len(profiles):]:
         ax.axis("off")
-    axes[0, 0].set_ylabel("accuracy")
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle("Quantised accuracy (dashed: float; dotted: the chip's own width)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=110)
+    handles: dict[str, Any] = {}
+    for ax in axes.ravel():
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    legend_rows = -(-len(handles) // 2)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=2, fontsize=10, frameon=False)
+    left_out = f"\n({', '.join(ideal)}: float weights, the float line itself, not drawn)" if ideal and \
+        len(profiles) < len(ev.profiles) else ""
+    seeds = len({r["seed"] for r in ev.records})
+    fig.suptitle(f"Quantised test accuracy on each chip's number format, "
+                 f"{f'mean of {seeds} seeds' if seeds > 1 else 'one seed'}{left_out}", fontsize=12)
+    fig.tight_layout(rect=(0, (0.24 * legend_rows + 0.1) / fig.get_figheight(), 1, 1))
+    fig.savefig(path, format="png", dpi=120)
