@@ -597,6 +597,20 @@ def test_an_hdf5_read_that_loops_is_stopped_in_time(tmp_path, monkeypatch):
         nb.load_model(good)
 
 
+def test_the_hdf5_reading_child_has_its_memory_capped(tmp_path, monkeypatch):
+    """The child's address space is capped (present size + twice the data budget + 512 MiB)."""
+    resource = pytest.importorskip("resource")
+    from neuro_balance.model import nir_hdf5
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the reading child is forked on Linux only")
+    monkeypatch.setattr(nir_hdf5._Reader, "group",
+                        lambda self, *args: {"cap": resource.getrlimit(resource.RLIMIT_AS)[0]})
+    cap = nir_hdf5.read_tree(_nir(tmp_path), max_bytes=2**30)["cap"]
+    assert resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY or cap < resource.RLIM_INFINITY
+    assert 2 * 2**30 + 2**29 < cap < 2 * 2**30 + 2**29 + 64 * 2**30
+
+
 # ---------------------------------------------------------------------------------------- hypothesis
 @FUZZ
 @given(levels=st.integers(1, 12), fanout=st.integers(1, 12), target=st.sampled_from(["model", "profile"]))

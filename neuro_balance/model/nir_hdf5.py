@@ -90,6 +90,7 @@ def read_tree(path: str | os.PathLike, max_bytes: int = MAX_NIR_BYTES, timeout: 
 
 def _read_in_child(send: Any, path: str | os.PathLike, max_bytes: int) -> None:
     """`_read_tree` in a forked child: the outcome (the tree, or the refusal's parts) goes back through ``send``."""
+    _limit_memory(2 * max_bytes + 2**29)  # the data, its pickled copy, and room for the library
     try:
         outcome: tuple[str, Any] = ("tree", _read_tree(path, max_bytes))
     except UntrustedFileError as err:
@@ -100,6 +101,24 @@ def _read_in_child(send: Any, path: str | os.PathLike, max_bytes: int) -> None:
         outcome = ("problem", f"cannot be read ({reason(err)})")
     send.send(outcome)
     send.close()
+
+
+def _limit_memory(extra: int) -> None:
+    """Cap this (child) process's address space at its present size plus ``extra`` bytes, where it can be.
+
+    Damaged metadata can make the HDF5 library ask for any amount of memory; with the cap the request
+    fails in the child (a one-line refusal) instead of exhausting the machine.
+    """
+    try:
+        import resource
+
+        with open("/proc/self/statm") as statm:
+            size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        limit = size + extra if hard == resource.RLIM_INFINITY else min(size + extra, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, OSError, ValueError):  # no resource module or /proc: read without the cap
+        pass
 
 
 def _read_tree(path: str | os.PathLike, max_bytes: int) -> dict[str, Any]:
