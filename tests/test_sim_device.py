@@ -43,7 +43,6 @@ def test_numpy_network_built_while_a_standalone_one_is_pending():
     directory = pending.target.directory
     assert os.path.isdir(directory)
     pending.close()
-    assert not os.path.exists(directory)  # the temporary build directory goes with the network
     with pytest.raises(RuntimeError, match="closed"):
         pending.run(0.01)
 
@@ -67,14 +66,65 @@ def test_two_standalone_networks_may_not_share_a_directory(tmp_path):
     BalancingNetwork(eval(NET), nb.Lp(2), target="cpp_standalone", directory=str(tmp_path)).close()
 
 
-def test_context_manager_closes_and_finaliser_removes_the_build_directory():
+def test_networks_of_one_shape_share_a_cached_build_directory_one_at_a_time(monkeypatch, tmp_path):
+    """One cached build directory per shape: a closed (or collected) network hands it to the next network
+    of its shape, two open ones get two, another shape gets another; the directories stay for later builds."""
+    monkeypatch.setenv("NEURO_BALANCE_CACHE", str(tmp_path))
     with BalancingNetwork(eval(NET), nb.Lp(2), target="cpp_standalone") as bn:
-        directory = bn.target.directory
-        assert os.path.isdir(directory)
+        first = bn.target.directory
+        assert first.startswith(str(tmp_path / "standalone"))
+        other = BalancingNetwork(nb.mlp([6, 5, 4, 3], seed=7), nb.Lp(2), rate=50.0, target="cpp_standalone")
+        assert other.target.directory != first  # same shape, both open
+        assert os.path.dirname(other.target.directory) == os.path.dirname(first)
+        wider = BalancingNetwork(nb.mlp([6, 7, 4, 3], seed=1), nb.Lp(2), target="cpp_standalone")
+        assert os.path.dirname(wider.target.directory) != os.path.dirname(first)
+        other.close()
+        wider.close()
+    assert os.path.isdir(first)  # kept for the next build of the shape
+    again = BalancingNetwork(nb.mlp([6, 5, 4, 3], seed=9), nb.Lp(2), target="cpp_standalone")
+    assert again.target.directory == first
+    del again
+    import gc
+    gc.collect()
+    assert BalancingNetwork(eval(NET), nb.Lp(2), target="cpp_standalone").target.directory == first
+
+
+def test_a_second_network_of_one_shape_regenerates_only_main(monkeypatch, tmp_path):
+    """The cache's premise, checked without compiling: in the shape's cached directory a network with other
+    weights, seed and rate rewrites only ``main.cpp`` (Brian2 leaves unchanged files alone, so ``make``
+    recompiles that one file). Repro: a closed network whose objects were not yet collected kept its
+    names, the next one's were suffixed (``..._codeobject_1``): other files, a full build."""
+    import hashlib
+    from pathlib import Path
+    monkeypatch.setenv("NEURO_BALANCE_CACHE", str(tmp_path))
+
+    def sources(directory):
+        return {str(p.relative_to(directory)): hashlib.sha1(p.read_bytes()).hexdigest()
+                for p in Path(directory).rglob("*") if p.suffix in (".cpp", ".h") or p.name == "makefile"}
+
+    seen = []
+    for seed, rate in ((0, 500.0), (1, 500.0), (2, 800.0)):
+        bn = BalancingNetwork(nb.mlp([6, 5, 4, 3], seed=seed), nb.Lp(2), rate=rate, target="cpp_standalone",
+                              monitor_dt=None, seed=seed)
+        bn.run(0.01)
+        with bn.target.active():
+            bn.target.device.build(directory=bn.target.directory, compile=False, run=False)
+        seen.append((bn.target.directory, sources(bn.target.directory)))
+        bn.close()
+    for (dir_a, a), (dir_b, b) in zip(seen, seen[1:]):
+        assert dir_a == dir_b and len(b) > 50
+        assert sorted(f for f in b if a.get(f) != b[f]) == ["main.cpp"]
+
+
+def test_a_target_without_a_shape_builds_in_a_temporary_directory():
+    target = Target("cpp_standalone")
+    directory = target.directory
+    assert os.path.isdir(directory)
+    target.close()
     assert not os.path.exists(directory)
-    bn = BalancingNetwork(eval(NET), nb.Lp(2), target="cpp_standalone")
-    directory = bn.target.directory
-    del bn
+    target = Target("cpp_standalone")
+    directory = target.directory
+    del target
     import gc
     gc.collect()
     assert not os.path.exists(directory)

@@ -28,6 +28,9 @@ public way to do this; the behaviours it relies on are listed in its docstring a
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import gc
+import hashlib
 import os
 import shutil
 import tempfile
@@ -67,7 +70,8 @@ class _CacheWatch(threading.Thread):
 
     def __init__(self, progress: CompileProgress, total: int, lib_dir: str, suffix: str, period: float = 0.2) -> None:
         super().__init__(daemon=True, name="nb_compile_watch")
-        self.progress, self.total, self.lib_dir, self.suffix, self.period = progress, max(total, 1), lib_dir, suffix, period
+        self.progress, self.total, self.lib_dir, self.suffix = progress, max(total, 1), lib_dir, suffix
+        self.period = period
         self.seen = self._modules()
         self.compiled = 0
         self.stopped = threading.Event()
@@ -186,6 +190,46 @@ def gated_network(parts, gated, gate: Gate, clock, *, name: str):
     return GatedNetwork(*parts, *operations, name=name)
 
 
+def standalone_flags() -> str:
+    """What besides the code decides a cpp_standalone build: Brian2's version, compiler and make flags."""
+    import brian2
+    make = brian2.prefs.devices.cpp_standalone
+    return repr((brian2.__version__, list(brian2.prefs.codegen.cpp.extra_compile_args_gcc),
+                 list(brian2.prefs.codegen.cpp.extra_link_args), list(make.extra_make_args_unix)))
+
+
+def claim_build_directory(key: str) -> tuple[str, int]:
+    """A cached cpp_standalone build directory for networks of one shape, held by this caller until released.
+
+    The directory is ``cache_directory()/standalone/<hash of key and standalone_flags()>/<slot>``; the
+    first slot not locked (``flock``, by this or another process) is taken, so concurrent networks of
+    one shape never share a directory. Returns the directory and the open lock file descriptor
+    (closing it releases the slot). Brian2 rewrites only the generated files whose text changed and
+    ``make`` recompiles only those, so a network of a shape built before compiles little or nothing.
+    """
+    digest = hashlib.sha256((key + "\n" + standalone_flags()).encode()).hexdigest()[:16]
+    base = cache_directory().parent / "standalone" / digest
+    slot = 0
+    while True:
+        path = base / str(slot)
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            slot += 1
+            continue
+        return str(path), fd
+
+
+def _release(fd: int) -> None:
+    try:
+        os.close(fd)  # releases the flock
+    except OSError:
+        pass
+
+
 def _children_cpu() -> float:
     """CPU seconds used so far by this process's finished child processes."""
     import resource
@@ -204,18 +248,29 @@ class Target:
     ----------
     name : {"numpy", "cython", "cpp_standalone"}
     directory : str, optional
-        cpp_standalone build directory (default: a new temporary directory, removed when the
-        `Target` is closed or garbage collected). Two standalone targets may not share one.
+        cpp_standalone build directory. Default: with ``key``, a cached directory for networks of
+        that shape (`claim_build_directory`, kept after `close` so the next network of the shape
+        compiles only what changed); without, a new temporary directory removed when the `Target`
+        is closed or garbage collected. Two standalone targets may not share one.
     progress : callable, optional
         ``progress(message, done, total)`` for first-use compilation (see `compile_progress`).
     seed : int
         Seed of the target's own random stream (Brian2's ``rand()``, ``randn()``, Poisson inputs).
+    key : str, optional
+        The network's shape (cpp_standalone: selects the cached build directory).
+
+    Attributes
+    ----------
+    timings : dict
+        cpp_standalone, after `build`: ``generate`` (s of Brian2 code generation and file writing),
+        ``make`` (s of compilation, wall) and ``make_cpu`` (CPU s of the compiler processes),
+        ``run`` and ``run_cpu`` (the binary).
     """
 
     _directories: "weakref.WeakValueDictionary[str, Target]" = weakref.WeakValueDictionary()
 
     def __init__(self, name: str, directory: str | None = None, progress: CompileProgress | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, key: str | None = None) -> None:
         if name not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {name!r}")
         self.name = name
@@ -225,9 +280,16 @@ class Target:
         self.built = False
         self.run_time: float | None = None  # seconds the standalone binary ran (incl. reading results)
         self.run_cpu_time: float | None = None  # CPU seconds the binary used (insensitive to other load)
+        self.timings: dict[str, float] = {}
         if name == "cpp_standalone":
             from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
-            if directory is None:
+            if directory is None and key is not None:
+                # Brian2 names generated files after its objects, suffixing a name taken by a live object:
+                # networks closed but not yet collected would give this one other names, other files, a full build
+                gc.collect()
+                directory, lock = claim_build_directory(key)
+                self._finalizer = weakref.finalize(self, _release, lock)
+            elif directory is None:
                 directory = tempfile.mkdtemp(prefix="nb_standalone_")
                 self._finalizer = weakref.finalize(self, _remove, directory)
             directory = os.path.realpath(directory)
@@ -294,11 +356,16 @@ class Target:
         try:
             if self.progress is not None:
                 self.progress("compiling the cpp_standalone binary", 0, 1)
+            start, cpu = time.perf_counter(), _children_cpu()
             self.device.build(directory=self.directory, compile=True, run=False)
+            total, make_cpu = time.perf_counter() - start, _children_cpu() - cpu
+            make_wall = float(self.device.timers["compile"]["make"] or 0.0)
             start, cpu = time.perf_counter(), _children_cpu()
             self.device.run(directory=self.directory, with_output=False, run_args=[])
             self.run_time = time.perf_counter() - start
             self.run_cpu_time = _children_cpu() - cpu
+            self.timings = {"generate": total - make_wall, "make": make_wall, "make_cpu": make_cpu,
+                            "run": self.run_time, "run_cpu": self.run_cpu_time}
             if self.progress is not None:
                 self.progress("compiled the cpp_standalone binary", 1, 1)
         finally:

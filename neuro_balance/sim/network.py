@@ -75,7 +75,9 @@ class BalancingNetwork:
     monitor_dt : float, optional
         Sampling period of the lambda and imbalance monitors (default 1 ms; None: no monitors).
     directory : str, optional
-        Build directory for cpp_standalone (default: a new temporary directory, removed on `close`).
+        Build directory for cpp_standalone (default: a cached directory for networks of this shape,
+        so a second network of the shape compiles only what changed; see
+        `neuro_balance.sim.device.claim_build_directory`).
     balancing : bool
         False builds the same spiking network without any agent (the baseline of the agents'
         overhead); requires ``spiking=True``.
@@ -110,7 +112,7 @@ class BalancingNetwork:
                  weight_dt: float | None = None, progress: Callable[[str, int, int], None] | None = None) -> None:
         self.spec = AgentSpec.create(net, cost, rate, spiking, dt, schedule, balance_every, input_rate, coding,
                                      readout, monitor_dt, record_spikes, balancing, drift, weight_dt)
-        self.target = Target(target, directory, progress, seed)
+        self.target = Target(target, directory, progress, seed, key=self.spec.shape_key())
         self.seed = int(seed)
         self.rates = dict(self.spec.rates)
         self.time = 0.0  # seconds simulated so far

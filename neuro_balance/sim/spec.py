@@ -97,6 +97,20 @@ class AgentSpec:
     colours: dict[str, np.ndarray]
     n_colours: int
 
+    def shape_key(self) -> str:
+        """What decides the generated Brian2 objects and code, not their values: one build per shape.
+
+        Populations and projections (names, sizes, roles, activations, bias or not, weight shapes),
+        the cost's code, and every option that adds or changes objects.
+        """
+        net = self.net
+        parts = [(n, p.size, p.role, repr(p.activation), p.bias is not None) for n, p in net.populations.items()]
+        parts += [(q.name, q.pre, q.post, q.kind, q.weight.shape) for q in net.projections]
+        parts += [self.agents, self.code, self.schedule, self.spiking, self.coding, self.readout, self.record_spikes,
+                  self.drift is not None, self.weight_dt is not None, self.monitor_dt is not None,
+                  self.cost.include_bias]
+        return repr(parts)
+
     @property
     def balance_dt(self) -> float:
         """Period of the agents' clock (s)."""
