@@ -35,7 +35,9 @@ Schema (version 1; ``*`` = required, any mapping may also carry ``unverified: tr
 A leaf checked against a vendor's tool may be written ``{value: X, verified: "<tool> <version>"}``.
 A leaf whose value is not sourced is written ``{value: X, unverified: true}`` (``X`` may be null); a
 mapping with ``unverified: true`` flags all its fields. Such profiles load with one
-`UnverifiedProfileWarning` listing the fields."""
+`UnverifiedProfileWarning` listing the fields. The bundled profiles write each ``sources`` entry as
+``"[TAG] citation"`` and cite ``[TAG]`` in a comment on or directly above every other value that is
+neither verified nor unverified (checked by tests/test_profile_citations.py)."""
 from __future__ import annotations
 
 import math
