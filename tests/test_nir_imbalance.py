@@ -1,6 +1,9 @@
 """One imbalance for spiking units: `nb.imbalance`, ``inspect`` and ``balance`` agree on NIR files, and ``balance
 --for`` writes the thresholds a framework's importer takes."""
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -175,3 +178,41 @@ def test_simulate_balances_exchange_units_by_agents_then_gauges_the_spiking_ones
     end = printed_imbalance(text, r"max relative imbalance [-+0-9.e]+ ->")
     assert end == pytest.approx(nb.imbalance(nb.load_model(tmp_path / "out.nir"), nb.Lp(2)).max_relative, rel=2e-3)
     assert end <= 1e-10
+
+
+def run_quick(model: Path, out: Path, *options: str):
+    proc = subprocess.run([sys.executable, "-m", "neuro_balance.app.cli", "run", "--quick", "--no-progress", "--model",
+                           str(model), "--out", str(out), *options], capture_output=True, text=True, timeout=600)
+    report = (out / "report.md").read_text() if proc.returncode == 0 else ""
+    return proc, proc.stdout + proc.stderr + report
+
+
+def test_run_quick_on_a_lif_file_names_the_neuron_and_prints_no_nan_or_warning(tmp_path):
+    proc, text = run_quick(DATA / "snntorch_mlp.nir", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert not re.search(r"\bnan\b", text, re.I) and "RuntimeWarning" not in text and "Warning" not in proc.stderr
+    assert "max relative imbalance 0.894" in proc.stdout  # as inspect and balance say
+    assert "non-leaky integrate-and-fire" not in text.lower()  # the LIF units are not simulated as IF ones
+    reason = ("the hidden populations 1 (LIF) spike, and under --invariance exact (the default) a spiking unit is "
+              "balanced by its gauge")
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert report.count(reason) == 2  # the agents and spiking stages, each with its reason in the report
+    assert "which a LIF or CubaLIF unit does not have" in report
+
+
+@pytest.mark.slow
+def test_run_quick_on_an_if_file_under_the_rate_invariance_simulates_its_if_units(tmp_path):
+    src = tmp_path / "if.nir"
+    net = nb.mlp([6, 10, 3], seed=1)
+    net.projections[0].weight *= 3
+    net.populations["h1"].neuron = Neuron("IF", {"r": np.ones(10), "v_threshold": np.full(10, 0.5),
+                                                 "v_reset": np.zeros(10)})
+    nb.save_model(net, src)
+    proc, text = run_quick(src, tmp_path / "out", "--invariance", "rate")
+    assert proc.returncode == 0, proc.stderr
+    assert not re.search(r"\bnan\b", text, re.I) and "RuntimeWarning" not in text
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["invariance"] == "rate" and report["stages"]["agents"]["applied"]
+    assert report["stages"]["spiking"]["applied"]
+    assert report["spiking"]["neuron"].startswith("the model's IF units (populations h1), run as non-leaky")
+    assert report["agents"]["imbalance_after"] <= 1e-8

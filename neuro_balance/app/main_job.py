@@ -57,7 +57,7 @@ def _load_or_train(model: str | Path | None, progress: Progress) -> tuple[Networ
 def run_main_job(out: str | Path, *, model: str | Path | None = None, quick: bool = False,
                  profiles: Sequence[str] | None = None, seed: int = 0, target: str = "numpy",
                  cost: Cost | None = None, progress: Progress | None = None, scheduler: Any = None,
-                 workers: int | None = None, replace: bool = False) -> dict[str, Any]:
+                 workers: int | None = None, replace: bool = False, invariance: str = "exact") -> dict[str, Any]:
     """Run the main job and write its report and figures into ``out``.
 
     Parameters
@@ -83,6 +83,10 @@ def run_main_job(out: str | Path, *, model: str | Path | None = None, quick: boo
         (``"processes"`` / ``"threads"`` with ``workers``) or a scheduler address (`neuro_balance.grid`).
     replace : bool
         Replace an existing, non-empty ``out`` whole (refused otherwise, before any work).
+    invariance : {"exact", "rate"}
+        How a NIR model's spiking units are balanced (`neuro_balance.balancing.spiking`): ``exact`` by their gauge,
+        which Brian2 has nothing to simulate for (the agents and spiking stages say so); ``rate`` by the rate
+        exchange of IF units, which the agents apply to their rate model.
 
     Returns
     -------
@@ -97,11 +101,11 @@ def run_main_job(out: str | Path, *, model: str | Path | None = None, quick: boo
     """
     with results_folder(out, replace) as staging:
         return _run(staging, model=model, quick=quick, profiles=profiles, seed=seed, target=target, cost=cost,
-                    progress=progress or Progress(), scheduler=scheduler, workers=workers)
+                    progress=progress or Progress(), scheduler=scheduler, workers=workers, invariance=invariance)
 
 
 def _run(staging: Path, *, model, quick, profiles, seed, target, cost, progress, scheduler,
-         workers) -> dict[str, Any]:
+         workers, invariance) -> dict[str, Any]:
     """The stages of `run_main_job`, writing into the (empty) folder ``staging``."""
     from .. import hardware
 
@@ -111,9 +115,10 @@ def _run(staging: Path, *, model, quick, profiles, seed, target, cost, progress,
     net, model_path, trained = _load_or_train(model, progress)
     data = datasets.digits(seed=seed)
     report: dict[str, Any] = {"format": "neuro_balance.report/2", "model": model_path, "network": repr(net),
-                              "cost": repr(cost), "quick": quick, "seed": seed, "target": target,
+                              "cost": repr(cost), "quick": quick, "seed": seed, "target": target, "invariance": invariance,
                               "python": platform.python_version(), "stages": {}}
-    progress.log(f"model {model_path}: {net!r}; max relative imbalance {imbalance(net, cost).max_relative:.3g}")
+    progress.log(f"model {model_path}: {net!r}; max relative imbalance "
+                 f"{imbalance(net, cost, invariance=invariance).max_relative:.3g}")
     results: dict[str, Any] = {}
 
     def attempt(name: str, fn, *args):
@@ -127,7 +132,7 @@ def _run(staging: Path, *, model, quick, profiles, seed, target, cost, progress,
         report["stages"][name] = {"applied": True, "wall_s": time.perf_counter() - t0}
         return results[name]
 
-    agents = attempt("agents", agents_stage, net, cost, settings, target, seed, progress)
+    agents = attempt("agents", agents_stage, net, cost, settings, target, seed, progress, invariance)
     if agents is not None:
         report["agents"] = agents["report"]
     try:
@@ -136,10 +141,10 @@ def _run(staging: Path, *, model, quick, profiles, seed, target, cost, progress,
     except NotApplicable as why:
         digits, data_reason = None, str(why)
         x = check_random_state(seed).uniform(0.0, 1.0, net.input.n_features)
-        input_text = f"a random input, uniform in [0, 1) (seed {seed}), since {data_reason}"
+        input_text = f"a random input, uniform in [0, 1) (seed {seed}; the digits do not fit: {data_reason})"
     if not net.recurrent:
         report["spiking_input"] = input_text
-    spiking = attempt("spiking", spiking_stage, net, cost, x, settings, target, seed, progress)
+    spiking = attempt("spiking", spiking_stage, net, cost, x, settings, target, seed, progress, invariance)
     if spiking is not None:
         report["spiking"] = spiking["report"]
 

@@ -17,6 +17,7 @@ from ..balancing.costs import Cost
 from ..balancing.graph import build_graph
 from ..balancing.local import unit_colours
 from ..balancing.metrics import imbalance
+from ..balancing.spiking import rate_view, spiking_populations
 from ..errors import GridError, ModelError, NotApplicable
 from ..model.network import Network
 from .progress import Progress
@@ -68,9 +69,35 @@ def _agent_rate(net: Network, cost: Cost, settings: JobSettings) -> float:
     return min(settings.agent_rate, 1.0 / (max(len(used), 1) * DT))
 
 
-def agents_stage(net, cost, settings, target, seed, progress) -> dict[str, Any]:
+def brian2_view(net: Network, invariance: str, what: str) -> tuple[Network, str | None]:
+    """The network the Brian2 stages run, and what its spiking neurons are, for a network with NIR neuron models.
+
+    Without hidden spiking populations: ``net`` itself (None). Under ``invariance="rate"``: the rate model of its IF
+    units (`rate_view`: thresholds gauged to 1, exact), which Brian2 runs as non-leaky integrate-and-fire units with
+    reset by subtraction. Under ``"exact"`` the spiking units are balanced by their gauge, which changes no spike
+    and is computed, not simulated: `NotApplicable` saying so, where ``what`` (the stage's rate exchange) goes.
+    """
+    hidden = [n for n in spiking_populations(net) if net.populations[n].role == "hidden"]
+    if not hidden:
+        return net, None
+    models = ", ".join(f"{n} ({net.populations[n].neuron.model})" for n in hidden)
+    if invariance != "rate":
+        leaky = any(net.populations[n].neuron.model != "IF" for n in hidden)
+        raise NotApplicable(
+            f"the hidden populations {models} spike, and under --invariance exact (the default) a spiking unit is "
+            f"balanced by its gauge (incoming weights and potentials x mu), which changes no spike, so it is computed "
+            f"(neuro-balance balance), not simulated; {what}, "
+            + ("which a LIF or CubaLIF unit does not have (its leak makes its rate a non-homogeneous function of its "
+               "input), and Brian2 here runs non-leaky units only" if leaky else
+               "which --invariance rate applies to IF units through their rate model"))
+    return rate_view(net)[0], (f"the model's IF units (populations {', '.join(hidden)}), run as non-leaky "
+                               f"integrate-and-fire units with thresholds gauged to 1 and reset by subtraction,")
+
+
+def agents_stage(net, cost, settings, target, seed, progress, invariance="exact") -> dict[str, Any]:
     from ..sim.agents import run_agents  # imports Brian2
 
+    net, _ = brian2_view(net, invariance, "the agents balance by the rate exchange")
     if not any(pop.balanced for pop in net.populations.values()):
         raise NotApplicable("no hidden population has a homogeneous activation (ReLU, leaky ReLU, linear, ...), "
                             "so there is nothing to balance")
@@ -124,9 +151,10 @@ def compile_reporter(target: str, stage, progress: Progress):
     return report
 
 
-def spiking_stage(net, cost, x, settings, target, seed, progress) -> dict[str, Any]:
+def spiking_stage(net, cost, x, settings, target, seed, progress, invariance="exact") -> dict[str, Any]:
     from ..sim.agents import run_agents
 
+    net, neuron = brian2_view(net, invariance, "balancing while spiking is the rate exchange")
     if net.recurrent:
         raise NotApplicable("the network is recurrent; the spike-count quantisation bound the comparison is "
                             "checked against covers feedforward networks only")
@@ -142,7 +170,8 @@ def spiking_stage(net, cost, x, settings, target, seed, progress) -> dict[str, A
                                 compile_progress=compile_reporter(target, stage, progress))
         except ModelError as err:
             raise NotApplicable(str(err)) from None
-    ratios = np.concatenate(list(spikes.rate_ratios(min_count=100).values()) or [np.full(1, np.nan)])
+    ratios = np.concatenate([np.empty(0), *spikes.rate_ratios(min_count=100).values()])
+    ratios = ratios[np.isfinite(ratios)]  # None below when no hidden unit fired 100 spikes: nothing to average
     largest = float(np.max(np.abs(spikes.before.output))) or 1.0
     report = {
         "window_s": settings.spike_window, "input_rate_hz": settings.input_rate,
@@ -151,12 +180,16 @@ def spiking_stage(net, cost, x, settings, target, seed, progress) -> dict[str, A
         "output_bound": float(np.max(spikes.bound.output)) / largest,
         "snn_vs_ann_before": float(np.max(np.abs(spikes.before.output - net.forward(x[None])[0]))) / largest,
         "snn_vs_ann_after": float(np.max(np.abs(spikes.after.output - spikes.network.forward(x[None])[0]))) / largest,
-        "rate_ratio_mean": float(np.nanmean(ratios)), "rate_ratio_std": float(np.nanstd(ratios)),
-        "rate_ratio_worst": float(np.nanmax(np.abs(ratios - 1))), "active_units": int(np.isfinite(ratios).sum()),
-        "imbalance_after": spikes.imbalance_after, "wall_s": spikes.wall_time, "warnings": spikes.warnings}
+        "rate_ratio_mean": float(np.mean(ratios)) if ratios.size else None,
+        "rate_ratio_std": float(np.std(ratios)) if ratios.size else None,
+        "rate_ratio_worst": float(np.max(np.abs(ratios - 1))) if ratios.size else None, "active_units": int(ratios.size),
+        "imbalance_after": spikes.imbalance_after, "wall_s": spikes.wall_time, "warnings": spikes.warnings,
+        **({"neuron": neuron} if neuron else {})}
+    rates = (f"hidden rate / (lambda x rate before) = {report['rate_ratio_mean']:.4f} +- {report['rate_ratio_std']:.4f} "
+             f"over {ratios.size} units with >= 100 spikes" if ratios.size else
+             "no hidden unit fired 100 spikes in a window, so no rate ratio is measured")
     progress.log(f"  output change {report['output_change']:.3g} of the largest output (quantisation bound "
-                 f"{report['output_bound']:.3g}); hidden rate / (lambda x rate before) = {report['rate_ratio_mean']:.4f}"
-                 f" +- {report['rate_ratio_std']:.4f} over {report['active_units']} units with >= 100 spikes")
+                 f"{report['output_bound']:.3g}); {rates}")
     return {"run": spikes, "report": report}
 
 

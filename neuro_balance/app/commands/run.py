@@ -9,8 +9,9 @@ from ..clean_exit import tame_brian2
 from ..main_job import run_main_job
 from ..progress import Progress
 from ..results_folder import check_results_target
-from .common import (COST_HELP, MODEL_HELP, add_scheduler_arguments, cost_argument, model_argument, profile_list,
-                     scheduler_of)
+from ...balancing.metrics import INVARIANCES
+from .common import (COST_HELP, INVARIANCE_HELP, MODEL_HELP, add_scheduler_arguments, cost_argument, model_argument,
+                     profile_list, scheduler_of)
 
 
 def register(sub) -> None:
@@ -32,6 +33,9 @@ def register(sub) -> None:
     parser.add_argument("--target", choices=("numpy", "cython", "cpp_standalone"), default="numpy",
                         help="Brian2 target of the agents (default numpy: no compilation)")
     parser.add_argument("--cost", type=cost_argument, default="L2", help=COST_HELP)
+    parser.add_argument("--invariance", choices=INVARIANCES, default="exact",
+                        help=f"{INVARIANCE_HELP}. The Brian2 stages simulate only the rate exchange: under exact a "
+                             f"NIR model whose hidden units all spike gives them nothing to do, and they say so")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars: one plain line per stage (the default when stdout is not a terminal)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the report's path (and errors)")
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     tame_brian2()
     report = run_main_job(out, model=args.model, quick=args.quick, profiles=args.profiles, seed=args.seed,
                           target=args.target, cost=args.cost, progress=progress, scheduler=scheduler,
-                          workers=args.workers, replace=args.replace)
+                          workers=args.workers, replace=args.replace, invariance=args.invariance)
     skipped = [name for name, stage in report["stages"].items() if not stage["applied"]]
     progress.log(f"done in {report['wall_s']:.0f} s" + (f"; did not apply: {', '.join(skipped)} (reasons in the report)"
                                                          if skipped else ""))
