@@ -362,3 +362,17 @@ def test_scale_reaches_every_representable_result(case):
     params = [p.weight for p in got.projections] + [p.bias for p in got.populations.values() if p.bias is not None]
     for a, b in zip(params, want):
         np.testing.assert_allclose(np.log(np.abs(a)), b, rtol=0, atol=1e-12 * np.max(np.abs(b)))
+
+
+@pytest.mark.parametrize("magnitude, dominant", [(1e300, 2.0), (1e-300, 1.0)])
+def test_sum_of_costs_at_extreme_magnitudes_is_balanced_for_its_dominant_term(magnitude, dominant):
+    """Lp(1) + 0.1 Lp(2) on weights x s weighs its terms s and 0.1 s**2: at 1e300 the L1 term is 1e-299 of the
+    L2 term, at 1e-300 the L2 term 1e-301 of the L1 term, so the balanced state is the dominant term's alone
+    (|w|**2 overflowed at 1e300 and underflowed at 1e-300 before)."""
+    base = nb.mlp([6, 5, 4, 3], seed=0)
+    want = nb.balance(base, nb.Lp(dominant))
+    for method in ("global", "sweep"):
+        got = nb.balance(_times(base, magnitude), nb.Lp(1) + 0.1 * nb.Lp(2), method)
+        assert got.converged
+        for name in want.log_scales:
+            np.testing.assert_allclose(got.log_scales[name], want.log_scales[name], atol=1e-8)

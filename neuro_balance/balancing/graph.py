@@ -26,11 +26,10 @@ from scipy.sparse.csgraph import connected_components
 from .arena import empty_like_all
 from .costs import Cost
 from .flat import FlatGraph, Point, balance_sides
-from ..errors import NumericalError
 from ..model.kinds import get_kind
 from ..model.network import Network
 
-__all__ = ["Block", "CostGraph", "build_graph", "TIES"]
+__all__ = ["Block", "CostGraph", "build_graph", "cost_shift", "shifted_cost", "TIES"]
 
 TIES = (None, "channel", "layer")
 
@@ -83,11 +82,11 @@ class CostGraph:
     loops: dict[str, list[np.ndarray]]
     tie_index: dict[str, np.ndarray]
     shift: int = 0  # K is the cost of the parameters times 2**-shift (`cost_shift`)
+    log_unit: float = 0.0  # log of the factor from the graph's costs to the parameters' (`shifted_cost`)
     lossy: list[str] = field(default_factory=list)  # parameters whose |w|**p is below float64's normal range
     # Per projection name and per population bias ("bias of NAME"): the largest |w| and the smallest (0 when
     # some parameter is 0), read from term 0's |w|**p on the way (`verify.within_range` bounds the scaled ones)
     magnitudes: dict[str, tuple[float, float]] = field(default_factory=dict)
-    overflowed: list = field(default_factory=list, repr=False)  # (where, term, range) of |w|**p that overflowed
     exponents: tuple[float, ...] = field(init=False)
     alphas: tuple[float, ...] = field(init=False)
     linf: bool = field(init=False)  # sums are maxima (L-infinity)
@@ -102,10 +101,6 @@ class CostGraph:
     def n_terms(self) -> int:
         return len(self.cost.terms)
 
-    @property
-    def log_unit(self) -> float:
-        """``log`` of the factor from the graph's costs to the parameters' (``p * shift * log 2``; 0 unshifted)."""
-        return self.exponents[0] * self.shift * math.log(2.0) if self.shift else 0.0
 
     @property
     def n_free(self) -> int:
@@ -151,15 +146,8 @@ class CostGraph:
 
 
 def cost_shift(net: Network, cost: Cost) -> int:
-    """The power of two ``shift`` by which a single-term Lp cost divides every parameter before ``|w|**p``.
-
-    Balancing is unchanged when every parameter is multiplied by one factor (every cost is multiplied
-    by its ``p``-th power), so the graph of ``w * 2**-shift`` has the same balanced state, and with the
-    largest ``|w|`` scaled into ``[1/2, 1)`` no ``|w|**p`` overflows. `build_graph` uses it only when
-    ``|w|**p`` of the largest parameter leaves ``[2**-256, 2**256]`` (otherwise costs are exactly those of
-    the parameters); not for L-infinity (``|w|`` itself) or weighted sums of terms (whose balanced state
-    changes under a common factor).
-    """
+    """The power of two ``shift`` by which the costs divide every parameter before ``|w|**p``: the largest
+    ``|w|`` then lies in ``[1/2, 1)`` and no ``|w|**p`` overflows (see `shifted_cost`)."""
     arrays = [proj.weight for proj in net.projections]
     if cost.include_bias:
         arrays += [pop.bias for pop in net.populations.values() if pop.bias is not None]
@@ -169,13 +157,30 @@ def cost_shift(net: Network, cost: Cost) -> int:
     return math.frexp(largest)[1]
 
 
-def _needs_shift(cost: Cost, found: dict[str, tuple[float, float]], lossy: list[str]) -> bool:
-    """Whether a single-term cost's largest ``|w|**p`` (``found``: per array, the largest and smallest) leaves
-    ``[2**-256, 2**256]``, or every one underflowed to 0 while some parameter is not 0."""
-    if cost.is_linf or len(cost.terms) != 1:
+def shifted_cost(cost: Cost, shift: int) -> tuple[Cost, float]:
+    """The cost whose graph, built for ``w * 2**-shift``, has the balanced state of ``cost`` on ``w``; and the log
+    of the factor from its values to those of ``cost``.
+
+    A term ``alpha |w|**p`` is ``alpha 2**(p shift) |w 2**-shift|**p``: the coefficients become
+    ``alpha_t 2**(p_t shift)``, divided by their largest (the factor) so they stay in float64. The
+    cost is then that factor times the graph's at every log-scale, so the minimiser is the same. A
+    term whose coefficient falls below float64 next to another's weighs less than 1e-308 of it and
+    is left out (the minimiser moves by as little).
+    """
+    logs = [math.log(alpha) + p * shift * math.log(2.0) for alpha, p in cost.terms]
+    top = max(logs)
+    terms = tuple((math.exp(x - top), p) for x, (_, p) in zip(logs, cost.terms))
+    return Cost(tuple(t for t in terms if t[0] > 0.0), cost.include_bias), top
+
+
+def _needs_shift(cost: Cost, found: dict[str, tuple[float, float]], lossy: list[str], overflowed: list) -> bool:
+    """Whether some ``|w|**p`` overflowed, or term 0's largest (``found``: per array, the largest and smallest)
+    leaves ``[2**-256, 2**256]``, or every one underflowed to 0 while some parameter is not 0 (not for
+    L-infinity, whose costs are ``|w|`` itself)."""
+    if cost.is_linf:
         return False
     top = max((hi for hi, _ in found.values()), default=0.0)
-    return bool(lossy) if top == 0 else abs(math.log2(top)) > 256
+    return bool(overflowed) or (bool(lossy) if top == 0 else abs(math.log2(top)) > 256)
 
 
 def _scan(K: np.ndarray, w: np.ndarray, p: float, where: str, lossy: list[str]) -> tuple[float, float]:
@@ -249,20 +254,16 @@ def build_graph(net: Network, cost: Cost, tie: str | None = None) -> CostGraph:
     Returns
     -------
     CostGraph
-
-    Raises
-    ------
-    NumericalError
-        When ``|w|**p`` of a term of a weighted sum overflows float64 (a single term is computed again
-        for ``w * 2**-shift``, see `cost_shift`, and then cannot overflow).
+        When some ``|w|**p`` would leave float64 (or the largest lies outside ``2**±256``), its costs
+        are those of ``w * 2**-shift`` under `shifted_cost` (same balanced state), and
+        ``exp(graph.log_unit)`` times them are the parameters' costs.
     """
     graph = _build(net, cost, tie, 0)
     if graph is None:  # |w|**p of the largest parameter far from 1: the costs of w * 2**-shift
-        graph = _build(net, cost, tie, cost_shift(net, cost))
-    if graph.overflowed:
-        where, term, _ = graph.overflowed[0]
-        raise NumericalError(f"overflow: |w|**{cost.terms[term][1]:g} of {where} exceeds float64's largest number "
-                             f"({np.finfo(float).max:.3g})")
+        shift = cost_shift(net, cost)
+        scaled, log_unit = shifted_cost(cost, shift)
+        graph = _build(net, scaled, tie, shift)
+        graph.log_unit = log_unit
     return graph
 
 
@@ -281,12 +282,12 @@ def _build(net: Network, cost: Cost, tie: str | None, shift: int) -> CostGraph |
     loops: dict[str, list[np.ndarray]] = {}
     lossy: list[str] = []
     magnitudes: dict[str, tuple[float, float]] = {}
-    overflowed: list[tuple[str, int, tuple[float, float]]] = []
+    overflowed: list[str] = []
 
     def scan(K: np.ndarray, w: np.ndarray, t: int, where: str, key: str) -> None:
         found = _scan(K, w, cost.terms[t][1], where, lossy)
         if not math.isfinite(found[0]):
-            overflowed.append((where, t, found))
+            overflowed.append(where)
         if t == 0:
             magnitudes[key] = found
     groups = [get_kind(proj.kind).groups(proj, net.populations[proj.pre], net.populations[proj.post])
@@ -337,12 +338,12 @@ def _build(net: Network, cost: Cost, tie: str | None, shift: int) -> CostGraph |
                     terms.append(grouped)
                 bias[name] = terms
 
-    if shift == 0 and _needs_shift(cost, magnitudes, lossy):
+    if shift == 0 and _needs_shift(cost, magnitudes, lossy, overflowed):
         return None
     balanced = {name: np.full(sizes[name], pop.balanced) for name, pop in net.populations.items()}
     none = {name: np.zeros(n, dtype=bool) for name, n in sizes.items()}
     graph = CostGraph(cost, sizes, degree, balanced, none, dict(none), dict(none), list(blocks.values()),
-                      bias, loops, tie_index, shift, lossy, _magnitudes(cost, magnitudes, shift), overflowed)
+                      bias, loops, tie_index, shift, 0.0, lossy, _magnitudes(cost, magnitudes, shift))
     _mark_dead_and_floating(graph)
     graph.flat.set_masks(graph)  # the masks are final only now
     return graph
