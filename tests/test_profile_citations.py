@@ -151,13 +151,19 @@ def _last_line(node: yaml.Node) -> int:
     return end.line - 1 if end.column == 0 and end.line > node.start_mark.line else end.line
 
 
+def _block_scalar_lines(node: yaml.Node) -> set[int]:
+    """Lines inside ``|`` and ``>`` scalars, where a ``#`` is text, not a comment."""
+    if isinstance(node, yaml.ScalarNode):
+        return set(range(node.start_mark.line, _last_line(node) + 1)) if node.style in ("|", ">") else set()
+    children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else node.value
+    return set().union(*(_block_scalar_lines(c) for c in children))
+
+
 def _walk(node: yaml.MappingNode, path: str, ancestors: list[int], verified: str | None, unverified: bool,
-          audit: Audit, block_lines: set[int]) -> None:
+          audit: Audit) -> None:
     for key_node, value in node.value:
         key = key_node.value
         if key in ("verified", "unverified", "note"):
-            if isinstance(value, yaml.ScalarNode) and value.style in ("|", ">"):
-                block_lines.update(range(value.start_mark.line, _last_line(value) + 1))
             continue
         dotted = f"{path}.{key}" if path else key
         if not path and key in METADATA:
@@ -171,10 +177,8 @@ def _walk(node: yaml.MappingNode, path: str, ancestors: list[int], verified: str
             if "value" in keys and set(keys) <= WRAPPER_KEYS:
                 audit.leaves.append(Leaf(dotted, line, _last_line(value), ancestors, tool or verified,
                                          flagged or unverified))
-                if "note" in keys and keys["note"].style in ("|", ">"):
-                    block_lines.update(range(keys["note"].start_mark.line, _last_line(keys["note"]) + 1))
                 continue
-            _walk(value, dotted, [*ancestors, line], tool or verified, flagged or unverified, audit, block_lines)
+            _walk(value, dotted, [*ancestors, line], tool or verified, flagged or unverified, audit)
         else:
             audit.leaves.append(Leaf(dotted, line, _last_line(value), ancestors, verified, unverified))
 
@@ -194,8 +198,8 @@ def audit_text(text: str) -> Audit:
                     audit.defined[match.group(1)] = item.start_mark.line
                 else:
                     audit.bad_sources.append(getattr(item, "value", str(item)))
-    block_lines: set[int] = set()
-    _walk(root, "", [], None, False, audit, block_lines)
+    _walk(root, "", [], None, False, audit)
+    block_lines = _block_scalar_lines(root)
     for n, line in enumerate(text.splitlines()):
         if n in block_lines:
             continue
