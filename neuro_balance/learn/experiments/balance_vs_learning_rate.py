@@ -228,11 +228,12 @@ def plot(res: dict, path: Path) -> None:
             arms = [a for a in cfg["arms"] if all(a in cells[lr] for lr in lrs)]
             for k, arm in enumerate(arms):
                 colour, marker, style = ARM_STYLE[arm]
-                dodge = 1.0 + 0.04 * (k - (len(arms) - 1) / 2)  # spread the error bars sideways
-                x = [float(lr) * dodge for lr in lrs]
-                ax.errorbar(x, [100 * cells[lr][arm]["final_mean"] for lr in lrs], ls=style,
+                # every arm at its own learning rate (no sideways shift on a log axis); arms that coincide stay
+                # visible as hollow markers of different shapes and sizes, the larger drawn first
+                ax.errorbar([float(lr) for lr in lrs], [100 * cells[lr][arm]["final_mean"] for lr in lrs], ls=style,
                             yerr=[100 * cells[lr][arm]["final_std"] for lr in lrs], color=colour, marker=marker,
-                            ms=5, lw=1.2, capsize=2, label=arm)
+                            ms=11 - 1.2 * k, mfc="none", mew=1.4, lw=1.2, capsize=3, elinewidth=0.8, label=arm,
+                            zorder=2 + k)
             ax.set_xscale("log")
             ax.set_xlabel("learning rate")
             ax.set_ylabel("final test accuracy (%)")
@@ -245,19 +246,21 @@ def plot(res: dict, path: Path) -> None:
             colour, _, style = ARM_STYLE[arm]
             mean, std = 100 * np.array(curve["mean"]), 100 * np.array(curve["std"])
             ax.plot(curve["epochs"], mean, color=colour, ls=style, lw=1.6, label=arm)
-            ax.fill_between(curve["epochs"], mean - std, mean + std, color=colour, alpha=0.12)
+            # the spread over seeds once, at the last epoch (bands over the whole curve hide the others)
+            ax.errorbar(curve["epochs"][-1], mean[-1], yerr=std[-1], color=colour, capsize=3, lw=1.2)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"learning curves, plain SGD at lr 1e-3: {net}", fontsize=10)
+        ax.set_title(f"learning curves, plain SGD at lr 1e-3: {net} (bar: ± std over seeds at the end)",
+                     fontsize=10)
         ax.grid(alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, frameon=False,
                bbox_to_anchor=(0.5, 1 - 0.75 / fig.get_figheight()))
     pixels = ", pixels in [-1, 1]" if cfg.get("centre") else ""
-    fig.suptitle(f"Balancing and the learning rate ({cfg['data']}{pixels}, {len(cfg['seeds'])} seeds, mean ± std)\n"
-                 f"{ARM_NOTE}", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.95 / fig.get_figheight()))
-    fig.savefig(path, dpi=100)
+    fig.text(0.5, 1 - 0.08 / fig.get_figheight(), f"Balancing and the learning rate ({cfg['data']}{pixels}, "
+             f"{len(cfg['seeds'])} seeds, mean ± std)\n{ARM_NOTE}", ha="center", va="top", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 1.0 / fig.get_figheight()))
+    fig.savefig(path, dpi=130)
 
 
 def text(result: dict[str, Any]) -> str:
