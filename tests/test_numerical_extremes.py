@@ -376,3 +376,13 @@ def test_sum_of_costs_at_extreme_magnitudes_is_balanced_for_its_dominant_term(ma
         assert got.converged
         for name in want.log_scales:
             np.testing.assert_allclose(got.log_scales[name], want.log_scales[name], atol=1e-8)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_one_unit_solve_of_a_sum_of_costs_brackets_without_overflow(method):
+    """Lp(1) + 0.1 Lp(0.001) on a tied layer: the Lp(0.001) term alone puts its optimum at |d| ~ 1e3, and the
+    1-D solve bracketed there with exp(1e3) (bare OverflowError, or a refusal from the stochastic loop); its
+    balanced state is moderate, and returned."""
+    for seed in (0, 19):
+        net = nb.mlp([8, 5, 1], activation="bilu:-0.5,2.0", seed=seed)
+        assert _outcome(net, nb.Lp(1) + 0.1 * nb.Lp(0.001), method, tie="layer") == "result"

@@ -79,8 +79,9 @@ def scalar_root(graph: CostGraph, c: float, A: list, B: list, S: list) -> float:
 
     def derivatives(d: float) -> tuple[float, float]:
         g = h = 0.0
-        for w1, w2, p, a, b, s in terms:
-            ea, eb, es = math.exp(p * d), math.exp(-c * p * d), math.exp(p * r * d)
+        for w1, w2, p, a, b, s in terms:  # exponents capped at 709: a term that large only needs its sign
+            ea, eb = math.exp(min(p * d, 709.0)), math.exp(min(-c * p * d, 709.0))
+            es = math.exp(min(p * r * d, 709.0))
             g += w1 * (a * ea - c * b * eb + r * s * es)
             h += w2 * (a * ea + c * c * b * eb + r * r * s * es)
         return g, h
