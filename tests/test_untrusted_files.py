@@ -665,9 +665,9 @@ def test_any_npy_header_is_checked_before_allocation(tmp_path_factory, shape, de
 def test_any_stray_archive_member_is_refused_by_name(tmp_path_factory, name):
     d = tmp_path_factory.mktemp("member")
     path = _model(d)
-    with zipfile.ZipFile(path.with_suffix(".npz"), "a", zipfile.ZIP_DEFLATED) as z, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a duplicate name warns
-        z.writestr(name, bytes(64))
+    with zipfile.ZipFile(path.with_suffix(".npz")) as z:
+        members = [(i.filename, z.read(i), 0, i.CRC, i.file_size, 0) for i in z.infolist()]
+    _raw_zip(path.with_suffix(".npz"), members + [(name, bytes(64), 0, zlib.crc32(bytes(64)), 64, 0)])
     refused(lambda: nb.load_model(path), d, ModelError, "net.yaml", "weights")
 
 
@@ -680,6 +680,42 @@ def test_any_declared_hdf5_shape_is_checked_before_reading(tmp_path_factory, sha
     chunks = tuple(min(n, 64) for n in shape)
     _replace_dataset(path, f"node/nodes/{target}", shape=tuple(shape), dtype="f8", chunks=chunks, fillvalue=fill)
     refused(lambda: nb.load_model(path), d, ModelError, "net.nir", "node")
+
+
+NIR_VALUES = st.sampled_from([np.array([1, 1]), np.array(b"x"), np.array(np.nan), np.zeros((2, 2, 2, 2, 2)),
+                              np.array([1.5]), np.array([], dtype=float), np.array(10**12), np.array(-3),
+                              np.array([[1, 2], [3, 4]]), np.array(True), np.array(["a", "b"], dtype=object), None])
+
+
+def _datasets(path: Path) -> list[str]:
+    names = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+    return sorted(names)
+
+
+@FUZZ
+@given(data=st.data())
+def test_any_nir_field_of_the_wrong_type_is_refused_naming_the_node_or_loads(tmp_path_factory, data):
+    """Every dataset of a NIR file (shapes, strides, groups, types, edges, metadata) replaced or deleted."""
+    d = tmp_path_factory.mktemp("nirfield")
+    path = _nir(d, data.draw(st.sampled_from([_conv(), nb.rnn(3, [4], 2, seed=0)])))
+    name, value = data.draw(st.sampled_from(_datasets(path))), data.draw(NIR_VALUES)
+    with h5py.File(path, "a") as f:
+        del f[name]
+        if value is not None:
+            f.create_dataset(name, data=value, **({"dtype": h5py.string_dtype()} if value.dtype == object else {}))
+    before = _snapshot(d)
+    try:
+        net = nb.load_model(path)
+    except ModelError as err:
+        message = str(err)
+        assert "\n" not in message and len(message) < 1000 and "net.nir" in message, message
+        assert any(word in message for word in ("node", "graph", "edges", "not a readable NIR file")), message
+    else:
+        x = np.zeros((3, 2, net.input.n_features) if net.recurrent else (2, net.input.n_features))
+        assert np.all(np.isfinite(net.forward(x)))
+    assert _snapshot(d) == before
 
 
 def _leaves(doc, prefix=()):

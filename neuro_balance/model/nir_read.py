@@ -245,8 +245,11 @@ def _neuron_population(name: str, node: Any, kind: str) -> Population:
     if ground is not None and np.size(ground) != 1:
         raise ModelError(f"node {name!r}.metadata.{GROUND_KEY}: must be one value, got {short(ground)}")
     ground = ground is not None and bool(np.asarray(ground).item())
-    return Population(name, size, "hidden", activation, None, shape if len(shape) == 3 else None, ground=ground,
-                      neuron=neuron)
+    try:
+        return Population(name, size, "hidden", activation, None, shape if len(shape) == 3 else None, ground=ground,
+                          neuron=neuron)
+    except ModelError as err:  # the activation stored in the metadata names no unit
+        raise ModelError(f"node {name!r}.metadata.{ACTIVATION_KEY}: {err}") from None
 
 
 def _chain_projection(names: list[str], nodes: dict, pre: Population, post_name: str) -> tuple[Projection, Any]:

@@ -173,6 +173,11 @@ def _read_array(stream, name: str, size: int, budget: int) -> np.ndarray:
     for n in shape:
         count *= n
     nbytes = count * dtype.itemsize
+    span = 1
+    for n in shape:
+        span *= max(n, 1)
+    if span > 2**59:  # even empty, numpy cannot hold the shape as float64
+        raise UntrustedFileError(f"{where}: shape {list(shape)} is beyond what an array can have")
     if header_len + nbytes != size:
         raise UntrustedFileError(f"{where}: header declares shape {list(shape)} of {dtype} ({nbytes} bytes), "
                          f"{size - header_len} bytes follow it")
