@@ -129,14 +129,19 @@ def test_grid_returns_a_result_or_a_clear_refusal(name):
 
 @settings(max_examples=60)
 @given(net=networks(max_width=12, max_depth=4), p=st.sampled_from(PS + (None,)), method=st.sampled_from(METHODS),
-       magnitude=st.sampled_from(MAGNITUDES + (1e-200, 1e200)), tie=st.sampled_from([None, "layer"]))
-def test_random_networks_return_a_result_or_a_clear_refusal(net, p, method, magnitude, tie):
-    """Random nets (skips, delay-1 loops, tanh and BiPU units mixed in): the grid's promise holds for each.
+       magnitude=st.sampled_from(MAGNITUDES + (1e-200, 1e200)), tie=st.sampled_from([None, "layer"]),
+       variant=st.sampled_from(["single", "sum", "pow2", "fraction"]))
+def test_random_networks_return_a_result_or_a_clear_refusal(net, p, method, magnitude, tie, variant):
+    """Random nets (skips, delay-1 loops, tanh and BiPU units mixed in) x costs (Lp, Linf, Lp(1) + 0.1 Lp(p)) x
+    methods x magnitudes x ties x power-of-two grid or partial steps: the grid's promise holds for each.
 
-    A longer run of this (2,500 examples) found the subnormal results, the spiking route and the
-    intermediate overflow of `scale` fixed alongside it."""
-    cost = nb.Linf() if p is None else nb.Lp(p)
-    _outcome(_times(net, magnitude), cost, method, max_iter=None if method == "global" else 2000, tie=tie)
+    Longer runs of this (3,000 examples each) found the subnormal results, the spiking route, the two
+    float64 limits of `scale` and the overflowing bracket of the one-unit solve, fixed alongside."""
+    cost = nb.Lp(1) + 0.1 * nb.Lp(p or 2) if variant == "sum" else nb.Linf() if p is None else nb.Lp(p)
+    options = {"pow2": {"scale_grid": "pow2"}, "fraction": {"fraction": 0.5}}.get(variant, {})
+    if options and method == "global":
+        method = "sweep"
+    _outcome(_times(net, magnitude), cost, method, max_iter=None if method == "global" else 2000, tie=tie, **options)
 
 
 @pytest.mark.parametrize("options", [dict(tie="layer"), dict(scale_grid="pow2"), dict(fraction=0.5),
