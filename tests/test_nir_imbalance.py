@@ -100,16 +100,36 @@ def test_exported_graph_names_each_neuron_model_and_invariance(tmp_path, capsys)
     assert "gauge: a spiking unit's incoming weights" in text and "exchange: incoming weights" in text
 
 
-def test_the_rate_invariance_measures_if_units_as_their_rate_model_and_refuses_a_leak(capsys):
-    net = nb.load_model(DATA / "sinabs_cnn.nir")
+def if_file(path: Path) -> Path:
+    """Input(6) -> IF(10), thresholds 0.5 -> linear readout(3), exported by `save_model`."""
+    net = nb.mlp([6, 10, 3], seed=1)
+    net.projections[0].weight *= 3
+    net.populations["h1"].neuron = Neuron("IF", {"r": np.ones(10), "v_threshold": np.full(10, 0.5),
+                                                 "v_reset": np.zeros(10)})
+    nb.save_model(net, path)
+    return path
+
+
+def test_the_rate_invariance_measures_if_units_as_their_rate_model_and_refuses_a_leak(tmp_path, capsys):
+    # An IF unit with threshold theta and reset by subtraction fires at relu(z) / theta: its rate model is the ReLU
+    # unit with incoming weights and bias / theta (by hand below), which the rate exchange balances.
+    src = if_file(tmp_path / "if.nir")
+    net = nb.load_model(src)
     rate = nb.imbalance(net, nb.Lp(2), invariance="rate")
-    relu = net.copy()
-    for name in ("1", "4"):
-        relu.populations[name].neuron = None
-    assert rate.max_relative == nb.imbalance(relu, nb.Lp(2)).max_relative
-    assert nb.balance(net, nb.Lp(2), invariance="rate").history["imbalance"][0] == rate.max_relative
-    code, text = cli_out(capsys, "inspect", DATA / "sinabs_cnn.nir", "--invariance", "rate")
-    assert code == 0 and re.search(r"^1\s+hidden\s+IF\s+rate exchange", text, re.M)
+    w1, w2 = (p.weight for p in net.projections)
+    A = ((w1 / 0.5) ** 2).sum(axis=1) + (net.populations["h1"].bias / 0.5) ** 2
+    B = (w2 ** 2).sum(axis=0)
+    assert rate.max_relative == pytest.approx(np.max(np.abs(A - B) / np.maximum(A, B)), rel=1e-12)
+    assert rate.symmetry["h1"] == "rate exchange"
+    result = nb.balance(net, nb.Lp(2), invariance="rate")
+    assert result.history["imbalance"][0] == pytest.approx(rate.max_relative, rel=1e-12)
+    assert nb.imbalance(result.network, nb.Lp(2), invariance="rate").max_relative <= 1e-10
+    np.testing.assert_array_equal(result.network.populations["h1"].neuron.params["v_threshold"], 1.0)
+    code, text = cli_out(capsys, "inspect", src, "--invariance", "rate")
+    assert code == 0 and re.search(r"^h1\s+hidden\s+IF\s+rate exchange", text, re.M)
+    assert printed_imbalance(text, "max relative imbalance") == pytest.approx(rate.max_relative, rel=2e-3)
+    code, text = cli_out(capsys, "simulate", src, "--invariance", "rate", "--duration", "0.05")
+    assert code == 0 and printed_imbalance(text, "max relative imbalance") == pytest.approx(rate.max_relative, rel=2e-3)
     with pytest.raises(ModelError, match=r"node '1': LIF leaks.*--invariance exact"):
         nb.imbalance(nb.load_model(DATA / "snntorch_mlp.nir"), nb.Lp(2), invariance="rate")
     assert main(["inspect", str(DATA / "snntorch_mlp.nir"), "--invariance", "rate"]) == 1
@@ -202,12 +222,7 @@ def test_run_quick_on_a_lif_file_names_the_neuron_and_prints_no_nan_or_warning(t
 
 @pytest.mark.slow
 def test_run_quick_on_an_if_file_under_the_rate_invariance_simulates_its_if_units(tmp_path):
-    src = tmp_path / "if.nir"
-    net = nb.mlp([6, 10, 3], seed=1)
-    net.projections[0].weight *= 3
-    net.populations["h1"].neuron = Neuron("IF", {"r": np.ones(10), "v_threshold": np.full(10, 0.5),
-                                                 "v_reset": np.zeros(10)})
-    nb.save_model(net, src)
+    src = if_file(tmp_path / "if.nir")
     proc, text = run_quick(src, tmp_path / "out", "--invariance", "rate")
     assert proc.returncode == 0, proc.stderr
     assert not re.search(r"\bnan\b", text, re.I) and "RuntimeWarning" not in text
@@ -216,3 +231,5 @@ def test_run_quick_on_an_if_file_under_the_rate_invariance_simulates_its_if_unit
     assert report["stages"]["spiking"]["applied"]
     assert report["spiking"]["neuron"].startswith("the model's IF units (populations h1), run as non-leaky")
     assert report["agents"]["imbalance_after"] <= 1e-8
+    start = nb.imbalance(nb.load_model(src), nb.Lp(2), invariance="rate").max_relative
+    assert report["agents"]["imbalance_before"] == pytest.approx(start, rel=1e-12)  # the agents' start is inspect's

@@ -5,7 +5,8 @@ A unit's imbalance is measured under the invariance balancing applies to it (`un
 balance equation's; under ``invariance="exact"`` the **gauge** of spiking units (IF, LIF, CubaLIF:
 incoming weights, bias and potentials x ``mu``, outgoing unchanged), whose imbalance is
 ``|in - out| / max(in, out)``, what `neuro_balance.balancing.spiking` drives to zero; under
-``invariance="rate"`` the **rate exchange** of IF units, balanced like their rate model (ReLU).
+``invariance="rate"`` the **rate exchange** of IF units, balanced like their rate model (ReLU, once the
+exact gauge has set their thresholds to 1: `neuro_balance.balancing.spiking.rate_view`).
 """
 from __future__ import annotations
 
@@ -152,8 +153,9 @@ def imbalance(net: Network, cost: Cost, tie: str | None = None, invariance: str 
         population's gauge is one factor, and its imbalance that of its summed costs.
     invariance : {"exact", "rate"}
         For networks with spiking units (NIR IF, LIF, CubaLIF): ``exact`` measures them under the gauge,
-        ``rate`` measures hidden IF units as their rate model (a hidden LIF or CubaLIF is refused with
-        `ModelError`, as `balance` refuses it). No effect on networks without spiking units.
+        ``rate`` measures hidden IF units as their rate model, thresholds gauged to 1 (a hidden LIF or
+        CubaLIF is refused with `ModelError`, as `balance` refuses it). No effect on networks without
+        spiking units.
 
     Returns
     -------
@@ -170,9 +172,9 @@ def imbalance(net: Network, cost: Cost, tie: str | None = None, invariance: str 
         raise ValueError(f"invariance must be one of {INVARIANCES}, got {invariance!r}")
     symmetry = {name: unit_invariance(pop, invariance) for name, pop in net.populations.items()}
     if invariance == "rate" and rate_coded(net):
-        net = net.copy()
-        for name in rate_coded(net):
-            net.populations[name].neuron = None  # its rate model: a ReLU unit
+        from .spiking import rate_view  # (spiking imports this module) thresholds to 1: each IF unit its rate model
+
+        net = rate_view(net)[0]
     graph = build_graph(net, cost, tie)
     u = graph.zeros()
     costs = graph.unit_costs(u)

@@ -12,7 +12,9 @@ Two invariances, kept apart:
     ``mu`` is a power of two, since float products by powers of two are exact). The two steps
     alternate until both are balanced to ``tol``.
 ``invariance="rate"``
-    The paper's exchange applied to IF units with their threshold fixed: a unit's rate is
+    The paper's exchange applied to IF units with their threshold fixed, after the exact gauge that sets
+    every hidden IF threshold to 1 (`rate_view`: the unit is then its rate model ``relu(z)``, what the
+    Brian2 agents run, and `imbalance` measures the same): a unit's rate is
     multiplied by ``lam``, the next layer's input rate is kept. Rate-level only: for IF units with
     reset by subtraction whose membranes end a window within ``[-v_threshold, v_threshold]``, a
     ground unit ``k`` fed by balanced units ``j`` changes its count over the window by at most
@@ -31,7 +33,7 @@ from ..errors import ModelError, NumericalError
 from ..model.kinds import get_kind
 from ..model.network import Network, Projection
 from .costs import Cost
-from .metrics import INVARIANCES, imbalance, rate_coded
+from .metrics import INVARIANCES, imbalance, rate_coded, unit_invariance
 from .scaling import factors, scale
 
 __all__ = ["gauge", "balance_spiking", "spiking_populations", "rate_view", "with_neurons", "INVARIANCES"]
@@ -242,7 +244,8 @@ def balance_spiking(net: Network, cost: Cost, invariance: str = "exact", *, engi
     -------
     BalanceResult
         ``extra`` holds ``invariance``, ``gauge`` (log ``mu`` per spiking population, ``exact``),
-        ``symmetry`` (per population) and ``rate_bound`` (``rate``).
+        ``symmetry`` (per hidden population, `unit_invariance`) and ``rate_bound`` (``rate``, whose
+        result has every hidden IF threshold at 1).
 
     Raises
     ------
@@ -251,16 +254,13 @@ def balance_spiking(net: Network, cost: Cost, invariance: str = "exact", *, engi
     """
     if invariance not in INVARIANCES:
         raise ValueError(f"invariance must be one of {INVARIANCES}, got {invariance!r}")
-    symmetry = {n: (p.neuron.symmetry if p.neuron is not None else ("exchange" if p.balanced else "ground"))
-                for n, p in net.populations.items() if p.role == "hidden"}
+    symmetry = {n: unit_invariance(p, invariance) for n, p in net.populations.items() if p.role == "hidden"}
     if invariance == "rate":
-        stripped = net.copy()
-        for name in rate_coded(net):
-            stripped.populations[name].neuron = None  # balanced like its rate model (relu), threshold kept below
-        result = engine(stripped, cost, tol=tol, scale_grid=scale_grid, **kwargs)
-        result.network = with_neurons(result.network, {n: net.populations[n].neuron for n in spiking_populations(net)})
-        result.extra.update(invariance="rate", symmetry={**symmetry, **{n: "rate" for n in result.log_scales}},
-                            rate_bound=_rate_bound(net, result.log_scales, dt))
+        view, dropped = rate_view(net)  # thresholds 1 (exact), then each IF unit is its rate model
+        result = engine(view, cost, tol=tol, scale_grid=scale_grid, **kwargs)
+        result.network = with_neurons(result.network, dropped)
+        result.extra.update(invariance="rate", symmetry=symmetry,
+                            rate_bound=_rate_bound(with_neurons(view, dropped), result.log_scales, dt))
         return result
     work, log_lam, log_mu, converged, rounds, history, last = _exact(net, cost, tol, max_rounds, scale_grid,
                                                                      engine, kwargs)
