@@ -370,6 +370,11 @@ def c_weights_symlink_out(d):
     return lambda: nb.load_model(path), ModelError, ("net.yaml", "weights", "outside the model's folder")
 
 
+def c_weights_nul(d):
+    path = _edit_yaml(_model(d), lambda doc: doc.update(weights="net\0.npz"))
+    return lambda: nb.load_model(path), ModelError, ("net.yaml", "weights", "NUL")
+
+
 def c_nir_fill_value(d):
     """A chunked dataset with a fill value: 3.2 GB declared in a file of a few kB."""
     path = _nir(d)

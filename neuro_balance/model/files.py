@@ -263,14 +263,17 @@ def load_model(path: str | os.PathLike, *, allow_outside: bool = False) -> Netwo
 
 def _weights_path(path: Path, weights_name: str, allow_outside: bool) -> Path:
     """The weights file named by ``weights:``, which must stay in the YAML's folder unless ``allow_outside``."""
+    if "\0" in weights_name:
+        raise ModelError(f"{path}: weights: a file name cannot hold a NUL character, got {short(weights_name)}")
     weights_path = path.parent / weights_name
     if allow_outside:
         return weights_path
     if Path(weights_name).is_absolute() or ".." in Path(weights_name).parts:
-        raise ModelError(f"{path}: weights: must name a file in the model's folder, got {short(weights_name)} "
+        raise ModelError(f"{path}: weights: must name a file in the model's folder (no absolute path, no '..'), "
+                         f"got {short(weights_name)} "
                          "(load_model(..., allow_outside=True) reads files elsewhere)")
-    folder = path.parent.resolve()
-    if folder not in weights_path.resolve().parents:
+    folder, resolved = path.parent.resolve(), weights_path.resolve()
+    if resolved != folder and folder not in resolved.parents:  # the folder itself: refused as not a file
         raise ModelError(f"{path}: weights: {short(weights_name)} leads outside the model's folder (a symbolic "
                          "link?); load_model(..., allow_outside=True) reads files elsewhere")
     return weights_path
