@@ -26,7 +26,10 @@ def register(sub) -> None:
     parser = sub.add_parser(
         "balance", help="balance a model (global, stochastic or sweep)",
         description="Balance every hidden homogeneous unit of MODEL for a cost and write the balanced model. "
-                    "The network function is unchanged; the total cost drops to its unique minimum.")
+                    "The network function is unchanged; the total cost drops to its unique minimum. A NIR file's "
+                    "spiking units (IF, LIF, CubaLIF) are balanced as --invariance says (by default their gauge, "
+                    "which sets each unit's in-cost equal to its out-cost and may raise the total cost), with as "
+                    "many thresholds per layer as --for allows.")
     parser.add_argument("model", type=model_argument, help=MODEL_HELP)
     parser.add_argument("--cost", type=cost_argument, default="L2", help=COST_HELP)
     parser.add_argument("--method", choices=METHODS, default="global", help="engine (default global)")
