@@ -144,22 +144,23 @@ def gated_network(parts, gated, gate: Gate, clock, *, name: str):
     (those whose public ``active`` flag is set) after ``before_run`` has prepared every object's
     code, so an object switched off at the end of ``before_run`` is prepared but not run; an
     object's ``run()`` executes its code objects; ``sorted_objects`` is the order the Network runs
-    objects in.
+    objects in. The operations count the ticks from the clock's ``timestep`` at the start of the run
+    (one call per tick), and ``t = timestep * dt`` is the very float the Network computes.
     """
     import brian2 as b2
     gated = list(gated)
     slots = list(dict.fromkeys(obj.when for obj in gated))
     ordered: dict[str, list] = {slot: [] for slot in slots}
-    state = {"open": False}
-    dt = float(clock.dt_)
+    state = {"open": False, "step": 0, "dt": 0.0}
 
     def make_tick(slot: str):
         first, last = slot == slots[0], slot == slots[-1]
 
         def tick() -> None:
             if first:
-                t = float(clock.t_[:])
-                state["open"] = gate.ready(t, int(round(t / dt)))
+                step = state["step"]
+                state["step"] = step + 1
+                state["open"] = gate.ready(step * state["dt"], step)
             if state["open"]:
                 for obj in ordered[slot]:
                     obj.run()
@@ -177,6 +178,7 @@ def gated_network(parts, gated, gate: Gate, clock, *, name: str):
                 ordered[slot][:] = [obj for obj in self.sorted_objects if id(obj) in members and obj.when == slot]
             for obj in gated:
                 obj.active = False  # out of the per-tick loop, which Network.run lists after this call
+            state["step"], state["dt"] = int(clock.timestep[:]), float(clock.dt_)  # counted from here on
             gate.prepare()
 
         def after_run(self):
