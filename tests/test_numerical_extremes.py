@@ -28,7 +28,7 @@ PS = (1e-3, 0.01, 0.3, 1.0, 2.0, 4.0, 50.0)
 COSTS = [nb.Lp(p) for p in PS] + [nb.Linf()]
 METHODS = ("global", "stochastic", "sweep")
 MAGNITUDES = (1e-300, 1e-150, 1.0, 1e150, 1e300)
-LIMITS = ("overflow", "underflow", "NaN")  # "underflow to 0", or to a subnormal that keeps only some bits
+LIMITS = ("overflow", "underflow", "NaN", "precision")  # underflow: to 0, or to a subnormal keeping some bits
 
 
 def _spread(seed: int, sizes, spread: float, activation="relu") -> nb.Network:

@@ -227,7 +227,7 @@ def _balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1
     ungrounded = {n: np.flatnonzero(graph.expand(graph.pinned)[n] | graph.expand(graph.unbounded)[n])
                   for n in graph.sizes if graph.pinned[n].any() or graph.unbounded[n].any()}
     extra = {"cg_iterations": getattr(run, "cg_iterations", 0)}
-    if graph.log_unit:  # the graph's costs are those of the parameters times 2**(-p shift)
+    if graph.log_unit:  # the graph's costs are the parameters' times exp(-log_unit) (`graph.shifted_cost`)
         extra["log_costs"] = tuple(math.log(c) + graph.log_unit if c > 0 else -math.inf
                                    for c in (history["cost"][0], history["cost"][-1]))
         history["cost"] = [verify.unscaled(c, graph.log_unit) for c in history["cost"]]
@@ -304,13 +304,14 @@ def _prebalanced(net: Network, graph, cost: Cost, method: str, options: dict, in
     then = _balance(moved, cost, method, rounds=1, **options)
     log_scales = {n: u0[n] + then.log_scales[n] for n in then.log_scales}
     out = _checked_scale(net, graph, None, log_scales, 0.0, inplace)
-    first = (graph.flat.max_imbalance(graph.origin), verify.unscaled(graph.flat.cost(graph.origin), graph.log_unit))
-    history = {"imbalance": [first[0]] + then.history["imbalance"], "cost": [first[1]] + then.history["cost"]}
-    raw = graph.flat.cost(graph.origin)
-    log_first = math.log(raw) + graph.log_unit if raw > 0 else -math.inf
-    return BalanceResult(out, log_scales, then.converged, then.iterations, history, first[1], then.cost_after,
+    raw = graph.flat.cost(graph.origin)  # the input's cost, in the graph's unit
+    before = verify.unscaled(raw, graph.log_unit)
+    history = {"imbalance": [graph.flat.max_imbalance(graph.origin)] + then.history["imbalance"],
+               "cost": [before] + then.history["cost"]}
+    log_before = math.log(raw) + graph.log_unit if raw > 0 else -math.inf
+    return BalanceResult(out, log_scales, then.converged, then.iterations, history, before, then.cost_after,
                          then.dead_units, then.ungrounded_units, then.method, then.schedule, then.updates,
-                         {**then.extra, "prebalanced": True, "log_costs": (log_first, then.log_costs[1])})
+                         {**then.extra, "prebalanced": True, "log_costs": (log_before, then.log_costs[1])})
 
 
 _PRE_SWEEPS = 50  # L-infinity sweeps before an Lp run whose costs underflowed

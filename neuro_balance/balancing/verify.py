@@ -1,9 +1,11 @@
 """Checks that a balancing result is one: finite log-scales and parameters, and the function kept on a probe batch.
 
-Every engine ends here (`balance._balance`). Scaling by finite factors never turns a zero into
-anything else, so a parameter that becomes 0 underflowed and one that becomes infinite overflowed;
-both are found by counts and sums (no copy of a weight) and located only when they happened. The
-probe batch is the input network's own forward pass against the result's on a few fixed inputs.
+Every engine ends here (`balance._balance`). When the graph's record of each array's largest and
+smallest ``|w|`` and the factors' range bound every scaled parameter inside float64's normal range
+(`within_range`, O(units)), nothing else is read; otherwise a scaled copy is compared with the input
+parameter by parameter (`check_parameters`: overflow, underflow to 0, or into the subnormals), and
+located when it fails. The probe batch is the input network's own forward pass against the result's
+on a few fixed inputs (`check_function`).
 """
 from __future__ import annotations
 
@@ -184,20 +186,19 @@ def check_function(after: Network, x: np.ndarray, y0: np.ndarray) -> None:
         err = float(np.max(np.abs(y1[known & np.isfinite(y1)] - y0[known & np.isfinite(y1)]), initial=0.0))
     if not broke.any() and err <= PROBE_RTOL * top + np.finfo(float).tiny:
         return
-    acts = None
-    with np.errstate(all="ignore"):
-        acts = after.forward(x, return_all=True)
-    first = next((n for n in after.order if not np.isfinite(acts[n]).all()), None)
-    if first is not None:
+    if broke.any():
+        with np.errstate(all="ignore"):
+            acts = after.forward(x, return_all=True)
+        first = next(n for n in after.order if not np.isfinite(acts[n]).all())
         bad = np.isnan(acts[first])
         kind = "NaN" if bad.any() else "overflow"
         k = int(np.flatnonzero((~np.isfinite(acts[first])).reshape(-1, acts[first].shape[-1]).any(axis=0))[0])
         raise NumericalError(f"{kind}: the balanced network's forward pass on a probe batch leaves float64 at unit "
                              f"{first}[{_unit(after, first, k)}] while the input network's stays finite: the balanced "
                              "state of this cost is not representable in float64")
-    raise NumericalError(f"balancing changed the network's function: output differs by {err:.3g} "
-                         f"(relative {err / top if top else math.inf:.3g}) on a probe batch, more than float64 "
-                         f"rounding ({PROBE_RTOL:g}); float64 lost precision in the scaled parameters")
+    raise NumericalError(f"precision: balancing changed the network's output on a probe batch by {err:.3g} "
+                         f"(relative {err / top if top else math.inf:.3g}), more than float64 rounding allows "
+                         f"({PROBE_RTOL:g})")
 
 
 def check_imbalance(graph, u: dict[str, np.ndarray]) -> None:
