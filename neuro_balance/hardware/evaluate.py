@@ -353,7 +353,7 @@ PLOT_STYLE = {
     "balanced_auto": ("the balancing the calibration data picks, then quantised",
                       dict(color="0.25", lw=0.8, ls="-", marker="+", ms=9, mew=1.3)),
 }
-RESCALED_STYLE = ("a badly scaled copy of the same function, quantised (balanced first: as the orange line)",
+RESCALED_STYLE = ("a badly scaled copy of the same function, quantised (balanced first: the orange line)",
                   dict(color="C3", lw=1.4, marker="x", ms=7, mew=1.5))
 
 
@@ -378,7 +378,9 @@ def plot_evaluation(ev: Evaluation, path: str | Path, rescaled: Evaluation | Non
     widths = sorted(b for b in ev.bits if b is not None)
     cols = min(4, len(profiles))
     rows = -(-len(profiles) // cols)
-    fig = Figure(figsize=(max(4.0 * cols, 8.0), 3.8 * rows + 1.4))
+    ncol = 2 if cols >= 3 else 1
+    legend_rows = -(-(len(ev.variants) + (rescaled is not None) + 2) // ncol)   # + float line and native star
+    fig = Figure(figsize=(max(4.0 * cols, 8.0), 3.8 * rows + 0.26 * legend_rows + 0.9))
     axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
     lines = [(ev, v, *PLOT_STYLE.get(v, (v, {}))) for v in ev.variants]
     if rescaled is not None:
@@ -413,8 +415,7 @@ def plot_evaluation(ev: Evaluation, path: str | Path, rescaled: Evaluation | Non
     for ax in axes.ravel():
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)
-    legend_rows = -(-len(handles) // 2)
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=2, fontsize=10, frameon=False)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol, fontsize=10, frameon=False)
     left_out = f"\n({', '.join(ideal)}: float weights, the float line itself, not drawn)" if ideal and \
         len(profiles) < len(ev.profiles) else ""
     seeds = len({r["seed"] for r in ev.records})
