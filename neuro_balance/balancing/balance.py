@@ -143,6 +143,12 @@ def balance(net: Network, cost: Cost, method: str = "global", *, tol: float = 1e
         ``max_iter`` that is not a non-negative int, a bad ``seed``, or ``method="global"`` with
         ``schedule``, ``fraction != 1`` or ``scale_grid`` (options of the local methods only), or a
         local method with ``hessian_dtype="float32"``.
+    NumericalError
+        When the result would not be one: a balanced parameter beyond float64 (overflow, underflow to
+        0 or into the subnormals), a NaN imbalance, or an output changed on a probe batch; the message
+        names the limit and the projection and unit. Costs whose ``|w|**p`` would leave float64 are
+        computed for ``w * 2**-shift`` (`graph.shifted_cost`), so a common magnitude of the weights
+        (1e-300 .. 1e300) alone never causes it.
 
     Examples
     --------
