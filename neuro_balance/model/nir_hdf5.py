@@ -1,4 +1,4 @@
-"""Read an untrusted ``.nir`` (HDF5) file as nested dicts, each dataset checked against its stored size before it is read."""
+"""Read an untrusted ``.nir`` (HDF5) file as nested dicts, each dataset checked against its stored size first."""
 from __future__ import annotations
 
 import multiprocessing
@@ -71,7 +71,7 @@ def read_tree(path: str | os.PathLike, max_bytes: int = MAX_NIR_BYTES, timeout: 
     try:
         if not receive.poll(timeout):
             raise _refused("", f"the HDF5 library did not finish reading it within {timeout:.3g} s; "
-                                     "a damaged file can make it loop")
+                           "a damaged file can make it loop")
         kind, value = receive.recv()
     except EOFError:
         child.join()
@@ -218,11 +218,11 @@ class _Reader:
                 limit = min(limit, _LARGE_RATIO * stored)
             if layout != h5py.h5d.COMPACT and nbytes > limit:
                 raise _refused(where, f"declares shape {list(shape)} of {dtype} ({nbytes} bytes) but stores "
-                                     f"{stored} bytes{' compressed' if filtered else ''}; the rest would be "
-                                     "invented (fill value)")
+                               f"{stored} bytes{' compressed' if filtered else ''}; the rest would be "
+                               "invented (fill value)")
         if self.total + nbytes > self.max_bytes:
             raise _refused(where, f"{nbytes} bytes would take the data read past the limit of "
-                                 f"{self.max_bytes} bytes")
+                           f"{self.max_bytes} bytes")
         self.total += nbytes
         value = ds[()]  # a damaged chunk, a failing filter or a truncated file raise: see `dataset`
         if isinstance(value, bytes):

@@ -5,7 +5,6 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -84,14 +83,14 @@ class NpzArchive:
                 raise UntrustedFileError(f"{where}: compression method {info.compress_type} (only stored or deflate)")
             if info.compress_size > size or info.header_offset + info.compress_size > size:
                 raise UntrustedFileError(f"{where}: declares {info.compress_size} compressed bytes at offset "
-                                 f"{info.header_offset}, beyond the {size} bytes of the archive (truncated?)")
+                                         f"{info.header_offset}, beyond the {size} bytes of the archive (truncated?)")
             limit = info.compress_size if info.compress_type == zipfile.ZIP_STORED else (
                 _DEFLATE_RATIO * info.compress_size + 64)
             if info.file_size > max(_LARGE, _LARGE_RATIO * info.compress_size):
                 limit = min(limit, _LARGE_RATIO * info.compress_size)
             if info.file_size > limit:
-                raise UntrustedFileError(f"{where}: declares {info.file_size} bytes from {info.compress_size} compressed "
-                                 "bytes, more than the compression can hold")
+                raise UntrustedFileError(f"{where}: declares {info.file_size} bytes from {info.compress_size} "
+                                         "compressed bytes, more than the compression can hold")
             members[key] = info
         return members
 
@@ -113,14 +112,6 @@ class NpzArchive:
 
     def __contains__(self, name: object) -> bool:
         return name in self._members
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._members)
-
-    def header(self, name: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
-        """Shape, Fortran order, dtype and header length of member ``name``, from its npy header only."""
-        with self._zip.open(self._members[name]) as member:
-            return _header(member, name)
 
     def read(self, name: str) -> np.ndarray:
         """The array ``name``: its header checked (numbers only, size equal to the member's), then read.
@@ -180,7 +171,7 @@ def _read_array(stream, name: str, size: int, budget: int) -> np.ndarray:
         raise UntrustedFileError(f"{where}: shape {list(shape)} is beyond what an array can have")
     if header_len + nbytes != size:
         raise UntrustedFileError(f"{where}: header declares shape {list(shape)} of {dtype} ({nbytes} bytes), "
-                         f"{size - header_len} bytes follow it")
+                                 f"{size - header_len} bytes follow it")
     if nbytes > budget:
         raise UntrustedFileError(f"{where}: {nbytes} bytes would take the arrays read past the limit")
     flat = np.empty(count, dtype)
