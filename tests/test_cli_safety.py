@@ -88,7 +88,7 @@ MISTAKES = [
      "--workers needs Dask"),
     (["demo", "torch_resnet", "--help"], 2, "demo torch_resnet needs torch, which is not installed: pip install "
                                             "\"neuro-balance[torch]\""),
-    (["demo", "order_independence", "--qui"], 2, "unrecognized arguments: --qui"),
+    (["demo", "order_independence", "--quik"], 2, "unrecognized arguments: --quik; did you mean --quick?"),
 ]
 
 

@@ -21,45 +21,12 @@ import neuro_balance
 from ..errors import GridError
 from .clean_exit import (EXIT_CODES, Terminated, end_by_signal, finish_brian2, install_signal_handlers,
                          restore_signal_handlers)
+from .commands.common import Parser
 
-__all__ = ["main", "build_parser", "COMMANDS", "Parser"]
+__all__ = ["main", "build_parser", "COMMANDS"]
 
 COMMANDS = ("run", "balance", "inspect", "simulate", "quantize", "profiles", "demo")
 TRACEBACK_ENV = "NEURO_BALANCE_TRACEBACK"  # set to 1 to see where an unexpected error came from
-
-
-class Parser(argparse.ArgumentParser):
-    """An argument parser that never abbreviates options and suggests the closest one for a mistyped option."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def parse_args(self, args=None, namespace=None):
-        parsed, extras = self.parse_known_args(args, namespace)
-        if extras:
-            parser = self._subcommand_parser(parsed)
-            parser.error(unrecognized(parser, extras))
-        return parsed
-
-    def _subcommand_parser(self, parsed) -> argparse.ArgumentParser:
-        """The parser of the subcommand that was chosen (where the unrecognised arguments belong), else self."""
-        for action in self._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                return action.choices.get(getattr(parsed, action.dest, None), self)
-        return self
-
-
-def unrecognized(parser: argparse.ArgumentParser, extras: list[str]) -> str:
-    """argparse's "unrecognized arguments" message, with the closest option of ``parser`` for a mistyped one."""
-    message = f"unrecognized arguments: {' '.join(extras)}"
-    known = [opt for action in parser._actions for opt in action.option_strings]
-    for word in extras:
-        if word.startswith("-"):
-            close = difflib.get_close_matches(word.split("=")[0], known, n=1, cutoff=0.6)
-            if close:
-                return f"{message}; did you mean {close[0]}?"
-    return message
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Argument types and checks shared by the subcommands."""
+"""The argument parser, argument types and checks shared by the subcommands."""
 from __future__ import annotations
 
 import argparse
@@ -13,9 +13,9 @@ from ...grid import SCHEDULERS
 from ...model.safe_yaml import load_yaml
 from ...resources import resource_dir
 
-__all__ = ["COST_HELP", "MODEL_HELP", "INVARIANCE_HELP", "cost_argument", "model_argument", "positive_float", "positive_int",
-           "profile_argument", "profile_list", "output_path", "check_output_spares_inputs", "add_scheduler_arguments",
-           "scheduler_of"]
+__all__ = ["Parser", "unrecognized", "COST_HELP", "MODEL_HELP", "INVARIANCE_HELP", "cost_argument", "model_argument",
+           "positive_float", "positive_int", "profile_argument", "profile_list", "output_path",
+           "check_output_spares_inputs", "add_scheduler_arguments", "scheduler_of"]
 
 COST_SPELLINGS = "L1, L2, Lp:P or LP for any P > 0 (L3 is Lp:3, L0.5 is Lp:0.5), or Linf (the largest |w|)"
 COST_HELP = f"{COST_SPELLINGS}; default L2"
@@ -26,6 +26,40 @@ INVARIANCE_HELP = ("how spiking units (NIR IF, LIF, CubaLIF) are balanced: exact
                    "exchange of hidden IF units (threshold kept, outgoing weights / lam: rates x lam, rate-level "
                    "only; LIF and CubaLIF refused, a leak makes the rate a non-homogeneous function of the input); "
                    "no effect on other units")
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that never abbreviates options and suggests the closest one for a mistyped option."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = self._subcommand_parser(parsed)
+            parser.error(unrecognized(parser, extras))
+        return parsed
+
+    def _subcommand_parser(self, parsed) -> argparse.ArgumentParser:
+        """The parser of the subcommand that was chosen (where the unrecognised arguments belong), else self."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action.choices.get(getattr(parsed, action.dest, None), self)
+        return self
+
+
+def unrecognized(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """argparse's "unrecognized arguments" message, with the closest option of ``parser`` for a mistyped one."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    known = [opt for action in parser._actions for opt in action.option_strings]
+    for word in extras:
+        if word.startswith("-"):
+            close = difflib.get_close_matches(word.split("=")[0], known, n=1, cutoff=0.6)
+            if close:
+                return f"{message}; did you mean {close[0]}?"
+    return message
 
 
 def _number(text: str) -> float | None:

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 from ...learn.experiments import EXPERIMENTS, QUICK, run as run_experiment, save, summary_text
 from ...resources import resource_dir
 from ..clean_exit import tame_brian2
+from .common import Parser
 
 __all__ = ["register", "handler", "demos", "experiment_script"]
 
@@ -126,8 +127,7 @@ def experiment_script(name: str, description: str, presets: Mapping[str, Mapping
         0 (usage errors exit with 2 through argparse).
     """
     params = inspect.signature(EXPERIMENTS[name].function).parameters
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     allow_abbrev=False)
+    parser = Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_output", help="output directory (default demo_output)")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="tiny settings: checks the pipeline in seconds")
