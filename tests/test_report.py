@@ -28,7 +28,7 @@ def _records(table, seeds=(0, 1), native=None, static=None):
     return out
 
 
-def _report(plain, rescaled=None, imbalance=None, static=None, agents=True):
+def _report(plain, rescaled=None, imbalance=None, static=None, agents=True, rescaled_static=None):
     """A report dict of the shape `run_main_job` writes, with fabricated accuracies."""
     imbalance = imbalance or {"float": 0.40, "quantized": 0.40, "balanced": 0.30, "balanced_linf": 0.0}
     hardware = {"records": _records(plain, native={"loihi1": 8, "xylo_audio2": 8, "float64": None}, static=static),
@@ -38,7 +38,8 @@ def _report(plain, rescaled=None, imbalance=None, static=None, agents=True):
          "target": "numpy", "quick": True, "wall_s": 12.0, "test_images": N_TEST,
          "stages": {"hardware": {"applied": True}}, "hardware": hardware}
     if rescaled is not None:
-        r["hardware_rescaled"] = {"sigma": 1.0, "records": _records(rescaled, native={"loihi1": 8}),
+        r["hardware_rescaled"] = {"sigma": 1.0, "records": _records(rescaled, native={"loihi1": 8},
+                                                                           static=rescaled_static),
                                   "float_accuracy": 0.964, "balance": {"float": {"imbalance": 0.999}}, "seconds": 1.0}
     if agents:
         r["agents"] = {"converged": True, "imbalance_before": 0.863, "imbalance_after": 9e-16, "tol": 1e-8,
@@ -143,6 +144,9 @@ def test_report_names_the_cells_where_the_static_estimate_is_beyond_its_bound():
     assert "the stepped simulation's numbers hold there" in text
     assert "| loihi1 | 3-bit | quantized | 0 | 0.09 | not run |" in text
     assert "Static estimate, the trained" not in markdown_report(_report(_plain()))   # nothing checked: no line
+    copy = markdown_report(_report(_plain(), _rescaled(), rescaled_static={("loihi1", 4, "quantized"): 0.3}))
+    assert "| loihi1 | 4-bit | 0.960 | 0.093 † | 0.940 |" in copy
+    assert "**Static estimate, the badly scaled copy**: 0 of 2 spiking cells are within the bound." in copy
 
 
 def _png_ok(path):

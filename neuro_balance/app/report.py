@@ -295,8 +295,8 @@ def _static(ev: Evaluation, title: str) -> list[str]:
     if not bad:
         return lines + [""]
     lines[0] += (f" In {len(bad)} the gap is beyond it (marked † above): the static accuracy there is not the chip's, "
-                 f"and the stepped simulation's numbers hold there (`hardware.evaluate(..., stepped=True)` or "
-                 f"`neuro-balance quantize --stepped` measures them).")
+                 f"and the stepped simulation's numbers hold there. The run stepped those cells through the chip, "
+                 f"below (`hardware.evaluate(..., stepped=True)` does so for any cell).")
     lines += ["", "| profile | width | variant | seed | gap | stepped accuracy |", "|---|---|---|---|---|---|"]
     for rec in bad:
         stepped = rec.get("stepped_accuracy")
@@ -305,26 +305,27 @@ def _static(ev: Evaluation, title: str) -> list[str]:
     return lines + [""]
 
 
-def _imbalance_table(ev: Evaluation) -> list[str]:
-    rows = [(k, v["imbalance"]) for k, v in ev.balance.items() if "imbalance" in v]
-    if not rows:
-        return []
-    return (["| network quantised | L-infinity range imbalance |", "|---|---|"]
-            + [f"| {'float (as trained, = quantized)' if k == 'float' else k} | {v:.3f} |" for k, v in rows]
-            + ["| balanced_auto | per cell, one of the above |" if "balanced_auto" in ev.variants else "", ""])
-
-
 def _rescaled_table(plain: Evaluation, rescaled: Evaluation) -> list[str]:
     lines = ["| profile | width | trained net, quantised | badly scaled copy, quantised | badly scaled copy, "
              "balanced first |", "|---|---|---|---|---|"]
-    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     for prof in rescaled.profiles:
         for b in rescaled.bits:
-            values = [plain.mean(prof, b, "quantized"), rescaled.mean(prof, b, "quantized"),
-                      rescaled.mean(prof, b, "balanced")]
-            if any(v is not None for v in values):
-                lines.append(f"| {prof} | {_width(rescaled, prof, b)} | " + " | ".join(map(fmt, values)) + " |")
+            cells = [(plain, "quantized"), (rescaled, "quantized"), (rescaled, "balanced")]
+            if any(ev.mean(prof, b, v) is not None for ev, v in cells):
+                lines.append(f"| {prof} | {_width(rescaled, prof, b)} | "
+                             + " | ".join(_value(ev, prof, b, v) for ev, v in cells) + " |")
     return lines + [""]
+
+
+def _value(ev: Evaluation, prof: str, bits: int | None, variant: str) -> str:
+    """A mean accuracy as the tables print it: ``n/a`` where the chip lacks the width, † where the static
+    estimate is beyond its bound."""
+    mean = ev.mean(prof, bits, variant)
+    if mean is None:
+        return "n/a"
+    untrusted = any(r.get("static_trusted") is False for r in ev.records
+                    if r["profile"] == prof and r["bits"] == bits and r["variant"] == variant)
+    return f"{mean:.3f}" + (" †" if untrusted else "")
 
 
 def _copy_imbalance(plain: Evaluation, rescaled: Evaluation) -> str:
@@ -338,7 +339,6 @@ def _copy_imbalance(plain: Evaluation, rescaled: Evaluation) -> str:
 def _hardware(r: dict[str, Any]) -> list[str]:
     ev = _evaluation(r["hardware"])
     lines = ["## Quantised accuracy on neuromorphic chips", "", ev.table(), "", table_key(ev.variants), ""]
-    lines += _imbalance_table(ev)
     for name, why in r.get("hardware_skipped", {}).items():
         lines.append(f"- {name}: not run: {why}")
     lines += ["", *_static(ev, "the trained network"), "![accuracy](accuracy_vs_bits.png)", ""]
