@@ -9,7 +9,7 @@ the static estimate (``forward``) and of the stepped run (``simulate``), their g
 (`StaticEstimateWarning`). The static estimate is within the stated bound of the stepped run, or flagged,
 on every row where the last column says "ok".
 
-    python benchmarks/static_estimate.py [--nets 4] [--seed 100] [--profile loihi1]
+    python benchmarks/static_estimate.py [--nets 8] [--seed 100] [--profile loihi1]
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def rescaled_net(seed: int) -> tuple[nb.Network, nb.Network, np.ndarray, np.ndar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
-    parser.add_argument("--nets", type=int, default=4)
+    parser.add_argument("--nets", type=int, default=8)
     parser.add_argument("--seed", type=int, default=100)
     parser.add_argument("--profile", default="loihi1")
     args = parser.parse_args()

@@ -60,7 +60,7 @@ class Evaluation:
         ``balanced_auto`` the one picked on the calibration data), ``stepped_accuracy`` and
         ``stepped_output_error`` (`simulate`; None unless ``stepped``), ``static_gap`` and
         ``static_trusted`` (spiking chips: rms(forward - simulate) / rms(float output) on the data, or
-        on its first 256 rows when not ``stepped``, and whether it is within the stated bound,
+        on a sample of it when not ``stepped``, and whether it is within the stated bound,
         `neuro_balance.hardware.static_check`), ``seconds``; ``accuracy`` is None when the chip does
         not allow that width.
     float_accuracy : float
@@ -236,8 +236,8 @@ def _evaluate_cell(shared: dict[str, Any], cell: tuple[str, int | None, int, str
             if qnet.spec.spiking:
                 gap = float(np.sqrt(np.mean((out - stepped) ** 2)) / shared["norm"])
                 rec.update(static_gap=gap, static_trusted=gap <= forward_simulate_bound(qnet))
-        elif qnet.spec.spiking:   # the static estimate checked on a sample of the evaluation data itself
-            check = stepped_check(qnet, shared["X"], margin=1.0)
+        elif qnet.spec.spiking and shared["check"]:   # the static estimate checked on a sample of the data
+            check = stepped_check(qnet, shared["X"])
             rec.update(static_gap=check.difference, static_trusted=check.trusted)
     rec["seconds"] = time.perf_counter() - t0
     return rec
@@ -246,7 +246,8 @@ def _evaluate_cell(shared: dict[str, Any], cell: tuple[str, int | None, int, str
 def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[str] | None = None,
              bits: Iterable[int | None] = (None, 2, 4, 8), seeds: Iterable[int] = (0,),
              calibration: np.ndarray | None = None, cost: Cost | None = None,
-             variants: Sequence[str] = VARIANTS, stepped: bool = False, progress: Callable[[str], None] | None = None,
+             variants: Sequence[str] = VARIANTS, stepped: bool = False, check: bool = True,
+             progress: Callable[[str], None] | None = None,
              scheduler: Any = None, workers: int | None = None, **overrides: Any) -> Evaluation:
     """Accuracy and output error of quantised networks on every profile, bit width and seed.
 
@@ -271,6 +272,10 @@ def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[s
     stepped : bool
         Also run every cell step by step (`simulate`, one rate-code window on spiking chips, one
         step on graded ones) and record its accuracy and output error.
+    check : bool
+        Without ``stepped``, still step a sample of ``X`` through every spiking cell to check its
+        static estimate (`neuro_balance.hardware.static_check`); False skips it (one stepped run of
+        64 rows per cell).
     progress : callable, optional
         Called with a short message once each profile's cells are all done.
     scheduler : None, "processes", "threads", scheduler address or dask.distributed.Client
@@ -325,7 +330,7 @@ def evaluate(net: Network, X: np.ndarray, y: np.ndarray, *, profiles: Sequence[s
         loaded[prof.name] = prof
     cells = [(name, b, int(seed), variant) for name in loaded for b in bits for seed in seeds for variant in variants]
     shared = {"candidates": candidates, "ranges": ranges, "imbalance": imbalance, "profiles": loaded, "X": X, "y": y,
-              "calibration": calibration, "reference": reference, "stepped": bool(stepped),
+              "calibration": calibration, "reference": reference, "stepped": bool(stepped), "check": bool(check),
               "norm": float(np.sqrt(np.mean(reference ** 2))) or 1.0, "overrides": overrides}
     remaining = {name: sum(c[0] == name for c in cells) for name in loaded}
 
