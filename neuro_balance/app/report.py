@@ -83,15 +83,22 @@ def _images(difference: float, n: int | None) -> str:
     return f"; {round(abs(difference) * n)} of {n} test images" if n else ""
 
 
+def _untrusted(ev: Evaluation, prof: str, bits: int | None, variant: str) -> bool:
+    return any(r.get("static_trusted") is False for r in ev.records
+               if r["profile"] == prof and r["bits"] == bits and r["variant"] == variant)
+
+
 def _cells(ev: Evaluation, variant: str, other: Evaluation | None = None, other_variant: str = "quantized"):
-    """(difference, profile, bits, value, reference) for every cell where both means exist, non-ideal chips."""
+    """(difference, profile, bits, value, reference) for every cell where both means exist, on chips that quantise,
+    where both static estimates are within their bound (elsewhere the static numbers are not the chip's)."""
     other = other or ev
     skip = _ideal(ev)
     out = []
     for prof in ev.profiles:
         for b in ev.bits:
             value, reference = ev.mean(prof, b, variant), other.mean(prof, b, other_variant)
-            if prof not in skip and value is not None and reference is not None:
+            if prof not in skip and value is not None and reference is not None and not \
+                    (_untrusted(ev, prof, b, variant) or _untrusted(other, prof, b, other_variant)):
                 out.append((value - reference, prof, b, value, reference))
     return out
 
@@ -323,9 +330,7 @@ def _value(ev: Evaluation, prof: str, bits: int | None, variant: str) -> str:
     mean = ev.mean(prof, bits, variant)
     if mean is None:
         return "n/a"
-    untrusted = any(r.get("static_trusted") is False for r in ev.records
-                    if r["profile"] == prof and r["bits"] == bits and r["variant"] == variant)
-    return f"{mean:.3f}" + (" †" if untrusted else "")
+    return f"{mean:.3f}" + (" †" if _untrusted(ev, prof, bits, variant) else "")
 
 
 def _copy_imbalance(plain: Evaluation, rescaled: Evaluation) -> str:
