@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 __all__ = ["ModelError", "ActivationError", "ProfileError", "NumericalError", "UntrustedFileError", "GridError",
-           "FixedPointOverflowError", "UnverifiedProfileWarning", "StaticEstimateWarning", "NotApplicable"]
+           "FixedPointOverflowError", "UnverifiedProfileWarning", "StaticEstimateWarning", "NotApplicable", "Terminated"]
 
 
 class ModelError(ValueError):
@@ -56,3 +56,7 @@ class StaticEstimateWarning(UserWarning):
 
 class NotApplicable(Exception):
     """A stage of the main job does not apply to this model (the message says why)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (a `BaseException`, like `KeyboardInterrupt`, so no ``except Exception`` swallows it)."""

@@ -25,16 +25,14 @@ import sys
 import threading
 from typing import Iterator
 
+from ..errors import Terminated
+
 __all__ = ["Terminated", "install_signal_handlers", "restore_signal_handlers", "deferred_signals", "end_by_signal",
            "tame_brian2", "finish_brian2", "EXIT_CODES"]
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report it
 
 _at_start: dict[int, object] = {}  # each signal's disposition when the command started
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived (a `BaseException`, like `KeyboardInterrupt`, so no ``except Exception`` swallows it)."""
 
 
 def _terminate(signum, frame) -> None:
