@@ -8,9 +8,11 @@ and with tuned optimisers (momentum 0.9, Adam). The gains are large at lr 1e-3, 
 started learning, and shrink to a point or so at a tuned learning rate: one gradient step does not commute
 with rescaling, so balancing acts partly like a per-layer learning rate (printed with the table). Writes
 balance_vs_learning_rate.json and balance_vs_learning_rate.png (accuracy against learning rate per arm,
-and learning curves at lr 1e-3).
+and learning curves at lr 1e-3). The default run is not quick: measured with every epoch count cut to a tenth,
+it took 28 s of CPU on one core (one BLAS thread), so the whole run takes about 5 minutes of one core, longer on
+a busy machine.
 
-    python demos/balance_vs_learning_rate.py --out demo_output   # the small FCN, ~10 min of one core
+    python demos/balance_vs_learning_rate.py --out demo_output   # the small FCN, about 5 min of one core
     python demos/balance_vs_learning_rate.py --quick             # a check in seconds
     python demos/balance_vs_learning_rate.py --paper             # S2's three FCNs; long (about an hour)
     python demos/balance_vs_learning_rate.py --mnist ~/data/mnist --quick   # MNIST or Fashion-MNIST
