@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..hardware.evaluate import Evaluation
-from ..hardware.static_check import FORWARD_SIMULATE_BOUND
+from ..hardware.static_check import CALIBRATION_MARGIN, CHECK_SAMPLES, FORWARD_SIMULATE_BOUND
 
 __all__ = ["markdown_report", "findings", "accuracy_noise", "balanced_agreement", "table_key"]
 
@@ -227,8 +227,10 @@ def _reading(r: dict[str, Any]) -> list[str]:
         lines.append(
             f"- **Static estimate**: a spiking chip's accuracy here is its steady-state rate model (each unit sees "
             f"its mean input). Its **gap** to the step-by-step simulation of the chip is rms(static - stepped) / "
-            f"rms(float output), measured on the test images; the stated **bound** is {bounds}. Where the gap is "
-            f"beyond the bound the static number is not the chip's: the stepped simulation's numbers hold there.")
+            f"rms(float output), measured on the first {CHECK_SAMPLES} test images; the stated **bound** is {bounds}, "
+            f"and a sample's gap counts as beyond it above {CALIBRATION_MARGIN:g} of it (the whole set's gap can be "
+            f"larger than a sample's). Where the gap is beyond the bound the static number is not the chip's: the "
+            f"stepped simulation's numbers hold there.")
     return lines + [""]
 
 
