@@ -245,6 +245,7 @@ def test_cli_inspect_huge_weights_prints_the_cost_from_its_log(tmp_path):
 
 # ------------------------------------------------------------------ chip profiles and emulation
 DEGENERATE = [  # (profile, field, value): accepted by the schema before, each made the emulation's output NaN
+    # (or, the last three, infinite or an exception)
     ("loihi1", "bias.mantissa_bits", 1),        # a signed 1-bit bias mantissa holds 0 and -1: largest bias 0
     ("speck", "bias.bits", 1),
     ("spinnaker1", "threshold.bits", 1),        # largest threshold 1, over the synaptic filter's 2**2: 0
@@ -254,6 +255,9 @@ DEGENERATE = [  # (profile, field, value): accepted by the schema before, each m
     ("speck", "state.v.bits", 1),
     ("brainscales2", "analog.gain", 0),
     ("loihi2", "conversion_defaults.max_rate", 1e-300),
+    ("loihi2", "weights.exponent.offset", -1000),  # accumulator scale 2**1000: an infinite output error
+    ("brainscales2", "weights.bits", 62),           # 2**61 - 1 rounds to 2**61 in float64: a clip error
+    ("akida1", "weights.bits", 53),                 # integer sums beyond 2**52: a bare OverflowError
 ]
 
 

@@ -127,6 +127,10 @@ def _str_list(v):
 
 _BITS = _int(1, 62)
 _BIAS_BITS = _int(2, 62)  # biases are signed: one bit holds only 0 and -1
+# Weights are mapped to integers through float64 and summed exactly below 2**52: wider weights, or
+# exponents beyond +-32 (2**-1000 overflowed the accumulator scale), leave that arithmetic.
+_WEIGHT_BITS = _int(1, 32)
+_EXPONENT = _int(-32, 32)
 _ROUND = _enum(*ROUNDING_MODES)
 _OVER = _enum(*OVERFLOW_MODES)
 _SHARED = _enum("synapse_config", "connection", "layer", "channel", "neuron", "core", "synapse_type",
@@ -147,10 +151,11 @@ _FIELDS: dict[str, Callable[[Any], str | None]] = {
     "neuron.reset_modes": _int(1), "neuron.threshold.stochastic_mask": _bool, "neuron.negative_threshold": _bool,
     "weights.format": _enum("int", "mantissa_exponent", "axon_type_lookup", "base_weight_select", "shared_scale",
                             "float"),
-    "weights.bits": _BITS, "weights.bits_allowed": _int_list(), "weights.first_layer_bits_allowed": _int_list(),
+    "weights.bits": _WEIGHT_BITS, "weights.bits_allowed": _int_list(1, 32),
+    "weights.first_layer_bits_allowed": _int_list(1, 32),
     "weights.signed": _bool, "weights.symmetric": _bool, "weights.sign_by": _enum("synapse_type", "paired_rows"),
-    "weights.sign_modes.*": _pair, "weights.exponent.min": _int(), "weights.exponent.max": _int(),
-    "weights.exponent.base": _int(2, 2), "weights.exponent.offset": _int(), "weights.exponent.shared_per": _SHARED,
+    "weights.sign_modes.*": _pair, "weights.exponent.min": _EXPONENT, "weights.exponent.max": _EXPONENT,
+    "weights.exponent.base": _int(2, 2), "weights.exponent.offset": _EXPONENT, "weights.exponent.shared_per": _SHARED,
     "weights.exponent.applies_to": _enum("weight", "sum"),
     "weights.scale.shared_per": _SHARED, "weights.scale.form": _str, "weights.rounding": _ROUND,
     "weights.clip": _enum("saturate", "error"), "weights.axon_types": _int(1), "weights.per": _str,
@@ -174,7 +179,7 @@ _FIELDS: dict[str, Callable[[Any], str | None]] = {
     "analog.readout.signed": _bool, "analog.readout.rounding": _ROUND, "analog.readout.overflow": _OVER,
     "conversion_defaults.scale_granularity": _enum("network", "layer", "channel", "neuron"),
     "conversion_defaults.method": _enum("max", "percentile", "input"), "conversion_defaults.percentile": _num(50, 100),
-    "conversion_defaults.weight_bits": _BITS, "conversion_defaults.activation_bits": _BITS,
+    "conversion_defaults.weight_bits": _WEIGHT_BITS, "conversion_defaults.activation_bits": _BITS,
     "conversion_defaults.activation_method": _enum("max", "percentile"),
     "conversion_defaults.activation_percentile": _num(50, 100), "conversion_defaults.scale": _str,
     "conversion_defaults.calibration": _str, "conversion_defaults.max_rate": _rate,
