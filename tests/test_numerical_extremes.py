@@ -396,3 +396,12 @@ def test_one_unit_solve_of_a_sum_of_costs_brackets_without_overflow(method):
         net = nb.mlp([8, 5, 1], activation="bilu:-0.5,2.0", seed=seed)
         assert _outcome(net, nb.Lp(1) + 0.1 * nb.Lp(0.001), method, tie="layer",
                         max_iter=None if method == "global" else 200) == "result"
+
+
+def test_balance_unit_refuses_a_step_float64_cannot_hold():
+    """``balance_unit`` with Lp(1e-6): a factor of e^-6e5 on one unit; its weights went to 0 and inf."""
+    net = nb.mlp([6, 5, 4, 3], seed=0)
+    with pytest.raises(NumericalError, match=r"^(overflow|underflow)"):
+        nb.balance_unit(net, nb.Lp(1e-6), "h1", 0)
+    out, lam = nb.balance_unit(net, nb.Lp(2), "h1", 0)  # an ordinary step is unchanged
+    np.testing.assert_allclose(out.forward(_probe(net)), net.forward(_probe(net)), rtol=1e-12)

@@ -368,7 +368,13 @@ def balance_unit(net: Network, cost: Cost, population: str, unit: int, *, inplac
     Returns
     -------
     (Network, float)
-        The network after balancing and the factor applied (1.0 for dead units, which are skipped).
+        The network after balancing and the factor applied (1.0 for dead units, which are skipped;
+        0 or inf when the factor alone is beyond float64 but the scaled parameters are not).
+
+    Raises
+    ------
+    NumericalError
+        When the scaled parameters are beyond float64 (as `balance`).
 
     Examples
     --------
@@ -386,7 +392,10 @@ def balance_unit(net: Network, cost: Cost, population: str, unit: int, *, inplac
     if not graph.free[population][unit]:
         return (net if inplace else net.copy()), 1.0
     state = BalanceState(graph)
-    step = float(state.balance(population, np.array([unit]))[0])
+    with np.errstate(all="ignore"):
+        step = float(state.balance(population, np.array([unit]))[0])
     u = np.zeros(net.populations[population].size)
     u[unit] = step
-    return scale(net, {population: u}, inplace=inplace), float(np.exp(step))
+    out = _checked_scale(net, graph, None, {population: u}, 0.0, inplace)
+    with np.errstate(over="ignore", under="ignore"):
+        return out, float(np.exp(step))
