@@ -191,19 +191,19 @@ def imbalance(net: Network, cost: Cost, tie: str | None = None, invariance: str 
             out_cost[name] = alphas @ (B + S)
         with np.errstate(over="ignore"):
             deficit[name] = (in_cost[name] - out_cost[name]) ** 2
-        if graph.log_unit:  # the graph's costs are the parameters' times exp(-log_unit) (`graph.cost_shift`)
-            with np.errstate(over="ignore", divide="ignore"):
-                for values, power in ((in_cost[name], 1), (out_cost[name], 1), (deficit[name], 2)):
-                    values[...] = np.exp(np.log(values) + power * graph.log_unit)
         balanced[name] = graph.free[name] | graph.pinned[name]
         step = np.zeros(graph.sizes[name])
         if graph.free[name].any():
             idx = graph.free[name]
             step[idx] = optimal_log_step(graph, graph.degree[name], A[:, idx], B[:, idx], S[:, idx])
         lam[name] = np.exp(step)
-        if symmetry[name] == "gauge":
+        if symmetry[name] == "gauge":  # from the graph's costs: their ratios stay finite where the parameters' overflow
             rel[name], lam[name], balanced[name], dead[name] = _gauge_imbalance(in_cost[name], out_cost[name], tie,
                                                                                 cost)
+        if graph.log_unit:  # the graph's costs are the parameters' times exp(-log_unit) (`graph.shifted_cost`)
+            with np.errstate(over="ignore", divide="ignore"):
+                for values, power in ((in_cost[name], 1), (out_cost[name], 1), (deficit[name], 2)):
+                    values[...] = np.exp(np.log(values) + power * graph.log_unit)
     worst = max((float(np.max(rel[n][balanced[n]])) for n in rel if balanced[n].any()), default=0.0)
     total = graph.total_cost(u, costs)
     log_total = (math.log(total) if total > 0 else -math.inf) + graph.log_unit

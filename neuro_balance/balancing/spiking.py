@@ -133,11 +133,6 @@ def with_neurons(net: Network, neurons: Mapping[str, object]) -> Network:
     return out
 
 
-def _exponent(cost: Cost) -> float:
-    """The largest exponent of ``cost`` (1 for L-infinity): a log step of ``log(B/A)/p`` never overshoots."""
-    return 1.0 if cost.is_linf else max(p for _, p in cost.terms)
-
-
 def _gauge_pass(net: Network, cost: Cost, names: list[str], log_mu: dict[str, np.ndarray],
                 tie: str | None) -> Network:
     """One pass over spiking populations, downstream first: set each unit's in-cost to its out-cost.
@@ -145,21 +140,15 @@ def _gauge_pass(net: Network, cost: Cost, names: list[str], log_mu: dict[str, np
     With ``tie="layer"`` a population takes one ``mu``, which equalises its summed in- and out-costs
     (frameworks such as snnTorch read one threshold per layer).
     """
-    p = _exponent(cost)
     for name in reversed(names):
-        rep = imbalance(net, cost)
-        A, B = rep.in_cost[name], rep.out_cost[name]
-        if tie == "layer":
-            A, B = np.full(A.shape, A.sum()), np.full(B.shape, B.sum())
-        live = (A > 0) & (B > 0)  # dead units keep mu = 1
-        step = np.zeros(A.shape)
-        with np.errstate(all="ignore"):
-            step[live] = np.log(B[live] / A[live]) / p
+        rep = imbalance(net, cost, tie)  # mu from the cost graph's own costs: finite where |w|**p overflows
+        with np.errstate(divide="ignore"):
+            step = np.log(rep.lam_star[name])  # dead units keep mu = 1
         if not np.isfinite(step).all():
             i = int(np.flatnonzero(~np.isfinite(step))[0])
-            raise NumericalError(f"NaN: the in- and out-cost of spiking unit {name}[{i}] ({A[i]:.3g}, {B[i]:.3g}) leave "
-                                 "float64, so its gauge step is not a number")
-        log_mu[name] = log_mu.get(name, np.zeros(A.shape)) + step
+            raise NumericalError(f"{'overflow' if step[i] > 0 else 'underflow to 0'}: the gauge of spiking unit "
+                                 f"{name}[{i}] needs a factor outside float64")
+        log_mu[name] = log_mu.get(name, np.zeros(step.shape)) + step
         net = gauge(net, {name: step}, inplace=True)
     return net
 
