@@ -101,7 +101,6 @@ class CostGraph:
     def n_terms(self) -> int:
         return len(self.cost.terms)
 
-
     @property
     def n_free(self) -> int:
         """Number of units balancing scales."""
@@ -183,7 +182,7 @@ def _needs_shift(cost: Cost, found: dict[str, tuple[float, float]], lossy: list[
     return bool(overflowed) or (bool(lossy) if top == 0 else abs(math.log2(top)) > 256)
 
 
-def _scan(K: np.ndarray, w: np.ndarray, p: float, where: str, lossy: list[str]) -> tuple[float, float]:
+def _scan(K: np.ndarray, w: np.ndarray, where: str, lossy: list[str]) -> tuple[float, float]:
     """The largest and smallest ``|w|**p`` in ``K``; ``where`` goes into ``lossy`` if a nonzero ``w`` fell below
     float64's normal range there. Two passes over ``K`` (a third over ``w`` only when something is that small)."""
     top, bottom = float(K.max(initial=0.0)), float(K.min(initial=math.inf))
@@ -285,7 +284,7 @@ def _build(net: Network, cost: Cost, tie: str | None, shift: int) -> CostGraph |
     overflowed: list[str] = []
 
     def scan(K: np.ndarray, w: np.ndarray, t: int, where: str, key: str) -> None:
-        found = _scan(K, w, cost.terms[t][1], where, lossy)
+        found = _scan(K, w, where, lossy)
         if not math.isfinite(found[0]):
             overflowed.append(where)
         if t == 0:
@@ -302,7 +301,7 @@ def _build(net: Network, cost: Cost, tie: str | None, shift: int) -> CostGraph |
         pre, post = net.populations[proj.pre], net.populations[proj.post]
         Ks = []
         for t in range(n_terms):
-            with np.errstate(over="ignore"):  # an overflow is refused by `_check_range`
+            with np.errstate(over="ignore"):  # an overflow makes `build_graph` build again, shifted
                 values = cost.elementwise(proj.weight, t, out=next(slots) if one else None, shift=shift)
             scan(values, proj.weight, t, f"projection {proj.name!r}", proj.name)
             if one:
