@@ -54,6 +54,7 @@ def _run_snntorch(module, x):
 
 @pytest.mark.parametrize("grid", ["pow2", None])
 def test_snntorch_reads_the_balanced_graph_and_computes_the_same_spikes(grid, tmp_path):
+    pytest.importorskip("snntorch")
     from snntorch.export_nir import export_to_nir
     from snntorch.import_nir import import_from_nir
 

@@ -23,15 +23,15 @@ REPO = Path(__file__).resolve().parent.parent
 RECORDING = REPO / "tests" / "data" / "vendor" / "xylo_audio2.npz"
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"vendor_{name}", REPO / "scripts" / "vendor" / f"{name}.py")
+def _load_common():
+    spec = importlib.util.spec_from_file_location("vendor_common", REPO / "scripts" / "vendor" / "common.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-common = _load("common")
-chip = _load("xylo")
+common = _load_common()
+chip = common.load_chip_module("xylo")
 
 
 @pytest.fixture(scope="module")

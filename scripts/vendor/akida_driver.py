@@ -1,4 +1,4 @@
-"""Run the cases of ``scripts/vendor/akida.py`` through akida's engine (software backend), one process per case.
+"""Run the cases of ``scripts/vendor/akida_project.py`` through akida's engine (software backend), one process per case.
 
 Usage (in the akida venv, where neuro_balance is not installed)::
 

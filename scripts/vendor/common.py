@@ -1,6 +1,6 @@
 """Shared plumbing of the vendor checks: chip modules, the case files exchanged with a driver, recordings.
 
-A chip module ``scripts/vendor/<module>.py`` builds random networks the way a user would (a float net,
+A chip module ``scripts/vendor/<module>_project.py`` (named so that it never shadows the tool) builds random networks the way a user would (a float net,
 then the project's ``quantize``) and runs the project's emulation on them; its driver
 ``scripts/vendor/<module>_driver.py`` runs the same integer parameters through the vendor's tool, in the
 tool's own virtual environment. They exchange flat ``.npz`` files whose keys are ``c{i}.{key}``.
@@ -31,8 +31,8 @@ CHIPS = {
 
 
 def load_chip_module(module_name: str) -> ModuleType:
-    """Import ``scripts/vendor/<module_name>.py`` by path (``scripts/`` is not a package)."""
-    path = VENDOR_DIR / f"{module_name}.py"
+    """Import ``scripts/vendor/<module_name>_project.py`` by path (``scripts/`` is not a package)."""
+    path = VENDOR_DIR / f"{module_name}_project.py"
     spec = importlib.util.spec_from_file_location(f"vendor_{module_name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]   # scripts/vendor/lava.py is not lava
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]   # the tool, not a file of this folder
 
 import numpy as np  # noqa: E402
 from lava.magma.core.run_conditions import RunSteps  # noqa: E402

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]   # scripts/vendor/nengo_loihi.py is not it
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]   # the tool, not a file of this folder
 
 import numpy as np  # noqa: E402
 from nengo_loihi.block import Axon, LoihiBlock, Synapse  # noqa: E402

@@ -18,7 +18,7 @@ from pathlib import Path
 from unittest import mock
 
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]   # scripts/vendor/sinabs.py is not sinabs
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]   # the tool, not a file of this folder
 
 
 class _DeviceStub(importlib.abc.MetaPathFinder, importlib.abc.Loader):

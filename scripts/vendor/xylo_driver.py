@@ -1,7 +1,7 @@
 """Run Xylo cases through xylosim (``xylosim.v2.XyloLayer``); runs in the xylosim venv, never imports neuro_balance.
 
 Usage: ``python xylo_driver.py in.npz out.npz``. ``in.npz`` holds ``c{i}.{key}`` for the keys of
-``scripts/vendor/xylo.py`` (``w_in``, ``w_rec``, ``w_out`` as ``[pre, post]`` int8, thresholds, biases,
+``scripts/vendor/xylo_project.py`` (``w_in``, ``w_rec``, ``w_out`` as ``[pre, post]`` int8, thresholds, biases,
 dashes, weight shifts, ``raster`` of input spike counts ``(steps, n_in)``); ``out.npz`` gets per case
 ``spikes``, ``v``, ``isyn``, ``out_spikes``, ``v_out``, ``isyn_out`` (each ``(steps, n)``, as xylosim
 records them after every step), ``c{i}.error`` where a case failed, and ``tool_version``. Where rockpool is
