@@ -13,7 +13,7 @@ import neuro_balance as nb
 from brian_flags import COMPILE_ARGS
 
 brian2 = pytest.importorskip("brian2")
-from neuro_balance.sim import BalancingNetwork, max_relative_difference, replay  # noqa: E402
+from neuro_balance.sim import BalancingNetwork, max_relative_difference, replay, trajectory_difference  # noqa: E402
 
 EXACT = 1e-12  # see test_sim_replay.py
 NETS = {
@@ -37,7 +37,8 @@ def test_cython_agents_equal_replay(cython_target, kind, p):
     bn = BalancingNetwork(net, cost, rate=2000.0, target="cython", monitor_dt=None)
     bn.run(0.02)
     assert len(bn.events) > 100
-    assert max_relative_difference(bn.network, replay(net, cost, bn.events).network) <= EXACT
+    rep = replay(net, cost, bn.events)
+    assert max_relative_difference(bn.network, rep.network) <= EXACT and trajectory_difference(bn.events, rep) <= EXACT
 
 
 @pytest.mark.slow
@@ -47,7 +48,8 @@ def test_cython_colour_schedule_equals_replay(cython_target, kind):
     bn = BalancingNetwork(net, cost, rate=500.0, target="cython", monitor_dt=None, schedule="colour")
     bn.run(0.02)
     assert len(bn.events) > 50
-    assert max_relative_difference(bn.network, replay(net, cost, bn.events).network) <= EXACT
+    rep = replay(net, cost, bn.events)
+    assert max_relative_difference(bn.network, rep.network) <= EXACT and trajectory_difference(bn.events, rep) <= EXACT
 
 
 @pytest.mark.slow
@@ -65,13 +67,14 @@ def test_cython_and_numpy_draw_the_same_events(cython_target):
 
 STANDALONE = textwrap.dedent("""
     import json, sys, brian2, numpy as np, neuro_balance as nb
-    from neuro_balance.sim import BalancingNetwork, max_relative_difference, replay
+    from neuro_balance.sim import BalancingNetwork, max_relative_difference, replay, trajectory_difference
     brian2.prefs.codegen.cpp.extra_compile_args_gcc = {flags!r}
     net, cost = {net}, nb.Lp({p})
     bn = BalancingNetwork(net, cost, rate=2000.0, target="cpp_standalone", monitor_dt=1e-3, directory={directory!r})
     bn.run(0.01)
     bn.run(0.01)  # several runs before the (lazy) build
-    err = max_relative_difference(bn.network, replay(net, cost, bn.events).network)
+    rep = replay(net, cost, bn.events)
+    err = max(max_relative_difference(bn.network, rep.network), trajectory_difference(bn.events, rep))
     print(json.dumps({{"err": err, "events": len(bn.events), "samples": len(bn.history["t"])}}))
 """)
 
