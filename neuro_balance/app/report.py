@@ -79,8 +79,8 @@ def _width(ev: Evaluation, profile: str, bits: int | None) -> str:
     return f"native {native[0]}-bit" if native else "native"
 
 
-def _images(difference: float, n: int | None) -> str:
-    return f"; {round(abs(difference) * n)} of {n} test images" if n else ""
+def _images(difference: float, n: int | None, what: str = "") -> str:
+    return f" ({round(abs(difference) * n)} of {n} test images{what})" if n else ""
 
 
 def _untrusted(ev: Evaluation, prof: str, bits: int | None, variant: str) -> bool:
@@ -143,7 +143,7 @@ def findings(r: dict[str, Any]) -> list[str]:
                         f"The clearest result: a badly scaled copy of the same function (its hidden units randomly "
                         f"rescaled, which leaves the float network unchanged) scores {reference:.3f} on {prof} at "
                         f"{_width(rescaled, prof, b)} weights; balanced first it scores {value:.3f}, against "
-                        f"{ev.float_accuracy:.3f} in float{_images(gain, n)} recovered.")
+                        f"{ev.float_accuracy:.3f} in float{_images(gain, n, ' recovered')}.")
                 else:
                     out.append(f"Balancing recovers no more than {gain:.3f} of accuracy from a badly scaled copy of the "
                                f"same function on any chip, within the ± of an accuracy.")
@@ -154,7 +154,7 @@ def findings(r: dict[str, Any]) -> list[str]:
                 if gain > noise:
                     out.append(f"The clearest result: {VARIANT_SHORT.get(variant, variant).format(cost=cost)} raises "
                                f"{prof}'s accuracy at {_width(ev, prof, b)} weights from {reference:.3f} to "
-                               f"{value:.3f} (float {ev.float_accuracy:.3f}{_images(gain, n)}).")
+                               f"{value:.3f}{_images(gain, n)}; float {ev.float_accuracy:.3f}.")
                 else:
                     out.append(f"Balancing changes no chip's accuracy by more than the ± of an accuracy (largest "
                                f"gain {gain:.3f}, on {prof} at {_width(ev, prof, b)}).")
