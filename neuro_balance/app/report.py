@@ -116,7 +116,7 @@ def _loss_reason(ev: Evaluation, variant: str, prof: str, bits: int | None) -> s
                  f"range imbalance {before:.2f} -> {after:.2f}), so more of each layer sits on the lowest levels")
     linf = ev.mean(prof, bits, "balanced_linf") if variant != "balanced_linf" else None
     if linf is not None:
-        text += f"; L-infinity balancing, which evens exactly the ranges those scales see, scores {linf:.3f} there"
+        text += f". L-infinity balancing, which evens each unit's ranges instead, scores {linf:.3f} there"
     return text + "."
 
 
