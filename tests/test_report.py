@@ -143,7 +143,7 @@ def test_report_names_the_cells_where_the_static_estimate_is_beyond_its_bound():
     assert "| loihi1 | 3 | 0.847 † |" in text
     assert "2 of 4 spiking cells are within the bound. In 2 the gap is beyond it" in text   # two seeds each
     assert "the stepped simulation's numbers hold there" in text
-    assert "| loihi1 | 3-bit | quantized | 0 | 0.09 | not run |" in text
+    assert "| loihi1 | 3-bit | quantized | 0 | 0.09 |" in text
     assert "Static estimate, the trained" not in markdown_report(_report(_plain()))   # nothing checked: no line
     r = _report(_plain(), _rescaled(), rescaled_static={("loihi1", 4, "quantized"): 0.3})
     copy = markdown_report(r)

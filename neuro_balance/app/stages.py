@@ -198,8 +198,7 @@ def hardware_stage(net, digits, names, settings, cost, progress, desc, variants=
 
     A profile whose cells fail (a `GridError`, or a `ModelError` before the grid starts) is left out and its
     reason kept; the stage does not apply when no profile can run the model. ``scheduler`` runs each profile's
-    cells on Dask (`neuro_balance.grid.connect`), with the same records. A cell whose static estimate is beyond
-    its bound (`Evaluation.untrusted_static`) is also run step by step: its record gets the stepped numbers.
+    cells on Dask (`neuro_balance.grid.connect`), with the same records.
     """
     from .. import hardware
 
@@ -223,9 +222,4 @@ def hardware_stage(net, digits, names, settings, cost, progress, desc, variants=
         raise NotApplicable("no profile can run this model: " + "; ".join(reasons))
     merged = hardware.Evaluation([r for p in parts for r in p.records], parts[0].float_accuracy, parts[0].balance,
                                  sum(p.seconds for p in parts))
-    for rec in merged.untrusted_static:  # the static estimate is not the chip's there: step those cells through
-        stepped = hardware.evaluate(net, X_test, y_test, calibration=X_train, profiles=[rec["profile"]],
-                                    bits=[rec["bits"]], seeds=[rec["seed"]], variants=[rec["variant"]], cost=cost,
-                                    stepped=True).records[0]
-        rec.update(stepped_accuracy=stepped["stepped_accuracy"], stepped_output_error=stepped["stepped_output_error"])
     return merged, skipped
