@@ -16,10 +16,11 @@ def _cli(*args):
                           text=True, timeout=600)
 
 
-def test_quantize_sweep_prints_one_row_per_profile_with_every_width():
+def test_quantize_sweep_prints_one_row_per_width_with_every_variant():
     proc = _cli("quantize", MODEL, "--profile", "speck", "--data", "digits", "--sweep", "native,4", "--seeds", "1")
     assert proc.returncode == 0, proc.stderr
-    assert "| profile | native | 4-bit |" in proc.stdout and "| speck | 0.9" in proc.stdout
+    assert "| profile | weight bits | quantized | balanced |" in proc.stdout
+    assert "| speck | native (8-bit) | " in proc.stdout and "| speck | 4 | " in proc.stdout
 
 
 @pytest.mark.parametrize("args, message", [
