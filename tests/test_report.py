@@ -239,3 +239,13 @@ def test_learning_rate_figure_draws_without_moving_the_learning_rates(tmp_path):
 def test_report_sentences_use_no_unexplained_label():
     text = markdown_report(_report(_plain(), _rescaled()))
     assert not re.search(r"\(worst [0-9.e-]+, \d+ units\)", text)   # the old unlabelled rate-ratio cell
+
+
+def test_the_loss_is_explained_by_the_chips_scale_sharing():
+    plain = {(p, b, v): 0.96 for p in ("loihi1", "xylo_audio2") for b in (None, 3) for v in ("quantized", "balanced")}
+    plain[("xylo_audio2", 3, "balanced")] = 0.5
+    text = " ".join(findings(_report(plain)))
+    assert "lowers xylo_audio2's accuracy at 3-bit from 0.960 to 0.500" in text
+    assert "shares one weight scale across the network's hidden layers" in text    # xylo_audio2: network
+    plain[("xylo_audio2", 3, "balanced")], plain[("loihi1", 3, "balanced")] = 0.96, 0.5
+    assert "each layer's scale is set by its largest weight" in " ".join(findings(_report(plain)))   # loihi1: layer

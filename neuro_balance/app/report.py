@@ -103,14 +103,43 @@ def _cells(ev: Evaluation, variant: str, other: Evaluation | None = None, other_
     return out
 
 
+#: What shares one weight scale on a chip, by its profile's ``conversion_defaults.scale_granularity``.
+SCALE_SHARING = {
+    "network": "the chip shares one weight scale across the network's hidden layers, set by the largest weight of "
+               "all, and balancing moves magnitude between layers, so a layer can end far below that weight and keep "
+               "few levels or none",
+    "layer": "each layer's scale is set by its largest weight, and where a layer's weights fall on that grid decides; "
+             "here the trained network's fell better",
+    "channel": "each channel's scale is set by its largest weight, and where its weights fall on that grid decides; "
+               "here the trained network's fell better",
+    "neuron": "each unit's scale is set by its largest incoming weight, and where the others fall on that grid "
+              "decides; here the trained network's fell better",
+}
+
+
+def _granularity(profile: str) -> str | None:
+    """The profile's scale sharing, or None when it cannot be read (a profile file that has moved)."""
+    import warnings
+
+    from ..hardware.profile import load_profile
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_profile(profile).get("conversion_defaults.scale_granularity")
+    except Exception:  # noqa: BLE001 -- the report is written from plain data; the reason is optional
+        return None
+
+
 def _loss_reason(ev: Evaluation, variant: str, prof: str, bits: int | None) -> str:
-    """Why balancing lost in this cell, from the numbers the evaluation recorded."""
+    """Why balancing lost in this cell, from the numbers the evaluation recorded and the chip's scale sharing."""
     before = ev.balance.get("float", {}).get("imbalance")
     after = ev.balance.get(variant, {}).get("imbalance")
     levels = f"at {bits} bits a weight takes one of at most {2 ** bits} values, " if bits else ""
-    text = (f"The balanced state minimises the cost, which knows nothing of the chip's grid: {levels}each layer's "
-            f"scale is set by its largest weight, and where a layer's weights fall on that grid decides; here the "
-            f"trained network's fell better")
+    sharing = _granularity(prof)
+    sharing = sharing.get("value") if isinstance(sharing, dict) else sharing
+    text = (f"The balanced state minimises the cost, which knows nothing of the chip's grid: {levels}"
+            f"{SCALE_SHARING.get(sharing, SCALE_SHARING['layer'])}")
     if before is not None and after is not None and after > 1.1 * before + 0.02:
         text += (f"; {variant} also leaves the units' largest incoming and outgoing weights further apart (L-infinity "
                  f"range imbalance {before:.2f} -> {after:.2f}), so more of each layer sits on the lowest levels")
