@@ -192,7 +192,7 @@ def findings(r: dict[str, Any]) -> list[str]:
             loss, prof, b, value, reference, variant = min(losses, key=lambda c: (c[0], c[5] != "balanced"))
             name = VARIANT_SHORT.get(variant, variant).format(cost=cost)
             if -loss > noise:
-                out.append(f"Balancing can also lose where the trained network already fits its chip: {name} lowers "
+                out.append(f"Balancing can also lose: {name} lowers "
                            f"{prof}'s accuracy at {_width(ev, prof, b)} from {reference:.3f} to {value:.3f}"
                            f"{_images(loss, n)}. {_loss_reason(ev, variant, prof, b)}")
             elif loss < 0:
