@@ -21,8 +21,8 @@ def inputs(net, rng):
     return rng.normal(size=(4, 7, n)) if net.recurrent else rng.normal(size=(30, n))
 
 
-@pytest.mark.parametrize("kind", sorted(NETS))
-@pytest.mark.parametrize("p", [1.0, 2.0, 3.0])
+@pytest.mark.parametrize("kind, p", [pytest.param(kind, p, marks=() if i == j else pytest.mark.slow)
+                                     for i, kind in enumerate(sorted(NETS)) for j, p in enumerate([1.0, 2.0, 3.0])])
 def test_agents_reach_the_global_balance(kind, p):
     net, cost = NETS[kind](), nb.Lp(p)
     bn = BalancingNetwork(net, cost, rate=1000.0, monitor_dt=None)

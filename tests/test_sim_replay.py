@@ -30,6 +30,19 @@ NETS = {
 PS = (0.5, 1.0, 2.0, 3.0)
 
 
+def spread(*axes):
+    """Every combination of ``axes``; the default suite runs a subset in which each value of each axis
+    appears (a Latin-square walk), the others are marked slow."""
+    combos = [(i, j, k) for i in range(len(axes[0])) for j in range(len(axes[1]))
+              for k in range(len(axes[2]) if len(axes) > 2 else 1)]
+    params = []
+    for i, j, k in combos:
+        values = (axes[0][i], axes[1][j]) + ((axes[2][k],) if len(axes) > 2 else ())
+        default = (i - j) % len(axes[1]) == 0 if len(axes) > 2 else (i + j) % 2 == 0
+        params.append(pytest.param(*values, marks=() if default else pytest.mark.slow))
+    return params
+
+
 def simulate(net, cost, duration=0.02, rate=500.0, monitor_dt=None, **kwargs):
     bn = BalancingNetwork(net, cost, rate=rate, monitor_dt=monitor_dt, **kwargs)
     bn.run(duration)
@@ -51,9 +64,7 @@ def share_a_parameter(graph, a, b) -> bool:
     return False
 
 
-@pytest.mark.parametrize("schedule", ["local", "colour"])
-@pytest.mark.parametrize("kind", sorted(NETS))
-@pytest.mark.parametrize("p", PS)
+@pytest.mark.parametrize("p, kind, schedule", spread(PS, sorted(NETS), ["local", "colour"]))
 def test_agents_equal_replay_of_their_events(kind, p, schedule):
     net, cost = NETS[kind](), nb.Lp(p)
     bn = simulate(net, cost, schedule=schedule)
@@ -105,8 +116,7 @@ def winners_by_step(ev):
         yield step, list(zip(ev.population[here], ev.index[here]))
 
 
-@pytest.mark.parametrize("schedule", ["local", "colour"])
-@pytest.mark.parametrize("kind", sorted(NETS))
+@pytest.mark.parametrize("kind, schedule", spread(sorted(NETS), ["local", "colour"]))
 def test_neighbours_never_balance_in_the_same_step(kind, schedule):
     """No two units sharing a parameter balance in one step (so the semantics are sequential).
 
