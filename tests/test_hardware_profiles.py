@@ -139,3 +139,9 @@ def test_weight_bits_outside_the_allowed_set_are_a_profile_error():
         ChipSpec.from_profile(load_profile("truenorth", warn=False), weight_bits=6)
     with pytest.raises(ValueError, match="unknown override"):
         ChipSpec.from_profile("loihi1", wieght_bits=4)
+
+
+def test_a_bundled_name_is_the_bundled_profile_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
+    (tmp_path / "speck").mkdir()                      # e.g. a results folder named after the chip
+    monkeypatch.chdir(tmp_path)
+    assert load_profile("speck", warn=False).name == "speck"

@@ -9,6 +9,8 @@ The schema, its checks and the messages they raise are in `profile_schema`.
 """
 from __future__ import annotations
 
+import os
+
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,8 +145,10 @@ def load_profile(name_or_path: str | Path | Profile, *, warn: bool = True) -> Pr
         return name_or_path
     text = str(name_or_path)
     path = Path(text)
-    if not (text.endswith((".yaml", ".yml")) or path.exists()):
-        path = PROFILE_DIR / f"{text}.yaml"
+    bundled = PROFILE_DIR / f"{text}.yaml"
+    bare_name = not text.endswith((".yaml", ".yml")) and "/" not in text and os.sep not in text
+    if bare_name and (bundled.exists() or not path.exists()):   # a bundled name wins over a folder of the cwd
+        path = bundled
         if not path.exists():
             raise ProfileError(f"{text}: field 'name': no bundled profile called {text!r} "
                                f"(known: {', '.join(list_profiles())}), got {text!r}")
