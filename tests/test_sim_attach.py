@@ -92,24 +92,23 @@ def check_optimum_and_untouched(agents, objs, twin):
     np.testing.assert_allclose(w_out, w0_out * np.exp(-u)[None, :], rtol=1e-12)
 
 
-def test_agents_on_a_plain_brian2_model_reach_the_global_optimum():
-    """numpy target: the attached agents balance the user's pathways to ``nb.balance``'s optimum (1e-8)."""
+def reach_the_optimum_on(target):
+    """The attached agents balance the user's pathways to ``nb.balance``'s optimum (1e-8) on ``target``."""
     state = np.random.get_state()
     b2.seed(11)
     try:
-        check_optimum_and_untouched(*run_pair("numpy"))
+        check_optimum_and_untouched(*run_pair(target))
     finally:
         np.random.set_state(state)
+
+
+def test_agents_on_a_plain_brian2_model_reach_the_global_optimum():
+    reach_the_optimum_on("numpy")
 
 
 @pytest.mark.slow
 def test_agents_on_a_plain_brian2_model_reach_the_global_optimum_cython(cython_target):
-    state = np.random.get_state()
-    b2.seed(11)
-    try:
-        check_optimum_and_untouched(*run_pair("cython"))
-    finally:
-        np.random.set_state(state)
+    reach_the_optimum_on("cython")
 
 
 def test_missing_declarations_are_named(numpy_target):

@@ -24,9 +24,6 @@ import tempfile
 
 import numpy as np
 
-# This folder holds the project's akida.py: the engine's package must not be shadowed by it.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 VAR_TYPES = {"bias": np.int8, "bias_shift": np.uint8, "output_scales": np.uint8, "output_shift": np.int8,
              "max_value": np.uint8, "max_value_shift": np.uint8, "threshold": np.int32}

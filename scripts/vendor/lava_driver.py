@@ -12,18 +12,14 @@ the output LIF's ``u`` as ``q_out`` per step, or ``error``.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]   # the tool, not a file of this folder
-
-import numpy as np  # noqa: E402
-from lava.magma.core.run_conditions import RunSteps  # noqa: E402
-from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
-from lava.proc.dense.process import Dense  # noqa: E402
-from lava.proc.io.source import RingBuffer  # noqa: E402
-from lava.proc.lif.process import LIF  # noqa: E402
-from lava.proc.monitor.process import Monitor  # noqa: E402
+import numpy as np
+from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.run_configs import Loihi2SimCfg
+from lava.proc.dense.process import Dense
+from lava.proc.io.source import RingBuffer
+from lava.proc.lif.process import LIF
+from lava.proc.monitor.process import Monitor
 
 ACT_SHIFT = 6
 VTH_MAX = 2**17 - 1
@@ -104,7 +100,6 @@ def run_case(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))                       # the tool is imported: no name clash now
     from driver_io import run_cases
 
     run_cases(sys.argv[1], sys.argv[2], "lava-nc", run_case)

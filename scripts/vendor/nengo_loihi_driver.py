@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import sys
 import warnings
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]   # the tool, not a file of this folder
-
-import numpy as np  # noqa: E402
-from nengo_loihi.block import Axon, LoihiBlock, Synapse  # noqa: E402
-from nengo_loihi.builder import Model  # noqa: E402
-from nengo_loihi.builder.discretize import array_to_int  # noqa: E402
-from nengo_loihi.emulator import EmulatorInterface  # noqa: E402
-from nengo_loihi.inputs import SpikeInput  # noqa: E402
+import numpy as np
+from nengo_loihi.block import Axon, LoihiBlock, Synapse
+from nengo_loihi.builder import Model
+from nengo_loihi.builder.discretize import array_to_int
+from nengo_loihi.emulator import EmulatorInterface
+from nengo_loihi.inputs import SpikeInput
 
 I32 = np.int32
 V_MAX = 2**23 - 1
@@ -105,7 +101,6 @@ def run_case(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))                       # the tool is imported: no name clash now
     from driver_io import run_cases
 
     run_cases(sys.argv[1], sys.argv[2], "nengo-loihi", run_case)

@@ -14,11 +14,8 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import sys
-from pathlib import Path
 from unittest import mock
 
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]   # the tool, not a file of this folder
 
 
 class _DeviceStub(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -96,7 +93,6 @@ def run_case(case: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))                       # the tool is imported: no name clash now
     from driver_io import run_cases
 
     run_cases(sys.argv[1], sys.argv[2], "sinabs", run_case)
