@@ -44,7 +44,7 @@ from ..seeding import check_random_state
 from .build import PATHWAYS, agent_pathways, first_requests, order_pathways, schedule_agent_events
 from .equations import DECIDE, DECIDE2, ORDERS, RETRY, cost_code, lambda_code, neuron_balance_model, request_condition
 from .replay import BalanceEvents
-from .spec import hertz
+from .units import hertz
 
 __all__ = ["AgentEquations", "agent_equations", "Attachment", "attach_balancing"]
 

@@ -17,10 +17,11 @@ import numpy as np
 from ..balancing.graph import relative_imbalance
 from ..model.kinds import get_kind
 from ..seeding import check_random_state
-from .device import gated_network
-from .equations import (DECIDE, DECIDE2, DRIFT_CODE, ORDERS, RESCALE, RESCALE_CODE, RESCALE_SLOT, RETRY, RETRY_CODE,
+from .device import gated_network, run_on_clock
+from .equations import (DECIDE, DECIDE2, DRIFT_CODE, ORDERS, RESCALE, RESCALE_SLOT, RETRY, RETRY_CODE,
                         CostCode, detect_code, knock_code, lambda_code, neuron_balance_model, request_code,
                         request_condition, scale_in_code, scale_out_code, synapse_model)
+from .neurons import NIR_SLOT, UnitModel, nir_orders, nir_unit, toolkit_unit
 from .spec import AgentSpec
 
 __all__ = ["BrianObjects", "SynapseSet", "RequestGate", "build_objects", "first_requests", "schedule_agent_events",
@@ -149,7 +150,7 @@ def build_objects(spec: AgentSpec, seed: int, gated: bool = False) -> BrianObjec
                 objects.spike_monitors[name] = b2.SpikeMonitor(G, record=True, name=G.name + "_spikes")
                 parts.append(objects.spike_monitors[name])
         out = objects.groups[net.output.name]
-        if spec.readout == "potential":
+        if "spike" not in out.events:  # an integrating (or NIR non-spiking) output: read its potential
             objects.readout_monitor = b2.StateMonitor(out, "v", record=True, when="end", name=out.name + "_readout")
             parts.append(objects.readout_monitor)
     if spec.weight_dt is not None:
@@ -164,6 +165,8 @@ def build_objects(spec: AgentSpec, seed: int, gated: bool = False) -> BrianObjec
         objects.network = gated_network(parts, _agent_code_objects(objects, spec), objects.gate, clock,
                                         name="nb_network")
     else:
+        if spec.agents:  # cpp_standalone: the binary runs the agents' stages only every balance_every ticks
+            run_on_clock(_agent_code_objects(objects, spec), b2.Clock(spec.balance_dt * b2.second, name="nb_agent_clock"))
         objects.network = b2.Network(*parts, name="nb_network")
     return objects
 
@@ -187,13 +190,32 @@ def _agent_code_objects(objects: BrianObjects, spec: AgentSpec) -> list:
     return out
 
 
+def unit_model(spec: AgentSpec, name: str) -> UnitModel | None:
+    """The spiking units of population ``name`` (None: not spiking, or an input group without a neuron model)."""
+    pop = spec.net.populations[name]
+    if not spec.spiking or (pop.role == "input" and spec.coding != "current"):
+        return None
+    if spec.nir_mode:
+        if pop.role == "input":
+            return UnitModel("x_in : 1", None, None, None, None, "z_post += w*x_in_pre", "")
+        return nir_unit(pop, spec.nir, spec.dt, name in spec.gauged)
+    return toolkit_unit(pop, spec.neuron, pop.role != "output" or spec.readout == "rate")
+
+
 def _group(b2, spec: AgentSpec, k: int, name: str, clock, namespace: dict, starts: dict):
     pop = spec.net.populations[name]
     agent = name in spec.agents
     has_bias = pop.bias is not None
+    ident = _identifier("g", k, name)
+    schedule = nir_orders(k) if spec.nir_mode else {"spike": 0}
+    when = NIR_SLOT if spec.nir_mode else "thresholds"
     if spec.spiking and pop.role == "input" and spec.coding == "poisson":
-        return b2.PoissonGroup(pop.size, rates=0 * b2.Hz, name=_identifier("g", k, name), namespace=namespace,
-                               clock=clock)
+        return b2.PoissonGroup(pop.size, rates=0 * b2.Hz, name=ident, namespace=namespace, clock=clock, when=when,
+                               order=schedule["spike"])
+    if spec.spiking and pop.role == "input" and spec.coding == "spikes":
+        return b2.SpikeGeneratorGroup(pop.size, [], [] * b2.second, name=ident, clock=clock, when=when,
+                                      order=schedule["spike"])
+    unit = unit_model(spec, name)
     lines, kwargs = [], {}
     if agent:
         lines.append(neuron_balance_model(has_bias, spec.code, spec.schedule, spec.spiking))
@@ -204,24 +226,36 @@ def _group(b2, spec: AgentSpec, k: int, name: str, clock, namespace: dict, start
             kwargs["events"].update(retry=RETRY, balance2=DECIDE2)
     elif has_bias and spec.spiking:
         lines.append("b : 1")
-    if spec.spiking:
-        drive = "x_in*R_in" if pop.role == "input" else ("b*R_in" if has_bias else "0*Hz")
-        lines += [f"dv/dt = {drive} : 1", "nspk : 1"]
-        if pop.role == "input":
-            lines.append("x_in : 1")
-        if pop.role != "output" or spec.readout == "rate":
-            kwargs.update(threshold="v > 1", reset="v -= 1\nnspk += 1")
-        kwargs["method"] = "euler"  # the drive is constant between spikes: Euler is exact
-    G = b2.NeuronGroup(pop.size, "\n".join(lines) or "unused : 1", name=_identifier("g", k, name),
-                       namespace=namespace, clock=clock, **kwargs)
+    if unit is not None:
+        lines.append(unit.equations)
+        kwargs["method"] = unit.method
+        if unit.threshold is not None:
+            kwargs.update(threshold=unit.threshold, reset=unit.reset)
+        if unit.refractory is not None:
+            kwargs["refractory"] = unit.refractory
+        if spec.nir_mode and pop.role == "input":
+            kwargs.setdefault("events", {})["emit"] = "True"
+    G = b2.NeuronGroup(pop.size, "\n".join(lines) or "unused : 1", name=ident, namespace=namespace, clock=clock,
+                       **{k_: v for k_, v in kwargs.items() if v is not None})
+    if unit is not None:
+        for key, value in (unit.values or {}).items():
+            setattr(G, key, b2.Quantity(value, dim=G.variables[key].dim))
+        if spec.nir_mode and pop.role == "input":
+            G.set_event_schedule("emit", when=NIR_SLOT, order=schedule["spike"])
+        elif spec.nir_mode:
+            G.run_regularly(unit.update, when=NIR_SLOT, order=schedule["update"], name=ident + "_step")
+            if unit.threshold is not None:
+                G.set_event_schedule("spike", when=NIR_SLOT, order=schedule["spike"])
+                reset = G.resetter["spike"]  # moved as set_event_schedule moves the threshold
+                reset.when, reset.order = NIR_SLOT, schedule["reset"]
     if has_bias and (agent or spec.spiking):
         G.b = pop.bias
     if agent:
-        _init_agent(b2, spec, G, name, has_bias, starts)
+        _init_agent(b2, spec, G, name, has_bias, starts, unit)
     return G
 
 
-def _init_agent(b2, spec: AgentSpec, G, name: str, has_bias: bool, starts: dict) -> None:
+def _init_agent(b2, spec: AgentSpec, G, name: str, has_bias: bool, starts: dict, unit: UnitModel | None) -> None:
     pop, graph, code = spec.net.populations[name], spec.graph, spec.code
     G.lam = 1.0
     G.lam_cum = 1.0
@@ -229,8 +263,10 @@ def _init_agent(b2, spec: AgentSpec, G, name: str, has_bias: bool, starts: dict)
     G.rate_bal = spec.rates[name] * b2.Hz
     imb = relative_imbalance(graph, graph.unit_costs(graph.zeros()))[name]
     G.imb = np.where(graph.free[name], np.nan_to_num(imb), 0.0)
-    G.expo = code.exponent(pop.degree)
-    G.c_out = code.out_factor(pop.degree)
+    if name in spec.gauged:  # the gauge moves the in-cost alone: mu = (cout / cin) ** (1 / p), no out factor
+        G.expo, G.c_out = (1.0 if code.linf else 1.0 / code.p), 1.0
+    else:
+        G.expo, G.c_out = code.exponent(pop.degree), code.out_factor(pop.degree)
     G.balance_every = spec.balance_every
     if code.generic:
         G.p_cost = code.p
@@ -241,13 +277,14 @@ def _init_agent(b2, spec: AgentSpec, G, name: str, has_bias: bool, starts: dict)
         G.n_colours = spec.n_colours
         G.dt_bal = spec.balance_dt * b2.second
     schedule_agent_events(G, lambda_code(code, spec.cost.include_bias, has_bias, spec.spiking, spec.schedule),
-                          spec.schedule, spec.spiking)
+                          spec.schedule, None if unit is None else unit.rescale)
 
 
-def schedule_agent_events(G, step: str, schedule: str, spiking: bool = False) -> None:
+def schedule_agent_events(G, step: str, schedule: str, rescale: str | None = None) -> None:
     """Slots, orders and code of an agent group's events (`neuro_balance.sim.equations.ORDERS`).
 
-    ``step`` is the winner's code (`lambda_code`); ``spiking`` adds the membrane rescale after the resets.
+    ``step`` is the winner's code (`lambda_code`); ``rescale`` (spiking units, `UnitModel.rescale`) scales
+    the unit's state by its factor after the resets.
     """
     G.set_event_schedule("request", when="synapses", order=ORDERS["request"])
     G.run_on_event("request", request_code(schedule), when="synapses", order=ORDERS["draw"])
@@ -258,9 +295,9 @@ def schedule_agent_events(G, step: str, schedule: str, spiking: bool = False) ->
         G.run_on_event("retry", RETRY_CODE, when="synapses", order=ORDERS["redraw"])
         G.set_event_schedule("balance2", when="synapses", order=ORDERS["decide2"])
         G.run_on_event("balance2", step, when="synapses", order=ORDERS["lambda2"])
-    if spiking:
+    if rescale is not None:
         G.set_event_schedule("rescale", when=RESCALE_SLOT, order=0)
-        G.run_on_event("rescale", RESCALE_CODE, when=RESCALE_SLOT, order=1)
+        G.run_on_event("rescale", rescale + "\nresc = 0", when=RESCALE_SLOT, order=1)
 
 
 def _synapses(b2, spec: AgentSpec, k: int, proj, clock, objects: BrianObjects, rng) -> None:
@@ -282,12 +319,14 @@ def _synapses(b2, spec: AgentSpec, k: int, proj, clock, objects: BrianObjects, r
             continue
         on_pre, on_post, on_event = {}, {}, {}
         if spec.spiking:
-            on_pre["pre"] = "v_post += w"
-            on_event["pre"] = "spike"
+            source = unit_model(spec, proj.pre)
+            on_pre["pre"] = unit_model(spec, proj.post).on_spike
+            on_event["pre"] = "emit" if spec.nir_mode and source is not None and pre.role == "input" else "spike"
         for side, other, pop in (("pre", "post", pre), ("post", "pre", post)):
             if balance and getattr(proj, side) in agents:
                 agent_pathways(spec.code, spec.schedule, side, pop.degree, getattr(proj, other) in agents, weight,
-                               on_pre if side == "pre" else on_post, on_event)
+                               on_pre if side == "pre" else on_post, on_event,
+                               scales=not (side == "pre" and proj.pre in spec.gauged))
         S = b2.Synapses(objects.groups[proj.pre], objects.groups[proj.post], synapse_model(drift),
                         on_pre=on_pre or None, on_post=on_post or None, on_event=on_event or None,
                         namespace=objects.namespace, clock=clock, name=_identifier("s", k, proj.name) + suffix)
@@ -304,7 +343,11 @@ def _synapses(b2, spec: AgentSpec, k: int, proj, clock, objects: BrianObjects, r
         setattr(S, weight, w0)
         if drift:
             S.run_regularly(DRIFT_CODE, dt=d.dt * b2.second, when="start", name=S.name + "_drift")
-        if spec.spiking:
+        if spec.nir_mode:  # delivered right after the pre population fired; a forward delay-1 one step later
+            S.pre.when, S.pre.order = NIR_SLOT, nir_orders(net.order.index(proj.pre))["deliver"]
+            if proj.delay == 1 and net.order.index(proj.pre) < net.order.index(proj.post):
+                S.pre.delay = spec.dt * b2.second
+        elif spec.spiking:
             S.pre.order = ORDERS["spike"]
         order_pathways(S)
         objects.synapses.append(SynapseSet(proj.name, S, flat[mask]))
@@ -318,29 +361,31 @@ def order_pathways(S) -> None:
 
 
 def agent_pathways(cost: CostCode, schedule: str, side: str, degree: float, other_is_agent: bool, weight: str,
-                   code: dict, on_event: dict, measure: str = "w") -> None:
+                   code: dict, on_event: dict, measure: str = "w", scales: bool = True) -> None:
     """The pathways of one agent end (``side``) of a projection: accumulate (and detect), scale (and knock).
 
     Adds them to ``code`` (``on_pre`` for the pre side, ``on_post`` for the post side) and
     ``on_event``. Pathway names end in ``_out`` for the pre side (the unit's outgoing synapses) and
     ``_in`` for the post side; the local schedule adds the second round's detection and scaling.
     ``weight`` is the variable scaled, ``measure`` the dimensionless expression whose ``|.|**p``
-    is accumulated.
+    is accumulated. ``scales=False`` (the outgoing side of a unit balancing by its gauge) only knocks.
     """
     other = "post" if side == "pre" else "pre"
     suffix = "out" if side == "pre" else "in"
     local = schedule == "local"
     acc = [cost.accumulate(f"c{suffix}_{side}", measure, f"p_cost_{side}")]
-    scale = [scale_out_code(degree, weight) if side == "pre" else scale_in_code(weight)]
+    scale = [scale_out_code(degree, weight) if side == "pre" else scale_in_code(weight)] if scales else []
     if local and other_is_agent:
         acc.append(detect_code(side))
         code[f"det2_{suffix}"] = detect_code(side, "rt")
         on_event[f"det2_{suffix}"] = "retry"
-    if local:
+    if local and scales:
         code[f"scale2_{suffix}"] = scale[0]
         on_event[f"scale2_{suffix}"] = "balance2"
-        if other_is_agent:
-            scale.append(knock_code(other))
+    if local and other_is_agent:
+        scale.append(knock_code(other))
     code[f"acc_{suffix}"] = "\n".join(acc)
-    code[f"scale_{suffix}"] = "\n".join(scale)
-    on_event.update({f"acc_{suffix}": "request", f"scale_{suffix}": "balance"})
+    on_event[f"acc_{suffix}"] = "request"
+    if scale:
+        code[f"scale_{suffix}"] = "\n".join(scale)
+        on_event[f"scale_{suffix}"] = "balance"

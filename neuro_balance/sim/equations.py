@@ -27,7 +27,8 @@ Winners of both rounds never share a parameter, so the tick is exactly the seque
 complete bipartite pair of populations the first round lets ~2 units win per tick, the second lets
 every pending unit of the winners' side win.
 
-Spiking units rescale their membrane ``v *= lam`` in the ``after_resets`` slot (the ``rescale``
+Spiking units rescale their membrane ``v *= lam`` (and whatever else of their state moves with the
+factor, `neuro_balance.sim.neurons.UnitModel.rescale`) in the ``after_resets`` slot (the ``rescale``
 event, `RESCALE`), after the reset of a spike they emitted on the same tick: that spike was decided,
 and its charge delivered, under the old factor, so it must subtract the old threshold. Rescaling in
 the ``synapses`` slot, before the reset, would subtract the new one (a charge error of
@@ -49,7 +50,7 @@ from ..errors import ModelError
 
 __all__ = ["CostCode", "cost_code", "ORDERS", "neuron_balance_model", "request_condition", "request_code", "DECIDE",
            "RETRY", "RETRY_CODE", "DECIDE2", "detect_code", "knock_code", "lambda_code", "scale_in_code",
-           "ON_GRID", "RESCALE", "RESCALE_CODE", "RESCALE_SLOT", "scale_out_code", "synapse_model", "DRIFT_CODE"]
+           "ON_GRID", "RESCALE", "RESCALE_SLOT", "scale_out_code", "synapse_model", "DRIFT_CODE"]
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,6 @@ DECIDE2 = "rt > 0 and lost == 0 and " + ON_GRID
 RESCALE = "resc > 0"
 """The ``rescale`` event (``after_resets`` slot): a spiking unit that balanced on this tick."""
 
-RESCALE_CODE = "v = v*resc\nresc = 0"
 RESCALE_SLOT = "after_resets"
 
 DRIFT_CODE = "logdrift = logdrift*decay_d + sigma_d*sqrt(1 - decay_d*decay_d)*randn()"

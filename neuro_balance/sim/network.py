@@ -14,9 +14,14 @@ Idle agents cost (almost) nothing: on the runtime targets (numpy, cython) the ag
 only on ticks where some unit's own clock has run out (one Python call per tick and slot otherwise,
 a few percent of a spiking network's step); cpp_standalone evaluates their conditions every tick.
 
-In spiking mode the units are non-leaky integrate-and-fire neurons with reset by subtraction, whose
-rate is ``R * relu(input)``: balancing a unit by ``lam`` multiplies its rate (and, after the tick's
-reset, its membrane potential) by ``lam`` and leaves the output unchanged, while it keeps spiking.
+In spiking mode the units are, by default, non-leaky integrate-and-fire neurons with reset by
+subtraction, whose rate is ``R * relu(input)``: balancing a unit by ``lam`` multiplies its rate (and,
+after the tick's reset, its membrane potential) by ``lam`` and leaves the output unchanged, while it
+keeps spiking. ``neuron=LIF(...)`` runs leaky units with refractoriness and exponential current
+synapses instead (the exchange then moves their rates by what `neuro_balance.sim.lif` measures), and a
+NIR graph's populations run their own neuron models (IF, LIF, CubaLIF, LI, CubaLI, I), step for step
+as `neuro_balance.model.dynamics.run_steps` does, its spiking units balancing by their gauge so that no
+spike changes (`neuro_balance.sim.neurons`).
 """
 from __future__ import annotations
 
@@ -31,10 +36,12 @@ from ..model.network import Network
 from ..seeding import check_random_state
 from .build import build_objects, first_requests
 from .device import Target, compile_progress
+from .neurons import LIF, NIRSteps
 from .replay import BalanceEvents
 from .results import (Results, SpikeMeasurement, read_results, to_events, to_history, to_network,
                       to_weight_history)
-from .spec import AgentSpec, Drift, seconds
+from .spec import AgentSpec, Drift
+from .units import seconds
 
 __all__ = ["BalancingNetwork"]
 
@@ -53,7 +60,7 @@ class BalancingNetwork:
     rate : float, quantity or dict
         Mean balance rate per unit in Hz (a dict gives one per population).
     spiking : bool
-        Add non-leaky integrate-and-fire dynamics (see the module docstring).
+        Run spiking units while the agents balance (see the module docstring and ``neuron``).
     target : {"numpy", "cython", "cpp_standalone"}
         Brian2 code generation target. cpp_standalone builds and runs the binary on the first read
         of a result; all `run` calls must come before.
@@ -68,8 +75,9 @@ class BalancingNetwork:
         greedy colouring of the whole graph and a shared clock phase decide who may balance when.
     input_rate : float
         ``R`` in Hz: an activity of 1 is a rate of ``R`` (spiking only).
-    coding : {"current", "poisson"}
-        Input coding: integrate-and-fire input units driven by ``x * R``, or Poisson spike trains.
+    coding : {"current", "poisson", "spikes"}
+        Input coding: integrate-and-fire input units driven by ``x * R`` (NIR graphs: the input ``x``
+        itself every step), Poisson spike trains at ``x * R``, or given spike trains (`set_input_spikes`).
     readout : {"potential", "rate"}
         Output units integrate without spiking (read ``dv / (R T)``), or spike like hidden units.
     monitor_dt : float, optional
@@ -93,6 +101,12 @@ class BalancingNetwork:
         Sample every weight this often (s; see `weight_history`). None: no weight monitor.
     progress : callable, optional
         ``progress(message, done, total)`` while code compiles on first use.
+    neuron : LIF or NIRSteps, optional
+        Toolkit networks: ``LIF(tau_m, t_ref, tau_syn, reset)`` for leaky hidden units (None:
+        non-leaky IF). NIR graphs: how their neuron models step (`NIRSteps`; None: the defaults).
+    invariance : {"exact", "rate"}
+        For NIR graphs, as in `neuro_balance.balance`: ``exact`` balances spiking units by their gauge
+        (the agents then reach ``nb.balance(net, cost)``), ``rate`` by the rate exchange (IF units only).
 
     Examples
     --------
@@ -109,9 +123,11 @@ class BalancingNetwork:
                  input_rate: float = 200.0, coding: str = "current", readout: str = "potential",
                  monitor_dt: float | None = 1e-3, directory: str | None = None, balancing: bool = True,
                  balance_every: int = 1, record_spikes: bool = True, drift: Drift | None = None,
-                 weight_dt: float | None = None, progress: Callable[[str, int, int], None] | None = None) -> None:
+                 weight_dt: float | None = None, progress: Callable[[str, int, int], None] | None = None,
+                 neuron: LIF | NIRSteps | None = None, invariance: str = "exact") -> None:
         self.spec = AgentSpec.create(net, cost, rate, spiking, dt, schedule, balance_every, input_rate, coding,
-                                     readout, monitor_dt, record_spikes, balancing, drift, weight_dt)
+                                     readout, monitor_dt, record_spikes, balancing, drift, weight_dt, neuron,
+                                     invariance)
         self.target = Target(target, directory, progress, seed, key=self.spec.shape_key())
         self.seed = int(seed)
         self.rates = dict(self.spec.rates)
@@ -122,7 +138,7 @@ class BalancingNetwork:
         self._results: Results | None = None
         with self.target.active():
             self.objects = build_objects(self.spec, self.seed, gated=not self.target.standalone)
-            if self.spec.spiking:
+            if self.spec.spiking and self.spec.coding != "spikes":
                 self._set_input(np.zeros(net.input.size))
 
     # ------------------------------------------------------------------ the spec, read-only
@@ -191,18 +207,49 @@ class BalancingNetwork:
                     G.req = 0
 
     def set_input(self, x: np.ndarray) -> None:
-        """Present input ``x`` of shape ``(n_in,)``, coded as ``x * input_rate`` (spiking mode, x >= 0)."""
+        """Present input ``x`` of shape ``(n_in,)``, coded as ``x * input_rate`` (spiking mode, x >= 0).
+
+        NIR graphs with ``coding="current"``: ``x`` is the input population's output at every step (any sign).
+        """
         if not self.spiking:
             raise ModelError("set_input: this BalancingNetwork was built with spiking=False")
+        if self.spec.coding == "spikes":
+            raise ModelError("set_input: this BalancingNetwork was built with coding='spikes'; use set_input_spikes")
         x = np.asarray(x, dtype=np.float64)
         n_in = self.source.input.size
         if x.shape != (n_in,):
             raise ModelError(f"set_input: expected an input of shape ({n_in},), got {x.shape}")
-        if np.any(x < 0) or not np.all(np.isfinite(x)):
-            raise ModelError("set_input: spiking input activities are rates and must be finite and >= 0")
+        if not np.all(np.isfinite(x)):
+            raise ModelError("set_input: input activities must be finite")
+        if np.any(x < 0) and not (self.spec.nir_mode and self.spec.coding == "current"):
+            raise ModelError("set_input: spiking input activities are rates and must be >= 0")
         with self.target.active():
             self._set_input(x)
         self._check_ceiling()
+
+    def set_input_spikes(self, indices, times) -> None:
+        """Give the input units spike trains (``coding="spikes"``): unit ``indices[k]`` fires at ``times[k]``.
+
+        Times are absolute (seconds or a quantity), at or after the time simulated so far; they replace
+        the spikes given before. Spikes on one step of the grid ``dt`` reach the next population on that
+        step (NIR graphs) or the next (toolkit networks).
+        """
+        import brian2 as b2
+        if not self.spiking or self.spec.coding != "spikes":
+            raise ModelError("set_input_spikes: needs spiking=True and coding='spikes'")
+        indices = np.asarray(indices)
+        times = np.asarray(times / b2.second if hasattr(times, "dim") else times, dtype=np.float64)
+        n_in = self.source.input.size
+        if indices.shape != times.shape or indices.ndim != 1:
+            raise ModelError(f"set_input_spikes: indices {indices.shape} and times {times.shape} must be two "
+                             "vectors of one length")
+        if indices.size and (not np.issubdtype(indices.dtype, np.integer) or indices.min() < 0
+                             or indices.max() >= n_in):
+            raise ModelError(f"set_input_spikes: indices must be integers in [0, {n_in}), got {indices[:5]}...")
+        if not np.all(np.isfinite(times)) or (times.size and times.min() < self.time - self.dt / 2):
+            raise ModelError(f"set_input_spikes: times must be finite and >= {self.time:g} s (simulated so far)")
+        with self.target.active():
+            self.groups[self.source.input.name].set_spikes(indices, times * b2.second)
 
     def _set_input(self, x: np.ndarray) -> None:
         import brian2 as b2
@@ -215,7 +262,8 @@ class BalancingNetwork:
 
     def _check_ceiling(self) -> None:
         """Warn when a unit's rate (R times its activity under the current weights) exceeds 1/dt."""
-        if self._x is None or self.source.recurrent or (self.target.standalone and self.time > 0):
+        if (self._x is None or self.source.recurrent or self.spec.nir_mode or self.spec.coding == "spikes"
+                or (self.target.standalone and self.time > 0)):
             return
         net = self.source if self.target.standalone else self.network
         acts = net.forward(self._x[None, :], return_all=True)
@@ -278,7 +326,8 @@ class BalancingNetwork:
     @property
     def network(self) -> Network:
         """The current weights and biases as a new `Network` (the function of the source network)."""
-        return to_network(self.source, self.results())
+        potentials = tuple(n for n in self.agents if self.spec.potentials_scale(n))
+        return to_network(self.source, self.results(), potentials)
 
     @property
     def log_scales(self) -> dict[str, np.ndarray]:

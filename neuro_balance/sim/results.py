@@ -50,13 +50,20 @@ def read_results(objects, agents: list[str]) -> Results:
          for s, m in zip(objects.synapses, objects.weight_monitors)])
 
 
-def to_network(source: Network, res: Results) -> Network:
-    """``source`` with the agents' current weights and biases."""
+def to_network(source: Network, res: Results, potentials: tuple[str, ...] = ()) -> Network:
+    """``source`` with the agents' current weights and biases.
+
+    The NIR potentials of the populations in ``potentials`` (`AgentSpec.potentials_scale`) are multiplied by
+    each unit's cumulative factor.
+    """
     out = source.copy()
     for name, k, w in res.weights:
         out.projection(name).weight.flat[k] = w
     for name, b in res.biases.items():
         out.populations[name].bias = b
+    for name in potentials:
+        pop = out.populations[name]
+        pop.neuron = pop.neuron.with_potentials_scaled(res.lam_cum[name])
     return out
 
 
@@ -110,7 +117,8 @@ class SpikeMeasurement:
 
     The numbers are computed on first access, so on cpp_standalone they become available once the
     binary has run (reading them builds it). The readout is ``f(dv / (R T))`` of the integrating
-    output units (``potential``) or ``count / (R T)`` of spiking output units (``rate``).
+    output units (``potential``) or ``count / (R T)`` of spiking output units (``rate``); for a NIR
+    graph, its output units' spikes per step, or their potential at the window's end if they do not spike.
 
     Attributes
     ----------
@@ -137,7 +145,10 @@ class SpikeMeasurement:
             rates = {n: c / self.duration for n, c in counts.items()}
             scale = owner.input_rate * self.duration
             pop = net.output
-            if res.readout is not None:
+            if owner.spec.nir_mode:  # the graph's own output: spikes per step, or the potential at the end
+                output = (counts[pop.name] / round(self.duration / owner.dt) if res.readout is None
+                          else _potential_at(res.readout, self.stop, owner.dt))
+            elif res.readout is not None:
                 dv = _potential_at(res.readout, self.stop, owner.dt) - _potential_at(res.readout, self.start, owner.dt)
                 output = pop.activation(dv / scale)
             else:

@@ -15,41 +15,19 @@ import numpy as np
 from ..balancing.costs import Cost
 from ..balancing.graph import CostGraph, build_graph
 from ..balancing.local import unit_colours
+from ..balancing.metrics import rate_coded
 from ..errors import ModelError
 from ..model.network import Network
 from .equations import CostCode, cost_code
+from .neurons import LIF, NIRSteps
+from .units import hertz, seconds
 
-__all__ = ["AgentSpec", "Drift", "SCHEDULES", "CODINGS", "READOUTS", "seconds", "hertz"]
+__all__ = ["AgentSpec", "Drift", "SCHEDULES", "CODINGS", "READOUTS", "INVARIANCES"]
 
 SCHEDULES = ("local", "colour")
-CODINGS = ("current", "poisson")
+CODINGS = ("current", "poisson", "spikes")
 READOUTS = ("potential", "rate")
-
-
-def seconds(value, what: str) -> float:
-    """A duration given in seconds or as a Brian2 quantity, as float seconds (> 0)."""
-    if hasattr(value, "dim"):
-        from brian2 import second
-        from brian2.units.fundamentalunits import fail_for_dimension_mismatch
-        fail_for_dimension_mismatch(value, second, f"{what} must be a time")
-        value = float(value / second)
-    value = float(value)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{what} must be a positive time, got {value!r}")
-    return value
-
-
-def hertz(value, what: str) -> float:
-    """A rate given in Hz or as a Brian2 quantity, as float Hz (>= 0)."""
-    if hasattr(value, "dim"):
-        from brian2 import Hz
-        from brian2.units.fundamentalunits import fail_for_dimension_mismatch
-        fail_for_dimension_mismatch(value, Hz, f"{what} must be a rate")
-        value = float(value / Hz)
-    value = float(value)
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{what} must be a rate >= 0 Hz, got {value!r}")
-    return value
+INVARIANCES = ("exact", "rate")
 
 
 @dataclass(frozen=True)
@@ -71,6 +49,24 @@ class Drift:
             raise ValueError(f"drift.sigma must be finite and >= 0, got {self.sigma!r}")
         for name in ("tau", "dt"):
             seconds(getattr(self, name), f"drift.{name}")
+
+
+def _agents_view(net: Network, invariance: str) -> Network:
+    """``net`` as the agents' cost graph sees it: a hidden spiking NIR unit balances like a ReLU unit.
+
+    Under ``exact`` it takes its gauge, under ``rate`` the rate exchange (IF only): either way it is free,
+    and which of the two it does is the agents' business (`AgentSpec.gauged`).
+    """
+    spiking = [n for n, p in net.populations.items() if p.role == "hidden" and p.neuron is not None
+               and p.neuron.spiking]
+    if not spiking:
+        return net
+    if invariance == "rate":
+        rate_coded(net)  # a hidden LIF or CubaLIF has no rate exchange (named ModelError)
+    view = net.copy()
+    for name in spiking:
+        view.populations[name].neuron = None
+    return view
 
 
 @dataclass
@@ -96,6 +92,20 @@ class AgentSpec:
     weight_dt: float | None
     colours: dict[str, np.ndarray]
     n_colours: int
+    neuron: LIF | None = None
+    nir: NIRSteps | None = None
+    invariance: str = "exact"
+    gauged: frozenset = frozenset()
+
+    @property
+    def nir_mode(self) -> bool:
+        """Spiking units follow the network's own NIR neuron models (`neuro_balance.sim.neurons`)."""
+        return self.nir is not None
+
+    def potentials_scale(self, name: str) -> bool:
+        """True when an agent population's NIR potentials move with its factor (gauge, or a linear NIR unit)."""
+        neuron = self.net.populations[name].neuron
+        return neuron is not None and (name in self.gauged or not neuron.spiking)
 
     def shape_key(self) -> str:
         """What decides the generated Brian2 objects and code, not their values: one build per shape.
@@ -108,7 +118,8 @@ class AgentSpec:
         parts += [(q.name, q.pre, q.post, q.kind, q.weight.shape) for q in net.projections]
         parts += [self.agents, self.code, self.schedule, self.spiking, self.coding, self.readout, self.record_spikes,
                   self.drift is not None, self.weight_dt is not None, self.monitor_dt is not None,
-                  self.cost.include_bias]
+                  self.cost.include_bias, self.neuron, self.nir, sorted(self.gauged)]
+        parts += [(n, p.neuron.model) for n, p in net.populations.items() if p.neuron is not None]
         return repr(parts)
 
     @property
@@ -119,7 +130,8 @@ class AgentSpec:
     @classmethod
     def create(cls, net: Network, cost: Cost, rate, spiking: bool, dt, schedule: str, balance_every: int,
                input_rate, coding: str, readout: str, monitor_dt, record_spikes: bool, balancing: bool,
-               drift: Drift | None, weight_dt=None) -> "AgentSpec":
+               drift: Drift | None, weight_dt=None, neuron: LIF | NIRSteps | None = None,
+               invariance: str = "exact") -> "AgentSpec":
         """Check every argument once (errors name the argument and value)."""
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
@@ -133,15 +145,22 @@ class AgentSpec:
             raise ValueError("balancing=False needs spiking=True (otherwise there is nothing to simulate)")
         if drift is not None and not isinstance(drift, Drift):
             raise ValueError(f"drift must be a Drift or None, got {drift!r}")
+        if neuron is not None and not isinstance(neuron, (LIF, NIRSteps)):
+            raise ValueError(f"neuron must be a LIF, a NIRSteps or None, got {neuron!r}")
+        if invariance not in INVARIANCES:
+            raise ValueError(f"invariance must be one of {INVARIANCES}, got {invariance!r}")
         code = cost_code(cost)
-        graph = build_graph(net, cost)
-        agents = [name for name in net.order if net.populations[name].balanced] if balancing else []
+        view = _agents_view(net, invariance)
+        graph = build_graph(view, cost)
+        agents = [name for name in net.order if view.populations[name].balanced] if balancing else []
         step = 1e-4 if dt is None else seconds(dt, "dt")
         spec = cls(net, cost, code, graph, agents, {}, schedule, bool(spiking), step,
                    int(balance_every), hertz(input_rate, "input_rate"), coding, readout,
                    None if monitor_dt is None else seconds(monitor_dt, "monitor_dt"),
                    bool(record_spikes) and bool(spiking), drift,
-                   None if weight_dt is None else seconds(weight_dt, "weight_dt"), {}, 1)
+                   None if weight_dt is None else seconds(weight_dt, "weight_dt"), {}, 1,
+                   invariance=invariance)
+        spec._choose_units(neuron)
         spec._check_network()
         spec.colours, spec.n_colours = spec._compact_colours()
         spec.rates = spec.checked_rates(rate)
@@ -172,10 +191,16 @@ class AgentSpec:
                                  "have no closed-form local step; the Brian2 agents support them without loops only")
         if not self.spiking:
             return
+        for proj in net.projections:
+            if proj.kind != "dense":
+                raise ModelError(f"projections[{proj.name!r}].kind: spiking mode supports dense projections, "
+                                 f"got {proj.kind!r}")
         for name, pop in net.populations.items():
             if pop.n_features != pop.size:
                 raise ModelError(f"populations[{name!r}].size: spiking mode needs one unit per feature, got size "
                                  f"{pop.size} for {pop.n_features} features")
+            if self.nir_mode:
+                continue
             act = pop.activation
             relu = act.kind == "bilu" and act.a == 0.0 and act.b == 1.0
             if pop.role == "hidden" and not relu:
@@ -184,10 +209,34 @@ class AgentSpec:
             if pop.role == "output" and self.readout == "rate" and not relu:
                 raise ModelError(f"populations[{name!r}].activation: readout='rate' needs ReLU output units, got {act}; "
                                  "use readout='potential'")
-        for proj in net.projections:
-            if proj.kind != "dense":
-                raise ModelError(f"projections[{proj.name!r}].kind: spiking mode supports dense projections, "
-                                 f"got {proj.kind!r}")
+        if self.nir_mode:
+            for proj in net.projections:
+                if proj.delay == 0 and net.order.index(proj.pre) >= net.order.index(proj.post):
+                    raise ModelError(f"projections[{proj.name!r}]: a delay-0 projection must run forward in the "
+                                     f"network order ({proj.pre!r} -> {proj.post!r})")
+
+    def _choose_units(self, neuron: LIF | NIRSteps | None) -> None:
+        """Which spiking units run (toolkit IF/LIF or the graph's NIR models) and who balances by the gauge."""
+        net = self.net
+        nir = [n for n, p in net.populations.items() if p.neuron is not None]
+        if self.invariance == "exact":
+            self.gauged = frozenset(n for n in self.agents if n in nir and net.populations[n].neuron.spiking)
+        if not nir:
+            if isinstance(neuron, NIRSteps):
+                raise ModelError("neuron: NIRSteps runs a NIR graph's neuron models, and this network has none "
+                                 "(use LIF(...) or None)")
+            self.neuron = neuron
+            return
+        if isinstance(neuron, LIF):
+            raise ModelError(f"neuron: populations {nir} carry their own NIR neuron models; pass NIRSteps(...) "
+                             "(or None) to say how they step")
+        if not self.spiking:
+            return
+        plain = [n for n, p in net.populations.items() if p.role != "input" and p.neuron is None]
+        if plain:
+            raise ModelError(f"populations {plain}: in a NIR graph every non-input population needs a neuron "
+                             "model to run in Brian2 (spiking=False balances its weights without running it)")
+        self.nir = neuron if neuron is not None else NIRSteps()
 
     def _compact_colours(self) -> tuple[dict[str, np.ndarray], int]:
         """Colours of the agents' units, renumbered 0..m-1 over the colours agents use (colour schedule)."""
