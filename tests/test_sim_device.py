@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -15,8 +16,9 @@ from brian_flags import COMPILE_ARGS
 brian2 = pytest.importorskip("brian2")
 from brian2.devices.device import get_device, runtime_device  # noqa: E402
 
-from neuro_balance.sim import BalancingNetwork, max_relative_difference, replay  # noqa: E402
-from neuro_balance.sim.device import Target, _CacheWatch, cache_directory, gated_network  # noqa: E402
+from neuro_balance.sim import (BalancingNetwork, max_relative_difference, replay,  # noqa: E402
+                               trajectory_difference)
+from neuro_balance.sim.device import Target, _CacheWatch, cache_directory, gated_network, run_on_clock  # noqa: E402
 
 NET = "nb.mlp([6, 5, 4, 3], seed=1)"
 
@@ -91,7 +93,7 @@ def test_networks_of_one_shape_share_a_cached_build_directory_one_at_a_time(monk
 
 def test_a_second_network_of_one_shape_regenerates_only_main(monkeypatch, tmp_path):
     """The cache's premise, checked without compiling: in the shape's cached directory a network with other
-    weights, seed and rate rewrites only ``main.cpp`` (Brian2 leaves unchanged files alone, so ``make``
+    weights, seed, rate and agents' clock rewrites only ``main.cpp`` (Brian2 leaves unchanged files alone, so ``make``
     recompiles that one file). Repro: a closed network whose objects were not yet collected kept its
     names, the next one's were suffixed (``..._codeobject_1``): other files, a full build."""
     import hashlib
@@ -103,9 +105,9 @@ def test_a_second_network_of_one_shape_regenerates_only_main(monkeypatch, tmp_pa
                 for p in Path(directory).rglob("*") if p.suffix in (".cpp", ".h") or p.name == "makefile"}
 
     seen = []
-    for seed, rate in ((0, 500.0), (1, 500.0), (2, 800.0)):
+    for seed, rate, every in ((0, 500.0, 1), (1, 500.0, 1), (2, 800.0, 1), (3, 800.0, 10)):
         bn = BalancingNetwork(nb.mlp([6, 5, 4, 3], seed=seed), nb.Lp(2), rate=rate, target="cpp_standalone",
-                              monitor_dt=None, seed=seed)
+                              monitor_dt=None, seed=seed, balance_every=every)
         bn.run(0.01)
         with bn.target.active():
             bn.target.device.build(directory=bn.target.directory, compile=False, run=False)
@@ -238,3 +240,124 @@ def test_two_standalone_networks_in_one_process(tmp_path):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert min(result["events"]) > 20 and max(result["errs"]) <= 1e-12
     assert result["dirs"][0] != result["dirs"][1]
+
+
+@pytest.fixture
+def test_compile_flags():
+    """The tests' compiler flags (`brian_flags.COMPILE_ARGS`) for in-process cpp_standalone builds."""
+    prefs = brian2.prefs.codegen.cpp
+    old = list(prefs.extra_compile_args_gcc)
+    prefs.extra_compile_args_gcc = list(COMPILE_ARGS)
+    yield
+    prefs.extra_compile_args_gcc = old
+
+
+def clock_pin_model(tag: str):
+    """A group's event (thresholder and resetter), a pathway it triggers and its monitor moved to a clock of
+    3 dt, between objects left on the group's clock of dt: they all share the ``synapses`` slot."""
+    b2 = brian2
+    fast = b2.Clock(0.1 * b2.ms, name=f"nb_pin_fast{tag}")
+    slow = b2.Clock(0.3 * b2.ms, name=f"nb_pin_slow{tag}")
+    G = b2.NeuronGroup(2, "n : 1\nseen_t : second\nseen_step : integer\nfast_n : 1", events={"tick": "True"},
+                       clock=fast, name=f"nb_pin_g{tag}")
+    G.set_event_schedule("tick", when="synapses", order=0)
+    G.run_on_event("tick", "n += 1\nseen_t = t\nseen_step = t_in_timesteps", when="synapses", order=1)
+    G.run_regularly("fast_n += 1", when="synapses", order=-1)  # the group's own clock: every tick
+    H = b2.NeuronGroup(2, "x : 1\ny : 1", clock=fast, name=f"nb_pin_h{tag}")
+    H.run_regularly("y = x", when="synapses", order=3)  # after the moved pathway, on every tick
+    S = b2.Synapses(G, H, "", on_pre={"path": "x_post += 1"}, on_event={"path": "tick"}, clock=fast,
+                    name=f"nb_pin_s{tag}")
+    S.connect(j="i")
+    S.path.order = 2
+    M = b2.EventMonitor(G, "tick", record=True, when="synapses", order=4, name=f"nb_pin_m{tag}")
+    moved = [G.thresholder["tick"], G.resetter["tick"], S.path, M]
+    run_on_clock(moved, slow)
+    return b2.Network(G, H, S, M), fast, slow, moved, (G, H, M)
+
+
+def check_clock_pin(fast, groups):
+    """10 ticks of dt: the moved objects ran on ticks 0, 3, 6, 9 only, in the one schedule order, and read the
+    group's clock (its float ``t`` and its step count), as did the monitor."""
+    G, H, M = groups
+    dt = float(fast.dt_)
+    np.testing.assert_array_equal(G.fast_n[:], 10)
+    np.testing.assert_array_equal(G.n[:], 4)
+    np.testing.assert_array_equal(G.seen_step[:], 9)  # the group's clock's step, not the slow clock's (3)
+    assert list(np.asarray(G.seen_t_[:])) == [9 * dt] * 2  # the very float the group's clock computes
+    np.testing.assert_array_equal(H.x[:], 4)
+    np.testing.assert_array_equal(H.y[:], 4)  # the later fast object saw the pathway of the same tick
+    assert sorted(np.asarray(M.t_[:]).tolist()) == sorted([k * dt for k in (0, 3, 6, 9)] * 2)
+
+
+def test_objects_moved_to_a_slower_clock_run_only_on_its_ticks_runtime():
+    """Pins what `run_on_clock` relies on in Brian2's runtime `Network` (it writes the private ``_clock``):
+    an object runs on the ticks of its ``_clock``, its code reads its owner's clock, and on a shared tick the
+    two clocks' objects run interleaved in schedule order. Fails if Brian2 stops scheduling by ``_clock``."""
+    old = brian2.prefs.codegen.target
+    brian2.prefs.codegen.target = "numpy"
+    try:
+        net, fast, slow, moved, groups = clock_pin_model("_rt")
+        assert all(obj.clock is slow for obj in moved)
+        net.run(10 * fast.dt)
+    finally:
+        brian2.prefs.codegen.target = old
+    check_clock_pin(fast, groups)
+
+
+def test_cpp_standalone_schedules_moved_objects_on_their_clock(tmp_path):
+    """Pins the same for cpp_standalone's code generation, without compiling: ``network_run`` adds each code
+    object of a moved object to the binary's network with the slower clock, the others with the group's,
+    in one schedule order."""
+    target = Target("cpp_standalone", directory=str(tmp_path))
+    with target.active():
+        net, fast, slow, moved, _ = clock_pin_model("_gen")
+        net.run(10 * fast.dt)
+        target.device.build(directory=target.directory, compile=False, run=False)
+    main = (tmp_path / "main.cpp").read_text()
+    added = re.findall(r"\.add\(&(\w+), _run_(\w+)\);", main)
+    clocks = {name: clock for clock, name in added}
+    moved_codes = [c.name for obj in moved for c in obj._code_objects]
+    assert len(moved_codes) >= 5  # the pathway has two: push the events, then the pathway's code
+    assert all(clocks[name] == slow.name for name in moved_codes)
+    others = [name for name in clocks if name not in moved_codes]
+    assert others and all(clocks[name] == fast.name for name in others)
+    order = [name for _, name in added]
+    assert order.index(moved_codes[0]) < order.index("nb_pin_h_gen_run_regularly_codeobject")  # interleaved
+    target.close()
+
+
+@pytest.mark.slow
+def test_objects_moved_to_a_slower_clock_run_only_on_its_ticks_cpp_standalone(test_compile_flags):
+    """The runtime pin's model built and run on cpp_standalone: the binary runs the moved objects on the
+    slower clock's ticks only, reading the group's clock, in schedule order (one small build, cached)."""
+    target = Target("cpp_standalone", key="tests/test_sim_device.py clock pin")
+    with target.active():
+        net, fast, slow, moved, groups = clock_pin_model("_sa")
+        net.run(10 * fast.dt)
+        target.build()
+        check_clock_pin(fast, groups)
+    target.close()
+
+
+@pytest.mark.slow
+def test_a_slower_agent_clock_on_cpp_standalone_is_exact(test_compile_flags):
+    """balance_every=10 on cpp_standalone: the agents' stages run on their own clock of 10 dt (`run_on_clock`),
+    units balance only on every 10th tick, and the run equals the numpy replay of its events, trajectory
+    included. Spiking, so the membrane rescale (after the resets) moves to that clock too; two runs, the first
+    ending between two of the agents' ticks. One build (cached per shape)."""
+    net, cost = nb.dag([6, 5, 4, 3], skips=((0, 2), (1, 3)), seed=2), nb.Lp(2)
+    bn = BalancingNetwork(net, cost, rate=300.0, spiking=True, input_rate=300.0, balance_every=10,
+                          target="cpp_standalone", monitor_dt=None)
+    bn.set_input(np.linspace(0.2, 1.0, net.input.size))
+    bn.run(0.0503)
+    bn.run(0.05)
+    group = bn.groups[bn.agents[0]]
+    assert float(group.thresholder["request"].clock.dt_) == pytest.approx(10 * bn.dt)
+    ev = bn.events
+    assert len(ev) > 100 and np.all(ev.step % 10 == 0)
+    assert np.any(ev.step > 503)  # the second run balanced too
+    rep = replay(net, cost, ev)
+    assert max_relative_difference(bn.network, rep.network) <= 1e-12
+    assert trajectory_difference(ev, rep) <= 1e-12
+    assert all(len(t) > 0 for t, _ in bn.spikes.values())
+    bn.close()

@@ -166,7 +166,8 @@ def build_objects(spec: AgentSpec, seed: int, gated: bool = False) -> BrianObjec
                                         name="nb_network")
     else:
         if spec.agents:  # cpp_standalone: the binary runs the agents' stages only every balance_every ticks
-            run_on_clock(_agent_code_objects(objects, spec), b2.Clock(spec.balance_dt * b2.second, name="nb_agent_clock"))
+            agent_clock = b2.Clock(spec.balance_dt * b2.second, name="nb_agent_clock")
+            run_on_clock(_agent_code_objects(objects, spec), agent_clock)
         objects.network = b2.Network(*parts, name="nb_network")
     return objects
 

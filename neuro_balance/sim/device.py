@@ -24,6 +24,11 @@ modules as they appear in the cache (the "compiling..." message).
 slot runs them, in their schedule order, only on the ticks its ``ready`` test passes. Brian2 has no
 public way to do this; the behaviours it relies on are listed in its docstring and pinned by
 ``tests/test_sim_device.py``.
+
+`run_on_clock` is the cpp_standalone counterpart (no `NetworkOperation` there): it puts objects on a
+slower clock, so the binary runs them only on that clock's ticks. It writes their private ``_clock``
+attribute, the only private write of the toolkit; its docstring says why no public way exists and
+``tests/test_sim_device.py`` pins what it relies on.
 """
 from __future__ import annotations
 
@@ -40,7 +45,7 @@ import weakref
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-__all__ = ["TARGETS", "Target", "cache_directory", "compile_progress", "gated_network", "Gate",
+__all__ = ["TARGETS", "Target", "cache_directory", "compile_progress", "gated_network", "run_on_clock", "Gate",
            "CompileProgress"]
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
@@ -190,6 +195,31 @@ def gated_network(parts, gated, gate: Gate, clock, *, name: str):
                                       order=min(obj.order for obj in gated if obj.when == slot),
                                       clock=clock, name=f"{name}_gate_{slot}") for slot in slots]
     return GatedNetwork(*parts, *operations, name=name)
+
+
+def run_on_clock(objects, clock) -> None:
+    """Run Brian2 ``objects`` (event thresholders and resetters, synaptic pathways, monitors) only on ``clock``'s ticks.
+
+    Call before the objects' first run. ``clock``'s ticks must fall on ticks of the objects' own
+    clocks (a period that is a whole multiple of theirs); the objects keep their scheduling slots and
+    orders, so on a shared tick they run exactly where they ran before, and on other ticks not at all.
+
+    Brian2 has no public way to do this: a `NeuronGroup`'s event thresholders and resetters take the
+    group's clock, a `Synapses` pathway takes the clock of the group whose event triggers it, and
+    none of them has a ``clock`` or ``dt`` argument (``run_regularly`` has, but is not triggered by
+    events). The public alternative, the agents' state and events in a second `NeuronGroup` on the
+    slower clock with a second `Synapses` per balanced projection whose weight is ``(linked)`` to the
+    first's, doubles every balanced projection's connectivity in memory and changes what a user of
+    `neuro_balance.sim.attach` declares. So this writes the objects' private ``_clock``, relying on
+    three behaviours of Brian2 2.9, pinned by ``tests/test_sim_device.py``: both the runtime
+    `Network` and cpp_standalone's ``network_run`` schedule an object by its ``_clock`` (the
+    ``clock`` property returns it), read when the run starts; the clock variables an object's code
+    reads (``t``, ``t_in_timesteps``, a monitor's recorded ``t``) are the ones of its owner's clock,
+    bound when the object was made, so the code sees the very floats and step counts it saw before;
+    and on a tick shared by two clocks, objects of both run interleaved in the one schedule order.
+    """
+    for obj in objects:
+        obj._clock = clock
 
 
 def standalone_flags() -> str:
