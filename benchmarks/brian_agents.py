@@ -25,6 +25,9 @@ Columns:
 
 Run: ``python benchmarks/brian_agents.py [--sizes 16 50 158 500] [--targets numpy cython cpp_standalone]``.
 Every (target, size) runs in its own process. A cold Cython cache compiles for several minutes.
+``--idle-only`` times only the three spiking configurations (the idle overhead columns; the others print
+as ``-``), and runs the numpy rows only when ``--targets`` names numpy: on cpp_standalone that is three
+builds instead of seven.
 """
 from __future__ import annotations
 
@@ -42,8 +45,8 @@ TOL = 1e-10
 SCHEDULES = ("local", "colour")
 
 
-def configurations(net, cost, target: str, x: np.ndarray, directory) -> dict:
-    """Factories of every BalancingNetwork the worker times, by key."""
+def configurations(net, cost, target: str, x: np.ndarray, directory, idle_only: bool = False) -> dict:
+    """Factories of every BalancingNetwork the worker times, by key (``idle_only``: the spiking ones)."""
     from neuro_balance.sim import BalancingNetwork
 
     def agents(schedule, rate):
@@ -60,6 +63,8 @@ def configurations(net, cost, target: str, x: np.ndarray, directory) -> dict:
         return make
 
     makers = {"spiking": spiking(False), "spiking_idle": spiking(True), "spiking_idle10": spiking(True, 10)}
+    if idle_only:
+        return makers
     for schedule in SCHEDULES:
         makers[f"idle_{schedule}"] = agents(schedule, 0.0)
         makers[f"dense_{schedule}"] = agents(schedule, RATE)
@@ -117,12 +122,13 @@ def convergence(net, cost, schedule: str) -> tuple[float, int]:
     return step * bn.dt, int(np.sum(ev.step < step))
 
 
-def worker(target: str, n: int) -> dict:
+def worker(target: str, n: int, idle_only: bool = False) -> dict:
     import neuro_balance as nb
     net, cost = nb.mlp([n] * 5, seed=0), nb.Lp(2)
     x = np.random.default_rng(0).uniform(0.0, 1.0, n)
     root = tempfile.mkdtemp(prefix="nb_bench_")
-    makers = configurations(net, cost, target, x, lambda key: f"{root}/{key}" if target == "cpp_standalone" else None)
+    makers = configurations(net, cost, target, x, lambda key: f"{root}/{key}" if target == "cpp_standalone" else None,
+                            idle_only)
     lengths = (0.2, 1.2) if target == "cpp_standalone" else (0.05, 0.3)
     if target == "cpp_standalone":
         timings = {key: timed_standalone(make, lengths) for key, make in makers.items()}
@@ -135,7 +141,7 @@ def worker(target: str, n: int) -> dict:
     row = {"target": target, "n": n, "synapses": sum(p.weight.size for p in net.projections),
            "idle_ratio": marginal["spiking_idle"] / marginal["spiking"],
            "idle_ratio10": marginal["spiking_idle10"] / marginal["spiking"], "spiking": marginal["spiking"]}
-    for s in SCHEDULES:
+    for s in SCHEDULES if not idle_only else ():
         row[f"per_event_{s}"] = (marginal[f"dense_{s}"] - marginal[f"idle_{s}"]) / max(events[f"dense_{s}"], 1)
         row[f"wall_per_sim_s_{s}"] = marginal[f"dense_{s}"]
         if target == "numpy":
@@ -145,9 +151,13 @@ def worker(target: str, n: int) -> dict:
 
 def table(rows: list[dict], targets) -> str:
     """The markdown table of ``targets``' rows; convergence comes from the numpy rows (target-independent)."""
-    conv = {(r["n"], s): (r[f"t_conv_{s}"], r[f"events_conv_{s}"]) for r in rows if r["target"] == "numpy"
-            for s in SCHEDULES}
+    conv = {(r["n"], s): (r[f"t_conv_{s}"], r[f"events_conv_{s}"]) for r in rows for s in SCHEDULES
+            if f"t_conv_{s}" in r}
     rows = [r for r in rows if r["target"] in targets]
+
+    def num(r, key, scale=1.0, fmt=".2f"):
+        return format(r[key] * scale, fmt) if key in r else "-"
+
     head = ("| target | synapses | spiking, no agents (wall per sim s) | idle overhead: every step | every 10 steps "
             "| us per event: local | colour | events to 1e-10: local | colour | wall to 1e-10: local | colour |")
     lines = [head, "|---" * (head.count("|") - 1) + "|"]
@@ -155,10 +165,11 @@ def table(rows: list[dict], targets) -> str:
         cells = []
         for s in SCHEDULES:
             t_conv, ev = conv.get((r["n"], s), (float("nan"), -1))
-            cells.append((ev, t_conv * r[f"wall_per_sim_s_{s}"], t_conv))
+            wall = t_conv * r[f"wall_per_sim_s_{s}"] if f"wall_per_sim_s_{s}" in r else float("nan")
+            cells.append((ev, wall, t_conv))
         lines.append(
             f"| {r['target']} | {r['synapses']:,} | {r['spiking']:.3f} s | {r['idle_ratio']:.2f} "
-            f"| {r['idle_ratio10']:.2f} | {r['per_event_local'] * 1e6:.2f} | {r['per_event_colour'] * 1e6:.2f} "
+            f"| {r['idle_ratio10']:.2f} | {num(r, 'per_event_local', 1e6)} | {num(r, 'per_event_colour', 1e6)} "
             f"| {cells[0][0]:,} ({cells[0][2] * 1e3:.1f} ms) | {cells[1][0]:,} ({cells[1][2] * 1e3:.1f} ms) "
             f"| {cells[0][1]:.3f} s | {cells[1][1]:.3f} s |")
     return "\n".join(lines)
@@ -168,18 +179,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 50, 158, 500])
     parser.add_argument("--targets", nargs="+", default=["numpy", "cython", "cpp_standalone"])
+    parser.add_argument("--idle-only", action="store_true", help="only the idle overhead columns")
     parser.add_argument("--out", help="also write the rows as JSON here")
     parser.add_argument("--worker", nargs=2, metavar=("TARGET", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.idle_only)))
         return
     rows = []
-    for target in ["numpy"] + [t for t in args.targets if t != "numpy"]:  # numpy measures convergence
+    first = [] if args.idle_only and "numpy" not in args.targets else ["numpy"]  # numpy measures convergence
+    for target in first + [t for t in args.targets if t != "numpy"]:
         for n in args.sizes:
             t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, __file__, "--worker", target, str(n)], capture_output=True,
-                                 text=True)
+            out = subprocess.run([sys.executable, __file__, "--worker", target, str(n)]
+                                 + (["--idle-only"] if args.idle_only else []), capture_output=True, text=True)
             if out.returncode != 0:
                 print(f"{target} N={n}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
                 continue
