@@ -175,25 +175,22 @@ def test_simulate_takes_the_invariance_as_an_option(tmp_path, capsys):
     src = DATA / "snntorch_mlp.nir"
     start = nb.imbalance(nb.load_model(src), nb.Lp(2)).max_relative
     code, text = cli_out(capsys, "simulate", src, "-o", tmp_path / "out.nir")  # exact: the LIF layer takes its gauge
-    assert code == 0 and "every hidden population spikes, 1 (LIF); under --invariance exact" in text
+    assert code == 0 and "1 agent populations ['1']" in text and "(by their gauge: 1)" in text
     assert printed_imbalance(text, "max relative imbalance") == pytest.approx(start, rel=2e-3)
     out = nb.load_model(tmp_path / "out.nir")
     assert nb.imbalance(out, nb.Lp(2)).max_relative <= 1e-12
     assert out.populations["1"].neuron.model == "LIF"
-    for args, message in ((["--invariance", "rate"], "node '1': LIF leaks (tau)"),
-                          (["--spiking"], "under --invariance exact the spiking populations 1 (LIF) keep their own")):
-        assert main(["simulate", str(src), *args]) == 1
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and message in err[0], err
+    assert main(["simulate", str(src), "--invariance", "rate"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "node '1': LIF leaks (tau)" in err[0], err
 
 
-def test_simulate_balances_exchange_units_by_agents_then_gauges_the_spiking_ones(tmp_path, capsys):
+def test_simulate_balances_exchange_units_and_gauges_the_spiking_ones_all_as_agents(tmp_path, capsys):
     src = exported_lif(tmp_path / "lif.nir")
     start = nb.imbalance(nb.load_model(src), nb.Lp(2)).max_relative
-    code, text = cli_out(capsys, "simulate", src, "--duration", "0.2", "--rate", "400", "--no-progress",
+    code, text = cli_out(capsys, "simulate", src, "--duration", "0.5", "--rate", "400", "--no-progress",
                          "-o", tmp_path / "out.nir")
-    assert code == 0 and "1 agent populations ['h2']" in text
-    assert re.search(r"then \d+ rounds of the gauge of the spiking units h1 \(LIF\), h3 \(CubaLIF\) alternating", text)
+    assert code == 0 and "3 agent populations ['h1', 'h2', 'h3']" in text and "(by their gauge: h1, h3)" in text
     assert printed_imbalance(text, "max relative imbalance") == pytest.approx(start, rel=2e-3)
     end = printed_imbalance(text, r"max relative imbalance [-+0-9.e]+ ->")
     assert end == pytest.approx(nb.imbalance(nb.load_model(tmp_path / "out.nir"), nb.Lp(2)).max_relative, rel=2e-3)
@@ -207,17 +204,18 @@ def run_quick(model: Path, out: Path, *options: str):
     return proc, proc.stdout + proc.stderr + report
 
 
-def test_run_quick_on_a_lif_file_names_the_neuron_and_prints_no_nan_or_warning(tmp_path):
+def test_run_quick_on_a_lif_file_runs_its_lif_units_in_the_agents_and_prints_no_nan_or_warning(tmp_path):
     proc, text = run_quick(DATA / "snntorch_mlp.nir", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     assert not re.search(r"\bnan\b", text, re.I) and "RuntimeWarning" not in text and "Warning" not in proc.stderr
     assert "max relative imbalance 0.894" in proc.stdout  # as inspect and balance say
     assert "non-leaky integrate-and-fire" not in text.lower()  # the LIF units are not simulated as IF ones
-    reason = ("the hidden populations 1 (LIF) spike, and under --invariance exact (the default) a spiking unit is "
-              "balanced by its gauge")
-    report = (tmp_path / "out" / "report.md").read_text()
-    assert report.count(reason) == 2  # the agents and spiking stages, each with its reason in the report
-    assert "which a LIF or CubaLIF unit does not have" in report
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["stages"]["agents"]["applied"] and report["stages"]["spiking"]["applied"]
+    assert report["spiking"]["neuron"].startswith("the model's own neuron models (hidden populations 1 (LIF))")
+    assert report["agents"]["imbalance_after"] <= 1e-12  # the agents' gauge reaches balance's state
+    assert report["agents"]["max_relative_weight_difference"] <= 1e-12
+    assert report["spiking"]["spike_changes"] == 0  # balancing while it spiked changed no spike
 
 
 @pytest.mark.slow

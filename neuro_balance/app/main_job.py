@@ -215,7 +215,8 @@ def _figures(out: Path, results: dict[str, Any], settings: JobSettings) -> dict[
             out / "spiking_raster.png", window=(balancing[0] - 0.01, balancing[0] + 0.015),
             phases={"measure before": before, "balance while spiking": balancing, "measure after": after},
             outputs={"before": run.before.output, "after": run.after.output}, output_name=run.network.output.name,
-            rates=plots.rate_pairs(run), sizes={n: p.size for n, p in run.network.populations.items()})
+            rates=plots.rate_pairs(run), sizes={n: p.size for n, p in run.network.populations.items()},
+            gauge=bool(run.gauged) and set(run.gauged) == set(run.log_scales))
     if "hardware" in results:
         evaluation = results["hardware"][0]
         evaluation.save(out, stem="accuracy_vs_bits", figure=False)

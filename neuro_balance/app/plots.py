@@ -98,12 +98,14 @@ def plot_balance_histogram(before: np.ndarray, after: np.ndarray, lam: np.ndarra
 
 
 def rate_pairs(run, min_count: int = 100) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per hidden population of an `AgentRun` measured while spiking: (λ x rate before, rate after) in Hz of
-    the units with at least ``min_count`` spikes before (the units of `AgentRun.rate_ratios`)."""
+    """Per hidden population of an `AgentRun` measured while spiking: (expected rate, rate after) in Hz of
+    the units with at least ``min_count`` spikes before (the units of `AgentRun.rate_ratios`); the expected
+    rate is λ x rate before (the exchange), or the rate before for a unit balanced by its gauge."""
     out = {}
     for name, u in run.log_scales.items():
         on = run.before.counts[name] >= max(min_count, 1)
-        out[name] = (np.exp(u[on]) * run.before.rates[name][on], run.after.rates[name][on])
+        lam = 1.0 if name in run.gauged else np.exp(u[on])
+        out[name] = (lam * run.before.rates[name][on], run.after.rates[name][on])
     return out
 
 
@@ -120,7 +122,7 @@ def plot_spiking_raster(spikes: Mapping[str, tuple[np.ndarray, np.ndarray]],
                         window: tuple[float, float] | None = None, phases: Mapping[str, tuple[float, float]] | None = None,
                         outputs: Mapping[str, np.ndarray] | None = None, output_name: str = "out",
                         units: int = 8, rates: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
-                        sizes: Mapping[str, int] | None = None) -> Path:
+                        sizes: Mapping[str, int] | None = None, gauge: bool = False) -> Path:
     """The spiking run: population rates over the whole run with its phases shaded, a raster of a few units per
     population over ``window`` with the balance events, and optionally the readout and the rate ratios.
 
@@ -147,6 +149,8 @@ def plot_spiking_raster(spikes: Mapping[str, tuple[np.ndarray, np.ndarray]],
         Per hidden population, λ x rate before and rate after (`rate_pairs`): drawn against each other.
     sizes : dict of int, optional
         Units per population (default: one more than the largest index that spiked).
+    gauge : bool
+        The hidden units balanced by their gauge: their expected rate is the rate before.
     """
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
@@ -236,16 +240,17 @@ def plot_spiking_raster(spikes: Mapping[str, tuple[np.ndarray, np.ndarray]],
             values = np.concatenate([np.concatenate(p) for p in rates.values()]) if rates else np.ones(1)
             values = values[values > 0]
             lo, hi = (values.min() / 1.3, values.max() * 1.3) if values.size else (1.0, 10.0)
-            panel.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, label="after = λ x before")
+            expected = "before" if gauge else "λ x before"
+            panel.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, label=f"after = {expected}")
             panel.set_xlim(lo, hi)
             panel.set_ylim(lo, hi)
             for axis in (panel.xaxis, panel.yaxis):
                 axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
                 axis.set_major_formatter(FormatStrFormatter("%g"))
                 axis.set_minor_formatter(NullFormatter())
-            panel.set_xlabel("λ x rate before (Hz)")
+            panel.set_xlabel(f"{'rate before' if gauge else 'λ x rate before'} (Hz)")
             panel.set_ylabel("rate after (Hz)")
-            panel.set_title("Hidden rates: after = λ x before?", fontsize=10)
+            panel.set_title(f"Hidden rates: after = {expected}?" + (" (gauge)" if gauge else ""), fontsize=10)
             panel.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     return _save(fig, path)
 

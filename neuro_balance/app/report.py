@@ -206,7 +206,10 @@ def findings(r: dict[str, Any]) -> list[str]:
                 f"the balanced state (max relative imbalance {a['imbalance_before']:.3g} -> "
                 f"{a['imbalance_after']:.2g}, weights within {a['max_relative_weight_difference']:.1e} of the global "
                 f"solver's)")
-        if "spiking" in r:
+        if "spiking" in r and "spike_changes" in r["spiking"]:
+            text += (f", and balancing while the network spiked changed {r['spiking']['spike_changes']} spikes "
+                     f"against the same run without agents")
+        elif "spiking" in r:
             s = r["spiking"]
             within = "within" if s["output_change"] <= s["output_bound"] else "BEYOND"
             text += (f", and balancing while the network spiked moved its output by {s['output_change']:.2g} of the "
@@ -305,14 +308,18 @@ def _spiking(s: dict[str, Any], source: str) -> list[str]:
     neuron = s.get("neuron", "Non-leaky integrate-and-fire units (reset by subtraction)")
     return [
         "## Spiking network: rate equivalence", "",
-        f"{neuron[0].upper() + neuron[1:]} driven by {source}, at {s['input_rate_hz']:.0f} Hz of input spikes per "
-        f"unit of activity; {s['window_s']:g} s measurement windows before and after {1e3 * s['balance_s']:.0f} ms "
+        f"{neuron[0].upper() + neuron[1:]} driven by {source}, "
+        + ("given as the input population's output at every step; " if "spike_changes" in s else
+           f"at {s['input_rate_hz']:.0f} Hz of input spikes per unit of activity; ")
+        + f"{s['window_s']:g} s measurement windows before and after {1e3 * s['balance_s']:.0f} ms "
         f"of balancing, which ran while the network kept spiking.", "",
         "| quantity | value |", "|---|---|",
         f"| output change after balancing (relative to the largest output) | {s['output_change']:.3g} |",
-        f"| its spike-count quantisation bound | {s['output_bound']:.3g} |",
-        f"| spiking vs float output, before balancing | {s['snn_vs_ann_before']:.3g} |",
-        f"| spiking vs float output, after balancing | {s['snn_vs_ann_after']:.3g} |",
+        *([f"| spikes that differ from the same run without agents | {s['spike_changes']} |"]
+          if "spike_changes" in s else
+          [f"| its spike-count quantisation bound | {s['output_bound']:.3g} |",
+           f"| spiking vs float output, before balancing | {s['snn_vs_ann_before']:.3g} |",
+           f"| spiking vs float output, after balancing | {s['snn_vs_ann_after']:.3g} |"]),
         *([f"| rate ratio: mean | {s['rate_ratio_mean']:.4f} |",
            f"| rate ratio: standard deviation | {s['rate_ratio_std']:.4f} |",
            f"| rate ratio: worst (largest \\|ratio - 1\\|) | {s['rate_ratio_worst']:.3g} |"] if s['active_units'] else

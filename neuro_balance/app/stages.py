@@ -69,36 +69,36 @@ def _agent_rate(net: Network, cost: Cost, settings: JobSettings) -> float:
     return min(settings.agent_rate, 1.0 / (max(len(used), 1) * DT))
 
 
-def brian2_view(net: Network, invariance: str, what: str) -> tuple[Network, str | None]:
+def brian2_view(net: Network, invariance: str) -> tuple[Network, str | None]:
     """The network the Brian2 stages run, and what its spiking neurons are, for a network with NIR neuron models.
 
-    Without hidden spiking populations: ``net`` itself (None). Under ``invariance="rate"``: the rate model of its IF
-    units (`rate_view`: thresholds gauged to 1, exact), which Brian2 runs as non-leaky integrate-and-fire units with
-    reset by subtraction. Under ``"exact"`` the spiking units are balanced by their gauge, which changes no spike
-    and is computed, not simulated: `NotApplicable` saying so, where ``what`` (the stage's rate exchange) goes.
+    Without hidden spiking populations: ``net`` itself (None). Under ``invariance="exact"`` (the default): the
+    graph itself, whose neuron models Brian2 steps as `run_steps` does and whose spiking units balance by their
+    gauge (incoming weights and potentials x mu), which changes no spike. Under ``"rate"``: the rate model of its
+    IF units (`rate_view`: thresholds gauged to 1, exact), run as non-leaky integrate-and-fire units with reset by
+    subtraction; a LIF or CubaLIF unit has no rate exchange (`NotApplicable`).
     """
     hidden = [n for n in spiking_populations(net) if net.populations[n].role == "hidden"]
     if not hidden:
         return net, None
     models = ", ".join(f"{n} ({net.populations[n].neuron.model})" for n in hidden)
     if invariance != "rate":
-        leaky = any(net.populations[n].neuron.model != "IF" for n in hidden)
-        raise NotApplicable(
-            f"the hidden populations {models} spike, and under --invariance exact (the default) a spiking unit is "
-            f"balanced by its gauge (incoming weights and potentials x mu), which changes no spike, so it is computed "
-            f"(neuro-balance balance), not simulated; {what}, "
-            + ("which a LIF or CubaLIF unit does not have (its leak makes its rate a non-homogeneous function of its "
-               "input), and Brian2 here runs non-leaky units only" if leaky else
-               "which --invariance rate applies to IF units through their rate model"))
-    return rate_view(net)[0], (f"the model's IF units (populations {', '.join(hidden)}), run as non-leaky "
-                               f"integrate-and-fire units with thresholds gauged to 1 and reset by subtraction,")
+        return net, (f"the model's own neuron models (hidden populations {models}), stepped as the NIR reference "
+                     f"does, its spiking units balancing by their gauge (no spike may change),")
+    try:
+        view = rate_view(net)[0]
+    except ModelError as err:
+        raise NotApplicable(f"under --invariance rate: {err}") from None
+    return view, (f"the model's IF units (populations {', '.join(hidden)}), run as non-leaky integrate-and-fire "
+                  f"units with thresholds gauged to 1 and reset by subtraction,")
 
 
 def agents_stage(net, cost, settings, target, seed, progress, invariance="exact") -> dict[str, Any]:
     from ..sim.agents import run_agents  # imports Brian2
 
-    net, _ = brian2_view(net, invariance, "the agents balance by the rate exchange")
-    if not any(pop.balanced for pop in net.populations.values()):
+    net, neuron = brian2_view(net, invariance)
+    if not any(pop.balanced or (neuron and pop.role == "hidden" and pop.neuron is not None)
+               for pop in net.populations.values()):
         raise NotApplicable("no hidden population has a homogeneous activation (ReLU, leaky ReLU, linear, ...), "
                             "so there is nothing to balance")
     rate = _agent_rate(net, cost, settings)
@@ -109,11 +109,13 @@ def agents_stage(net, cost, settings, target, seed, progress, invariance="exact"
         try:
             agents = run_agents(net, cost, target=target, rate=rate, duration=duration, dt=DT, seed=seed,
                                 progress=stage.brian_report(duration),
-                                compile_progress=compile_reporter(target, stage, progress))
+                                compile_progress=compile_reporter(target, stage, progress), invariance=invariance)
         except ModelError as err:
             raise NotApplicable(str(err)) from None
     before, after = imbalance(net, cost), imbalance(agents.network, cost)
-    reference = balance(net, cost, tol=1e-12)
+    reference = balance(net, cost, tol=1e-12, invariance=invariance)
+    if neuron:
+        reference.log_scales = {**reference.log_scales, **reference.extra.get("gauge", {})}
     n_agents = sum(net.populations[n].size for n in reference.log_scales)
     u_diff = max(float(np.max(np.abs(agents.log_scales[n] - reference.log_scales[n]))) for n in reference.log_scales)
     progress.log(f"  {len(agents.events)} events in {duration * 1e3:.0f} ms simulated ({agents.wall_time:.1f} s wall): "
@@ -154,8 +156,9 @@ def compile_reporter(target: str, stage, progress: Progress):
 def spiking_stage(net, cost, x, settings, target, seed, progress, invariance="exact") -> dict[str, Any]:
     from ..sim.agents import run_agents
 
-    net, neuron = brian2_view(net, invariance, "balancing while spiking is the rate exchange")
-    if net.recurrent:
+    net, neuron = brian2_view(net, invariance)
+    nir = any(pop.neuron is not None for pop in net.populations.values())
+    if net.recurrent and not nir:
         raise NotApplicable("the network is recurrent; the spike-count quantisation bound the comparison is "
                             "checked against covers feedforward networks only")
     total = 0.2 + 2 * settings.spike_window + settings.spike_balance_time
@@ -167,7 +170,7 @@ def spiking_stage(net, cost, x, settings, target, seed, progress, invariance="ex
                                 duration=settings.spike_balance_time, window=settings.spike_window,
                                 input_rate=settings.input_rate, dt=DT, seed=seed, record_spikes=True,
                                 progress=stage.brian_report(total),
-                                compile_progress=compile_reporter(target, stage, progress))
+                                compile_progress=compile_reporter(target, stage, progress), invariance=invariance)
         except ModelError as err:
             raise NotApplicable(str(err)) from None
     ratios = np.concatenate([np.empty(0), *spikes.rate_ratios(min_count=100).values()])
@@ -177,19 +180,24 @@ def spiking_stage(net, cost, x, settings, target, seed, progress, invariance="ex
         "window_s": settings.spike_window, "input_rate_hz": settings.input_rate,
         "balance_s": settings.spike_balance_time,
         "output_change": spikes.output_difference / largest,
-        "output_bound": float(np.max(spikes.bound.output)) / largest,
-        "snn_vs_ann_before": float(np.max(np.abs(spikes.before.output - net.forward(x[None])[0]))) / largest,
-        "snn_vs_ann_after": float(np.max(np.abs(spikes.after.output - spikes.network.forward(x[None])[0]))) / largest,
+        "output_bound": None if spikes.bound is None else float(np.max(spikes.bound.output)) / largest,
+        **({"spike_changes": int(sum(spikes.spike_changes.values()))} if nir else {
+            "snn_vs_ann_before": float(np.max(np.abs(spikes.before.output - net.forward(x[None])[0]))) / largest,
+            "snn_vs_ann_after": float(np.max(np.abs(spikes.after.output - spikes.network.forward(x[None])[0])))
+            / largest}),
         "rate_ratio_mean": float(np.mean(ratios)) if ratios.size else None,
         "rate_ratio_std": float(np.std(ratios)) if ratios.size else None,
         "rate_ratio_worst": float(np.max(np.abs(ratios - 1))) if ratios.size else None, "active_units": int(ratios.size),
         "imbalance_after": spikes.imbalance_after, "wall_s": spikes.wall_time, "warnings": spikes.warnings,
         **({"neuron": neuron} if neuron else {})}
-    rates = (f"hidden rate / (lambda x rate before) = {report['rate_ratio_mean']:.4f} +- {report['rate_ratio_std']:.4f} "
+    expected = "rate before" if nir else "lambda x rate before"  # the gauge keeps rates, the exchange scales them
+    rates = (f"hidden rate / ({expected}) = {report['rate_ratio_mean']:.4f} +- {report['rate_ratio_std']:.4f} "
              f"over {ratios.size} units with >= 100 spikes" if ratios.size else
              "no hidden unit fired 100 spikes in a window, so no rate ratio is measured")
-    progress.log(f"  output change {report['output_change']:.3g} of the largest output (quantisation bound "
-                 f"{report['output_bound']:.3g}); {rates}")
+    change = (f"{report['spike_changes']} spikes differ from the same run without agents" if nir else
+              f"output change {report['output_change']:.3g} of the largest output (quantisation bound "
+              f"{report['output_bound']:.3g})")
+    progress.log(f"  {change}; {rates}")
     return {"run": spikes, "report": report}
 
 

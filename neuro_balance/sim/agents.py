@@ -3,7 +3,9 @@
 It runs the agents (optionally spiking on one input), then compares their weights with the global
 solution (`balance(method="global")`), checks the network function, and, in spiking mode, measures
 rates before and after online balancing against the spike-count quantisation bound
-(`neuro_balance.sim.bounds`).
+(`neuro_balance.sim.bounds`). A NIR graph runs its own neuron models (`neuro_balance.sim.neurons`):
+its function is checked on random spike trains with `run_steps`, and its spiking units, balanced by
+their gauge, keep every spike.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import numpy as np
 from ..balancing.costs import Cost
 from ..balancing.balance import balance
 from ..balancing.metrics import imbalance
+from ..model.dynamics import run_steps
 from ..model.network import Network
 from ..seeding import check_random_state
 from .bounds import QuantizationBound, quantization_bound
@@ -42,7 +45,8 @@ class AgentRun:
     global_difference : float
         Largest parameter difference from `balance(method="global")`, relative per array.
     function_change : float
-        Largest output change on random inputs, relative to the largest output.
+        Largest output change on random inputs, relative to the largest output (NIR graphs: of their
+        `run_steps` outputs on random spike trains).
     log_scales : dict of ndarray
         Cumulative log-scale of every agent.
     before, after : SpikeMeasurement or None
@@ -56,6 +60,11 @@ class AgentRun:
     spikes : dict of (times, indices) or None
         Every spike per spiking population (``record_spikes=True``): the windows start at 0.1 s
         (before), then ``duration`` of balancing, 0.1 s, and the after window.
+    gauged : tuple of str
+        Populations balanced by their gauge (their rates do not change; the others' by ``lam``).
+    spike_changes : dict of int or None
+        NIR graphs, spiking: per population, the spikes of the run that the same run without agents
+        does not have, and the reverse (0 everywhere: balancing changed no spike).
     """
 
     network: Network
@@ -72,6 +81,8 @@ class AgentRun:
     wall_time: float = 0.0
     warnings: list[str] = field(default_factory=list)
     spikes: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+    gauged: tuple[str, ...] = ()
+    spike_changes: dict[str, int] | None = None
 
     @property
     def output_difference(self) -> float:
@@ -84,14 +95,16 @@ class AgentRun:
         """``r_after / (lam r_before)`` of every hidden unit with at least ``min_count`` spikes before.
 
         1 up to the spike-count quantisation (``bound.ratio``): a unit with ``N`` spikes in the window
-        can be off by a few spikes, so ratios of units with few spikes spread more.
+        can be off by a few spikes, so ratios of units with few spikes spread more. A unit balanced by
+        its gauge keeps its rate: its ratio is ``r_after / r_before``.
         """
         if self.before is None:
             return {}
         out = {}
         for name, u in self.log_scales.items():
             on = self.before.counts[name] >= max(min_count, 1)
-            out[name] = self.after.rates[name][on] / (np.exp(u[on]) * self.before.rates[name][on])
+            lam = 1.0 if name in self.gauged else np.exp(u[on])
+            out[name] = self.after.rates[name][on] / (lam * self.before.rates[name][on])
         return out
 
     def __repr__(self) -> str:
@@ -99,8 +112,9 @@ class AgentRun:
                 f"{self.imbalance_after:.3g}, |agents - global| = {self.global_difference:.2g}, "
                 f"function change {self.function_change:.2g}")
         if self.before is not None:
-            text += (f", spiking output change {self.output_difference:.3g} "
-                     f"(bound {float(np.max(self.bound.output)):.3g})")
+            text += f", spiking output change {self.output_difference:.3g}"
+            if self.bound is not None:
+                text += f" (bound {float(np.max(self.bound.output)):.3g})"
         return text + f", {self.wall_time:.1f} s)"
 
 
@@ -117,7 +131,7 @@ def _phase_report(progress, done: float, length: float, total: float):
 def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target: str = "numpy",
                rate: float = 1000.0, duration: float = 0.1, window: float = 1.0, input_rate: float = 2000.0,
                dt: float = 1e-4, seed: int = 0, progress=None, record_spikes: bool = False,
-               compile_progress=None, schedule: str = "local") -> AgentRun:
+               compile_progress=None, schedule: str = "local", invariance: str = "exact") -> AgentRun:
     """Balance ``net`` with Brian2 agents and check the result against the global solution.
 
     Parameters
@@ -125,8 +139,8 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
     net : Network
     cost : Cost
     x : ndarray of shape (n_in,), optional
-        An input (``>= 0``). Given: the network spikes (integrate-and-fire), and rates are measured
-        over ``window`` before and after ``duration`` of balancing concurrent with spikes.
+        An input (``>= 0``; a NIR graph's input current, any sign). Given: the network spikes, and rates
+        are measured over ``window`` before and after ``duration`` of balancing concurrent with spikes.
     target : {"numpy", "cython"}
     rate : float
         Balance events per unit per second.
@@ -152,6 +166,8 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
         `neuro_balance.sim.cache_directory`; cpp_standalone: the binary's build).
     schedule : {"local", "colour"}
         How neighbours avoid balancing together (see `BalancingNetwork`).
+    invariance : {"exact", "rate"}
+        For NIR graphs: their spiking units balance by their gauge (``exact``) or the rate exchange.
 
     Returns
     -------
@@ -168,7 +184,7 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
     spiking = x is not None
     bn = BalancingNetwork(net, cost, rate=rate, spiking=spiking, target=target, dt=dt, seed=seed,
                           input_rate=input_rate, monitor_dt=min(1e-3, duration / 20), progress=compile_progress,
-                          schedule=schedule)
+                          schedule=schedule, invariance=invariance)
     before = after = bound = None
     caught: list[str] = []
     phases = [0.1, window, duration, 0.1, window] if spiking else [duration]
@@ -185,15 +201,34 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
             after = bn.measure(window, progress=report[4])
     caught = sorted({str(w.message) for w in record if issubclass(w.category, RuntimeWarning)})
     result = bn.network
-    if spiking and not net.recurrent:
+    nir = bn.spec.nir_mode or any(p.neuron is not None for p in net.populations.values())
+    changes = None
+    if spiking and nir:
+        with BalancingNetwork(net, cost, rate=0.0, spiking=True, target=target, dt=dt, seed=seed, monitor_dt=None,
+                              invariance=invariance) as twin:
+            twin.set_input(np.asarray(x, dtype=np.float64))
+            twin.run(sum(phases))
+            changes = {name: _spike_difference(bn.spikes[name], train, dt) for name, train in twin.spikes.items()}
+    if spiking and not net.recurrent and not nir:
         bound = quantization_bound(net, x, bn.log_scales, input_rate, window)
-    best = balance(net, cost, method="global", tol=1e-12)
+    best = balance(net, cost, method="global", tol=1e-12, invariance=invariance)
     rng = check_random_state(seed)
-    xs = rng.normal(size=(8, 16, net.input.n_features)) if net.recurrent else rng.normal(size=(64, net.input.n_features))
-    y0 = net.forward(xs)
-    change = float(np.max(np.abs(result.forward(xs) - y0)) / max(np.max(np.abs(y0)), 1e-300))
+    if nir:  # the graph's own dynamics on random spike trains, 32 steps
+        xs = (rng.random((32, 8, net.input.n_features)) < 0.3).astype(np.float64)
+        y0, y1 = (run_steps(m, xs, dt=dt).outputs[net.output.name] for m in (net, result))
+    else:
+        xs = rng.normal(size=(8, 16, net.input.n_features)) if net.recurrent else rng.normal(size=(64, net.input.n_features))
+        y0, y1 = net.forward(xs), result.forward(xs)
+    change = float(np.max(np.abs(y1 - y0)) / max(np.max(np.abs(y0)), 1e-300))
     hist = bn.history
     return AgentRun(result, bn.events, {"t": hist["t"], "imbalance": hist["max_imbalance"]},
                     imbalance(net, cost).max_relative, imbalance(result, cost).max_relative,
                     max_relative_difference(result, best.network), change, bn.log_scales, before, after, bound,
-                    time.perf_counter() - start, caught, bn.spikes if record_spikes else None)
+                    time.perf_counter() - start, caught, bn.spikes if record_spikes else None,
+                    tuple(sorted(bn.spec.gauged)), changes)
+
+
+def _spike_difference(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], dt: float) -> int:
+    """Spikes (step, unit) in one train and not the other."""
+    keys = [set(zip(np.rint(t / dt).astype(np.int64).tolist(), i.tolist())) for t, i in (a, b)]
+    return len(keys[0] ^ keys[1])

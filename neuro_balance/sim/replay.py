@@ -20,6 +20,7 @@ from ..balancing.local import BalanceState
 from ..balancing.costs import Cost
 from ..balancing.graph import build_graph, max_imbalance
 from ..model.network import Network
+from ..model.neurons import POTENTIALS
 from ..balancing.scaling import scale
 
 __all__ = ["BalanceEvents", "ReplayResult", "replay", "max_relative_difference", "trajectory_difference"]
@@ -165,11 +166,14 @@ def trajectory_difference(events: BalanceEvents, result: ReplayResult) -> float:
 def max_relative_difference(a: Network, b: Network) -> float:
     """Largest difference between two networks' parameters, relative to each array's largest ``|b|``.
 
-    Compares every projection's weight and every population's bias (same structure assumed).
+    Compares every projection's weight, every population's bias and the potentials of NIR neuron
+    models (``v_threshold``, ``v_reset``, ``v_leak``; same structure assumed).
     """
     worst = 0.0
     pairs = [(pa.weight, pb.weight) for pa, pb in zip(a.projections, b.projections)]
     pairs += [(a.populations[n].bias, pop.bias) for n, pop in b.populations.items() if pop.bias is not None]
+    pairs += [(a.populations[n].neuron.params[k], v) for n, pop in b.populations.items() if pop.neuron is not None
+              for k, v in pop.neuron.params.items() if k in POTENTIALS]
     for x, y in pairs:
         top = float(np.max(np.abs(y), initial=0.0))
         if top > 0:

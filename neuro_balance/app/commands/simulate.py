@@ -11,8 +11,7 @@ from ...model.files import load_model, save_model
 from ...model.regular_file import open_regular
 from ...model.safe_npz import read_npy
 from ...balancing.metrics import INVARIANCES, imbalance
-from ...balancing.balance import balance
-from ...balancing.spiking import rate_view, spiking_populations, with_neurons
+from ...balancing.spiking import rate_view, with_neurons
 from ...seeding import check_random_state
 from ..clean_exit import tame_brian2
 from ..progress import Progress
@@ -28,10 +27,11 @@ def register(sub) -> None:
         description="Every hidden homogeneous unit of MODEL becomes a Brian2 agent that balances itself on a "
                     "Poisson clock, reading only its own synapses. With --spiking the units are integrate-and-"
                     "fire neurons that keep spiking while they balance; rates before and after are reported. "
-                    "The network function is unchanged. A NIR file's spiking units (IF, LIF, CubaLIF) are balanced "
-                    "as --invariance says: exact (default) gives them their gauge after the agents' run, computed "
-                    "rather than simulated since it changes no spike; rate makes hidden IF units agents of their "
-                    "rate model (thresholds gauged to 1 first).")
+                    "The network function is unchanged. A NIR file's units run their own neuron models (IF, LIF, "
+                    "CubaLIF, LI, CubaLI, I), stepped as the NIR reference does, and its spiking units balance as "
+                    "--invariance says: exact (default) by their gauge (incoming weights and potentials x mu), which "
+                    "changes no spike; rate makes hidden IF units agents of their rate model (thresholds gauged to "
+                    "1 first).")
     parser.add_argument("model", type=model_argument, help=MODEL_HELP)
     parser.add_argument("--cost", type=cost_argument, default="L2", help=COST_HELP)
     parser.add_argument("--invariance", choices=INVARIANCES, default="exact", help=INVARIANCE_HELP)
@@ -39,7 +39,8 @@ def register(sub) -> None:
     parser.add_argument("--duration", type=positive_float, default=0.5, help="simulated seconds of balancing (default 0.5)")
     parser.add_argument("--dt", type=positive_float, default=1e-4, help="time step in seconds (default 1e-4)")
     parser.add_argument("--target", choices=TARGETS, default="numpy", help="Brian2 code generation target (default numpy)")
-    parser.add_argument("--spiking", action="store_true", help="integrate-and-fire dynamics while balancing")
+    parser.add_argument("--spiking", action="store_true", help="spiking dynamics while balancing (integrate-and-fire "
+                                                              "units; a NIR file's own neuron models)")
     parser.add_argument("--input", help="spiking input: a .npy file or a text file with one value >= 0 per input unit "
                                         "(default: uniform in [0, 1) from --seed)")
     parser.add_argument("--input-rate", type=positive_float, default=500.0, help="rate coding an activity of 1 (Hz, default 500)")
@@ -78,32 +79,17 @@ def run(args: argparse.Namespace) -> int:
     net, neurons = load_model(args.model), {}
     check_output_spares_inputs(args.parser, out, args.model)
     start = imbalance(net, args.cost, invariance=args.invariance).max_relative  # of the file, as inspect says
-    hidden_spiking = [n for n in spiking_populations(net) if net.populations[n].role == "hidden"]
-    models = ", ".join(f"{n} ({net.populations[n].neuron.model})" for n in hidden_spiking)
     if args.invariance == "rate":  # a NIR graph of IF units: the agents balance its rate model (rate-level)
         net, neurons = rate_view(net)
-        hidden_spiking = []
-    elif hidden_spiking and args.spiking:
-        raise ModelError(f"--spiking: the Brian2 network runs non-leaky integrate-and-fire units with threshold 1 "
-                         f"(the rate model of --invariance rate); under --invariance exact the spiking populations "
-                         f"{models} keep their own neuron model, which it does not run")
     if args.spiking and args.target == "cpp_standalone":
         raise ModelError("--spiking: rate measurements need a runtime target (numpy or cython)")
-    if hidden_spiking and not any(pop.balanced for pop in net.populations.values()):
-        print(f"{args.model}: no agents: every hidden population spikes, {models}; under --invariance exact a spiking "
-              f"unit is balanced by its gauge (incoming weights and potentials x mu), which changes no spike, so it "
-              f"is computed as balance does, not simulated (--invariance rate makes IF units agents of their rate "
-              f"model)")
-        gauged = balance(net, args.cost)
-        print(f"  gauge of {models}: max relative imbalance {start:.3g} -> {gauged.imbalance:.3g}")
-        return _write(args, out, gauged.network)
     progress = Progress("lines" if args.no_progress else None)
     progress.log(f"{args.model}: building the Brian2 network ({args.target}) ...")
     tame_brian2()  # imports Brian2 (only when the command runs) and keeps its files, hook and handler out
     from ...sim import BalancingNetwork
 
     bn = BalancingNetwork(net, args.cost, rate=args.rate, spiking=args.spiking, target=args.target, dt=args.dt,
-                          seed=args.seed, input_rate=args.input_rate)
+                          seed=args.seed, input_rate=args.input_rate, invariance=args.invariance)
     print(f"{args.model}: {len(bn.agents)} agent populations {bn.agents}, {bn.n_colours} colours, "
           f"{args.rate:g} Hz per unit, {args.duration:g} s on {args.target}")
     before = after = None
@@ -119,13 +105,9 @@ def run(args: argparse.Namespace) -> int:
             bn.measure(0.1, progress=report[3])
             after = bn.measure(args.window, progress=report[4])
     result = with_neurons(bn.network, neurons)
-    then = ""
-    if hidden_spiking:  # their gauge moves the exchange units' costs: the two alternate, as in balance
-        finished = balance(result, args.cost)
-        result, then = finished.network, (f", then {finished.iterations} rounds of the gauge of the spiking units "
-                                           f"{models} alternating with the exchange, computed as balance does")
     end = imbalance(result, args.cost, invariance=args.invariance).max_relative
-    print(f"  {len(bn.events)} balance events{then}; max relative imbalance {start:.3g} -> {end:.3g}")
+    gauged = f" (by their gauge: {', '.join(sorted(bn.spec.gauged))})" if bn.spec.gauged else ""
+    print(f"  {len(bn.events)} balance events{gauged}; max relative imbalance {start:.3g} -> {end:.3g}")
     if before is not None:
         print(f"  spiking output before {np.array2string(before.output, precision=4)}")
         print(f"  spiking output after  {np.array2string(after.output, precision=4)}")
