@@ -12,7 +12,8 @@ and preferences afterwards. The same model runs on the numpy, cython and cpp_sta
 
 Idle agents cost (almost) nothing: on the runtime targets (numpy, cython) the agents' stages run
 only on ticks where some unit's own clock has run out (one Python call per tick and slot otherwise,
-a few percent of a spiking network's step); cpp_standalone evaluates their conditions every tick.
+a few percent of a spiking network's step); cpp_standalone evaluates their conditions on every tick
+of their own clock (every ``balance_every`` steps, `neuro_balance.sim.device.run_on_clock`).
 
 In spiking mode the units are, by default, non-leaky integrate-and-fire neurons with reset by
 subtraction, whose rate is ``R * relu(input)``: balancing a unit by ``lam`` multiplies its rate (and,
@@ -91,8 +92,8 @@ class BalancingNetwork:
         overhead); requires ``spiking=True``.
     balance_every : int
         Agents act only on every this many time steps (requests, decisions and scaling; spikes
-        every step). The runtime targets skip the other ticks; cpp_standalone evaluates the
-        conditions every step.
+        every step). The runtime targets skip the other ticks; on cpp_standalone the agents'
+        objects run on their own clock of this many steps.
     record_spikes : bool
         Spiking: record every spike and the output potential (needed by `measure` and `spikes`).
     drift : Drift, optional
