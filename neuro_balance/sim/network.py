@@ -106,8 +106,9 @@ class BalancingNetwork:
         Toolkit networks: ``LIF(tau_m, t_ref, tau_syn, reset)`` for leaky hidden units (None:
         non-leaky IF). NIR graphs: how their neuron models step (`NIRSteps`; None: the defaults).
     invariance : {"exact", "rate"}
-        For NIR graphs, as in `neuro_balance.balance`: ``exact`` balances spiking units by their gauge
-        (the agents then reach ``nb.balance(net, cost)``), ``rate`` by the rate exchange (IF units only).
+        For NIR graphs, as in `neuro_balance.balance`: ``exact`` balances hidden spiking units by their
+        gauge (the agents then reach ``nb.balance(net, cost)``). ``rate`` is refused for graphs with hidden
+        spiking units: its exchange is that of their rate model, which `rate_view` gives as a network.
 
     Examples
     --------

@@ -6,7 +6,8 @@ Replaying the events in exactly that order with `BalanceState` (exact local bala
 theory eq 3.3) is the sequential asynchronous algorithm the simulation claims to run; the Brian2
 weights must equal ``scale(net, u)`` of the replayed log-scales ``u`` up to rounding, and so must
 the whole trajectory: the cumulative factor each agent recorded at each of its events equals
-``exp(u)`` of the replay right after that event (`trajectory_difference`). Final weights alone
+``exp(u)`` of the replay right after that event (`trajectory_difference`). A NIR graph's hidden
+spiking units balance by their gauge; its replay applies `nb.balance`'s own gauge and exchange steps. Final weights alone
 are a weak oracle on a converged run (the balanced state is unique, so a wrong schedule that still
 converges ends in the same weights); the trajectory is not.
 """
@@ -16,12 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..balancing.local import BalanceState
 from ..balancing.costs import Cost
 from ..balancing.graph import build_graph, max_imbalance
+from ..balancing.local import BalanceState
+from ..balancing.metrics import imbalance
+from ..balancing.scaling import scale
+from ..balancing.spiking import gauge, spiking_populations
 from ..model.network import Network
 from ..model.neurons import POTENTIALS
-from ..balancing.scaling import scale
 
 __all__ = ["BalanceEvents", "ReplayResult", "replay", "max_relative_difference", "trajectory_difference"]
 
@@ -120,35 +123,73 @@ def replay(net: Network, cost: Cost, events: BalanceEvents, *, record_every: int
     >>> bool(np.allclose(replay(net, nb.Lp(2), ev).network.forward(np.ones((1, 4))), net.forward(np.ones((1, 4)))))
     True
     """
+    if spiking_populations(net):
+        return _replay_nir(net, cost, events, record_every)
     graph = build_graph(net, cost)
     state = BalanceState(graph)
+    history_steps, history = [0], [max_imbalance(graph, graph.unit_costs(state.u))]
+    after = np.zeros(len(events))
+    next_record = record_every
+    last = 0
+    for step, name, group, positions in _event_groups(events):
+        if next_record is not None and step >= next_record:
+            history_steps.append(step)
+            history.append(max_imbalance(graph, graph.unit_costs(state.u)))
+            next_record = (step // record_every + 1) * record_every
+        idx = group[graph.free[name][group]]
+        if len(idx):
+            state.balance(name, idx)
+        after[positions] = state.u[name][group]
+        last = step
+    if len(events):
+        history_steps.append(last + 1)
+        history.append(max_imbalance(graph, graph.unit_costs(state.u)))
+    log_scales = {name: u for name, u in state.u.items() if net.populations[name].balanced}
+    return ReplayResult(scale(net, log_scales), log_scales, np.array(history_steps), np.array(history), after)
+
+
+def _event_groups(events: BalanceEvents):
+    """``(step, population, units, positions)`` of every step's events of one population, in the agents' order."""
     rank = {name: r for r, name in enumerate(events.order)}
     pop_rank = np.array([rank[name] for name in events.population], dtype=np.int64)
     order = np.lexsort((pop_rank, events.step)) if len(events) else np.zeros(0, dtype=np.int64)
     steps, ranks = np.asarray(events.step)[order], pop_rank[order]
-    idx_sorted = np.asarray(events.index)[order]
-    history_steps, history = [0], [max_imbalance(graph, graph.unit_costs(state.u))]
+    if not len(order):
+        return
+    bounds = np.flatnonzero(np.diff(steps) | np.diff(ranks)) + 1
+    for a, b in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(order)]])):
+        yield int(steps[a]), events.order[ranks[a]], np.asarray(events.index)[order[a:b]], order[a:b]
+
+
+def _replay_nir(net: Network, cost: Cost, events: BalanceEvents, record_every: int | None) -> ReplayResult:
+    """`replay` for a NIR graph: hidden spiking units take their gauge, the others the exchange.
+
+    Each group's factors are `imbalance`'s local steps (``lam_star``) on the network as it stands (a dead
+    unit keeps 1), applied with `gauge` or `scale`: the numpy path of `nb.balance`, not the agents' code.
+    """
+    work = net.copy()
+    gauged = {n for n in spiking_populations(net) if net.populations[n].role == "hidden"}
+    u = {name: np.zeros(net.populations[name].size) for name in events.order}
+    history_steps, history = [0], [imbalance(work, cost).max_relative]
     after = np.zeros(len(events))
     next_record = record_every
-    if len(order):
-        bounds = np.flatnonzero(np.diff(steps) | np.diff(ranks)) + 1
-        starts = np.concatenate([[0], bounds])
-        stops = np.concatenate([bounds, [len(order)]])
-        for a, b in zip(starts, stops):
-            if next_record is not None and steps[a] >= next_record:
-                history_steps.append(int(steps[a]))
-                history.append(max_imbalance(graph, graph.unit_costs(state.u)))
-                next_record = (steps[a] // record_every + 1) * record_every
-            name = events.order[ranks[a]]
-            group = idx_sorted[a:b]
-            idx = group[graph.free[name][group]]
-            if len(idx):
-                state.balance(name, idx)
-            after[order[a:b]] = state.u[name][group]
-        history_steps.append(int(steps[-1]) + 1)
-        history.append(max_imbalance(graph, graph.unit_costs(state.u)))
-    log_scales = {name: u for name, u in state.u.items() if net.populations[name].balanced}
-    return ReplayResult(scale(net, log_scales), log_scales, np.array(history_steps), np.array(history), after)
+    last = 0
+    for step, name, group, positions in _event_groups(events):
+        if next_record is not None and step >= next_record:
+            history_steps.append(step)
+            history.append(imbalance(work, cost).max_relative)
+            next_record = (step // record_every + 1) * record_every
+        lam = imbalance(work, cost).lam_star[name][group]
+        delta = np.zeros(net.populations[name].size)
+        delta[group] = np.log(np.where(np.isfinite(lam) & (lam > 0), lam, 1.0))
+        work = gauge(work, {name: delta}, inplace=True) if name in gauged else scale(work, {name: delta})
+        u[name] += delta
+        after[positions] = u[name][group]
+        last = step
+    if len(events):
+        history_steps.append(last + 1)
+        history.append(imbalance(work, cost).max_relative)
+    return ReplayResult(work, u, np.array(history_steps), np.array(history), after)
 
 
 def trajectory_difference(events: BalanceEvents, result: ReplayResult) -> float:

@@ -54,8 +54,8 @@ class Drift:
 def _agents_view(net: Network, invariance: str) -> Network:
     """``net`` as the agents' cost graph sees it: a hidden spiking NIR unit balances like a ReLU unit.
 
-    Under ``exact`` it takes its gauge, under ``rate`` the rate exchange (IF only): either way it is free,
-    and which of the two it does is the agents' business (`AgentSpec.gauged`).
+    Under ``exact`` it takes its gauge (`AgentSpec.gauged`); ``rate`` is refused, since its exchange is
+    that of the rate model (`rate_view`), a different network.
     """
     spiking = [n for n, p in net.populations.items() if p.role == "hidden" and p.neuron is not None
                and p.neuron.spiking]
@@ -63,6 +63,9 @@ def _agents_view(net: Network, invariance: str) -> Network:
         return net
     if invariance == "rate":
         rate_coded(net)  # a hidden LIF or CubaLIF has no rate exchange (named ModelError)
+        raise ModelError(f"invariance='rate': the rate exchange of the IF populations {spiking} is balanced on their "
+                         "rate model, thresholds gauged to 1 (as nb.balance does): pass "
+                         "neuro_balance.balancing.spiking.rate_view(net)[0]")
     view = net.copy()
     for name in spiking:
         view.populations[name].neuron = None
