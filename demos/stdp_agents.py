@@ -81,7 +81,8 @@ def build_copy(P, agents=None, n_hidden=12, n_out=6, drive=0.0, out_threshold=No
         if agents is not None:
             kwargs = agents.synapses(**{side: True}, on_pre=ON_PRE, on_post=ON_POST)
         S = b2.Synapses(source, target, STDP, namespace=ns, name=name + suffix, **kwargs)
-        S.connect(p=1.0)
+        # every pair, as arrays (i outer, as connect(p=1) makes them): cpp_standalone then knows len(S) before its run
+        S.connect(i=np.repeat(np.arange(len(source)), len(target)), j=np.tile(np.arange(len(target)), len(source)))
         S.w = (0.5 + 2.5 * rng.random(len(S))) * b2.mV
         S.dApre = 0.01 * learning * b2.mV
         S.dApost = -0.0105 * learning * b2.mV

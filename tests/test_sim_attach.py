@@ -5,14 +5,18 @@ toolkit's declarations when it carries agents.
 """
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import neuro_balance as nb
+from brian_flags import COMPILE_ARGS
 
 b2 = pytest.importorskip("brian2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demos"))
@@ -20,6 +24,7 @@ from stdp_agents import build_copy  # noqa: E402
 
 from neuro_balance.sim import (agent_equations, attach_balancing, max_relative_difference, replay,  # noqa: E402
                                trajectory_difference)
+from neuro_balance.sim.device import Target  # noqa: E402
 
 COST = nb.Lp(2)
 
@@ -40,22 +45,17 @@ def numpy_target():
     b2.prefs.codegen.target = old
 
 
-def run_pair(target: str, duration: float = 0.1):
-    """The model with agents and its twin without, side by side: silent input, hidden LIFs firing on their
-    drive (refractory), output threshold out of reach, so STDP's updates are exactly zero and only the
-    agents move weights."""
-    old = b2.prefs.codegen.target
-    b2.prefs.codegen.target = target
-    try:
-        eq = agent_equations(COST, weight_unit=b2.mV)
-        objs, net = build(eq, drive=20.0, out_threshold=1000.0)
-        agents = attach_balancing(net, [objs["G"]], [objs["S_in"], objs["S_out"]], COST, rate=500 * b2.Hz,
-                                  weight_unit=b2.mV, seed=3)
-        twin, twin_net = build(None, drive=20.0, out_threshold=1000.0, suffix="_twin")
-        net.run(duration * b2.second)
-        twin_net.run(duration * b2.second)
-    finally:
-        b2.prefs.codegen.target = old
+def run_pair(duration: float = 0.1):
+    """The model with agents and its twin without, side by side, on the current Brian2 device and target:
+    silent input, hidden LIFs firing on their drive (refractory), output threshold out of reach, so STDP's
+    updates are exactly zero and only the agents move weights."""
+    eq = agent_equations(COST, weight_unit=b2.mV)
+    objs, net = build(eq, drive=20.0, out_threshold=1000.0)
+    agents = attach_balancing(net, [objs["G"]], [objs["S_in"], objs["S_out"]], COST, rate=500 * b2.Hz,
+                              weight_unit=b2.mV, seed=3)
+    twin, twin_net = build(None, drive=20.0, out_threshold=1000.0, suffix="_twin")
+    net.run(duration * b2.second)
+    twin_net.run(duration * b2.second)
     return agents, objs, twin
 
 
@@ -94,11 +94,13 @@ def check_optimum_and_untouched(agents, objs, twin):
 
 def reach_the_optimum_on(target):
     """The attached agents balance the user's pathways to ``nb.balance``'s optimum (1e-8) on ``target``."""
-    state = np.random.get_state()
+    state, old = np.random.get_state(), b2.prefs.codegen.target
+    b2.prefs.codegen.target = target
     b2.seed(11)
     try:
-        check_optimum_and_untouched(*run_pair(target))
+        check_optimum_and_untouched(*run_pair())
     finally:
+        b2.prefs.codegen.target = old
         np.random.set_state(state)
 
 
@@ -109,6 +111,67 @@ def test_agents_on_a_plain_brian2_model_reach_the_global_optimum():
 @pytest.mark.slow
 def test_agents_on_a_plain_brian2_model_reach_the_global_optimum_cython(cython_target):
     reach_the_optimum_on("cython")
+
+
+STANDALONE = textwrap.dedent("""
+    import json, sys, time
+    sys.path.insert(0, {tests!r})
+    import brian2 as b2
+    from neuro_balance.sim.device import claim_build_directory
+    import test_sim_attach as t
+    b2.prefs.codegen.cpp.extra_compile_args_gcc = {flags!r}
+    directory, lock = claim_build_directory("tests/test_sim_attach.py: the plain Brian2 model and its twin")
+    b2.set_device("cpp_standalone", directory=directory, build_on_run=False)  # as a Brian2 user does
+    b2.seed(11)
+    pair = t.run_pair()
+    start = time.perf_counter()
+    b2.device.build(directory=directory)
+    build = time.perf_counter() - start
+    t.check_optimum_and_untouched(*pair)
+    print(json.dumps({{"build": build, "make": b2.device.timers["compile"]["make"], "directory": directory}}))
+""")
+
+
+@pytest.mark.slow
+def test_agents_on_a_plain_brian2_model_reach_the_global_optimum_cpp_standalone(tmp_path):
+    """The same model and checks on cpp_standalone, the device chosen as a Brian2 user does (``set_device``),
+    in a subprocess; the build directory is the per-shape cache of `claim_build_directory`, so a second run
+    compiles nothing new. The weights the agents start from are sampled by the binary (`Attachment.source`)."""
+    code = STANDALONE.format(tests=str(Path(__file__).resolve().parent), flags=COMPILE_ARGS)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert os.path.isdir(result["directory"])
+
+
+@pytest.fixture
+def standalone_device():
+    """Brian2's cpp_standalone device while inside (nothing is built), the previous one restored after."""
+    target = Target("cpp_standalone")
+    with target.active():
+        yield
+    target.close()
+
+
+def test_standalone_attachment_needs_counted_synapses_and_t_zero(standalone_device):
+    """On cpp_standalone a pathway connected by a rule (``connect(p=...)``) has no known size before the binary
+    runs, so neither its initial weights nor its self-synapses can be read: refused, named; so is a network
+    that has already run (the agents would start from weights nobody can read)."""
+    eq = agent_equations(COST, weight_unit=b2.mV)
+    objs, net = build(eq)
+    agents = attach_balancing(net, [objs["G"]], [objs["S_in"], objs["S_out"]], COST, rate=100.0, equations=eq,
+                              weight_unit=b2.mV)
+    assert sorted(agents._start_monitors) == ["hidden_output", "input_hidden"]  # the binary samples the start
+    P = b2.PoissonGroup(4, rates=0 * b2.Hz, name="rule_input")
+    G = b2.NeuronGroup(3, "v : 1\n" + eq.neuron, threshold="v > 1", events=eq.events, name="rule_hidden")
+    S = b2.Synapses(P, G, "w : 1", **eq.synapses(post=True, on_pre="v_post += w"), name="rule_in")
+    S.connect(p=1.0)
+    with pytest.raises(nb.ModelError, match=r"pathways\['rule_in'\]: on cpp_standalone connect it with explicit"):
+        attach_balancing(b2.Network(P, G, S), [G], [S], COST, rate=100.0, equations=eq)
+    objs, net = build(eq, suffix="_ran")
+    net.run(1 * b2.ms)
+    with pytest.raises(nb.ModelError, match="before the first run"):
+        attach_balancing(net, [objs["G"]], [objs["S_in"], objs["S_out"]], COST, rate=100.0, equations=eq)
 
 
 def test_missing_declarations_are_named(numpy_target):

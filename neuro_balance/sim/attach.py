@@ -25,6 +25,16 @@ incoming, ``w /= lam_pre`` on outgoing synapses), triggered by those events. `at
 then sets their schedule (all in the ``synapses`` slot, after the spikes' pathways), the agents'
 clocks and parameters, and adds event monitors to the network.
 
+On cpp_standalone the user chooses the device as for any Brian2 model, before creating their objects
+(``set_device("cpp_standalone", directory=..., build_on_run=...)``), and attaches the agents before the
+first run (at t = 0). Brian2 cannot read a synapse's values before the binary has run, so every
+balanced pathway must be connected with explicit ``i`` and ``j`` arrays (``S.connect(i=..., j=...)``:
+its size is then known, as Brian2's own ``StateMonitor(S, ..., record=True)`` requires there), and the
+weights the agents start from (`Attachment.source`) are sampled by the binary as the first run starts
+(one `StateMonitor` per pathway, ticking once). Everything of the `Attachment` is read after the
+binary has run. `neuro_balance.sim.device.claim_build_directory` gives a build directory per model
+shape that later builds reuse (``make`` recompiles only the files whose code changed).
+
 The exchange is the rate exchange of a ReLU unit (degree 1, no bias term): every agent unit's
 incoming weights are multiplied by ``lam`` and its outgoing ones divided by ``lam``. For a non-leaky
 integrate-and-fire unit that is exact; for a leaky one it is approximate (see
@@ -50,6 +60,8 @@ __all__ = ["AgentEquations", "agent_equations", "Attachment", "attach_balancing"
 
 SCHEDULE = "local"
 EVENTS = ("request", "balance", "retry", "balance2")
+ONCE = 1e9
+"""Period (s) of the clock of the standalone start-weight monitors: they tick at t = 0 and not again."""
 
 
 def _unit_expression(weight: str, unit) -> str:
@@ -171,22 +183,34 @@ class Attachment:
         The agent NeuronGroups.
     pathways : list
         The balanced Synapses.
-    source : Network
-        The balanced pathways at attachment time, as a `Network` (agent groups hidden, ReLU).
     monitors : list
         The EventMonitors of the agents' events (added to the user's network).
     """
 
-    def __init__(self, groups, pathways, cost: Cost, equations: AgentEquations, weight_unit, monitors: dict) -> None:
+    def __init__(self, groups, pathways, cost: Cost, equations: AgentEquations, weight_unit, monitors: dict,
+                 start_monitors: dict | None = None) -> None:
         self.groups, self.pathways, self.cost, self.equations = list(groups), list(pathways), cost, equations
         self.weight_unit = weight_unit
         self.monitors = monitors
-        self.source = self.network()
+        self._start_monitors = start_monitors
+        self._source = None if start_monitors else self.network()
 
-    def _weights(self, S) -> np.ndarray:
-        w = np.asarray(getattr(S, self.equations.weight)[:])
+    @property
+    def source(self) -> Network:
+        """The balanced pathways as the agents started, as a `Network` (see `network`).
+
+        The weights at `attach_balancing`; on cpp_standalone, the weights as the first run started,
+        sampled by the binary (read after it has run).
+        """
+        if self._source is None:
+            weight = self.equations.weight
+            self._source = self._network(lambda S: getattr(self._start_monitors[S.name], weight)[:, 0])
+        return self._source
+
+    def _weights(self, values) -> np.ndarray:
+        w = np.asarray(values)
         if self.weight_unit is not None:
-            w = np.asarray(w / self.weight_unit)
+            w = np.asarray(values / self.weight_unit)
         return w.astype(np.float64)
 
     def network(self) -> Network:
@@ -195,6 +219,10 @@ class Attachment:
         Agent groups are hidden ReLU populations; of the other groups, one that only sends is the
         input, one that only receives is the output, any other is a ground hidden population.
         """
+        return self._network(lambda S: getattr(S, self.equations.weight)[:])
+
+    def _network(self, weights) -> Network:
+        """The balanced pathways as a `Network`, with ``weights(S)`` (a Brian2 quantity array) per pathway."""
         names = {id(G): G.name for G in self.groups}
         sends, receives = {}, {}
         for S in self.pathways:
@@ -223,7 +251,7 @@ class Attachment:
         for S in self.pathways:
             i, j = np.asarray(S.i[:]), np.asarray(S.j[:])
             W = np.zeros((len(S.target), len(S.source)))
-            W[j, i] = self._weights(S)
+            W[j, i] = self._weights(weights(S))
             projections.append(Projection(S.source.name, S.target.name, W, delay=int(S.source is S.target),
                                           name=S.name))
         return Network(pops, projections, name="attached")
@@ -255,7 +283,7 @@ class Attachment:
         return BalanceEvents(t[order], step[order], pop[order], idx[order], names, lam[order])
 
 
-def _check(network, groups, pathways, equations: AgentEquations) -> None:
+def _check(network, groups, pathways, equations: AgentEquations, standalone: bool) -> None:
     import brian2 as b2
     agent_ids = {id(G) for G in groups}
     listed = {id(S) for S in pathways}
@@ -273,6 +301,9 @@ def _check(network, groups, pathways, equations: AgentEquations) -> None:
     for S in pathways:
         if equations.weight not in S.variables:
             raise ModelError(f"pathways[{S.name!r}]: no weight variable {equations.weight!r}")
+        if standalone and not _counted(S):
+            raise ModelError(f"pathways[{S.name!r}]: on cpp_standalone connect it with explicit arrays, "
+                             "S.connect(i=..., j=...), so that its synapses are known before the binary runs")
         for side, suffix, group in (("pre", "out", S.source), ("post", "in", S.target)):
             agent, declared = id(group) in agent_ids, hasattr(S, f"acc_{suffix}")
             if agent and not declared:
@@ -286,9 +317,20 @@ def _check(network, groups, pathways, equations: AgentEquations) -> None:
                              "would make a unit compete with itself; leave them out of the balanced pathway")
 
 
+def _counted(S) -> bool:
+    """Whether the number of synapses of ``S`` is known now (cpp_standalone: only after ``connect(i=..., j=...)``)."""
+    try:
+        len(S)
+    except NotImplementedError:
+        return False
+    return True
+
+
 def attach_balancing(network, groups, pathways, cost: Cost, rate, *, equations: AgentEquations | None = None,
                      weight_unit=None, seed: int = 0) -> Attachment:
     """Attach balancing agents to a user's Brian2 objects (call after ``connect`` and setting the weights).
+
+    Works on the current Brian2 device and target (cpp_standalone: see the module docstring).
 
     Parameters
     ----------
@@ -313,16 +355,28 @@ def attach_balancing(network, groups, pathways, cost: Cost, rate, *, equations: 
     Returns
     -------
     Attachment
+
+    Raises
+    ------
+    ModelError
+        For missing declarations, a synapse touching an agent group left out of ``pathways``,
+        self-synapses; on cpp_standalone, a pathway connected without explicit arrays, or a network
+        that has run before.
     """
     import brian2 as b2
+    from brian2.devices.device import RuntimeDevice, get_device
     equations = equations or agent_equations(cost, weight_unit=weight_unit)
     groups, pathways = list(groups), list(pathways)
-    _check(network, groups, pathways, equations)
+    standalone = not isinstance(get_device(), RuntimeDevice)
+    _check(network, groups, pathways, equations, standalone)
     code = cost_code(cost)
     rate_hz = hertz(rate, "rate")
     rng = check_random_state(seed)
-    starts = first_requests({G.name: rate_hz for G in groups}, {G.name: len(G) for G in groups},
-                            float(groups[0].clock.t_[:]) if groups else 0.0, rng)
+    start = float(groups[0].clock.t_[:]) if groups else 0.0
+    if standalone and start != 0.0:
+        raise ModelError(f"attach_balancing: on cpp_standalone attach the agents before the first run (t = 0), "
+                         f"not at t = {start!r} s")
+    starts = first_requests({G.name: rate_hz for G in groups}, {G.name: len(G) for G in groups}, start, rng)
     monitors = {}
     for G in groups:
         G.lam = 1.0
@@ -343,4 +397,9 @@ def attach_balancing(network, groups, pathways, cost: Cost, rate, *, equations: 
         network.add(*monitors[G.name])
     for S in pathways:
         order_pathways(S)
-    return Attachment(groups, pathways, cost, equations, weight_unit, monitors)
+    start_monitors = None
+    if standalone:  # the weights cannot be read before the binary runs: it samples them as the first run starts
+        start_monitors = {S.name: b2.StateMonitor(S, equations.weight, record=True, when="start", dt=ONCE * b2.second,
+                                                  name=f"{S.name}_agent_start") for S in pathways}
+        network.add(*start_monitors.values())
+    return Attachment(groups, pathways, cost, equations, weight_unit, monitors, start_monitors)
