@@ -25,6 +25,10 @@ def test_all_engines_and_schedules_reach_the_global_solution(net, cost):
     runs.append(nb.balance(net, cost, method="sweep", tol=1e-12))
     for run in runs:
         assert run.converged
+        if cost.is_linf:  # max-balanced states are not unique: a parameter that is no unit's largest has slack
+            assert relative_error(net.forward(x), run.network.forward(x)) <= 1e-10
+            assert run.cost_after == pytest.approx(reference.cost_after, rel=1e-9)
+            continue
         assert weight_distance(run.network, reference.network) <= 1e-8
         np.testing.assert_allclose(free_log_scales(run), free_log_scales(reference), atol=1e-8)
 
