@@ -215,12 +215,12 @@ def test_a_delay_1_input_pending_at_a_balance_event_moves_with_the_unit():
 # ---------------------------------------------------------------------------- the Cython target (slow)
 @pytest.mark.slow
 @settings(max_examples=3, **BRIAN)
-@given(recipe=recipes(hidden_models=SPIKING), reset=st.sampled_from(["subtract", "value"]), cost=costs)
+@given(recipe=recipes(hidden_models=SPIKING, recurrent=False), reset=st.sampled_from(["subtract", "value"]),
+       cost=costs)
 def test_cython_runs_and_balances_nir_graphs_as_numpy_does(cython_target, recipe, reset, cost):
+    """The feedforward IF/LIF family on Cython (recurrent edges: see the xfails above)."""
     check_steps(recipe, reset, "spikes", target="cython")
-    net = nb.from_nir(graph(recipe))
-    if recipe.recurrent is None or recipe.recurrent[0] != recipe.recurrent[1]:
-        check_gauge(net, recipe, reset, cost, target="cython")
+    check_gauge(nb.from_nir(graph(recipe)), recipe, reset, cost, target="cython")
 
 
 # ---------------------------------------------------------------------------- 3. bad input
