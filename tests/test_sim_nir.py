@@ -13,10 +13,8 @@ graph's step ``h`` (`NIRSteps.dt`) 1, 0.5 or the simulation step, reset by subtr
   1e-8 relative, while every spike train is the one of the same run without agents (``rate=0``) and
   every membrane is that run's times the unit's factor.
 
-Families the sim code does not run yet are marked ``xfail(strict=True)`` with the defect (and the
-exception it raises): they fail today and will report XPASS, failing the suite, once fixed; then the
-mark goes. Hypothesis does not shrink here: one Brian2 run costs 0.2-2 s, and a failing example prints
-its `Recipe`, which rebuilds the graph.
+Hypothesis does not shrink here: one Brian2 run costs 0.2-2 s, and a failing example prints its
+`Recipe`, which rebuilds the graph.
 """
 from __future__ import annotations
 
@@ -41,28 +39,7 @@ RATE = 3000.0       # balance rate (Hz) per unit
 MEMBRANE_RTOL = 1e-12
 NETWORK_RTOL = 1e-8
 
-CUBA_I = pytest.mark.xfail(strict=True, raises=SyntaxError, reason=(
-    "neuro_balance/sim/neurons.py nir_unit: CubaLIF/CubaLI name their synaptic current 'i', a reserved name in "
-    "Brian2 equations (the neuron index): every graph with a Cuba population fails to build"))
-GRADED_EMIT = pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "neuro_balance/sim/build.py: a hidden LI/CubaLI/I population has no 'spike' event, yet its outgoing "
-    "Synapses listen to 'spike' (Brian2: 'does not define an event spike'); its output v must be sent every "
-    "step, as the input's x_in is ('emit' event, on_pre 'z_post += w*v_pre')"))
-CURRENT_X = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "neuro_balance/sim/build.py _synapses: the input's synapses run the post unit's on_spike 'z_post += w' "
-    "instead of the input's own 'z_post += w*x_in_pre': coding='current' delivers x = 1 whatever set_input gave"))
-SELF_LOOPS = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "neuro_balance/sim/build.py _synapses: the self-connections of a population onto itself (its '_loops' "
-    "Synapses) never scale, but the gauge multiplies them, as every incoming weight, by mu: the weights miss "
-    "nb.balance's and the spike trains change"))
-PENDING_Z = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "neuro_balance/sim/neurons.py nir_unit: a delay-1 input already delivered for the next step (z, from a "
-    "later population or the population itself) is not rescaled when the unit balances, though it was "
-    "weighted by the old incoming weights: the next update mixes old and new scales and spikes change"))
-
-SPIKING = ("IF", "LIF")  # hidden models of the families: each xfail family fails by one defect alone
-CUBA = ("CubaLIF", "CubaLI")
-GRADED = ("LI", "I")
+HIDDEN = ("IF", "LIF", "CubaLIF", "LI", "CubaLI", "I")
 
 
 def spike_steps(bn: BalancingNetwork, name: str, size: int, steps: int) -> np.ndarray:
@@ -119,18 +96,12 @@ def check_steps(recipe: Recipe, reset: str, coding: str, target: str = "numpy") 
                                    atol=MEMBRANE_RTOL * np.abs(want).max(initial=1.0), err_msg=f"membrane of {name}")
 
 
-STEP_CASES = [pytest.param(SPIKING, "spikes", id="IF-LIF-spikes"),
-              pytest.param(SPIKING, "current", id="IF-LIF-current", marks=CURRENT_X),
-              pytest.param(CUBA, "spikes", id="Cuba", marks=CUBA_I),
-              pytest.param(GRADED, "spikes", id="graded-hidden", marks=GRADED_EMIT)]
-
-
-@pytest.mark.parametrize("models, coding", STEP_CASES)
-@settings(max_examples=5, **BRIAN)
-@given(data=st.data(), reset=st.sampled_from(["subtract", "value"]))
-def test_brian2_runs_a_nir_graph_step_for_step_as_run_steps(models, coding, data, reset):
-    """Same spikes on the same steps in every population, final membranes to 1e-12 (spike trains or a current in)."""
-    check_steps(data.draw(recipes(hidden_models=models)), reset, coding)
+@settings(max_examples=8, **BRIAN)
+@given(data=st.data(), reset=st.sampled_from(["subtract", "value"]), coding=st.sampled_from(["spikes", "current"]))
+def test_brian2_runs_a_nir_graph_step_for_step_as_run_steps(data, reset, coding):
+    """Same spikes on the same steps in every population, final membranes to 1e-12 (spike trains or a current in),
+    for every neuron model, skip and recurrent edges."""
+    check_steps(data.draw(recipes(hidden_models=HIDDEN)), reset, coding)
 
 
 # ---------------------------------------------------------------------------- 2. the gauge reaches nb.balance
@@ -182,23 +153,16 @@ def check_gauge(net, recipe: Recipe, reset: str, cost, target: str = "numpy") ->
                                    atol=1e-9 * np.abs(mu * v0).max(initial=1.0), err_msg=f"membrane of {name}")
 
 
-GAUGE_CASES = [pytest.param(SPIKING, False, id="IF-LIF"),
-               pytest.param(SPIKING, "self", id="IF-LIF-self-recurrent", marks=SELF_LOOPS),
-               pytest.param(CUBA, False, id="Cuba", marks=CUBA_I),
-               pytest.param(GRADED, False, id="graded-hidden", marks=GRADED_EMIT)]
-
-
-@pytest.mark.parametrize("models, recurrent", GAUGE_CASES)
-@settings(max_examples=3, **BRIAN)
+@settings(max_examples=6, **BRIAN)
 @given(data=st.data(), reset=st.sampled_from(["subtract", "value"]), cost=costs)
-def test_gauge_agents_reach_nb_balance_and_change_no_spike(models, recurrent, data, reset, cost):
-    """Balancing while the graph runs: nb.balance's network to 1e-8, every spike as without agents."""
-    recipe = data.draw(recipes(hidden_models=models, recurrent=recurrent))
+def test_gauge_agents_reach_nb_balance_and_change_no_spike(data, reset, cost):
+    """Balancing while the graph runs: nb.balance's network to 1e-8, every spike as without agents (every neuron
+    model, self-connections and back edges included)."""
+    recipe = data.draw(recipes(hidden_models=HIDDEN))
     net = nb.from_nir(graph(recipe))
     check_gauge(net, recipe, reset, cost)
 
 
-@PENDING_Z
 def test_a_delay_1_input_pending_at_a_balance_event_moves_with_the_unit():
     """A back edge h1 -> h0 (no self-connections): h1's spikes reach h0's next step, weighted when they were sent.
 
@@ -215,10 +179,9 @@ def test_a_delay_1_input_pending_at_a_balance_event_moves_with_the_unit():
 # ---------------------------------------------------------------------------- the Cython target (slow)
 @pytest.mark.slow
 @settings(max_examples=3, **BRIAN)
-@given(recipe=recipes(hidden_models=SPIKING, recurrent=False), reset=st.sampled_from(["subtract", "value"]),
-       cost=costs)
+@given(recipe=recipes(hidden_models=HIDDEN), reset=st.sampled_from(["subtract", "value"]), cost=costs)
 def test_cython_runs_and_balances_nir_graphs_as_numpy_does(cython_target, recipe, reset, cost):
-    """The feedforward IF/LIF family on Cython (recurrent edges: see the xfails above)."""
+    """Every neuron model, skip and recurrent edges, on Cython."""
     check_steps(recipe, reset, "spikes", target="cython")
     check_gauge(nb.from_nir(graph(recipe)), recipe, reset, cost, target="cython")
 

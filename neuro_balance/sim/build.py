@@ -21,7 +21,7 @@ from .device import gated_network, run_on_clock
 from .equations import (DECIDE, DECIDE2, DRIFT_CODE, ORDERS, RESCALE, RESCALE_SLOT, RETRY, RETRY_CODE,
                         CostCode, detect_code, knock_code, lambda_code, neuron_balance_model, request_code,
                         request_condition, scale_in_code, scale_out_code, synapse_model)
-from .neurons import NIR_SLOT, UnitModel, nir_orders, nir_unit, toolkit_unit
+from .neurons import NIR_SLOT, UnitModel, nir_input, nir_orders, nir_unit, toolkit_unit
 from .spec import AgentSpec
 
 __all__ = ["BrianObjects", "SynapseSet", "RequestGate", "build_objects", "first_requests", "schedule_agent_events",
@@ -183,7 +183,7 @@ def _agent_code_objects(objects: BrianObjects, spec: AgentSpec) -> list:
     for name in spec.agents:
         G = objects.groups[name]
         for event in G.events:
-            if event != "spike":
+            if event not in ("spike", "emit"):
                 out += [G.thresholder[event], G.resetter[event]]
         out += objects.event_monitors[name]
     for s in objects.synapses:
@@ -197,9 +197,7 @@ def unit_model(spec: AgentSpec, name: str) -> UnitModel | None:
     if not spec.spiking or (pop.role == "input" and spec.coding != "current"):
         return None
     if spec.nir_mode:
-        if pop.role == "input":
-            return UnitModel("x_in : 1", None, None, None, None, "z_post += w*x_in_pre", "")
-        return nir_unit(pop, spec.nir, spec.dt, name in spec.gauged)
+        return nir_input() if pop.role == "input" else nir_unit(pop, spec.nir, spec.dt, name in spec.gauged)
     return toolkit_unit(pop, spec.neuron, pop.role != "output" or spec.readout == "rate")
 
 
@@ -234,21 +232,21 @@ def _group(b2, spec: AgentSpec, k: int, name: str, clock, namespace: dict, start
             kwargs.update(threshold=unit.threshold, reset=unit.reset)
         if unit.refractory is not None:
             kwargs["refractory"] = unit.refractory
-        if spec.nir_mode and pop.role == "input":
+        if unit.emits is not None:
             kwargs.setdefault("events", {})["emit"] = "True"
     G = b2.NeuronGroup(pop.size, "\n".join(lines) or "unused : 1", name=ident, namespace=namespace, clock=clock,
                        **{k_: v for k_, v in kwargs.items() if v is not None})
     if unit is not None:
         for key, value in (unit.values or {}).items():
             setattr(G, key, b2.Quantity(value, dim=G.variables[key].dim))
-        if spec.nir_mode and pop.role == "input":
+        if unit.update is not None:
+            G.run_regularly(unit.update, when=NIR_SLOT, order=schedule["update"], name=ident + "_step")
+        if unit.emits is not None:
             G.set_event_schedule("emit", when=NIR_SLOT, order=schedule["spike"])
         elif spec.nir_mode:
-            G.run_regularly(unit.update, when=NIR_SLOT, order=schedule["update"], name=ident + "_step")
-            if unit.threshold is not None:
-                G.set_event_schedule("spike", when=NIR_SLOT, order=schedule["spike"])
-                reset = G.resetter["spike"]  # moved as set_event_schedule moves the threshold
-                reset.when, reset.order = NIR_SLOT, schedule["reset"]
+            G.set_event_schedule("spike", when=NIR_SLOT, order=schedule["spike"])
+            reset = G.resetter["spike"]  # moved as set_event_schedule moves the threshold
+            reset.when, reset.order = NIR_SLOT, schedule["reset"]
     if has_bias and (agent or spec.spiking):
         G.b = pop.bias
     if agent:
@@ -321,13 +319,17 @@ def _synapses(b2, spec: AgentSpec, k: int, proj, clock, objects: BrianObjects, r
         on_pre, on_post, on_event = {}, {}, {}
         if spec.spiking:
             source = unit_model(spec, proj.pre)
-            on_pre["pre"] = unit_model(spec, proj.post).on_spike
-            on_event["pre"] = "emit" if spec.nir_mode and source is not None and pre.role == "input" else "spike"
+            emits = None if source is None else source.emits
+            on_pre["pre"] = unit_model(spec, proj.post).on_spike if emits is None else f"z_post += w*{emits}_pre"
+            on_event["pre"] = "spike" if emits is None else "emit"
         for side, other, pop in (("pre", "post", pre), ("post", "pre", post)):
             if balance and getattr(proj, side) in agents:
                 agent_pathways(spec.code, spec.schedule, side, pop.degree, getattr(proj, other) in agents, weight,
                                on_pre if side == "pre" else on_post, on_event,
                                scales=not (side == "pre" and proj.pre in spec.gauged))
+        if suffix == "_loops" and proj.post in spec.gauged:  # the gauge scales self-connections as incoming weights
+            for path, event in zip(("scale_in", "scale2_in"), _balance_events(spec)):
+                on_post[path], on_event[path] = scale_in_code(weight), event
         S = b2.Synapses(objects.groups[proj.pre], objects.groups[proj.post], synapse_model(drift),
                         on_pre=on_pre or None, on_post=on_post or None, on_event=on_event or None,
                         namespace=objects.namespace, clock=clock, name=_identifier("s", k, proj.name) + suffix)

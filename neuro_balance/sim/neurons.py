@@ -36,7 +36,7 @@ import numpy as np
 from ..model.network import Population
 from .units import seconds
 
-__all__ = ["LIF", "NIRSteps", "UnitModel", "RESETS", "toolkit_unit", "nir_unit", "NIR_SLOT", "nir_orders"]
+__all__ = ["LIF", "NIRSteps", "UnitModel", "RESETS", "toolkit_unit", "nir_unit", "nir_input", "NIR_SLOT", "nir_orders"]
 
 RESETS = ("subtract", "value")
 NIR_SLOT = "groups"
@@ -120,6 +120,9 @@ class UnitModel:
         NIR: the discrete step, run in `NIR_SLOT` before the spikes (None: Brian2 integrates ``equations``).
     values : dict
         Initial values of the parameters the equations declare (arrays per unit or scalars).
+    emits : str or None
+        NIR graded units (the input's current, LI, CubaLI, I): the variable sent every step as the output
+        (``z_post += w * emits_pre`` on the ``emit`` event); None: the unit's output is its spikes.
     """
 
     equations: str
@@ -131,6 +134,7 @@ class UnitModel:
     rescale: str
     update: str | None = None
     values: dict | None = None
+    emits: str | None = None
 
 
 def toolkit_unit(pop: Population, neuron: LIF | None, spikes: bool) -> UnitModel:
@@ -189,12 +193,12 @@ def nir_unit(pop: Population, steps: NIRSteps, sim_dt: float, gauge: bool) -> Un
             values["a_m"] = h / p["tau"]
             update = [f"v = v + a_m*(v_leak - v + r*{z})"]
         else:  # CubaLIF, CubaLI
-            lines += ["i : 1", "a_s : 1 (constant)", "w_in : 1 (constant)"]
+            lines += ["i_syn : 1", "a_s : 1 (constant)", "w_in : 1 (constant)"]
             values.update(a_m=h / p["tau_mem"], a_s=h / p["tau_syn"], w_in=p["w_in"])
-            update = [f"i = i + a_s*(w_in*{z} - i)", "v = v + a_m*(v_leak - v + r*i)"]
+            update = [f"i_syn = i_syn + a_s*(w_in*{z} - i_syn)", "v = v + a_m*(v_leak - v + r*i_syn)"]
     update.append("z = 0")
-    state = ["v"] + (["i"] if model.startswith("Cuba") else [])
-    scaled = state + (["v_leak"] if "v_leak" in p else [])
+    # z: input already delivered for the next step (a delay-1 projection), weighted by the old incoming weights
+    scaled = ["v", "z"] + (["i_syn"] if model.startswith("Cuba") else []) + (["v_leak"] if "v_leak" in p else [])
     threshold = reset = None
     if neuron.spiking:
         lines += ["v_threshold : 1", "v_reset : 1"]
@@ -204,7 +208,13 @@ def nir_unit(pop: Population, steps: NIRSteps, sim_dt: float, gauge: bool) -> Un
         if gauge:
             scaled += ["v_threshold", "v_reset"]
     rescale = "\n".join(f"{name} = {name}*resc" for name in scaled)
-    return UnitModel("\n".join(lines), threshold, reset, None, None, "z_post += w", rescale, "\n".join(update), values)
+    return UnitModel("\n".join(lines), threshold, reset, None, None, "z_post += w", rescale, "\n".join(update), values,
+                     None if neuron.spiking else "v")
+
+
+def nir_input() -> UnitModel:
+    """A NIR graph's input units under ``coding="current"``: their value ``x_in`` is their output at every step."""
+    return UnitModel("x_in : 1", None, None, None, None, "", "", emits="x_in")
 
 
 def nir_orders(k: int) -> dict[str, int]:
