@@ -174,6 +174,19 @@ def test_standalone_attachment_needs_counted_synapses_and_t_zero(standalone_devi
         attach_balancing(net, [objs["G"]], [objs["S_in"], objs["S_out"]], COST, rate=100.0, equations=eq)
 
 
+def test_first_requests_start_at_the_networks_time(numpy_target):
+    """Repro: the agents' clocks started at the time their group's clock showed, which on Brian2's shared
+    defaultclock is where an earlier network left it; the user's new network starts at 0, so its agents
+    waited that long before any request (the Cython test, run after the numpy one, saw no event)."""
+    b2.Network(b2.NeuronGroup(1, "x : 1", name="earlier")).run(0.2 * b2.second)
+    eq = agent_equations(COST, weight_unit=b2.mV)
+    objs, net = build(eq, suffix="_later")
+    attach_balancing(net, [objs["G"]], [objs["S_in"], objs["S_out"]], COST, rate=500 * b2.Hz, equations=eq,
+                     weight_unit=b2.mV)
+    assert float(net.t_) == 0.0
+    assert np.max(objs["G"].t_next_[:]) < 0.1  # 12 exponential waits at 500 Hz from t = 0 (old: all after 0.2 s)
+
+
 def test_missing_declarations_are_named(numpy_target):
     eq = agent_equations(COST, weight_unit=b2.mV)
     objs, net = build(None)

@@ -372,7 +372,7 @@ def attach_balancing(network, groups, pathways, cost: Cost, rate, *, equations: 
     code = cost_code(cost)
     rate_hz = hertz(rate, "rate")
     rng = check_random_state(seed)
-    start = float(groups[0].clock.t_[:]) if groups else 0.0
+    start = float(network.t_)  # the network's time: a clock shared with an earlier network still shows that one's
     if standalone and start != 0.0:
         raise ModelError(f"attach_balancing: on cpp_standalone attach the agents before the first run (t = 0), "
                          f"not at t = {start!r} s")
