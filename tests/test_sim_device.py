@@ -340,14 +340,16 @@ def test_objects_moved_to_a_slower_clock_run_only_on_its_ticks_cpp_standalone(te
 
 
 @pytest.mark.slow
-def test_a_slower_agent_clock_on_cpp_standalone_is_exact(test_compile_flags):
+@pytest.mark.parametrize("schedule", ["local", "colour"])
+def test_a_slower_agent_clock_on_cpp_standalone_is_exact(test_compile_flags, schedule):
     """balance_every=10 on cpp_standalone: the agents' stages run on their own clock of 10 dt (`run_on_clock`),
     units balance only on every 10th tick, and the run equals the numpy replay of its events, trajectory
     included. Spiking, so the membrane rescale (after the resets) moves to that clock too; two runs, the first
-    ending between two of the agents' ticks. One build (cached per shape)."""
+    ending between two of the agents' ticks; the colour schedule's coin flips and colour phases read the
+    network's step. One build per schedule (cached per shape)."""
     net, cost = nb.dag([6, 5, 4, 3], skips=((0, 2), (1, 3)), seed=2), nb.Lp(2)
     bn = BalancingNetwork(net, cost, rate=300.0, spiking=True, input_rate=300.0, balance_every=10,
-                          target="cpp_standalone", monitor_dt=None)
+                          target="cpp_standalone", monitor_dt=None, schedule=schedule)
     bn.set_input(np.linspace(0.2, 1.0, net.input.size))
     bn.run(0.0503)
     bn.run(0.05)
