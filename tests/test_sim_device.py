@@ -298,6 +298,8 @@ def test_objects_moved_to_a_slower_clock_run_only_on_its_ticks_runtime():
     try:
         net, fast, slow, moved, groups = clock_pin_model("_rt")
         assert all(obj.clock is slow for obj in moved)
+        with pytest.raises(ValueError, match="not a whole multiple"):
+            run_on_clock(moved, brian2.Clock(0.45 * brian2.ms, name="nb_pin_odd"))  # 1.5 of slow's dt
         net.run(10 * fast.dt)
     finally:
         brian2.prefs.codegen.target = old

@@ -218,6 +218,12 @@ def run_on_clock(objects, clock) -> None:
     bound when the object was made, so the code sees the very floats and step counts it saw before;
     and on a tick shared by two clocks, objects of both run interleaved in the one schedule order.
     """
+    objects = list(objects)
+    for obj in objects:
+        ratio = float(clock.dt_) / float(obj.clock.dt_)
+        if round(ratio) < 1 or abs(ratio - round(ratio)) > 1e-9 * ratio:
+            raise ValueError(f"clock: its dt {clock.dt} is not a whole multiple of the dt {obj.clock.dt} of "
+                             f"{obj.name!r}")
     for obj in objects:
         obj._clock = clock
 
