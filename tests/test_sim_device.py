@@ -23,6 +23,15 @@ from neuro_balance.sim.device import Target, _CacheWatch, cache_directory, gated
 NET = "nb.mlp([6, 5, 4, 3], seed=1)"
 
 
+@pytest.fixture
+def numpy_codegen():
+    """Brian2's numpy target for tests of plain Brian2 objects (its default, Cython, compiles for a minute cold)."""
+    old = brian2.prefs.codegen.target
+    brian2.prefs.codegen.target = "numpy"
+    yield
+    brian2.prefs.codegen.target = old
+
+
 def brian_state():
     """What a network must leave as it found it."""
     return get_device(), brian2.prefs.codegen.target, brian2.prefs.codegen.runtime.cython.cache_dir, sys.executable
@@ -183,7 +192,7 @@ class EveryThird:
         self.updates += 1
 
 
-def test_gated_objects_run_only_when_the_gate_is_open_and_in_schedule_order():
+def test_gated_objects_run_only_when_the_gate_is_open_and_in_schedule_order(numpy_codegen):
     """Pins what `gated_network` relies on in Brian2's `Network.run` (no public way exists): objects
     whose ``active`` flag is cleared at the end of ``before_run`` are prepared but not run by the
     Network; ``obj.run()`` runs an object's code; ``sorted_objects`` is the Network's order. Gated
@@ -289,20 +298,15 @@ def check_clock_pin(fast, groups):
     assert sorted(np.asarray(M.t_[:]).tolist()) == sorted([k * dt for k in (0, 3, 6, 9)] * 2)
 
 
-def test_objects_moved_to_a_slower_clock_run_only_on_its_ticks_runtime():
+def test_objects_moved_to_a_slower_clock_run_only_on_its_ticks_runtime(numpy_codegen):
     """Pins what `run_on_clock` relies on in Brian2's runtime `Network` (it writes the private ``_clock``):
     an object runs on the ticks of its ``_clock``, its code reads its owner's clock, and on a shared tick the
     two clocks' objects run interleaved in schedule order. Fails if Brian2 stops scheduling by ``_clock``."""
-    old = brian2.prefs.codegen.target
-    brian2.prefs.codegen.target = "numpy"
-    try:
-        net, fast, slow, moved, groups = clock_pin_model("_rt")
-        assert all(obj.clock is slow for obj in moved)
-        with pytest.raises(ValueError, match="not a whole multiple"):
-            run_on_clock(moved, brian2.Clock(0.45 * brian2.ms, name="nb_pin_odd"))  # 1.5 of slow's dt
-        net.run(10 * fast.dt)
-    finally:
-        brian2.prefs.codegen.target = old
+    net, fast, slow, moved, groups = clock_pin_model("_rt")
+    assert all(obj.clock is slow for obj in moved)
+    with pytest.raises(ValueError, match="not a whole multiple"):
+        run_on_clock(moved, brian2.Clock(0.45 * brian2.ms, name="nb_pin_odd"))  # 1.5 of slow's dt
+    net.run(10 * fast.dt)
     check_clock_pin(fast, groups)
 
 

@@ -43,7 +43,8 @@ def simulate(net, cost, rate, duration):
         return bn.network, bn.events, bn.log_scales
 
 
-@pytest.mark.parametrize("cost", [nb.Lp(2), pytest.param(nb.Lp(0.7), marks=pytest.mark.slow), nb.Linf()], ids=str)
+@pytest.mark.parametrize("cost", [nb.Lp(2), pytest.param(nb.Lp(0.7), marks=pytest.mark.slow),
+                                  pytest.param(nb.Linf(), marks=pytest.mark.slow)], ids=str)
 def test_the_replay_of_gauge_and_exchange_events_is_the_agents_trajectory(cost):
     net = mixed_graph()
     got, events, _ = simulate(net, cost, rate=2000.0, duration=0.005)  # ~10 events per unit, far from balance

@@ -42,7 +42,8 @@ def hidden_count(net, neuron, duration, spikes=None, x=0.0, R=200.0):
         return len(bn.spikes["h1"][0]), np.asarray(bn.groups["h1"].v[:])
 
 
-@pytest.mark.parametrize("t_ref, reset", [(0.0, "value"), (2e-3, "value"), (5e-3, "value")])
+@pytest.mark.parametrize("t_ref, reset", [pytest.param(0.0, "value", marks=pytest.mark.slow), (2e-3, "value"),
+                                          pytest.param(5e-3, "value", marks=pytest.mark.slow)])
 def test_lif_rate_under_constant_drive_is_the_closed_form(t_ref, reset):
     """tau dv/dt = -v + tau b R, v -> 0 at 1 and dead for t_ref: the interval is
     t_ref + tau log(mu / (mu - 1)) with mu = tau b R (lif_rate, theta = 1, rho = 0). On the grid dt the

@@ -96,7 +96,7 @@ def check_steps(recipe: Recipe, reset: str, coding: str, target: str = "numpy") 
                                    atol=MEMBRANE_RTOL * np.abs(want).max(initial=1.0), err_msg=f"membrane of {name}")
 
 
-@settings(max_examples=6, **BRIAN)
+@settings(max_examples=4, **BRIAN)
 @given(data=st.data(), reset=st.sampled_from(["subtract", "value"]), coding=st.sampled_from(["spikes", "current"]))
 def test_brian2_runs_a_nir_graph_step_for_step_as_run_steps(data, reset, coding):
     """Same spikes on the same steps in every population, final membranes to 1e-12 (spike trains or a current in),
@@ -153,7 +153,7 @@ def check_gauge(net, recipe: Recipe, reset: str, cost, target: str = "numpy") ->
                                    atol=1e-9 * np.abs(mu * v0).max(initial=1.0), err_msg=f"membrane of {name}")
 
 
-@settings(max_examples=4, **BRIAN)
+@settings(max_examples=3, **BRIAN)
 @given(data=st.data(), reset=st.sampled_from(["subtract", "value"]), cost=costs)
 def test_gauge_agents_reach_nb_balance_and_change_no_spike(data, reset, cost):
     """Balancing while the graph runs: nb.balance's network to 1e-8, every spike as without agents (every neuron

@@ -271,12 +271,12 @@ def test_the_gate_skips_only_ticks_where_nothing_happens(kind, schedule, monkeyp
         bn = BalancingNetwork(net, cost, rate=800.0, spiking=True, input_rate=300.0, monitor_dt=None,
                               schedule=schedule)
         bn.set_input(x)
-        bn.run(0.01)
+        bn.run(0.005)
         if schedule == "local":
             bn.set_balance_rate(0.0)  # a pause: the gate must notice the new clocks
-            bn.run(0.002)
+            bn.run(0.001)
             bn.set_balance_rate(500.0)
-        bn.run(0.01)
+        bn.run(0.005)
         monkeypatch.undo()
         return bn
 

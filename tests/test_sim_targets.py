@@ -24,10 +24,9 @@ NETS = {
 PS = (0.5, 1.0, 2.0, 3.0)
 
 
-# One case in the default suite (generic p: the pow code path; the fewest objects to compile); the
-# others are slow. Every Cython test shares the session's one build (`cython_target` in conftest.py).
-CYTHON_CASES = [pytest.param(kind, p, marks=() if (kind, p) == ("mlp", 0.5) else pytest.mark.slow)
-                for kind in sorted(NETS) for p in PS]
+# Slow: a cold Cython cache (every CI run: a fresh venv is a new cache key) compiles for a minute. Every
+# Cython test shares the session's one build (`cython_target` in conftest.py).
+CYTHON_CASES = [pytest.param(kind, p, marks=pytest.mark.slow) for kind in sorted(NETS) for p in PS]
 
 
 @pytest.mark.parametrize("kind, p", CYTHON_CASES)
