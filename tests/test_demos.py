@@ -9,7 +9,7 @@ DEMOS = Path(__file__).resolve().parents[1] / "demos"
 
 
 @pytest.mark.parametrize("script, args, figure", [
-    ("spiking_agents.py", ["--window", "0.3"], "spiking_agents.png"),
+    pytest.param("spiking_agents.py", ["--window", "0.3"], "spiking_agents.png", marks=pytest.mark.slow),
     ("chip_precision.py", [], "chip_precision.png"),
 ])
 def test_demo_runs_alone_and_writes_its_figure(tmp_path, script, args, figure):

@@ -62,6 +62,7 @@ def test_the_replay_of_gauge_and_exchange_events_is_the_agents_trajectory(cost):
     assert max_relative_difference(got, best.network) <= 1e-8  # converged to nb.balance's state
 
 
+@pytest.mark.slow
 def test_a_gauge_step_taken_as_an_exchange_is_caught_even_where_weights_converge(monkeypatch):
     """If the gauge units also divided their outgoing weights (the exchange's half), the agents would still
     settle (every unit balanced), but in another state and along another path."""

@@ -96,7 +96,7 @@ def check_steps(recipe: Recipe, reset: str, coding: str, target: str = "numpy") 
                                    atol=MEMBRANE_RTOL * np.abs(want).max(initial=1.0), err_msg=f"membrane of {name}")
 
 
-@settings(max_examples=4, **BRIAN)
+@settings(max_examples=3, **BRIAN)
 @given(data=st.data(), reset=st.sampled_from(["subtract", "value"]), coding=st.sampled_from(["spikes", "current"]))
 def test_brian2_runs_a_nir_graph_step_for_step_as_run_steps(data, reset, coding):
     """Same spikes on the same steps in every population, final membranes to 1e-12 (spike trains or a current in),

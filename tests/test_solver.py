@@ -60,7 +60,7 @@ def hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
     return H
 
 
-@settings(max_examples=12)
+@settings(max_examples=8)
 @given(networks(max_width=6, max_depth=4), exponents())
 def test_global_solution_matches_scipy_minimize_on_F(net, p):
     """F(u) = sum_ij K_ij exp(p (u_i - c_j u_j)) minimised by BFGS directly from the weights.
