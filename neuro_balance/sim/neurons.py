@@ -115,7 +115,8 @@ class UnitModel:
     on_spike : str
         Code of an incoming synapse when its pre unit spikes (Brian2 synapse names: ``w``, ``*_post``).
     rescale : str
-        Code that multiplies the unit's state by ``resc`` when it balances (the rescale event runs it after the resets, then clears ``resc``).
+        Code that multiplies the unit's state by ``resc`` when it balances (the ``rescale`` event runs it
+        after the resets, then clears ``resc``).
     update : str or None
         NIR: the discrete step, run in `NIR_SLOT` before the spikes (None: Brian2 integrates ``equations``).
     values : dict
