@@ -2,10 +2,10 @@
 
 Modules, one job each: `spec` (arguments checked once), `units` (times and rates as numbers or
 quantities), `equations` (the agents' model strings), `neurons` (the spiking units: IF, LIF, a NIR
-graph's own models), `build` (Brian2 objects from a network), `attach` (agents on a user's own Brian2 model), `lif` (the rate
-exchange on leaky neurons, measured and predicted, and the exact gauge), `drift` (the homeostasis
-prediction), `network` (running: `BalancingNetwork`), `device` (the only
-module touching Brian2's device, preferences, code cache and clocks), `results` (reading),
+graph's own models), `build` (Brian2 objects from a network), `attach` (agents on a user's own
+Brian2 model), `lif` (the rate exchange on leaky neurons, measured and predicted, and the exact
+gauge), `drift` (the homeostasis prediction), `network` (running: `BalancingNetwork`), `device` (the
+only module touching Brian2's device, preferences, code cache and clocks), `results` (reading),
 `replay` (the numpy oracle), `bounds` (spike-count bounds), `agents` (`run_agents`).
 Importing this package imports Brian2; ``import neuro_balance`` never does.
 """

@@ -217,7 +217,8 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
         xs = (rng.random((32, 8, net.input.n_features)) < 0.3).astype(np.float64)
         y0, y1 = (run_steps(m, xs, dt=dt).outputs[net.output.name] for m in (net, result))
     else:
-        xs = rng.normal(size=(8, 16, net.input.n_features)) if net.recurrent else rng.normal(size=(64, net.input.n_features))
+        shape = (8, 16, net.input.n_features) if net.recurrent else (64, net.input.n_features)
+        xs = rng.normal(size=shape)
         y0, y1 = net.forward(xs), result.forward(xs)
     change = float(np.max(np.abs(y1 - y0)) / max(np.max(np.abs(y0)), 1e-300))
     hist = bn.history

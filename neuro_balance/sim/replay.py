@@ -7,9 +7,9 @@ theory eq 3.3) is the sequential asynchronous algorithm the simulation claims to
 weights must equal ``scale(net, u)`` of the replayed log-scales ``u`` up to rounding, and so must
 the whole trajectory: the cumulative factor each agent recorded at each of its events equals
 ``exp(u)`` of the replay right after that event (`trajectory_difference`). A NIR graph's hidden
-spiking units balance by their gauge; its replay applies `nb.balance`'s own gauge and exchange steps. Final weights alone
-are a weak oracle on a converged run (the balanced state is unique, so a wrong schedule that still
-converges ends in the same weights); the trajectory is not.
+spiking units balance by their gauge; its replay applies `nb.balance`'s own gauge and exchange
+steps. Final weights alone are a weak oracle on a converged run (the balanced state is unique, so a
+wrong schedule that still converges ends in the same weights); the trajectory is not.
 """
 from __future__ import annotations
 
