@@ -108,7 +108,8 @@ def test_help_explains_every_command():
     (["quantize", "{model}", "--profile", "speck", "--weight-bits", "4"], [], "on speck: QuantizedNetwork"),
     (["simulate", "{model}", "--rate", "1000", "--duration", "0.02", "-o", "{dir}/agents.yaml"],
      ["agents.yaml", "agents.npz"], "wrote {dir}/agents.yaml"),
-    (["simulate", "{model}", "--rate", "1000", "--duration", "0.02"], [], "nothing written (pass -o FILE.yaml"),
+    pytest.param(["simulate", "{model}", "--rate", "1000", "--duration", "0.02"], [],
+                 "nothing written (pass -o FILE.yaml", marks=pytest.mark.slow),  # the one above runs simulate
     (["balance", "{model}"], [], "nothing written (pass -o FILE.yaml"),
     (["inspect", "{model}", "--cost", "Linf"], [], "the largest |w| in the network (the Linf cost is a maximum"),
     (["inspect", "{model}", "--cost", "L3"], [], "cost Lp(3.0)\n"),

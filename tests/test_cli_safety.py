@@ -304,6 +304,7 @@ def test_a_signal_ends_the_run_cleanly(tmp_path, signum, stage, word):
     assert os.listdir(tmp_path) == ["tmp"] and os.listdir(tmp_path / "tmp") == []   # no folder, lock or Brian2 file
 
 
+@pytest.mark.slow
 def test_sigint_ignored_by_the_parent_stays_ignored(tmp_path):
     """`nohup` and `cmd &` in a script start the command with SIGINT ignored; Brian2 then failed on a SIGINT."""
     out = tmp_path / "results"

@@ -60,7 +60,7 @@ def lif_copies(n: int, seed: int):
     return P, out
 
 
-@pytest.mark.parametrize("factors", ["powers_of_two", "any"])
+@pytest.mark.parametrize("factors", [pytest.param("powers_of_two", marks=pytest.mark.slow), "any"])
 def test_exact_gauge_leaves_spike_trains_identical(factors):
     """Incoming weights, drive, threshold, reset, rest and membrane times lam: the same spikes, to the step.
 

@@ -153,7 +153,7 @@ def check_gauge(net, recipe: Recipe, reset: str, cost, target: str = "numpy") ->
                                    atol=1e-9 * np.abs(mu * v0).max(initial=1.0), err_msg=f"membrane of {name}")
 
 
-@settings(max_examples=3, **BRIAN)
+@settings(max_examples=2, **BRIAN)
 @given(data=st.data(), reset=st.sampled_from(["subtract", "value"]), cost=costs)
 def test_gauge_agents_reach_nb_balance_and_change_no_spike(data, reset, cost):
     """Balancing while the graph runs: nb.balance's network to 1e-8, every spike as without agents (every neuron

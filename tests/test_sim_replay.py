@@ -156,7 +156,8 @@ def test_local_conflicts_are_resolved_and_losers_retry():
     assert matches_replay(bn, net, nb.Lp(2))
 
 
-@pytest.mark.parametrize("cost", [nb.Linf(), nb.Lp(2).without_bias(), nb.Lp(1.5)], ids=repr)
+@pytest.mark.parametrize("cost", [nb.Linf(), pytest.param(nb.Lp(2).without_bias(), marks=pytest.mark.slow), nb.Lp(1.5)],
+                         ids=repr)
 def test_other_costs_equal_replay(cost):
     net = NETS["dag"]()
     bn = simulate(net, cost)

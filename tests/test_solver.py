@@ -13,7 +13,7 @@ def free_log_scales(res):
     return np.concatenate([res.log_scales[k] for k in sorted(res.log_scales)]) if res.log_scales else np.zeros(0)
 
 
-@settings(max_examples=12)
+@settings(max_examples=8)
 @given(networks(max_width=24), costs())
 def test_all_engines_and_schedules_reach_the_global_solution(net, cost):
     reference = nb.balance(net, cost, tol=1e-12)
