@@ -31,6 +31,16 @@ def one_blas_thread():
         yield
 
 
+@pytest.fixture
+def numpy_codegen():
+    """Brian2's numpy target for tests of plain Brian2 objects (its default, Cython, compiles for a minute cold)."""
+    brian2 = pytest.importorskip("brian2")
+    old = brian2.prefs.codegen.target
+    brian2.prefs.codegen.target = "numpy"
+    yield
+    brian2.prefs.codegen.target = old
+
+
 @pytest.fixture(scope="session")
 def cython_target():
     """Brian2's Cython target with one set of compiler flags for the whole run: every Cython test shares one build.

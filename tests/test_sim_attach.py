@@ -36,15 +36,6 @@ def build(agents, suffix="", **kwargs):
     return objs, b2.Network(*objs.values())
 
 
-@pytest.fixture
-def numpy_target():
-    """Brian2's numpy target (the default would compile Cython for every new object)."""
-    old = b2.prefs.codegen.target
-    b2.prefs.codegen.target = "numpy"
-    yield
-    b2.prefs.codegen.target = old
-
-
 def run_pair(duration: float = 0.1):
     """The model with agents and its twin without, side by side, on the current Brian2 device and target:
     silent input, hidden LIFs firing on their drive (refractory), output threshold out of reach, so STDP's
@@ -174,7 +165,7 @@ def test_standalone_attachment_needs_counted_synapses_and_t_zero(standalone_devi
         attach_balancing(net, [objs["G"]], [objs["S_in"], objs["S_out"]], COST, rate=100.0, equations=eq)
 
 
-def test_first_requests_start_at_the_networks_time(numpy_target):
+def test_first_requests_start_at_the_networks_time(numpy_codegen):
     """Repro: the agents' clocks started at the time their group's clock showed, which on Brian2's shared
     defaultclock is where an earlier network left it; the user's new network starts at 0, so its agents
     waited that long before any request (the Cython test, run after the numpy one, saw no event)."""
@@ -187,7 +178,7 @@ def test_first_requests_start_at_the_networks_time(numpy_target):
     assert np.max(objs["G"].t_next_[:]) < 0.1  # 12 exponential waits at 500 Hz from t = 0 (old: all after 0.2 s)
 
 
-def test_missing_declarations_are_named(numpy_target):
+def test_missing_declarations_are_named(numpy_codegen):
     eq = agent_equations(COST, weight_unit=b2.mV)
     objs, net = build(None)
     with pytest.raises(nb.ModelError, match=r"groups\['hidden'\].*agent_equations"):
@@ -202,7 +193,7 @@ def test_missing_declarations_are_named(numpy_target):
         eq.synapses(post=True, on_post={"acc_in": "w = w"})
 
 
-def test_self_synapses_are_refused(numpy_target):
+def test_self_synapses_are_refused(numpy_codegen):
     eq = agent_equations(COST)
     G = b2.NeuronGroup(3, "v : 1\n" + eq.neuron, threshold="v > 1", events=eq.events, name="rec")
     S = b2.Synapses(G, G, "w : 1", **eq.synapses(pre=True, post=True, on_pre="v_post += w"), name="rec_rec")

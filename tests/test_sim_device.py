@@ -23,15 +23,6 @@ from neuro_balance.sim.device import Target, _CacheWatch, cache_directory, gated
 NET = "nb.mlp([6, 5, 4, 3], seed=1)"
 
 
-@pytest.fixture
-def numpy_codegen():
-    """Brian2's numpy target for tests of plain Brian2 objects (its default, Cython, compiles for a minute cold)."""
-    old = brian2.prefs.codegen.target
-    brian2.prefs.codegen.target = "numpy"
-    yield
-    brian2.prefs.codegen.target = old
-
-
 def brian_state():
     """What a network must leave as it found it."""
     return get_device(), brian2.prefs.codegen.target, brian2.prefs.codegen.runtime.cython.cache_dir, sys.executable

@@ -201,7 +201,7 @@ def run_agents(net: Network, cost: Cost, x: np.ndarray | None = None, *, target:
             after = bn.measure(window, progress=report[4])
     caught = sorted({str(w.message) for w in record if issubclass(w.category, RuntimeWarning)})
     result = bn.network
-    nir = bn.spec.nir_mode or any(p.neuron is not None for p in net.populations.values())
+    nir = any(p.neuron is not None for p in net.populations.values())
     changes = None
     if spiking and nir:
         with BalancingNetwork(net, cost, rate=0.0, spiking=True, target=target, dt=dt, seed=seed, monitor_dt=None,

@@ -127,25 +127,17 @@ def replay(net: Network, cost: Cost, events: BalanceEvents, *, record_every: int
         return _replay_nir(net, cost, events, record_every)
     graph = build_graph(net, cost)
     state = BalanceState(graph)
-    history_steps, history = [0], [max_imbalance(graph, graph.unit_costs(state.u))]
-    after = np.zeros(len(events))
-    next_record = record_every
-    last = 0
-    for step, name, group, positions in _event_groups(events):
-        if next_record is not None and step >= next_record:
-            history_steps.append(step)
-            history.append(max_imbalance(graph, graph.unit_costs(state.u)))
-            next_record = (step // record_every + 1) * record_every
+
+    def step(name: str, group: np.ndarray) -> np.ndarray:
         idx = group[graph.free[name][group]]
         if len(idx):
             state.balance(name, idx)
-        after[positions] = state.u[name][group]
-        last = step
-    if len(events):
-        history_steps.append(last + 1)
-        history.append(max_imbalance(graph, graph.unit_costs(state.u)))
+        return state.u[name][group]
+
+    steps, history, after = _replay_groups(events, record_every, step,
+                                           lambda: max_imbalance(graph, graph.unit_costs(state.u)))
     log_scales = {name: u for name, u in state.u.items() if net.populations[name].balanced}
-    return ReplayResult(scale(net, log_scales), log_scales, np.array(history_steps), np.array(history), after)
+    return ReplayResult(scale(net, log_scales), log_scales, steps, history, after)
 
 
 def _event_groups(events: BalanceEvents):
@@ -161,35 +153,51 @@ def _event_groups(events: BalanceEvents):
         yield int(steps[a]), events.order[ranks[a]], np.asarray(events.index)[order[a:b]], order[a:b]
 
 
+def _replay_groups(events: BalanceEvents, record_every: int | None, step, measure) -> tuple:
+    """Apply ``step(population, units)`` to every group of `_event_groups` in order.
+
+    ``step`` returns the units' log-scales right after it; ``measure()`` is the exact max relative
+    imbalance, recorded at the start, every ``record_every`` time steps and at the end.
+    Returns ``(steps, imbalance, event_log_scales)``.
+    """
+    history_steps, history = [0], [measure()]
+    after = np.zeros(len(events))
+    next_record = record_every
+    last = 0
+    for when, name, group, positions in _event_groups(events):
+        if next_record is not None and when >= next_record:
+            history_steps.append(when)
+            history.append(measure())
+            next_record = (when // record_every + 1) * record_every
+        after[positions] = step(name, group)
+        last = when
+    if len(events):
+        history_steps.append(last + 1)
+        history.append(measure())
+    return np.array(history_steps), np.array(history), after
+
+
 def _replay_nir(net: Network, cost: Cost, events: BalanceEvents, record_every: int | None) -> ReplayResult:
     """`replay` for a NIR graph: hidden spiking units take their gauge, the others the exchange.
 
     Each group's factors are `imbalance`'s local steps (``lam_star``) on the network as it stands (a dead
     unit keeps 1), applied with `gauge` or `scale`: the numpy path of `nb.balance`, not the agents' code.
     """
-    work = net.copy()
     gauged = {n for n in spiking_populations(net) if net.populations[n].role == "hidden"}
     u = {name: np.zeros(net.populations[name].size) for name in events.order}
-    history_steps, history = [0], [imbalance(work, cost).max_relative]
-    after = np.zeros(len(events))
-    next_record = record_every
-    last = 0
-    for step, name, group, positions in _event_groups(events):
-        if next_record is not None and step >= next_record:
-            history_steps.append(step)
-            history.append(imbalance(work, cost).max_relative)
-            next_record = (step // record_every + 1) * record_every
-        lam = imbalance(work, cost).lam_star[name][group]
+    work = [net.copy()]  # the network as it stands, replaced by each exchange step
+
+    def step(name: str, group: np.ndarray) -> np.ndarray:
+        lam = imbalance(work[0], cost).lam_star[name][group]
         delta = np.zeros(net.populations[name].size)
         delta[group] = np.log(np.where(np.isfinite(lam) & (lam > 0), lam, 1.0))
-        work = gauge(work, {name: delta}, inplace=True) if name in gauged else scale(work, {name: delta})
+        work[0] = gauge(work[0], {name: delta}, inplace=True) if name in gauged else scale(work[0], {name: delta})
         u[name] += delta
-        after[positions] = u[name][group]
-        last = step
-    if len(events):
-        history_steps.append(last + 1)
-        history.append(imbalance(work, cost).max_relative)
-    return ReplayResult(work, u, np.array(history_steps), np.array(history), after)
+        return u[name][group]
+
+    steps, history, after = _replay_groups(events, record_every, step,
+                                           lambda: imbalance(work[0], cost).max_relative)
+    return ReplayResult(work[0], u, steps, history, after)
 
 
 def trajectory_difference(events: BalanceEvents, result: ReplayResult) -> float:

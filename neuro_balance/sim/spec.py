@@ -222,8 +222,7 @@ class AgentSpec:
         """Which spiking units run (toolkit IF/LIF or the graph's NIR models) and who balances by the gauge."""
         net = self.net
         nir = [n for n, p in net.populations.items() if p.neuron is not None]
-        if self.invariance == "exact":
-            self.gauged = frozenset(n for n in self.agents if n in nir and net.populations[n].neuron.spiking)
+        self.gauged = frozenset(n for n in self.agents if n in nir and net.populations[n].neuron.spiking)
         if not nir:
             if isinstance(neuron, NIRSteps):
                 raise ModelError("neuron: NIRSteps runs a NIR graph's neuron models, and this network has none "
